@@ -1,0 +1,50 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace PrefOnline.Torch.Interop;
+
+/// <summary>
+/// Finds libprefonline_torch.so next to the managed assembly (where `dotnet build` copies it), so
+/// no LD_LIBRARY_PATH is needed. libtorch itself is resolved by the dynamic loader from the system
+/// path, where Debian's libtorch-dev installs it.
+/// </summary>
+internal static class NativeLibraryLoader
+{
+    public const string LibraryName = "prefonline_torch";
+    private const string FileName = "libprefonline_torch.so";
+
+    // A library-level module initializer is exactly right here: the resolver must be in place before
+    // the first P/Invoke of this assembly, whoever makes it.
+#pragma warning disable CA2255
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Register() => NativeLibrary.SetDllImportResolver(typeof(NativeLibraryLoader).Assembly, Resolve);
+
+    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        if (name != LibraryName) return IntPtr.Zero;
+        var candidates = new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, FileName),
+            Path.Combine(Path.GetDirectoryName(assembly.Location) ?? AppContext.BaseDirectory, FileName),
+        };
+        foreach (var path in candidates)
+        {
+            if (!File.Exists(path)) continue;
+            try
+            {
+                return NativeLibrary.Load(path);
+            }
+            catch (DllNotFoundException e)
+            {
+                throw new DllNotFoundException(
+                    $"{path} exists but could not be loaded ({e.Message}). Is libtorch installed? " +
+                    "Run: apt-get install -y --no-install-recommends libtorch-dev libopenblas0-openmp", e);
+            }
+        }
+        throw new DllNotFoundException(
+            $"{FileName} was not found next to {assembly.GetName().Name} ({string.Join(", ", candidates)}). " +
+            "It is built by `dotnet build` of PrefOnline.Torch (needs cmake, g++ and libtorch-dev).");
+    }
+}
