@@ -1,2 +1,2 @@
-// Entry point of the `prefonline` binary; the CLI verbs are wired in Cli/ (issue 3 onwards).
-return PrefOnline.Worker.Cli.CommandLine.Run(args);
+// The `prefonline` binary: one System.CommandLine root, verbs defined one per file in Cli/.
+return await PrefOnline.Worker.Cli.CommandLineApp.RunAsync(args);
