@@ -1,0 +1,5 @@
+using System.Runtime.CompilerServices;
+
+// The model tests reach the checkpoint internals (config JSON mapping, the interim tokenizer seam).
+[assembly: InternalsVisibleTo("PrefOnline.Learning.Tests")]
+[assembly: InternalsVisibleTo("PrefOnline.Worker.Tests")]
