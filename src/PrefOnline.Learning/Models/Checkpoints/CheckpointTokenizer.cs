@@ -14,6 +14,9 @@ internal static class CheckpointTokenizer
 {
     public const string ConfigFile = "tokenizer_config.json";
 
+    /// <summary>The tokenizer of the built-in byte-level models.</summary>
+    public static ITokenizer Default => InterimByteTokenizer.Instance;
+
     public static ITokenizer Load(string directory)
     {
         var path = Path.Combine(directory, ConfigFile);
