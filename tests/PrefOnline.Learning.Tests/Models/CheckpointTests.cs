@@ -29,7 +29,7 @@ public sealed class CheckpointTests : IDisposable
         var dir = Path.Combine(root, "policy");
         using var model = PolicyModel.Create(Micro(dropout: 0.1), 3);
         PolicyCheckpoint.Save(dir, model, InterimByteTokenizer.Instance);
-        Assert.Equal(["config.json", "model.safetensors", "tokenizer_config.json"], Directory.GetFiles(dir).Select(Path.GetFileName).Order().ToArray());
+        Assert.Equal(["config.json", "model.safetensors", "tokenizer_config.json"], Directory.GetFiles(dir).Select(f => Path.GetFileName(f)!).Order().ToArray());
 
         using var loaded = PolicyCheckpoint.Load(dir);
         Assert.Equal(model.Config, loaded.Config);
@@ -56,7 +56,7 @@ public sealed class CheckpointTests : IDisposable
         using var second = PolicyModel.Create(Micro(), 2);
         PolicyCheckpoint.Save(dir, second, InterimByteTokenizer.Instance);
         Assert.False(File.Exists(Path.Combine(dir, "stale.txt")));
-        Assert.Equal(["policy"], Directory.GetFileSystemEntries(root).Select(Path.GetFileName).ToArray());
+        Assert.Equal(["policy"], Directory.GetFileSystemEntries(root).Select(f => Path.GetFileName(f)!).ToArray());
         using var loaded = PolicyCheckpoint.LoadModel(dir);
         Assert.True(loaded.StateDict()["wte.weight"].Eq(second.StateDict()["wte.weight"]).All().ToDouble() == 1);
     }
