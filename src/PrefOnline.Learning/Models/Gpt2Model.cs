@@ -30,30 +30,32 @@ internal sealed class CausalSelfAttention : Module
     public Conv1D CProj { get; }
 
     /// <param name="x">(B, T, C)</param>
-    /// <param name="hidden">(B or 1, 1, T, T) bool, true where a query may NOT look at a key (the future, padding).</param>
+    /// <param name="mask">Additive attention mask, 0 where a query may look at a key and
+    /// <see cref="float.MinValue"/> where it may not (the future, padding): (T, T), or (B·H, T, T) with padding.</param>
     /// <returns>(B, T, C)</returns>
-    public Tensor Forward(Tensor x, Tensor hidden)
+    public Tensor Forward(Tensor x, Tensor mask)
     {
         using var scope = DisposeScope.Enter();
         var (b, t, c) = (x.Size(0), x.Size(1), x.Size(2));
         var d = c / heads;
 
-        var qkv = CAttn.Forward(x);                                      // (B, T, 3C)
-        var parts = qkv.Split(c, dim: 2);                                // 3 × (B, T, C)
-        var q = parts[0].View(b, t, heads, d).Transpose(1, 2);           // (B, H, T, D)
-        var k = parts[1].View(b, t, heads, d).Transpose(1, 2);           // (B, H, T, D)
-        var v = parts[2].View(b, t, heads, d).Transpose(1, 2);           // (B, H, T, D)
+        var qkv = CAttn.Forward(x);                                                 // (B, T, 3C)
+        var parts = qkv.Split(c, dim: 2);                                           // 3 × (B, T, C)
+        var q = parts[0].View(b, t, heads, d).Transpose(1, 2).Reshape(b * heads, t, d); // (B·H, T, D)
+        var k = parts[1].View(b, t, heads, d).Transpose(1, 2).Reshape(b * heads, t, d); // (B·H, T, D)
+        var v = parts[2].View(b, t, heads, d).Transpose(1, 2).Reshape(b * heads, t, d); // (B·H, T, D)
 
-        var scores = q.Matmul(k.Transpose(-2, -1)).Mul(1.0 / Math.Sqrt(d)); // (B, H, T, T)
-        // The most negative float rather than −∞: a query whose every key is hidden (a padding
-        // position under left padding) gets a uniform row instead of NaN, as Hugging Face does.
-        scores = scores.MaskedFill(hidden, float.MinValue);
-        var weights = scores.Softmax(-1);                                // (B, H, T, T)
+        // mask + (q @ kᵀ)/√D in ONE GEMM: scale and mask never take their own pass over (B·H, T, T).
+        // The hidden entries sit at the most negative float rather than −∞, so a query whose every key
+        // is hidden (a padding position under left padding) gets a uniform row instead of NaN, as
+        // Hugging Face does; its output is never read.
+        var scores = mask.BAddBmm(q, k.Transpose(1, 2), beta: 1, alpha: 1.0 / Math.Sqrt(d)); // (B·H, T, T)
+        var weights = scores.Softmax(-1);                                           // (B·H, T, T)
         weights = Functional.Dropout(weights, dropout, Training, dropoutGenerator);
 
-        var y = weights.Matmul(v);                                       // (B, H, T, D)
-        y = y.Transpose(1, 2).Contiguous().View(b, t, c);                // (B, T, C): heads side by side again
-        y = CProj.Forward(y);                                            // (B, T, C)
+        var y = weights.Bmm(v);                                                     // (B·H, T, D)
+        y = y.View(b, heads, t, d).Transpose(1, 2).Reshape(b, t, c);                // (B, T, C): heads side by side again
+        y = CProj.Forward(y);                                                       // (B, T, C)
         return Functional.Dropout(y, dropout, Training, dropoutGenerator).MoveToOuterScope();
     }
 }
@@ -106,11 +108,11 @@ internal sealed class Block : Module
 
     public Mlp Mlp { get; }
 
-    /// <summary>(B, T, C) → (B, T, C).</summary>
-    public Tensor Forward(Tensor x, Tensor hidden)
+    /// <summary>(B, T, C) → (B, T, C); <paramref name="mask"/> as <see cref="CausalSelfAttention.Forward"/>.</summary>
+    public Tensor Forward(Tensor x, Tensor mask)
     {
         using var scope = DisposeScope.Enter();
-        x = x + Attn.Forward(Ln1.Forward(x), hidden);                   // (B, T, C)
+        x = x + Attn.Forward(Ln1.Forward(x), mask);                     // (B, T, C)
         x = x + Mlp.Forward(Ln2.Forward(x));                            // (B, T, C)
         return x.MoveToOuterScope();
     }
@@ -191,21 +193,27 @@ public class Gpt2Model : Module
         CheckCompanion(positionIds, "positionIds", b, t);
 
         using var scope = DisposeScope.Enter();
-        var hidden = HiddenKeys(t, attentionMask);                         // (B or 1, 1, T, T)
+        var mask = AttentionMask(b, t, attentionMask);                     // (T, T) or (B·H, T, T)
         var positions = positionIds ?? Tensor.Arange(0, t).Unsqueeze(0);  // (B or 1, T)
         var x = Wte.Forward(tokens) + Wpe.Forward(positions);              // (B, T, C)
         x = Functional.Dropout(x, Config.Dropout, Training, DropoutGenerator);
-        foreach (var block in H) x = block.Forward(x, hidden);             // (B, T, C)
+        foreach (var block in H) x = block.Forward(x, mask);               // (B, T, C)
         return LnF.Forward(x).MoveToOuterScope();                          // (B, T, C)
     }
 
-    /// <summary>True where query i must not see key j: the future (j &gt; i) and padding keys.</summary>
-    private static Tensor HiddenKeys(long t, Tensor? attentionMask)
+    /// <summary>The additive mask every block adds to its attention scores: 0 where query i may see
+    /// key j, <see cref="float.MinValue"/> for the future (j &gt; i) and for padding keys.</summary>
+    private Tensor AttentionMask(long b, long t, Tensor? attentionMask)
     {
-        var future = Functional.CausalMask(t).View(1, 1, t, t);           // (1, 1, T, T)
-        if (attentionMask is null) return future;
-        var padding = attentionMask.Eq(0).View(-1, 1, 1, t);              // (B, 1, 1, T)
-        return future.LogicalOr(padding);                                   // (B, 1, T, T)
+        using var scope = DisposeScope.Enter();
+        if (attentionMask is null)
+            return Tensor.Full([t, t], float.MinValue).Triu(1).MoveToOuterScope();   // (T, T), broadcast over B·H
+        var future = Functional.CausalMask(t).View(1, 1, t, t);                      // (1, 1, T, T) bool
+        var padding = attentionMask.Eq(0).View(b, 1, 1, t);                          // (B, 1, 1, T) bool
+        var hidden = future.LogicalOr(padding);                                        // (B, 1, T, T) bool
+        var additive = Tensor.Zeros([b, 1, t, t]).MaskedFill(hidden, float.MinValue);  // (B, 1, T, T)
+        var heads = Config.Heads;
+        return additive.Expand(b, heads, t, t).Reshape(b * heads, t, t).MoveToOuterScope(); // (B·H, T, T)
     }
 
     private static void CheckCompanion(Tensor? companion, string name, long b, long t)
