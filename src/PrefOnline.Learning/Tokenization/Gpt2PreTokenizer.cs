@@ -22,7 +22,7 @@ namespace PrefOnline.Learning.Tokenization;
 /// </remarks>
 internal static class Gpt2PreTokenizer
 {
-    private enum CharClass : byte { Letter, Number, Space, Other }
+    internal enum CharClass : byte { Letter, Number, Space, Other }
 
     private static readonly CharClass[] AsciiClass = BuildAsciiClasses();
 
@@ -88,7 +88,7 @@ internal static class Gpt2PreTokenizer
         return ClassOf(rune);
     }
 
-    private static CharClass ClassOf(Rune rune) => Rune.GetUnicodeCategory(rune) switch
+    internal static CharClass ClassOf(Rune rune) => Rune.GetUnicodeCategory(rune) switch
     {
         UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter
             or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter => CharClass.Letter,

@@ -208,7 +208,7 @@ internal static class TokenizerFiles
         });
         WriteAtomically(Path.Combine(directory, Merges), stream =>
         {
-            using var writer = new StreamWriter(stream, new UTF8Encoding(false));
+            using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
             writer.NewLine = "\n";
             writer.WriteLine("#version: 0.2");
             foreach (var (left, right) in merges) writer.WriteLine($"{left} {right}");
