@@ -24,16 +24,22 @@ internal sealed class BpeMergeTable
 
     public bool TryGet(int left, int right, out Merge merge) => merges.TryGetValue(Key(left, right), out merge);
 
-    /// <summary>Merges <paramref name="ids"/> (the byte tokens of one pre-token) and returns the final ids.</summary>
-    public int[] Apply(ReadOnlySpan<int> ids)
+    /// <summary>Merges <paramref name="ids"/> (the byte tokens of one pre-token) in place and returns how
+    /// many ids the result has (the first that many entries of <paramref name="ids"/>).</summary>
+    public int Apply(Span<int> ids)
     {
         var n = ids.Length;
-        if (n < 2) return ids.ToArray();
+        if (n < 2) return n;
 
-        var symbol = ids.ToArray();
-        var next = new int[n];
-        var previous = new int[n];
-        var alive = new bool[n];
+        // Most pieces of unusual text (and every piece of random bytes) have no ranked pair at all.
+        var anyRanked = false;
+        for (var i = 0; i + 1 < n && !anyRanked; i++) anyRanked = merges.ContainsKey(Key(ids[i], ids[i + 1]));
+        if (!anyRanked) return n;
+
+        var scratch = Scratch.For(n);
+        var next = scratch.Next;
+        var previous = scratch.Previous;
+        var alive = scratch.Alive;
         for (var i = 0; i < n; i++)
         {
             next[i] = i + 1 < n ? i + 1 : -1;
@@ -42,10 +48,10 @@ internal sealed class BpeMergeTable
         }
 
         // Priority (rank << 32 | position of the pair's left symbol): lowest rank first, then leftmost.
-        var queue = new PriorityQueue<int, long>();
-        for (var i = 0; i + 1 < n; i++) Enqueue(queue, symbol[i], symbol[i + 1], i);
+        var queue = scratch.Queue;
+        for (var i = 0; i + 1 < n; i++) Enqueue(queue, ids[i], ids[i + 1], i);
 
-        var batch = new List<int>();
+        var batch = scratch.Batch;
         var remaining = n;
         while (remaining > 1 && queue.TryDequeue(out var position, out var priority))
         {
@@ -62,9 +68,9 @@ internal sealed class BpeMergeTable
             {
                 if (!alive[left]) continue;
                 var right = next[left];
-                if (right < 0 || !TryGet(symbol[left], symbol[right], out var merge) || merge.Rank != rank) continue;
+                if (right < 0 || !TryGet(ids[left], ids[right], out var merge) || merge.Rank != rank) continue;
 
-                symbol[left] = merge.Result;
+                ids[left] = merge.Result;
                 alive[right] = false;
                 remaining--;
                 next[left] = next[right];
@@ -72,19 +78,46 @@ internal sealed class BpeMergeTable
 
                 // The two pairs the merge created; a pair of this same rank cannot be among them
                 // (the merged symbol differs from both parts), so the batch stays as encoder.py's pass.
-                if (previous[left] >= 0) Enqueue(queue, symbol[previous[left]], symbol[left], previous[left]);
-                if (next[left] >= 0) Enqueue(queue, symbol[left], symbol[next[left]], left);
+                if (previous[left] >= 0) Enqueue(queue, ids[previous[left]], ids[left], previous[left]);
+                if (next[left] >= 0) Enqueue(queue, ids[left], ids[next[left]], left);
             }
         }
+        queue.Clear();
 
-        var result = new int[remaining];
+        // Compact the surviving symbols to the front, in order.
         var at = 0;
-        for (var i = 0; i >= 0; i = next[i]) result[at++] = symbol[i];
-        return result;
+        for (var i = 0; i >= 0; i = next[i]) ids[at++] = ids[i];
+        return remaining;
     }
 
     private void Enqueue(PriorityQueue<int, long> queue, int left, int right, int position)
     {
         if (TryGet(left, right, out var merge)) queue.Enqueue(position, ((long)merge.Rank << 32) | (uint)position);
+    }
+
+    /// <summary>Per-thread working arrays, so merging a piece allocates nothing once they have grown.</summary>
+    private sealed class Scratch
+    {
+        [ThreadStatic]
+        private static Scratch? current;
+
+        public int[] Next = [];
+        public int[] Previous = [];
+        public bool[] Alive = [];
+        public readonly PriorityQueue<int, long> Queue = new();
+        public readonly List<int> Batch = [];
+
+        public static Scratch For(int length)
+        {
+            var scratch = current ??= new Scratch();
+            if (scratch.Next.Length < length)
+            {
+                var size = Math.Max(length, 64);
+                scratch.Next = new int[size];
+                scratch.Previous = new int[size];
+                scratch.Alive = new bool[size];
+            }
+            return scratch;
+        }
     }
 }

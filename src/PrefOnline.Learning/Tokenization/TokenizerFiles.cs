@@ -297,6 +297,8 @@ internal static class TokenizerFiles
 
     private static string FirstSentence(string message)
     {
+        // System.Text.Json's wording for a file cut short; say it plainly.
+        if (message.StartsWith("Expected depth to be zero", StringComparison.Ordinal)) return "the file ends inside an object or array (truncated?)";
         var end = message.IndexOf(". ", StringComparison.Ordinal);
         return end < 0 ? message.TrimEnd('.') : message[..end];
     }
