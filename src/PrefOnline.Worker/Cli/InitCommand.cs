@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Tokenization;
 using System.CommandLine;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
@@ -36,7 +37,7 @@ public static class InitCommand
             var parameters = await thread.RunAsync(() =>
             {
                 using var model = PolicyModel.Create(config, seedValue);
-                PolicyCheckpoint.Save(directory, model, CheckpointTokenizer.Default);
+                PolicyCheckpoint.Save(directory, model, ByteTokenizer.Instance);
                 return model.ParameterCount();
             }, token);
             Console.WriteLine($"wrote {parse.GetValue(preset)} policy ({parameters:N0} parameters, seed {seedValue}) to {Path.GetFullPath(directory)}");

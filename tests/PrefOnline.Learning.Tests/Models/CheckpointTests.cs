@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Tokenization;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -19,7 +20,7 @@ public sealed class CheckpointTests : IDisposable
     {
         var dir = Path.Combine(root, name);
         using var model = PolicyModel.Create(Micro(), seed);
-        PolicyCheckpoint.Save(dir, model, InterimByteTokenizer.Instance);
+        PolicyCheckpoint.Save(dir, model, ByteTokenizer.Instance);
         return dir;
     }
 
@@ -28,7 +29,7 @@ public sealed class CheckpointTests : IDisposable
     {
         var dir = Path.Combine(root, "policy");
         using var model = PolicyModel.Create(Micro(dropout: 0.1), 3);
-        PolicyCheckpoint.Save(dir, model, InterimByteTokenizer.Instance);
+        PolicyCheckpoint.Save(dir, model, ByteTokenizer.Instance);
         Assert.Equal(["config.json", "model.safetensors", "tokenizer_config.json"], Directory.GetFiles(dir).Select(f => Path.GetFileName(f)!).Order().ToArray());
 
         using var loaded = PolicyCheckpoint.Load(dir);
@@ -49,12 +50,35 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void A_gpt2_bpe_tokenizer_travels_with_the_checkpoint()
+    {
+        var tokenizer = Tests.Tokenization.HandVocabulary.Tokenizer(("h", "e"), ("l", "l"));
+        var dir = Path.Combine(root, "bpe");
+        using var model = PolicyModel.Create(Micro() with { VocabularySize = tokenizer.VocabularySize }, 4);
+        PolicyCheckpoint.Save(dir, model, tokenizer);
+        Assert.True(File.Exists(Path.Combine(dir, "vocab.json")) && File.Exists(Path.Combine(dir, "merges.txt")));
+        using var loaded = PolicyCheckpoint.Load(dir);
+        var read = Assert.IsType<Gpt2BpeTokenizer>(loaded.Tokenizer);
+        Assert.Equal(tokenizer.Encode("hello hell"), read.Encode("hello hell"));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        Assert.Equal(tokenizer.EndOfSequenceId, config["eos_token_id"]!.GetValue<int>());
+
+        // A tokenizer the model cannot embed is refused at load too (e.g. files swapped by hand).
+        var small = Path.Combine(root, "bpe-small-model");
+        using var tooSmall = PolicyModel.Create(Micro() with { VocabularySize = 258 }, 4);
+        PolicyCheckpoint.Save(small, tooSmall, ByteTokenizer.Instance);
+        File.Delete(Path.Combine(small, "tokenizer_config.json"));
+        Tests.Tokenization.HandVocabulary.Write(small, [("h", "e"), ("l", "l")]);
+        Assert.Contains("the tokenizer has 259 tokens but the model's vocab_size is 258", Load(small));
+    }
+
+    [Fact]
     public void Saving_over_an_existing_checkpoint_replaces_it_and_leaves_no_temp_directories()
     {
         var dir = SaveMicro("policy", seed: 1);
         File.WriteAllText(Path.Combine(dir, "stale.txt"), "from an older save");
         using var second = PolicyModel.Create(Micro(), 2);
-        PolicyCheckpoint.Save(dir, second, InterimByteTokenizer.Instance);
+        PolicyCheckpoint.Save(dir, second, ByteTokenizer.Instance);
         Assert.False(File.Exists(Path.Combine(dir, "stale.txt")));
         Assert.Equal(["policy"], Directory.GetFileSystemEntries(root).Select(f => Path.GetFileName(f)!).ToArray());
         using var loaded = PolicyCheckpoint.LoadModel(dir);
@@ -160,7 +184,7 @@ public sealed class CheckpointTests : IDisposable
     {
         var dir = Path.Combine(root, "small-vocab");
         using var model = PolicyModel.Create(Micro() with { VocabularySize = 100 }, 0);
-        Assert.Throws<ArgumentException>(() => PolicyCheckpoint.Save(dir, model, InterimByteTokenizer.Instance));
+        Assert.Throws<ArgumentException>(() => PolicyCheckpoint.Save(dir, model, ByteTokenizer.Instance));
         Assert.False(Directory.Exists(dir));
     }
 

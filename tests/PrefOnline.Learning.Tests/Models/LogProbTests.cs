@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
@@ -120,7 +121,7 @@ public sealed class LogProbTests
     [Fact]
     public void Text_batches_append_end_of_sequence_and_start_empty_prompts_with_it()
     {
-        var tokenizer = InterimByteTokenizer.Instance;
+        var tokenizer = ByteTokenizer.Instance;
         using var batch = SequenceBatch.FromText(tokenizer, [("", "ab"), ("hi", "")], 64);
         Assert.Equal([1, 2], batch.PromptLengths);
         Assert.Equal([3, 1], batch.CompletionLengths);

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Tokenization;
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
@@ -161,7 +162,7 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
         try
         {
             using var model = PolicyModel.Create(Micro(), seed: 11);
-            PolicyCheckpoint.Save(Path.Combine(dir, "policy"), model, InterimByteTokenizer.Instance);
+            PolicyCheckpoint.Save(Path.Combine(dir, "policy"), model, ByteTokenizer.Instance);
             using var reward = RewardModel.Create(Micro(), seed: 12);
             RewardCheckpoint.Save(Path.Combine(dir, "reward.safetensors"), reward);
 

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.Reward;
@@ -29,7 +30,7 @@ public sealed class RewardModelTests
     public void Learns_a_simple_preference_and_ranks_held_out_pairs()
     {
         // Preference: completions with more 'x' are better. Learnable from the last token's state.
-        var tokenizer = InterimByteTokenizer.Instance;
+        var tokenizer = ByteTokenizer.Instance;
         var random = new Random(3);
         PreferencePair Pair()
         {
@@ -67,7 +68,7 @@ public sealed class RewardModelTests
     [Fact]
     public void Regression_fits_scalar_ratings()
     {
-        var tokenizer = InterimByteTokenizer.Instance;
+        var tokenizer = ByteTokenizer.Instance;
         var items = new List<(string, string)> { ("q", "good"), ("q", "bad"), ("q", "fine"), ("q", "awful") };
         using var model = RewardModel.Create(Micro(), seed: 2);
         using var optimizer = new AdamW(model.Parameters(), new AdamWOptions { LearningRate = 1e-2, WeightDecay = 0 });
@@ -91,7 +92,7 @@ public sealed class RewardModelTests
     [Fact]
     public void Batched_scores_equal_one_at_a_time_and_training_mode_is_restored()
     {
-        var tokenizer = InterimByteTokenizer.Instance;
+        var tokenizer = ByteTokenizer.Instance;
         var items = new List<(string, string)> { ("a", "b"), ("a much longer prompt", "and a long completion too"), ("", "x") };
         using var model = RewardModel.Create(Micro(dropout: 0.3), seed: 4);
         var batched = model.ScoreTexts(tokenizer, items, batchSize: 8);
