@@ -84,7 +84,7 @@ public sealed class RewardModelTests
             loss = l.ToDouble();
         }
         Assert.True(loss < 0.05, $"final MSE {loss}");
-        var scores = model.ScoreTexts(tokenizer, items);
+        var scores = model.Score(tokenizer, items);
         Assert.Equal(1, scores[0], 0.4);
         Assert.Equal(-2, scores[3], 0.4);
     }
@@ -95,8 +95,8 @@ public sealed class RewardModelTests
         var tokenizer = ByteTokenizer.Instance;
         var items = new List<(string, string)> { ("a", "b"), ("a much longer prompt", "and a long completion too"), ("", "x") };
         using var model = RewardModel.Create(Micro(dropout: 0.3), seed: 4);
-        var batched = model.ScoreTexts(tokenizer, items, batchSize: 8);
-        var single = model.ScoreTexts(tokenizer, items, batchSize: 1);
+        var batched = model.Score(tokenizer, items, batchSize: 8);
+        var single = model.Score(tokenizer, items, batchSize: 1);
         Assert.True(MaxAbsDiff(batched, single) < 1e-5);
         Assert.True(model.Training);
     }

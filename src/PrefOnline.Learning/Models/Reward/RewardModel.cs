@@ -19,9 +19,9 @@ public sealed class RewardModel : Module
     public RewardModel(Gpt2Config config, Generator? init)
     {
         Transformer = RegisterModule("transformer", new Gpt2Model(config, init));
-        Score = RegisterModule("score", new Linear(config.Width, 1, bias: true, init));
-        if (init is not null) Score.Weight.NormalInPlace(0, Gpt2Model.InitStd, init);
-        Score.Bias!.Fill(0);
+        Head = RegisterModule("score", new Linear(config.Width, 1, bias: true, init));
+        if (init is not null) Head.Weight.NormalInPlace(0, Gpt2Model.InitStd, init);
+        Head.Bias!.Fill(0);
     }
 
     public static RewardModel Create(Gpt2Config config, ulong seed)
@@ -49,8 +49,8 @@ public sealed class RewardModel : Module
 
     public Gpt2Model Transformer { get; }
 
-    /// <summary>The head: weight [1, C], bias [1].</summary>
-    public Linear Score { get; }
+    /// <summary>The scalar head, named <c>score</c> in the state dict: weight [1, C], bias [1].</summary>
+    public Linear Head { get; }
 
     public Gpt2Config Config => Transformer.Config;
 
@@ -65,7 +65,7 @@ public sealed class RewardModel : Module
         var (b, c) = (hidden.Size(0), hidden.Size(2));
         var index = batch.LastTokenPositions.View(b, 1, 1).Expand(b, 1, c);        // (B, 1, C)
         var last = hidden.Gather(1, index).Squeeze(1);                             // (B, C)
-        return Score.Forward(last).Squeeze(-1).MoveToOuterScope();                 // (B)
+        return Head.Forward(last).Squeeze(-1).MoveToOuterScope();                 // (B)
     }
 
     /// <summary>
@@ -86,7 +86,7 @@ public sealed class RewardModel : Module
 
     /// <summary>Scores (prompt, completion) pairs in batches of <paramref name="batchSize"/>, without
     /// gradient and without dropout (eval mode for the call; the previous mode is restored).</summary>
-    public float[] ScoreTexts(ITokenizer tokenizer, IReadOnlyList<(string Prompt, string Completion)> items, int batchSize = 32)
+    public float[] Score(ITokenizer tokenizer, IReadOnlyList<(string Prompt, string Completion)> items, int batchSize = 32)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "must be at least 1");
         var scores = new float[items.Count];
@@ -114,8 +114,8 @@ public sealed class RewardModel : Module
     public RewardEvaluation Evaluate(ITokenizer tokenizer, IReadOnlyList<PreferencePair> pairs, int batchSize = 32)
     {
         if (pairs.Count == 0) throw new ArgumentException("no pairs to evaluate");
-        var chosen = ScoreTexts(tokenizer, pairs.Select(p => (p.Prompt, p.Chosen)).ToList(), batchSize);
-        var rejected = ScoreTexts(tokenizer, pairs.Select(p => (p.Prompt, p.Rejected)).ToList(), batchSize);
+        var chosen = Score(tokenizer, pairs.Select(p => (p.Prompt, p.Chosen)).ToList(), batchSize);
+        var rejected = Score(tokenizer, pairs.Select(p => (p.Prompt, p.Rejected)).ToList(), batchSize);
         double correct = 0, margin = 0;
         for (var i = 0; i < pairs.Count; i++)
         {
