@@ -15,6 +15,11 @@ namespace PrefOnline.Learning.Guardrails;
 /// a fresh warm-up, so the new regime becomes the next baseline and a later shift is detected again.
 /// Sensitivity and measured false-alarm / delay numbers: <see cref="CusumOptions"/>.
 ///
+/// Why CUSUM and not Page–Hinkley: Page–Hinkley measures each value against the running mean of all
+/// values so far, which the shift itself drags along (a long in-control history makes it slow, a short
+/// one noisy). Here the baseline only learns from values that look in control, so a shift keeps its
+/// full size until the alarm, and the false-alarm rate follows from h and δ alone.
+///
 /// Not thread-safe: one owner feeds it (the <see cref="Guardrail"/> serialises access).
 /// </summary>
 public sealed class CusumDetector

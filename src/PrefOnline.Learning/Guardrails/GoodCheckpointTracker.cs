@@ -7,7 +7,8 @@ namespace PrefOnline.Learning.Guardrails;
 /// still awaiting confirmation: a drift detector flags a shift some observations after it started, so
 /// the versions written just before a trip are suspect. For the same reason a caller may name the
 /// version from which a change is suspected (CUSUM's running estimate of the change point): versions
-/// from there on wait, confirmed or not, until the suspicion clears or turns into a trip. Not thread-safe (the <see cref="Guardrail"/> serialises access).
+/// from there on wait, confirmed or not, until the suspicion clears or turns into a trip.
+/// Not thread-safe (the <see cref="Guardrail"/> serialises access).
 /// </summary>
 public sealed class GoodCheckpointTracker
 {
@@ -50,7 +51,8 @@ public sealed class GoodCheckpointTracker
             var (candidate, confirmed) = candidates[i];
             if (candidate >= version) continue; // an evaluation confirms only versions before it
             candidates[i] = (candidate, confirmed + 1);
-            if (confirmed + 1 >= confirmations && (suspectFrom is null || candidate < suspectFrom)) promoted = Math.Max(promoted ?? long.MinValue, candidate);
+            if (confirmed + 1 >= confirmations && (suspectFrom is null || candidate < suspectFrom))
+                promoted = Math.Max(promoted ?? long.MinValue, candidate);
         }
         return Promote(promoted);
     }
