@@ -8,7 +8,7 @@
 #
 # Stage 1 builds the native libtorch shim and the .NET app with `dotnet publish`: the same MSBuild
 # target (BuildNativeShim, CMake over Debian's libtorch) that `./dev.sh build` runs. The apt packages
-# are dev.sh's build packages (APT_PACKAGES minus the test-only tools kcat, python3-torch, prometheus,
+# are dev.sh's build packages (APT_PACKAGES minus the test-only tools kcat, python3-torch, python3-regex, prometheus,
 # yamllint, unzip); tests/PrefOnline.Deployment.Tests checks the two lists agree.
 # Stage 2 is Debian 12 with the ASP.NET Core runtime and only the runtime libraries: libtorch 1.13,
 # OpenBLAS (openmp flavour: the reference BLAS makes training ~25x slower) and librdkafka.
