@@ -6,7 +6,7 @@ public enum CheckpointEventKind
     /// <summary>A version became <c>latest</c> (Version, Parent).</summary>
     Commit,
 
-    /// <summary><c>good</c> moved (From → To = Version).</summary>
+    /// <summary><c>good</c> moved (From → To).</summary>
     MarkGood,
 
     /// <summary><c>latest</c> was moved to an existing version (From → To, Reason).</summary>

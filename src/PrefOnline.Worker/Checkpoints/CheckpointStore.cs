@@ -276,7 +276,7 @@ public sealed class CheckpointStore : IDisposable
                 return ValueTask.CompletedTask;
             }, CancellationToken.None);
             _logger.LogInformation("Marked checkpoint {Version} good in {Root} (was {Previous})", CheckpointVersion.DirectoryName(version), Root, Describe(current));
-            AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.MarkGood, Version = version, From = current, To = version });
+            AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.MarkGood, From = current, To = version });
         }
         finally
         {
