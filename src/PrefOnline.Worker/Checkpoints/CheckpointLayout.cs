@@ -10,7 +10,7 @@ namespace PrefOnline.Worker.Checkpoints;
 ///   .lock                      exclusive flock of the single writer (holds pid/host/since, informational)
 ///   latest, good               pointer files: one line, e.g. "v000009"
 ///   events.jsonl               append-only audit log (commit, mark_good, rollback, delete, cleanup)
-///   v000009/manifest.json      + the artefacts it lists, nothing else
+///   v000009/manifest.json      + manifest.sha256 + the artefacts the manifest lists, nothing else
 ///   .tmp-v000010-&lt;guid&gt;/      a write in progress (or left by a crash: removed by the next writer)
 ///   .deleting-v000003-&lt;guid&gt;/  a version being removed by retention (renamed first so it vanishes atomically)
 ///   .latest.tmp, .good.tmp     a pointer being replaced (left by a crash: ignored, removed by the next writer)
@@ -19,6 +19,12 @@ namespace PrefOnline.Worker.Checkpoints;
 internal static partial class CheckpointLayout
 {
     public const string ManifestFileName = "manifest.json";
+
+    /// <summary>
+    /// sha256sum-format checksum of manifest.json ("&lt;hex&gt;  manifest.json"), so damage to the manifest
+    /// itself (a flipped digit in an offset) is caught too, and <c>sha256sum -c manifest.sha256</c> works.
+    /// </summary>
+    public const string ManifestChecksumFileName = "manifest.sha256";
     public const string LatestPointer = "latest";
     public const string GoodPointer = "good";
     public const string EventsFileName = "events.jsonl";
@@ -37,7 +43,7 @@ internal static partial class CheckpointLayout
     /// <summary>
     /// Artefacts are flat, portable file names: letters, digits, '.', '_', '-', starting with a letter or
     /// digit. No directories (the "no unexpected files" check stays one listing), no hidden files, and
-    /// not the manifest's own name. Returns why a name is refused, or null when it is fine.
+    /// not the names of the manifest and its checksum. Returns why a name is refused, or null when it is fine.
     /// </summary>
     public static string? ArtefactNameProblem(string? name)
     {
@@ -45,7 +51,8 @@ internal static partial class CheckpointLayout
         if (name.Length > MaxArtefactNameLength) return $"artefact name '{name}' is longer than {MaxArtefactNameLength} characters";
         if (!ArtefactNamePattern().IsMatch(name))
             return $"artefact name '{name}' must be a plain file name of letters, digits, '.', '_' or '-' starting with a letter or digit";
-        if (string.Equals(name, ManifestFileName, StringComparison.OrdinalIgnoreCase)) return $"'{ManifestFileName}' is written by the store itself";
+        if (string.Equals(name, ManifestFileName, StringComparison.OrdinalIgnoreCase) || string.Equals(name, ManifestChecksumFileName, StringComparison.OrdinalIgnoreCase))
+            return $"'{name}' is written by the store itself";
         return null;
     }
 

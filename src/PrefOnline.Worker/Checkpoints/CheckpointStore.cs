@@ -9,8 +9,8 @@ namespace PrefOnline.Worker.Checkpoints;
 /// lifetime; a second writer, in this process or another, gets <see cref="CheckpointLockedException"/>.
 /// Readers that only list, verify or load use <see cref="CheckpointReader"/> and need no lock.
 /// <para><b>Writing a version</b> (<see cref="WriteAsync"/>): every artefact is written into
-/// <c>.tmp-vNNNNNN-&lt;guid&gt;/</c>, each file fsynced, hashed by reading it back, then manifest.json is
-/// written and fsynced, the temp directory fsynced and renamed to <c>vNNNNNN/</c>, the root fsynced;
+/// <c>.tmp-vNNNNNN-&lt;guid&gt;/</c>, each file fsynced, hashed by reading it back, then manifest.json and
+/// its checksum manifest.sha256 are written and fsynced, the temp directory fsynced and renamed to <c>vNNNNNN/</c>, the root fsynced;
 /// then the <c>latest</c> pointer is replaced atomically (temp file, fsync, rename, fsync root). The
 /// pointer rename is the commit point: a crash before it leaves <c>latest</c> on the previous version
 /// (a finished but uncommitted <c>vNNNNNN/</c> stays on disk as an orphan and is never loaded as
@@ -386,12 +386,9 @@ public sealed class CheckpointStore : IDisposable
             }
 
             var manifest = manifestBase with { Files = files };
-            var manifestPath = Path.Combine(temp, CheckpointLayout.ManifestFileName);
-            await using (var file = new FileStream(manifestPath, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                await file.WriteAsync(CheckpointJson.SerializeManifest(manifest), ct);
-                file.Flush(flushToDisk: true);
-            }
+            var manifestBytes = CheckpointJson.SerializeManifest(manifest);
+            await WriteDurablyAsync(Path.Combine(temp, CheckpointLayout.ManifestFileName), manifestBytes, ct);
+            await WriteDurablyAsync(Path.Combine(temp, CheckpointLayout.ManifestChecksumFileName), ManifestChecksum.Format(manifestBytes), ct);
             PosixFileSystem.Fsync(temp, isDirectory: true);
             ct.ThrowIfCancellationRequested();
             Directory.Move(temp, Path.Combine(Root, name)); // rename(2): the version appears whole or not at all
@@ -403,6 +400,13 @@ public sealed class CheckpointStore : IDisposable
             TryDeleteDirectory(temp);
             throw;
         }
+    }
+
+    private static async Task WriteDurablyAsync(string path, byte[] content, CancellationToken ct)
+    {
+        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        await file.WriteAsync(content, ct);
+        file.Flush(flushToDisk: true);
     }
 
     private async Task<IReadOnlyList<long>> ApplyRetentionCoreAsync(CancellationToken ct)

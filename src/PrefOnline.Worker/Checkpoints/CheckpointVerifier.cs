@@ -33,7 +33,7 @@ internal static class CheckpointVerifier
         {
             if (entry.LinkTarget is not null) problems.Add($"{entry.Name}: is a symbolic link (a checkpoint holds only regular files)");
             else if (entry is DirectoryInfo) problems.Add($"{entry.Name}/: unexpected directory");
-            else if (entry.Name != CheckpointLayout.ManifestFileName && !manifest.Files.ContainsKey(entry.Name))
+            else if (entry.Name is not (CheckpointLayout.ManifestFileName or CheckpointLayout.ManifestChecksumFileName) && !manifest.Files.ContainsKey(entry.Name))
                 problems.Add($"{entry.Name}: unexpected file (not in the manifest)");
         }
 
@@ -108,33 +108,48 @@ internal static class CheckpointVerifier
             if (string.IsNullOrWhiteSpace(name)) yield return $"{m}: metrics has an empty name";
     }
 
+    /// <summary>
+    /// Reads and parses manifest.json after checking it against manifest.sha256. A manifest that does not
+    /// match its checksum is not trusted at all (null): its parent or offsets could be the damaged part.
+    /// </summary>
     private static async Task<CheckpointManifest?> ReadManifestAsync(string directory, List<string> problems, CancellationToken ct)
     {
         const string m = CheckpointLayout.ManifestFileName;
-        var path = Path.Combine(directory, m);
-        byte[] bytes;
+        var manifestBytes = await ReadSmallFileAsync(Path.Combine(directory, m), problems, ct);
+        var checksumBytes = await ReadSmallFileAsync(Path.Combine(directory, CheckpointLayout.ManifestChecksumFileName), problems, ct);
+        if (manifestBytes is null || checksumBytes is null) return null;
+        if (ManifestChecksum.Problem(manifestBytes, checksumBytes) is { } mismatch)
+        {
+            problems.Add(mismatch);
+            return null;
+        }
+        try
+        {
+            return CheckpointJson.DeserializeManifest(manifestBytes);
+        }
+        catch (JsonException e)
+        {
+            problems.Add($"{m}: not a valid manifest: {e.Message}");
+            return null;
+        }
+    }
+
+    private static async Task<byte[]?> ReadSmallFileAsync(string path, List<string> problems, CancellationToken ct)
+    {
+        var name = Path.GetFileName(path);
         try
         {
             var info = new FileInfo(path);
             if (info.Exists && info.Length > MaxManifestBytes)
             {
-                problems.Add($"{m}: {info.Length} bytes, larger than any manifest ({MaxManifestBytes} bytes)");
+                problems.Add($"{name}: {info.Length} bytes, larger than any manifest ({MaxManifestBytes} bytes)");
                 return null;
             }
-            bytes = await File.ReadAllBytesAsync(path, ct);
+            return await File.ReadAllBytesAsync(path, ct);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            problems.Add($"{m}: missing");
-            return null;
-        }
-        try
-        {
-            return CheckpointJson.DeserializeManifest(bytes);
-        }
-        catch (JsonException e)
-        {
-            problems.Add($"{m}: not a valid manifest: {e.Message}");
+            problems.Add($"{name}: missing");
             return null;
         }
     }

@@ -35,7 +35,7 @@ public sealed class CheckpointFallbackTests
         Assert.Equal(1, result.Checkpoint!.Version);
         Assert.Equal([4L, 3L, 2L], result.Skipped.Select(s => s.Version).ToArray());
         Assert.Contains("replay.jsonl: missing", result.Skipped[0].Reason);
-        Assert.Contains("manifest.json: not a valid manifest", result.Skipped[1].Reason);
+        Assert.Contains("manifest.json: sha256 mismatch with manifest.sha256", result.Skipped[1].Reason);
         Assert.Contains("stray.txt: unexpected file", result.Skipped[2].Reason);
     }
 

@@ -95,5 +95,13 @@ internal static class CheckpointTestKit
         file.WriteByte((byte)(b ^ 0x01));
     }
 
+    /// <summary>Replaces manifest.json and updates manifest.sha256 to match: a consistent edit, as if another writer had made it.</summary>
+    public static void RewriteManifest(string versionDirectory, string content)
+    {
+        var bytes = Encoding.UTF8.GetBytes(content);
+        File.WriteAllBytes(Path.Combine(versionDirectory, "manifest.json"), bytes);
+        File.WriteAllText(Path.Combine(versionDirectory, "manifest.sha256"), Convert.ToHexStringLower(SHA256.HashData(bytes)) + "  manifest.json\n");
+    }
+
     public static void WritePointer(string root, string pointer, string content) => File.WriteAllText(Path.Combine(root, pointer), content, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
 }

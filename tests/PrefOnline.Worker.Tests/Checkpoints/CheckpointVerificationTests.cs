@@ -89,7 +89,7 @@ public sealed class CheckpointVerificationTests
     [InlineData("[]")]
     public async Task An_unparseable_manifest_is_refused(string content)
     {
-        var verdict = await DamageAndVerifyAsync(t => File.WriteAllText(t.PathOf(1, "manifest.json"), content));
+        var verdict = await DamageAndVerifyAsync(t => RewriteManifest(t.VersionDir(1), content));
         Assert.StartsWith("manifest.json: not a valid manifest", Assert.Single(verdict.Problems));
         Assert.Null(verdict.Manifest);
     }
@@ -112,10 +112,9 @@ public sealed class CheckpointVerificationTests
     {
         var verdict = await DamageAndVerifyAsync(t =>
         {
-            var path = t.PathOf(1, "manifest.json");
-            var text = File.ReadAllText(path);
+            var text = File.ReadAllText(t.PathOf(1, "manifest.json"));
             Assert.Contains(find, text);
-            File.WriteAllText(path, text.Replace(find, replace));
+            RewriteManifest(t.VersionDir(1), text.Replace(find, replace));
         });
         Assert.Contains(verdict.Problems, p => p.Contains(expected, StringComparison.Ordinal));
     }
@@ -125,11 +124,50 @@ public sealed class CheckpointVerificationTests
     {
         var verdict = await DamageAndVerifyAsync(t =>
         {
-            var path = t.PathOf(1, "manifest.json");
             var sha = Sha256Hex(t.PathOf(1, "replay.jsonl"));
-            File.WriteAllText(path, File.ReadAllText(path).Replace(sha, new string('0', 64)));
+            RewriteManifest(t.VersionDir(1), File.ReadAllText(t.PathOf(1, "manifest.json")).Replace(sha, new string('0', 64)));
         });
         Assert.Contains("replay.jsonl: sha256 mismatch", Assert.Single(verdict.Problems));
+    }
+
+    [Fact]
+    public async Task A_flipped_digit_in_the_manifest_offsets_is_caught_by_its_checksum()
+    {
+        var verdict = await DamageAndVerifyAsync(t =>
+        {
+            var path = t.PathOf(1, "manifest.json");
+            var text = File.ReadAllText(path);
+            Assert.Contains("\"0\": 100,", text);
+            File.WriteAllText(path, text.Replace("\"0\": 100,", "\"0\": 180,")); // still valid JSON, wrong offset
+        });
+        Assert.Equal("manifest.json: sha256 mismatch with manifest.sha256 (the manifest was edited or damaged)", Assert.Single(verdict.Problems));
+        Assert.Null(verdict.Manifest); // an unverified manifest is not trusted, not even for its parent
+    }
+
+    [Fact]
+    public async Task A_missing_or_garbled_manifest_checksum_is_refused()
+    {
+        var missing = await DamageAndVerifyAsync(t => File.Delete(t.PathOf(1, "manifest.sha256")));
+        Assert.Equal("manifest.sha256: missing", Assert.Single(missing.Problems));
+        var garbled = await DamageAndVerifyAsync(t => File.WriteAllText(t.PathOf(1, "manifest.sha256"), "hello"));
+        Assert.Equal("manifest.sha256: not a sha256sum line", Assert.Single(garbled.Problems));
+    }
+
+    [Fact]
+    public async Task The_manifest_checksum_is_what_sha256sum_checks()
+    {
+        using var temp = new TempStore();
+        using (await OpenWithVersionsAsync(temp, 1)) { }
+        var check = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sha256sum", "-c manifest.sha256")
+        {
+            WorkingDirectory = temp.VersionDir(1),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        var output = await check.StandardOutput.ReadToEndAsync();
+        await check.WaitForExitAsync();
+        Assert.Equal(0, check.ExitCode);
+        Assert.Equal("manifest.json: OK\n", output);
     }
 
     [Fact]

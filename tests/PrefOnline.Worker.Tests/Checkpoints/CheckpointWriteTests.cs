@@ -90,6 +90,9 @@ public sealed class CheckpointWriteTests
             Assert.Equal(Sha256Hex(path), file.Value.GetProperty("sha256").GetString());
             Assert.Equal(new FileInfo(path).Length, file.Value.GetProperty("size").GetInt64());
         }
+        Assert.Equal(["manifest.json", "manifest.sha256", "optimizer.safetensors", "policy.safetensors", "replay.jsonl"],
+            Directory.EnumerateFileSystemEntries(temp.VersionDir(2)).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(Sha256Hex(temp.PathOf(2, "manifest.json")) + "  manifest.json\n", await File.ReadAllTextAsync(temp.PathOf(2, "manifest.sha256")));
         var first = JsonDocument.Parse(await File.ReadAllTextAsync(temp.PathOf(1, "manifest.json"))).RootElement;
         Assert.Equal(JsonValueKind.Null, first.GetProperty("parent").ValueKind);
 
@@ -120,6 +123,7 @@ public sealed class CheckpointWriteTests
     [InlineData("")]
     [InlineData("manifest.json")]
     [InlineData("MANIFEST.JSON")]
+    [InlineData("manifest.sha256")]
     [InlineData(".hidden")]
     [InlineData("sub/policy.safetensors")]
     [InlineData("../escape")]
