@@ -27,7 +27,7 @@ namespace PrefOnline.Worker.Checkpoints;
 /// <c>events.jsonl</c>.</para>
 /// <para>Methods are safe to call from several threads (they run one at a time). Linux only.</para>
 /// </summary>
-public sealed class CheckpointStore : IDisposable
+public sealed class CheckpointStore : IDisposable, IAsyncDisposable
 {
     private readonly CheckpointOptions _options;
     private readonly ResiliencePipeline _io;
@@ -346,12 +346,37 @@ public sealed class CheckpointStore : IDisposable
         }
     }
 
-    /// <summary>Releases the writer lock. Does not wait for nor cancel an operation in flight.</summary>
+    /// <summary>
+    /// Waits for an operation in flight to finish (the lock is never released mid-write), then releases
+    /// the writer lock. Later calls throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
-        _disposed = true;
-        _lock.Dispose();
+        _gate.Wait();
+        ReleaseLock();
+    }
+
+    /// <inheritdoc cref="Dispose"/>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed) return;
+        await _gate.WaitAsync();
+        ReleaseLock();
+    }
+
+    private void ReleaseLock()
+    {
+        try
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _lock.Dispose();
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     private async Task<CheckpointManifest> WriteVersionDirectoryAsync(CheckpointManifest manifestBase, CheckpointDraft draft, CancellationToken ct)

@@ -36,6 +36,32 @@ public sealed class CheckpointLockTests
     }
 
     [Fact]
+    public async Task Disposing_during_a_write_keeps_the_lock_until_the_write_has_committed()
+    {
+        using var temp = new TempStore();
+        var store = await temp.OpenAsync();
+        store.StartNewLineage();
+        var writerStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var releaseWriter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var write = store.WriteAsync(new CheckpointDraft().AddFile("a.bin", async (stream, ct) =>
+        {
+            writerStarted.SetResult();
+            await releaseWriter.Task.WaitAsync(ct);
+            await stream.WriteAsync(new byte[] { 1 }, ct);
+        }));
+        await writerStarted.Task;
+        var dispose = store.DisposeAsync().AsTask();
+        Assert.False(dispose.IsCompleted);
+        await Assert.ThrowsAsync<CheckpointLockedException>(() => temp.OpenAsync()); // still held mid-write
+
+        releaseWriter.SetResult();
+        Assert.Equal(1, (await write).Version);
+        await dispose;
+        using var next = await temp.OpenAsync();
+        Assert.Equal(1, (await next.LoadLatestValidAsync()).Checkpoint!.Version);
+    }
+
+    [Fact]
     public async Task Operations_on_a_disposed_store_throw_ObjectDisposedException()
     {
         using var temp = new TempStore();
