@@ -12,6 +12,9 @@ public enum CheckpointEventKind
     /// <summary><c>latest</c> was moved to an existing version (From → To, Reason).</summary>
     Rollback,
 
+    /// <summary>A requested rollback could not be applied (To, Reason says why); the request was dropped.</summary>
+    RollbackRefused,
+
     /// <summary>A version was deleted (Version, Reason: retention).</summary>
     Delete,
 

@@ -9,11 +9,13 @@ namespace PrefOnline.Worker.Checkpoints;
 /// root/
 ///   .lock                      exclusive flock of the single writer (holds pid/host/since, informational)
 ///   latest, good               pointer files: one line, e.g. "v000009"
-///   events.jsonl               append-only audit log (commit, mark_good, rollback, delete, cleanup)
+///   events.jsonl               append-only audit log (commit, mark_good, rollback, rollback_refused, delete, cleanup)
+///   rollback.request           an operator's rollback waiting for the running learner (see CheckpointRollbackRequest)
 ///   v000009/manifest.json      + manifest.sha256 + the artefacts the manifest lists, nothing else
 ///   .tmp-v000010-&lt;guid&gt;/      a write in progress (or left by a crash: removed by the next writer)
 ///   .deleting-v000003-&lt;guid&gt;/  a version being removed by retention (renamed first so it vanishes atomically)
 ///   .latest.tmp, .good.tmp     a pointer being replaced (left by a crash: ignored, removed by the next writer)
+///   .rollback.request.tmp-…    a rollback request being written
 /// </code>
 /// </summary>
 internal static partial class CheckpointLayout
@@ -32,6 +34,8 @@ internal static partial class CheckpointLayout
     public const string TempDirectoryPrefix = ".tmp-";
     public const string DeletingDirectoryPrefix = ".deleting-";
     public const string PointerTempSuffix = ".tmp";
+    public const string RollbackRequestFileName = "rollback.request";
+    public const string RollbackRequestTempPrefix = ".rollback.request.tmp-";
 
     /// <summary>Longest artefact name; keeps every path well inside NAME_MAX (255 bytes).</summary>
     public const int MaxArtefactNameLength = 128;

@@ -62,8 +62,12 @@ public sealed class CheckpointReader
     internal static bool IsLeftover(string name) =>
         name.StartsWith(CheckpointLayout.TempDirectoryPrefix, StringComparison.Ordinal)
         || name.StartsWith(CheckpointLayout.DeletingDirectoryPrefix, StringComparison.Ordinal)
+        || name.StartsWith(CheckpointLayout.RollbackRequestTempPrefix, StringComparison.Ordinal)
         || name == CheckpointLayout.PointerTempName(CheckpointLayout.LatestPointer)
         || name == CheckpointLayout.PointerTempName(CheckpointLayout.GoodPointer);
+
+    /// <summary>An operator's rollback waiting for the learner, or null; a damaged request file gives its problem instead.</summary>
+    public (CheckpointRollbackRequest? Request, string? Problem) ReadRollbackRequest() => RollbackRequestFile.Read(Root);
 
     /// <summary>The audit log, oldest first; torn or foreign lines are skipped.</summary>
     public IReadOnlyList<CheckpointEvent> ReadEvents() => CheckpointEventLog.Read(Root).Events;

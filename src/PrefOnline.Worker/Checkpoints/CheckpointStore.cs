@@ -25,6 +25,9 @@ namespace PrefOnline.Worker.Checkpoints;
 /// history stays linear and auditable: roll back v9 → v5 and the next write is v10 with parent v5;
 /// v6..v9 remain (until retention) for inspection. Pointer moves and deletions are appended to
 /// <c>events.jsonl</c>.</para>
+/// <para><b>Operator rollbacks while the learner runs</b> arrive as <c>rollback.request</c> (the CLI cannot
+/// take the lock): call <see cref="ApplyRequestedRollbackAsync"/> at every update boundary, and reload
+/// when it returns a rollback. Until it is applied, <see cref="WriteAsync"/> refuses to commit.</para>
 /// <para>Methods are safe to call from several threads (they run one at a time). Linux only.</para>
 /// </summary>
 public sealed class CheckpointStore : IDisposable, IAsyncDisposable
@@ -125,6 +128,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     /// Loads what to resume from (see <see cref="CheckpointReader.LoadLatestValidAsync"/>: latest, or the
     /// newest valid version on its lineage, with what was skipped and why) and records it as the parent
     /// of the next write. On an empty store it returns no checkpoint and the next write starts a lineage.
+    /// A pending operator rollback (<c>rollback.request</c>) is applied first.
     /// If versions exist but none is valid, nothing is loaded, and the next write starts a new lineage:
     /// inspect <see cref="CheckpointLoadResult.Skipped"/> and decide (the worker's policy: log, count, continue).
     /// </summary>
@@ -133,6 +137,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         await EnterAsync(cancellationToken);
         try
         {
+            await ApplyRequestedRollbackCoreAsync(cancellationToken);
             var result = await Reader.LoadLatestValidAsync(cancellationToken);
             _base = result.Checkpoint?.Version;
             _lineage = Lineage.Known;
@@ -179,6 +184,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         try
         {
             if (_lineage != Lineage.Known) throw NotReadyToWrite();
+            if (RollbackRequestFile.Exists(Root))
+                throw new InvalidOperationException($"an operator requested a rollback in {Root} ({RollbackRequestFile.PathIn(Root)}); call ApplyRequestedRollbackAsync() and reload before writing");
             var previousLatest = Reader.ReadPointers().Latest;
             var version = NextVersion();
             var manifestBase = new CheckpointManifest
@@ -186,7 +193,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 FormatVersion = CheckpointManifest.CurrentFormatVersion,
                 Version = version,
                 Parent = _base,
-                Created = _time.GetUtcNow(),
+                Created = TruncateToMilliseconds(_time.GetUtcNow()), // what the manifest can hold: returned == reloaded
                 ConfigHash = draft.ConfigHash,
                 Offsets = draft.SnapshotOffsets(),
                 Metrics = draft.SnapshotMetrics(),
@@ -301,30 +308,117 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         await EnterAsync(cancellationToken);
         try
         {
-            var pointers = Reader.ReadPointers();
-            var target = toVersion ?? pointers.Good
-                ?? throw new InvalidOperationException($"no 'good' version is recorded in {Root}; name the version to roll back to");
-            var now = _time.GetUtcNow();
-            if (pointers.Latest == target)
-                return new CheckpointRollback(target, target, reason, now, Changed: false, NextVersion());
-
-            var verdict = await Reader.VerifyAsync(target, CheckpointVerificationLevel.Full, cancellationToken);
-            if (!verdict.IsValid) throw new CheckpointCorruptException(Root, target, verdict.Problems);
-            await _io.ExecuteAsync(_ =>
-            {
-                PointerFile.WriteAtomic(Root, CheckpointLayout.LatestPointer, target);
-                return ValueTask.CompletedTask;
-            }, CancellationToken.None);
-            _lineage = Lineage.RolledBack;
-            _base = null;
-            _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To} ({Reason})", Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), reason);
-            AppendEventBestEffort(new CheckpointEvent { Time = now, Kind = CheckpointEventKind.Rollback, From = pointers.Latest, To = target, Reason = reason });
-            return new CheckpointRollback(pointers.Latest, target, reason, now, Changed: true, NextVersion());
+            return await RollbackCoreAsync(toVersion, reason, cancellationToken);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Applies an operator's pending <c>rollback.request</c> (see <see cref="CheckpointRollbackRequest"/>), if
+    /// any. Call it at every update boundary; when it returns a rollback, reload with
+    /// <see cref="LoadLatestValidAsync"/> and rebuild the state before training on. A request that cannot
+    /// be applied (target missing or corrupt, unreadable file) is dropped, logged as an error and recorded
+    /// as a rollback_refused event: an operator's typo must not stop the learner. Returns null then, and
+    /// when nothing was pending or the target already was <c>latest</c>.
+    /// </summary>
+    public async Task<CheckpointRollback?> ApplyRequestedRollbackAsync(CancellationToken cancellationToken = default)
+    {
+        await EnterAsync(cancellationToken);
+        try
+        {
+            return await ApplyRequestedRollbackCoreAsync(cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Leaves a rollback request for the learner that holds <paramref name="directory"/>'s lock (used by the
+    /// CLI when the store is in use). The target (<paramref name="toVersion"/>, or <c>good</c> when null) is
+    /// verified now, so a request is only left for a version that can be applied; the learner verifies it
+    /// again. A newer request replaces a pending one.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No target given and no <c>good</c> pointer exists.</exception>
+    /// <exception cref="CheckpointCorruptException">The target is missing or does not verify.</exception>
+    public static async Task<CheckpointRollbackRequest> RequestRollbackAsync(string directory, long? toVersion, string reason, TimeProvider? timeProvider = null,
+                                                                           ResiliencePipeline? ioPipeline = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        var reader = new CheckpointReader(directory, ioPipeline);
+        var target = toVersion ?? reader.ReadPointers().Good
+            ?? throw new InvalidOperationException($"no 'good' version is recorded in {directory}; name the version to roll back to");
+        var verdict = await reader.VerifyAsync(target, CheckpointVerificationLevel.Full, cancellationToken);
+        if (!verdict.IsValid) throw new CheckpointCorruptException(directory, target, verdict.Problems);
+        var request = new CheckpointRollbackRequest
+        {
+            To = target,
+            Reason = reason,
+            Time = TruncateToMilliseconds((timeProvider ?? TimeProvider.System).GetUtcNow()),
+            User = Environment.UserName,
+            Host = Environment.MachineName,
+            ProcessId = Environment.ProcessId,
+        };
+        RollbackRequestFile.WriteAtomic(directory, request);
+        return request;
+    }
+
+    private async Task<CheckpointRollback?> ApplyRequestedRollbackCoreAsync(CancellationToken ct)
+    {
+        if (!RollbackRequestFile.Exists(Root)) return null;
+        var (request, problem) = RollbackRequestFile.Read(Root);
+        CheckpointRollback? outcome = null;
+        string? refusal = problem;
+        if (request is not null)
+        {
+            try
+            {
+                outcome = await RollbackCoreAsync(request.To, $"{request.Reason} (requested by {request.User ?? "?"}@{request.Host ?? "?"} at {request.Time:yyyy-MM-ddTHH:mm:ssZ})", ct);
+            }
+            catch (CheckpointCorruptException e)
+            {
+                refusal = e.Message;
+            }
+        }
+        if (refusal is not null)
+        {
+            _logger.LogError("Refused the requested rollback in {Root}: {Reason}", Root, refusal);
+            AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.RollbackRefused, To = request?.To, Reason = refusal });
+        }
+        await _io.ExecuteAsync(_ =>
+        {
+            RollbackRequestFile.Delete(Root);
+            return ValueTask.CompletedTask;
+        }, CancellationToken.None);
+        return outcome is { Changed: true } ? outcome : null;
+    }
+
+    private async Task<CheckpointRollback> RollbackCoreAsync(long? toVersion, string reason, CancellationToken ct)
+    {
+        var pointers = Reader.ReadPointers();
+        var target = toVersion ?? pointers.Good
+            ?? throw new InvalidOperationException($"no 'good' version is recorded in {Root}; name the version to roll back to");
+        var verdict = await Reader.VerifyAsync(target, CheckpointVerificationLevel.Full, ct);
+        if (!verdict.IsValid) throw new CheckpointCorruptException(Root, target, verdict.Problems);
+        var now = _time.GetUtcNow();
+        if (pointers.Latest == target)
+            return new CheckpointRollback(target, target, reason, now, Changed: false, NextVersion());
+
+        await _io.ExecuteAsync(_ =>
+        {
+            PointerFile.WriteAtomic(Root, CheckpointLayout.LatestPointer, target);
+            return ValueTask.CompletedTask;
+        }, CancellationToken.None);
+        _lineage = Lineage.RolledBack;
+        _base = null;
+        _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To} ({Reason})", Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), reason);
+        AppendEventBestEffort(new CheckpointEvent { Time = now, Kind = CheckpointEventKind.Rollback, From = pointers.Latest, To = target, Reason = reason });
+        return new CheckpointRollback(pointers.Latest, target, reason, now, Changed: true, NextVersion());
     }
 
     /// <summary>
@@ -509,6 +603,9 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     private InvalidOperationException NotReadyToWrite() => _lineage == Lineage.RolledBack
         ? new InvalidOperationException($"checkpoint store {Root} was rolled back; call LoadLatestValidAsync() and rebuild the state from it before writing")
         : new InvalidOperationException($"checkpoint store {Root}: call LoadLatestValidAsync() (to resume) or StartNewLineage() (to start over) before the first write, so the new version's parent is known");
+
+    private static DateTimeOffset TruncateToMilliseconds(DateTimeOffset time) =>
+        new(time.UtcTicks - time.UtcTicks % TimeSpan.TicksPerMillisecond, TimeSpan.Zero);
 
     private static string Describe(long? version) => version is { } v ? CheckpointVersion.DirectoryName(v) : "none";
 

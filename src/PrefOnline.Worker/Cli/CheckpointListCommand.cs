@@ -45,6 +45,9 @@ public static class CheckpointListCommand
         var present = rows.Select(r => r.Version).ToHashSet();
         if (pointers.Latest is { } latest && !present.Contains(latest)) warnings.Add($"'latest' names {CheckpointVersion.DirectoryName(latest)}, which does not exist");
         if (pointers.Good is { } good && !present.Contains(good)) warnings.Add($"'good' names {CheckpointVersion.DirectoryName(good)}, which does not exist");
+        var (request, requestProblem) = reader.ReadRollbackRequest();
+        if (request is not null) warnings.Add($"pending {request}; the running learner applies it before its next checkpoint");
+        if (requestProblem is not null) warnings.Add($"{requestProblem} (the learner will drop it)");
         foreach (var leftover in reader.FindLeftovers())
             warnings.Add($"{leftover}: a write or deletion in progress, or left by a crash (the next writer removes it)");
         return warnings;

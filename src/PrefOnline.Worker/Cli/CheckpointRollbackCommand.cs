@@ -6,8 +6,9 @@ namespace PrefOnline.Worker.Cli;
 /// <summary>
 /// <c>prefonline checkpoint rollback --dir DIR [--to N|good] [--reason TEXT]</c>: points <c>latest</c> at an
 /// earlier (fully verified) version, <c>good</c> by default, deleting nothing; the event goes to
-/// events.jsonl. Takes the writer lock, so it is refused while a learner runs on the store: stop the
-/// learner, roll back, start it again (it resumes from the new <c>latest</c>).
+/// events.jsonl. When no learner runs, it takes the writer lock and moves <c>latest</c> itself. When a
+/// learner holds the store (the usual case inside its pod), it verifies the target and leaves a
+/// <c>rollback.request</c> that the learner applies before its next checkpoint, reloading from it.
 /// </summary>
 public static class CheckpointRollbackCommand
 {
@@ -39,6 +40,7 @@ public static class CheckpointRollbackCommand
             if (version is { } v && !new CheckpointReader(root).ListVersions().Contains(v))
                 throw new CliException($"{verb}: {CheckpointVersion.DirectoryName(v)} does not exist in {root}");
 
+            var rollbackReason = why ?? DefaultReason;
             CheckpointStore store;
             try
             {
@@ -46,11 +48,16 @@ public static class CheckpointRollbackCommand
             }
             catch (CheckpointLockedException e)
             {
-                throw new CliException($"{verb}: {e.Message}; stop it before rolling back");
+                var pending = new CheckpointReader(root).ReadRollbackRequest().Request;
+                var request = await CheckpointStore.RequestRollbackAsync(root, version, rollbackReason, cancellationToken: token);
+                Console.WriteLine($"a learner holds {root} ({e.Holder ?? "holder unknown"}): requested rollback to {CheckpointVersion.DirectoryName(request.To)} (reason: {request.Reason}); "
+                                  + "it applies the request before its next checkpoint and reloads from it"
+                                  + (pending is null ? "" : $"; replaces the pending request to {CheckpointVersion.DirectoryName(pending.To)}"));
+                return 0;
             }
-            using (store)
+            await using (store)
             {
-                var outcome = await store.RollbackAsync(version, why ?? DefaultReason, token);
+                var outcome = await store.RollbackAsync(version, rollbackReason, token);
                 var next = $"the next checkpoint will be {CheckpointVersion.DirectoryName(outcome.NextVersion)} with parent {CheckpointVersion.DirectoryName(outcome.To)}";
                 Console.WriteLine(outcome.Changed
                     ? $"rolled back {root}: latest {(outcome.From is { } f ? CheckpointVersion.DirectoryName(f) : "none")} -> {CheckpointVersion.DirectoryName(outcome.To)} (reason: {outcome.Reason}); {next}"

@@ -153,16 +153,29 @@ public sealed class CheckpointCliTests
     }
 
     [Fact]
-    public async Task Rollback_is_refused_while_a_learner_holds_the_store()
+    public async Task Rollback_while_a_learner_holds_the_store_leaves_a_request_the_learner_applies()
     {
         using var temp = await StoreWithThreeVersionsAsync();
         using var learner = await temp.OpenAsync();
-        var run = await RunAsync("checkpoint", "rollback", "--dir", temp.Root, "--to", "2");
-        Assert.Equal(1, run.ExitCode);
-        var line = Assert.Single(run.ErrLines);
-        Assert.Contains($"is in use by another writer (pid {Environment.ProcessId} on host", line);
-        Assert.EndsWith("stop it before rolling back", line);
-        Assert.Equal(3, temp.Reader().ReadPointers().Latest);
+        await learner.LoadLatestValidAsync();
+        var run = await RunAsync("checkpoint", "rollback", "--dir", temp.Root, "--reason", "operator saw drift");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("", run.StdErr);
+        Assert.StartsWith($"a learner holds {temp.Root} (pid {Environment.ProcessId} on host ", run.StdOut);
+        Assert.Contains("requested rollback to v000002 (reason: operator saw drift)", run.StdOut);
+        Assert.Equal(3, temp.Reader().ReadPointers().Latest); // not moved under the learner's feet
+
+        var list = await RunAsync("checkpoint", "list", "--dir", temp.Root);
+        Assert.Contains("warning: pending rollback to v000002 requested by ", list.StdOut);
+
+        var applied = await learner.ApplyRequestedRollbackAsync();
+        Assert.Equal((3L, 2L), (applied!.From!.Value, applied.To));
+        Assert.Equal(2, temp.Reader().ReadPointers().Latest);
+
+        var corrupt = await RunAsync("checkpoint", "rollback", "--dir", temp.Root, "--to", "1");
+        Assert.Equal(1, corrupt.ExitCode);
+        Assert.Contains("v000001", Assert.Single(corrupt.ErrLines));
+        Assert.Null(temp.Reader().ReadRollbackRequest().Request);
     }
 
     [Theory]

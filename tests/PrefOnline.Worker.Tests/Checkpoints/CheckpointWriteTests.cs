@@ -16,7 +16,7 @@ public sealed class CheckpointWriteTests
         await File.WriteAllTextAsync(source, "{\"a\":1}");
         try
         {
-            using (var store = await temp.OpenAsync())
+            using (var store = await temp.OpenAsync(time: TimeProvider.System)) // sub-millisecond clock
             {
                 var loaded = await store.LoadLatestValidAsync();
                 Assert.Null(loaded.Checkpoint);
@@ -32,6 +32,7 @@ public sealed class CheckpointWriteTests
                     .SetOffset("prefonline.feedback", 2, 1840)
                     .SetMetric("reward", 0.625));
                 Assert.Equal(1, written.Version);
+                Assert.Equal((await temp.Reader().LoadAsync(1)).Manifest.Created, written.Created); // what was returned is what was stored
             }
 
             var checkpoint = (await temp.Reader().LoadLatestValidAsync()).Checkpoint!;
