@@ -92,7 +92,7 @@ public sealed class CheckpointWriteTests
             Assert.Equal(new FileInfo(path).Length, file.Value.GetProperty("size").GetInt64());
         }
         Assert.Equal(["manifest.json", "manifest.sha256", "optimizer.safetensors", "policy.safetensors", "replay.jsonl"],
-            Directory.EnumerateFileSystemEntries(temp.VersionDir(2)).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
+            Directory.EnumerateFileSystemEntries(temp.VersionDir(2)).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray());
         Assert.Equal(Sha256Hex(temp.PathOf(2, "manifest.json")) + "  manifest.json\n", await File.ReadAllTextAsync(temp.PathOf(2, "manifest.sha256")));
         var first = JsonDocument.Parse(await File.ReadAllTextAsync(temp.PathOf(1, "manifest.json"))).RootElement;
         Assert.Equal(JsonValueKind.Null, first.GetProperty("parent").ValueKind);
