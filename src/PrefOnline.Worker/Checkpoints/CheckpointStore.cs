@@ -94,6 +94,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         logger ??= NullLogger.Instance;
         timeProvider ??= TimeProvider.System;
         var io = ioPipeline ?? CheckpointRetry.CreatePipeline(snapshot, logger);
+        if (File.Exists(snapshot.Directory))
+            throw new ArgumentException($"{CheckpointOptions.SectionName}:Directory {snapshot.Directory} is a file, not a directory", nameof(options));
 
         await io.ExecuteAsync(_ =>
         {

@@ -45,6 +45,16 @@ public sealed class CheckpointOptionsTests
     }
 
     [Fact]
+    public async Task Opening_a_store_on_a_file_says_so_at_once()
+    {
+        using var temp = new TempStore();
+        var file = Path.Combine(temp.Root, "not-a-directory");
+        await File.WriteAllTextAsync(file, "x");
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => CheckpointStore.OpenAsync(new CheckpointOptions { Directory = file }));
+        Assert.StartsWith($"Checkpoints:Directory {file} is a file, not a directory", e.Message);
+    }
+
+    [Fact]
     public void The_section_binds_from_configuration_and_fails_validation_at_start()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
