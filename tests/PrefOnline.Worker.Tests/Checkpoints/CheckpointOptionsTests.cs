@@ -74,6 +74,21 @@ public sealed class CheckpointOptionsTests
     }
 
     [Fact]
+    public void The_shipped_config_section_binds_validates_and_matches_the_documented_defaults()
+    {
+        var repository = new DirectoryInfo(AppContext.BaseDirectory);
+        while (repository is not null && !File.Exists(Path.Combine(repository.FullName, "PrefOnline.sln"))) repository = repository.Parent;
+        Assert.True(repository is not null, "repository root (PrefOnline.sln) not found above " + AppContext.BaseDirectory);
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(repository.FullName, "config", "appsettings.json")).Build();
+        Assert.True(configuration.GetSection(CheckpointOptions.SectionName).Exists(), "config/appsettings.json has no Checkpoints section");
+        using var provider = new ServiceCollection().AddCheckpointOptions(configuration).BuildServiceProvider();
+        var shipped = provider.GetRequiredService<IOptions<CheckpointOptions>>().Value;
+        var defaults = new CheckpointOptions();
+        Assert.Equal((defaults.Directory, defaults.KeepLast, defaults.RetryCount, defaults.RetryBaseDelay, defaults.RetryMaxDelay),
+                     (shipped.Directory, shipped.KeepLast, shipped.RetryCount, shipped.RetryBaseDelay, shipped.RetryMaxDelay));
+    }
+
+    [Fact]
     public void Config_hash_is_stable_under_order_and_key_case_and_changes_with_any_value()
     {
         var a = CheckpointConfigHash.Compute([new("Learning:Beta", "0.1"), new("Learning:Objective", "dpo"), new("Learning", null)]);
