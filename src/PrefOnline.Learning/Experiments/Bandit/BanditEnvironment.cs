@@ -58,13 +58,15 @@ public sealed class BanditEnvironment : IDisposable
         return Math.Exp(-z * z);
     }
 
-    /// <summary>Draws everything from one generator in a fixed order (reference samples, evaluation
-    /// states, on-policy states, offline states), so a mode's data does not depend on which other modes run.</summary>
-    public static BanditEnvironment Create(BanditOptions options, Generator generator)
+    /// <summary>Builds seed <paramref name="seed"/>'s bandit. Each piece (reference samples, evaluation
+    /// states, on-policy states, offline states) has its own generator derived from the seed, so changing
+    /// one size (say, fewer held-out states in <c>--quick</c>) leaves every other piece unchanged.</summary>
+    public static BanditEnvironment Create(BanditOptions options, int seed)
     {
         ArgumentNullException.ThrowIfNull(options);
         using var scope = DisposeScope.Enter();
-        var uniforms = Tensor.Rand([options.ReferenceSamples], generator, ScalarType.Float64).ToArray<double>();
+        using var referenceGenerator = new Generator(BanditExperiment.DeriveSeed(seed, "reference"));
+        var uniforms = Tensor.Rand([options.ReferenceSamples], referenceGenerator, ScalarType.Float64).ToArray<double>();
         var counts = new long[options.Bins];
         foreach (var u in uniforms)
         {
@@ -78,13 +80,18 @@ public sealed class BanditEnvironment : IDisposable
         var probabilities = counts.Select(c => (double)c / options.ReferenceSamples).ToArray();
         var rewards = Enumerable.Range(0, options.Bins).Select(a => Reward(a, options.Peak, options.Width)).ToArray();
 
-        var evalStates = Tensor.Rand([options.EvalStates, options.ContextDimension], generator).DetachFromScope();
+        Tensor States(string purpose, int count)
+        {
+            using var generator = new Generator(BanditExperiment.DeriveSeed(seed, purpose));
+            return Tensor.Rand([count, options.ContextDimension], generator).DetachFromScope();
+        }
+
         var train = new Dictionary<BanditMode, Tensor>
         {
-            [BanditMode.OnPolicy] = Tensor.Rand([options.OnPolicyStates, options.ContextDimension], generator).DetachFromScope(),
-            [BanditMode.Offline] = Tensor.Rand([options.OfflineStates, options.ContextDimension], generator).DetachFromScope(),
+            [BanditMode.OnPolicy] = States("on-policy-states", options.OnPolicyStates),
+            [BanditMode.Offline] = States("offline-states", options.OfflineStates),
         };
-        return new BanditEnvironment(probabilities, rewards, evalStates, train);
+        return new BanditEnvironment(probabilities, rewards, States("eval-states", options.EvalStates), train);
     }
 
     /// <summary>numpy.histogram's binning of [−1, 1]: half-open bins, the last one closed.</summary>

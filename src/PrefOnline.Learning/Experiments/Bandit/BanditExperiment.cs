@@ -29,8 +29,7 @@ public static class BanditExperiment
 
         for (var seed = 1; seed <= options.Seeds; seed++)
         {
-            using var environmentGenerator = new Generator(DeriveSeed(seed, "environment"));
-            using var environment = BanditEnvironment.Create(options, environmentGenerator);
+            using var environment = BanditEnvironment.Create(options, seed);
             referenceRewards.Add(environment.ReferenceReward);
             using var initGenerator = new Generator(DeriveSeed(seed, "init"));
             using var initial = new BanditPolicy(options.ContextDimension, options.Bins, initGenerator);
@@ -208,16 +207,30 @@ public static class BanditExperiment
 
     private static IReadOnlyList<BanditSummary> Summarise(BanditOptions options, IReadOnlyList<BanditRunResult> runs)
     {
+        var budget = (long)options.OfflineStates * options.SamplesPerState;
         var summaries = new List<BanditSummary>();
         foreach (var method in options.Methods)
         foreach (var mode in options.Modes)
         {
-            var finals = runs.Where(r => r.Method == method && r.Mode == mode).Select(r => r.FinalReward).ToArray();
-            if (finals.Length == 0) continue;
-            var (mean, std) = MeanAndStd(finals);
-            summaries.Add(new BanditSummary(method, mode, mean, std, finals.Length));
+            var group = runs.Where(r => r.Method == method && r.Mode == mode).ToArray();
+            if (group.Length == 0) continue;
+            var (mean, std) = MeanAndStd(group.Select(r => r.FinalReward).ToArray());
+            var (budgetMean, budgetStd) = MeanAndStd(group.Select(r => RewardAtSamples(r, budget, options)).ToArray());
+            var (curveMean, curveStd) = MeanAndStd(group.Select(r => r.Curve.Average()).ToArray());
+            summaries.Add(new BanditSummary(method, mode, mean, std, group.Length, budget, budgetMean, budgetStd, curveMean, curveStd));
         }
         return summaries;
+    }
+
+    /// <summary>The reward after the last gradient step on the batch that brought the run's sample count
+    /// to at least <paramref name="samples"/> (the final reward if it never got there).</summary>
+    public static double RewardAtSamples(BanditRunResult run, long samples, BanditOptions options)
+    {
+        if (run.Mode == BanditMode.Offline) return run.FinalReward;                           // one batch: all samples up front
+        var perBatch = (long)options.OnPolicyStates * options.SamplesPerState;
+        var batches = (samples + perBatch - 1) / perBatch;
+        var step = Math.Min(batches * options.OnPolicyStepsPerEpoch, run.Curve.Count - 1);
+        return run.Curve[(int)step];
     }
 
     /// <summary>Mean and sample standard deviation (n − 1; 0 for one value).</summary>

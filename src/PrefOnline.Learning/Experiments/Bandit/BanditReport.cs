@@ -99,6 +99,11 @@ public static class BanditReport
                 w.WriteString("mode", BanditModeNames.Name(s.Mode));
                 w.WriteNumber("final_reward_mean", s.Mean);
                 w.WriteNumber("final_reward_std", s.Std);
+                w.WriteNumber("budget_samples", s.BudgetSamples);
+                w.WriteNumber("reward_at_budget_mean", s.BudgetMean);
+                w.WriteNumber("reward_at_budget_std", s.BudgetStd);
+                w.WriteNumber("curve_mean", s.CurveMean);
+                w.WriteNumber("curve_mean_std", s.CurveStd);
                 w.WriteNumber("seeds", s.Seeds);
                 w.WriteEndObject();
             }
@@ -175,28 +180,45 @@ public static class BanditReport
         return SvgLinePlot.Render(heading, panels);
     }
 
-    /// <summary>The table printed at the end: final held-out reward, mean ± std over seeds.</summary>
+    /// <summary>The table printed at the end: held-out reward, mean ± std over seeds, for each method:
+    /// offline (final), on-policy at the offline batch's sample budget, on-policy (final), and the
+    /// curve averages (how fast).</summary>
     public static string FormatTable(BanditResults results)
     {
         var o = results.Options;
         var (refMean, refStd) = BanditExperiment.MeanAndStd(results.ReferenceRewards);
+        var budget = (long)o.OfflineStates * o.SamplesPerState;
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"bandit  peak c={o.Peak}  width={o.Width:G}  N={o.SamplesPerState}  seeds=1..{o.Seeds}  ({results.Seconds:F0} s)\n");
         sb.Append(CultureInfo.InvariantCulture, $"reference policy reward {refMean:F4} ± {refStd:F4}");
         foreach (var (mode, values) in results.PretrainedRewards)
             sb.Append(CultureInfo.InvariantCulture, $"; after pre-fit ({BanditModeNames.Name(mode)} states) {values.Average():F4}");
         sb.Append('\n');
-        sb.Append(CultureInfo.InvariantCulture, $"{"method",-24}");
-        foreach (var mode in o.Modes) sb.Append(CultureInfo.InvariantCulture, $"{BanditModeNames.Name(mode),20}");
+
+        var columns = new List<(string Header, Func<string, string> Cell)>();
+        string Cell(string method, BanditMode mode, Func<BanditSummary, (double, double)> pick)
+        {
+            var s = results.Summaries.FirstOrDefault(x => x.Method == method && x.Mode == mode);
+            if (s is null) return "—";
+            var (m, d) = pick(s);
+            return string.Create(CultureInfo.InvariantCulture, $"{m:F3} ± {d:F3}");
+        }
+        var hasOffline = o.Modes.Contains(BanditMode.Offline);
+        var hasOnPolicy = o.Modes.Contains(BanditMode.OnPolicy);
+        if (hasOffline) columns.Add(($"offline ({budget} samples)", m => Cell(m, BanditMode.Offline, s => (s.Mean, s.Std))));
+        if (hasOnPolicy) columns.Add(($"on-policy @{budget} samples", m => Cell(m, BanditMode.OnPolicy, s => (s.BudgetMean, s.BudgetStd))));
+        if (hasOnPolicy) columns.Add(($"on-policy final ({(long)o.Epochs * o.OnPolicyStates * o.SamplesPerState})", m => Cell(m, BanditMode.OnPolicy, s => (s.Mean, s.Std))));
+        if (hasOffline) columns.Add(("offline curve mean", m => Cell(m, BanditMode.Offline, s => (s.CurveMean, s.CurveStd))));
+        if (hasOnPolicy) columns.Add(("on-policy curve mean", m => Cell(m, BanditMode.OnPolicy, s => (s.CurveMean, s.CurveStd))));
+
+        var widths = columns.Select(c => Math.Max(c.Header.Length, 15) + 2).ToArray();
+        sb.Append(CultureInfo.InvariantCulture, $"{"method",-22}");
+        for (var i = 0; i < columns.Count; i++) sb.Append(columns[i].Header.PadLeft(widths[i]));
         sb.Append('\n');
         foreach (var method in o.Methods)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{method,-24}");
-            foreach (var mode in o.Modes)
-            {
-                var s = results.Summaries.FirstOrDefault(x => x.Method == method && x.Mode == mode);
-                sb.Append(s is null ? $"{"—",20}" : string.Create(CultureInfo.InvariantCulture, $"{$"{s.Mean:F3} ± {s.Std:F3}",20}"));
-            }
+            sb.Append(CultureInfo.InvariantCulture, $"{method,-22}");
+            for (var i = 0; i < columns.Count; i++) sb.Append(columns[i].Cell(method).PadLeft(widths[i]));
             sb.Append('\n');
         }
         return sb.ToString();
