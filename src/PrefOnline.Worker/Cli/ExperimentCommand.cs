@@ -85,7 +85,7 @@ public static class ExperimentCommand
             }
             catch (ArgumentException e)
             {
-                throw new CliException($"invalid bandit options: {e.Message}", CliAction.UsageError);
+                throw new CliException($"invalid bandit options: {Describe(e)}", CliAction.UsageError);
             }
 
             var directory = parse.GetValue(output)!;
@@ -104,6 +104,34 @@ public static class ExperimentCommand
         return command;
     }
 
+    /// <summary>The command-line flag of each <see cref="BanditOptions"/> field, for error messages.</summary>
+    private static readonly Dictionary<string, string> Flags = new(StringComparer.Ordinal)
+    {
+        [nameof(BanditOptions.Peak)] = "--peak", [nameof(BanditOptions.Width)] = "--width", [nameof(BanditOptions.Methods)] = "--methods",
+        [nameof(BanditOptions.Modes)] = "--modes", [nameof(BanditOptions.Seeds)] = "--seeds", [nameof(BanditOptions.SamplesPerState)] = "--samples",
+        [nameof(BanditOptions.OfflineSteps)] = "--offline-steps", [nameof(BanditOptions.OnPolicyStepsPerEpoch)] = "--steps",
+        [nameof(BanditOptions.Epochs)] = "--epochs", [nameof(BanditOptions.OnPolicyStates)] = "--states", [nameof(BanditOptions.OfflineStates)] = "--offline-states",
+        [nameof(BanditOptions.EvalStates)] = "--eval-states", [nameof(BanditOptions.LearningRate)] = "--lr", [nameof(BanditOptions.DpoBeta)] = "--dpo-beta",
+        [nameof(BanditOptions.IpoMargin)] = "--ipo-margin", [nameof(BanditOptions.RwrTemperature)] = "--rwr-temperature",
+        [nameof(BanditOptions.PpoClipRange)] = "--ppo-clip", [nameof(BanditOptions.Threads)] = "--threads",
+    };
+
+    /// <summary>One line: the flag, the value and the rule ("--seeds 0: must be at least 1"), without .NET's
+    /// "(Parameter 'x')" and "Actual value was" decorations.</summary>
+    private static string Describe(ArgumentException e)
+    {
+        var message = e.Message.Split('\n')[0];
+        if (e.ParamName is { } name)
+        {
+            message = message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+            var flag = Flags.GetValueOrDefault(name, name);
+            return e is ArgumentOutOfRangeException { ActualValue: { } value }
+                ? string.Create(CultureInfo.InvariantCulture, $"{flag} {value}: {message}")
+                : $"{flag}: {message}";
+        }
+        return message;
+    }
+
     /// <summary>Values given as "a,b" or as separate tokens, trimmed, empties dropped.</summary>
     private static string[] SplitList(IEnumerable<string> values) =>
         values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
@@ -116,7 +144,7 @@ public static class ExperimentCommand
         }
         catch (ArgumentException e)
         {
-            throw new CliException(e.Message, CliAction.UsageError);
+            throw new CliException($"--modes: {e.Message.Split('\n')[0].Replace(" (Parameter 'name')", "", StringComparison.Ordinal)}", CliAction.UsageError);
         }
     }
 }
