@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace PrefOnline.Worker.Tests.Cli;
+namespace PrefOnline.Worker.Tests.ModelVerbs;
 
 /// <summary>The model verbs end to end: <c>init</c>, <c>logprobs</c> on its output and on a checkpoint
 /// written by plain PyTorch, and the one-line failures.</summary>

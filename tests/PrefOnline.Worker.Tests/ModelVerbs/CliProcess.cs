@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace PrefOnline.Worker.Tests.Cli;
+namespace PrefOnline.Worker.Tests.ModelVerbs;
 
 /// <summary>Runs the built <c>prefonline</c> as a child process (its own console, its own libtorch
 /// threads), as a user would.</summary>
