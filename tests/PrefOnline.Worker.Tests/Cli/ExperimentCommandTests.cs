@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace PrefOnline.Worker.Tests.ModelVerbs;
+namespace PrefOnline.Worker.Tests.Cli;
 
 /// <summary>The <c>prefonline experiment bandit</c> verb end to end, as a user runs it: a separate process,
 /// real files, the printed table, and one-line errors with the usage exit code.</summary>
