@@ -121,6 +121,7 @@ public class BenchmarkRunnerTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public async Task A_python_without_torch_fails_with_the_install_command()
     {
         // /usr/bin/python3 -S does not add dist-packages to the path: exactly a python without python3-torch.
