@@ -126,6 +126,62 @@ public class AdamWTests
         }
     }
 
+    [Theory]
+    [InlineData("f64", 1e-3, 1e-13)]
+    [InlineData("f32", 1e-8, 1e-5)]
+    public async Task Fused_steps_equal_torch_optim_AdamW_to_rounding(string dtypeName, double eps, double tolerance)
+    {
+        var dtype = dtypeName == "f64" ? ScalarType.Float64 : ScalarType.Float32;
+        var p = MakeProblem();
+        var expected = await PythonTorch.RunAsync(TorchScript, new JsonObject
+        {
+            ["dtype"] = dtypeName,
+            ["W"] = PythonTorch.Array(p.W), ["b"] = PythonTorch.Array(p.B), ["u"] = PythonTorch.Array(p.U),
+            ["X"] = PythonTorch.Array(p.X), ["Y"] = PythonTorch.Array(p.Y),
+            ["options"] = new JsonObject { ["lr"] = 0.05, ["beta1"] = 0.85, ["beta2"] = 0.99, ["eps"] = eps, ["wd"] = 0.1 },
+            ["lrs"] = PythonTorch.Array(LearningRates),
+        });
+        var options = new AdamWOptions { LearningRate = 0.05, Beta1 = 0.85, Beta2 = 0.99, Eps = eps, WeightDecay = 0.1, Fused = true };
+        var (w, b, u, optimizer) = RunOurs(p, dtype, options, LearningRates);
+        using (optimizer)
+        using (w)
+        using (b)
+        using (u)
+        using (var scope = DisposeScope.Enter())
+        {
+            AssertClose("W", PythonTorch.Doubles(expected["W"]), Values(w), tolerance);
+            AssertClose("b", PythonTorch.Doubles(expected["b"]), Values(b), tolerance);
+            Assert.Equal(0, optimizer.StepCount(2));
+            var state = optimizer.StateDict();
+            AssertClose("W exp_avg", PythonTorch.Doubles(expected["W_exp_avg"]), Values(state["0.exp_avg"]), tolerance);
+            AssertClose("W exp_avg_sq", PythonTorch.Doubles(expected["W_exp_avg_sq"]), Values(state["0.exp_avg_sq"]), tolerance);
+            Assert.Equal(LearningRates.Length, optimizer.StepCount(0));
+        }
+    }
+
+    [Fact]
+    public void Fused_step_falls_back_to_the_exact_update_for_bfloat16_and_matches_the_unfused_one()
+    {
+        using var scope = DisposeScope.Enter();
+        float[] Run(bool fused, ScalarType dtype)
+        {
+            var w = Tensor.FromArray(new float[] { 0.5f, -1.25f, 2f, 0.125f }, 2, 2).To(dtype);
+            w.RequiresGrad = true;
+            using var optimizer = new AdamW([w], new AdamWOptions { LearningRate = 0.1, Fused = fused });
+            for (var i = 0; i < 3; i++)
+            {
+                optimizer.ZeroGrad();
+                (w * w).Sum().Backward();
+                optimizer.Step();
+            }
+            return w.Detach().To(ScalarType.Float32).ToArray<float>();
+        }
+        Assert.Equal(Run(false, ScalarType.BFloat16), Run(true, ScalarType.BFloat16));
+        var exact = Run(false, ScalarType.Float32);
+        var fused = Run(true, ScalarType.Float32);
+        for (var i = 0; i < exact.Length; i++) Assert.Equal(exact[i], fused[i], 1e-6f);
+    }
+
     private static void AssertClose(string what, double[] expected, double[] actual, double relativeTolerance)
     {
         Assert.Equal(expected.Length, actual.Length);

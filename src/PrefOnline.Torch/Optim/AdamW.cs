@@ -6,7 +6,8 @@ namespace PrefOnline.Torch.Optim;
 /// torch.optim.AdamW (decoupled weight decay), the same update as PyTorch 1.13 with amsgrad off:
 ///   p ← p·(1 − lr·λ);  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
 ///   p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε).
-/// The whole step over every parameter is one native call. A parameter without a gradient is
+/// The whole step over every parameter is one native call (with <see cref="AdamWOptions.Fused"/>, one
+/// pass over memory per parameter). A parameter without a gradient is
 /// skipped (no decay, no step count), as in PyTorch. State (m, v, t per parameter) is exposed by
 /// name for checkpoints and restores exactly: a resumed run continues bit for bit.
 /// </summary>
@@ -78,7 +79,11 @@ public sealed class AdamW : IDisposable
         {
             fixed (IntPtr* p = raw)
             fixed (long* s = steps)
-                return NativeMethods.pt_adamw_step(p, p + n, p + 2 * n, s, n, lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+            {
+                return o.Fused
+                    ? NativeMethods.pt_adamw_step_fused(p, p + n, p + 2 * n, s, n, lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay)
+                    : NativeMethods.pt_adamw_step(p, p + n, p + 2 * n, s, n, lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+            }
         });
         Tensor.Check(status, "adamw.step");
     }

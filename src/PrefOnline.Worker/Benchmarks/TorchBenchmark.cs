@@ -58,13 +58,14 @@ public sealed class TorchBenchmark : IBenchmark
             if (context.Quick)
             {
                 cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 256, iterations: 2), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5, fused: false), cancellationToken));
             }
             else
             {
                 cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 1024, iterations: 8) { TargetThroughput = 140 }, cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 200), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20, fused: false), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20, fused: true), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 200, fused: false), cancellationToken));
             }
             return cases;
         }
@@ -114,7 +115,9 @@ public sealed class TorchBenchmark : IBenchmark
         }
     }
 
-    /// <summary>Linear → ReLU → Linear, MSE loss, AdamW(lr 1e-3): <c>steps</c> full train steps per round.</summary>
+    /// <summary>Linear → ReLU → Linear, MSE loss, AdamW(lr 1e-3): <c>steps</c> full train steps per round.
+    /// The reference is always torch.optim.AdamW's default (single-tensor) step; <c>fused</c> switches
+    /// our side to the one-pass kernel (AdamWOptions.Fused).</summary>
     private sealed class MlpCase : BenchmarkCase
     {
         private const int Seed = 0;
@@ -127,8 +130,8 @@ public sealed class TorchBenchmark : IBenchmark
         private readonly Tensor x;
         private readonly Tensor target;
 
-        public MlpCase(TensorThread thread, int batch, int inputs, int hidden, int outputs, int steps)
-            : base($"mlp train step {inputs}-{hidden}-{outputs} batch {batch}", "steps/s", steps)
+        public MlpCase(TensorThread thread, int batch, int inputs, int hidden, int outputs, int steps, bool fused)
+            : base($"mlp train step {inputs}-{hidden}-{outputs} batch {batch}{(fused ? ", fused AdamW" : "")}", "steps/s", steps)
         {
             this.thread = thread;
             this.steps = steps;
@@ -139,7 +142,7 @@ public sealed class TorchBenchmark : IBenchmark
             using var generator = new Generator(Seed);
             first = new Linear(inputs, hidden, generator: generator);
             second = new Linear(hidden, outputs, generator: generator);
-            optimizer = new AdamW([.. first.Parameters(), .. second.Parameters()], new AdamWOptions { LearningRate = 1e-3 });
+            optimizer = new AdamW([.. first.Parameters(), .. second.Parameters()], new AdamWOptions { LearningRate = 1e-3, Fused = fused });
             x = Tensor.Randn([batch, inputs], generator);
             target = Tensor.Randn([batch, outputs], generator);
         }
