@@ -16,6 +16,7 @@ public static class CommandLineApp
     {
         yield return VersionCommand.Create();
         yield return BenchCommand.Create();
+        yield return CheckpointCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
