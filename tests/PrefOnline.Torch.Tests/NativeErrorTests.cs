@@ -76,6 +76,16 @@ public class NativeErrorTests
     }
 
     [Fact]
+    public void The_exception_carries_the_operation_and_libtorchs_message_separately()
+    {
+        using var scope = DisposeScope.Enter();
+        var e = Assert.Throws<TorchException>(() => Tensor.Zeros([2, 3]).Matmul(Tensor.Zeros([4, 5])));
+        Assert.Equal("Matmul", e.Operation);
+        Assert.Equal("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", e.NativeMessage);
+        Assert.Equal("Matmul: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", e.Message);
+    }
+
+    [Fact]
     public void Thousands_of_errors_in_a_row_leave_the_process_working()
     {
         using var a = Tensor.Zeros([2, 3]);
