@@ -9,7 +9,8 @@ namespace PrefOnline.Worker.Benchmarks;
 /// <c>prefonline bench torch</c>: the libtorch bridge against PyTorch on the same engine and threads.
 /// fp32 GEMM shows BLAS and threading are set up alike (goal: at least 140 GFLOP/s on 2 threads with
 /// OpenBLAS); the MLP train steps (forward + backward + AdamW) show what the bridge adds per op: the
-/// large one is compute-bound, the tiny one is dominated by per-call overhead.
+/// large one is compute-bound, the tiny one is dominated by per-call overhead, which the op-call
+/// case measures alone.
 /// </summary>
 public sealed class TorchBenchmark : IBenchmark
 {
@@ -29,6 +30,16 @@ public sealed class TorchBenchmark : IBenchmark
             def round():
                 for _ in range(iterations):
                     torch.matmul(a, b)
+            return round
+
+        def setup_op(args):
+            a = torch.ones(4)
+            b = torch.ones(4)
+            ops = args["ops"]
+
+            def round():
+                for _ in range(ops):
+                    torch.add(a, b)
             return round
 
         def setup_mlp(args):
@@ -58,11 +69,13 @@ public sealed class TorchBenchmark : IBenchmark
             if (context.Quick)
             {
                 cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 256, iterations: 2), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 100), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5, fused: false), cancellationToken));
             }
             else
             {
                 cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 1024, iterations: 8) { TargetThroughput = 140 }, cancellationToken));
+                cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 20_000), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20, fused: false), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20, fused: true), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 200, fused: false), cancellationToken));
@@ -102,6 +115,46 @@ public sealed class TorchBenchmark : IBenchmark
             TimeOnTensorThreadAsync(thread, () =>
             {
                 for (var i = 0; i < iterations; i++) a.Matmul(b).Dispose();
+            }, cancellationToken);
+
+        public override async ValueTask DisposeAsync()
+        {
+            await thread.RunAsync(() =>
+            {
+                a.Dispose();
+                b.Dispose();
+            });
+            await base.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// The cost of one op call itself: a 4-element add, result freed at once. On our side that is the
+    /// P/Invoke, the SafeHandle and the Tensor object; on PyTorch's the Python dispatch. ATen's own
+    /// dispatch is the same on both sides.
+    /// </summary>
+    private sealed class OpCase : BenchmarkCase
+    {
+        private readonly TensorThread thread;
+        private readonly int ops;
+        private readonly Tensor a;
+        private readonly Tensor b;
+
+        public OpCase(TensorThread thread, int ops)
+            : base("op call overhead (add of 4 floats)", "ops/s", ops)
+        {
+            this.thread = thread;
+            this.ops = ops;
+            a = Tensor.Ones([4]);
+            b = Tensor.Ones([4]);
+        }
+
+        public override ReferenceCase Reference => new("op", new JsonObject { ["ops"] = ops });
+
+        public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
+            TimeOnTensorThreadAsync(thread, () =>
+            {
+                for (var i = 0; i < ops; i++) a.Add(b).Dispose();
             }, cancellationToken);
 
         public override async ValueTask DisposeAsync()

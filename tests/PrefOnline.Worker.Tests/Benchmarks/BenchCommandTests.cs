@@ -32,7 +32,7 @@ public class BenchCommandTests
             Assert.Contains("mlp train step", stdout);
             Assert.Contains("QUICK", stdout);
             using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
-            Assert.Equal(2, doc.RootElement.GetProperty("results").GetArrayLength());
+            Assert.Equal(3, doc.RootElement.GetProperty("results").GetArrayLength());
             Assert.True(doc.RootElement.GetProperty("results")[0].GetProperty("ratio").GetDouble() > 0);
         }
         finally
