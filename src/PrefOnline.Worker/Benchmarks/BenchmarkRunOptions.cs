@@ -20,6 +20,12 @@ public sealed record BenchmarkRunOptions
 
     public string PythonPath { get; init; } = PythonReferenceSession.DefaultPythonPath;
 
+    /// <summary>Only cases whose name contains this (case-insensitive); null runs every case.</summary>
+    public string? CaseFilter { get; init; }
+
+    public bool Selects(BenchmarkCase benchmarkCase) =>
+        string.IsNullOrEmpty(CaseFilter) || benchmarkCase.Name.Contains(CaseFilter, StringComparison.OrdinalIgnoreCase);
+
     public void Validate()
     {
         if (Rounds < 1) throw new ArgumentOutOfRangeException(nameof(Rounds), Rounds, "at least one round");

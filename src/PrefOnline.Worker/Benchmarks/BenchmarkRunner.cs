@@ -26,7 +26,8 @@ public sealed class BenchmarkRunner(BenchmarkRunOptions options, TextWriter log)
                 var cases = await benchmark.CreateCasesAsync(context, cancellationToken);
                 try
                 {
-                    var needsReference = options.WithReference && cases.Any(c => c.Reference is not null);
+                    var selected = cases.Where(options.Selects).ToList();
+                    var needsReference = options.WithReference && selected.Any(c => c.Reference is not null);
                     if (needsReference)
                     {
                         if (benchmark.ReferenceSource is null)
@@ -38,7 +39,7 @@ public sealed class BenchmarkRunner(BenchmarkRunOptions options, TextWriter log)
                         }
                         await reference.LoadModuleAsync(benchmark.Name, benchmark.ReferenceSource, cancellationToken);
                     }
-                    foreach (var benchmarkCase in cases)
+                    foreach (var benchmarkCase in selected)
                         results.Add(await MeasureAsync(benchmark, benchmarkCase, needsReference ? reference : null, cancellationToken));
                 }
                 finally

@@ -4,7 +4,7 @@ using PrefOnline.Worker.Benchmarks;
 namespace PrefOnline.Worker.Cli;
 
 /// <summary>
-/// <c>prefonline bench [torch|train|generate|ingest|all] [--json FILE] [--rounds N] [--threads N]</c>:
+/// <c>prefonline bench [torch|train|generate|ingest|all] [--json FILE] [--rounds N] [--threads N] [--case TEXT]</c>:
 /// throughput of our code beside the PyTorch reference (Debian's /usr/bin/python3 with python3-torch)
 /// doing the same work, rounds interleaved in one invocation, printed as a table of ratios.
 /// </summary>
@@ -27,10 +27,11 @@ public static class BenchCommand
         };
         var quick = new Option<bool>("--quick") { Description = "Tiny sizes: checks the benchmark runs; the numbers mean nothing." };
         var noReference = new Option<bool>("--no-reference") { Description = "Measure only our side (no PyTorch process)." };
+        var filter = new Option<string?>("--case") { Description = "Only cases whose name contains this text (e.g. gemm)." };
 
         var command = new Command("bench", "Measure throughput against the PyTorch reference, interleaved, as ratios.")
         {
-            which, json, rounds, warmup, threads, quick, noReference,
+            which, json, rounds, warmup, threads, quick, noReference, filter,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(async token =>
         {
@@ -50,6 +51,7 @@ public static class BenchCommand
                 Threads = parse.GetValue(threads),
                 Quick = parse.GetValue(quick),
                 WithReference = !parse.GetValue(noReference),
+                CaseFilter = parse.GetValue(filter),
             };
             try
             {

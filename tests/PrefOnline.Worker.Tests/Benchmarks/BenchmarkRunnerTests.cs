@@ -90,6 +90,20 @@ public class BenchmarkRunnerTests
     }
 
     [Fact]
+    public async Task A_case_filter_runs_only_matching_cases_and_still_disposes_all()
+    {
+        var runner = new BenchmarkRunner(new BenchmarkRunOptions { Rounds = 1, WarmupRounds = 0, Threads = 1, Quick = true, WithReference = false, CaseFilter = "GEMM" }, TextWriter.Null);
+        var report = await runner.RunAsync(BenchmarkRegistry.Select("torch"), CancellationToken.None);
+        Assert.Equal(["gemm 256x256x256 fp32"], report.Results.Select(r => r.Case));
+
+        var benchmark = new ClockBenchmark();
+        var none = await new BenchmarkRunner(new BenchmarkRunOptions { Rounds = 1, CaseFilter = "nothing" }, TextWriter.Null).RunAsync([benchmark], CancellationToken.None);
+        Assert.Empty(none.Results);
+        Assert.Null(none.Environment.ReferenceTorch);  // no reference started for nothing
+        Assert.Equal(["clock"], benchmark.Disposed);
+    }
+
+    [Fact]
     public async Task Session_reports_python_errors_with_the_traceback_and_keeps_serving()
     {
         await using var session = await PythonReferenceSession.StartAsync(2, CancellationToken.None);
