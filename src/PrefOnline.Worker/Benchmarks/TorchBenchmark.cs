@@ -74,11 +74,11 @@ public sealed class TorchBenchmark : IBenchmark
             }
             else
             {
-                cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 1024, iterations: 8) { TargetThroughput = 140 }, cancellationToken));
+                cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 1024, iterations: 10) { TargetThroughput = 140 }, cancellationToken));
                 cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 20_000), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20, fused: false), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 20, fused: true), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 200, fused: false), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: false), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: true), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 500, fused: false), cancellationToken));
             }
             return cases;
         }
