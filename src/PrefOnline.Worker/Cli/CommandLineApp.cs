@@ -17,6 +17,7 @@ public static class CommandLineApp
         yield return VersionCommand.Create();
         yield return BenchCommand.Create();
         yield return CheckpointCommand.Create();
+        yield return ExperimentCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
