@@ -7,7 +7,8 @@ namespace PrefOnline.Streaming.Contracts;
 
 /// <summary>
 /// Writes records as compact UTF-8 JSON in the contract's field names (snake_case), <c>schema</c> first.
-/// Non-ASCII text is written as UTF-8, not \u escapes (the topics are not HTML). Output is accepted by
+/// Non-ASCII text of the Basic Multilingual Plane is written as UTF-8, not \u escapes (the topics are not
+/// HTML); characters beyond it (emoji) are written as \u surrogate-pair escapes. Output is accepted by
 /// <see cref="Validation.RecordValidator"/> under default limits (round-trip tested).
 /// </summary>
 public static class RecordSerializer
