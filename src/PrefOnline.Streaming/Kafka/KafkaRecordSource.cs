@@ -18,6 +18,7 @@ namespace PrefOnline.Streaming.Kafka;
 public sealed class KafkaRecordSource : IRecordSource
 {
     private static readonly TimeSpan PausedPollTimeout = TimeSpan.FromMilliseconds(10);
+    private const int MinBacklogCapacity = 256;
     private static readonly TimeSpan LagRefreshInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PausedWatermarkQueryInterval = TimeSpan.FromSeconds(5);
 
@@ -49,6 +50,7 @@ public sealed class KafkaRecordSource : IRecordSource
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
+        backlogCapacity = Math.Max(MinBacklogCapacity, options.ChannelCapacity);
         thread = new Thread(RunLoop) { IsBackground = true, Name = "kafka-source " + string.Join(",", Topics) };
         lagRegistration = metrics?.TrackLag(this);
     }
@@ -278,7 +280,8 @@ public sealed class KafkaRecordSource : IRecordSource
             .SetLogHandler((_, message) => OnLog(message))
             .Build();
 
-    private readonly Queue<ConsumedRecord> backlog = new();   // loop thread only
+    private readonly Queue<ConsumedRecord> backlog = new();   // loop thread only; at most backlogCapacity (+ a race or two)
+    private readonly int backlogCapacity;
     private readonly List<TopicPartition> paused = new();     // loop thread only
     private bool assignmentChanged;                            // loop thread only
 
@@ -291,7 +294,7 @@ public sealed class KafkaRecordSource : IRecordSource
         while (!stopping.IsCancellationRequested)
         {
             DrainBacklog(client);
-            if (assignmentChanged && backlog.Count > 0) PauseAll(client);
+            if (assignmentChanged && paused.Count > 0) PauseAll(client); // partitions assigned while paused
             assignmentChanged = false;
 
             ConsumeResult<byte[], byte[]>? result;
@@ -308,7 +311,7 @@ public sealed class KafkaRecordSource : IRecordSource
             var now = DateTime.UtcNow;
             if (now >= nextLagRefresh)
             {
-                RefreshWatermarks(client, queryBroker: backlog.Count > 0 && now >= nextPausedQuery);
+                RefreshWatermarks(client, queryBroker: paused.Count > 0 && now >= nextPausedQuery);
                 if (now >= nextPausedQuery) nextPausedQuery = now + PausedWatermarkQueryInterval;
                 nextLagRefresh = now + LagRefreshInterval;
             }
@@ -319,11 +322,12 @@ public sealed class KafkaRecordSource : IRecordSource
             if (!partitions.TryGetValue(record.Partition, out var state)) continue; // revoked meanwhile
             if (state.NextToDeliver is { } next && record.Offset < next) continue; // stale copy
             state.NextToDeliver = record.Offset + 1;
-            if (backlog.Count > 0 || !channel.Writer.TryWrite(record))
-            {
-                backlog.Enqueue(record);
-                PauseAll(client);
-            }
+            if (backlog.Count == 0 && channel.Writer.TryWrite(record)) continue;
+            // The caller is behind: keep order through a bounded local backlog, and pause fetching only
+            // when it is full (hysteresis: pausing purges librdkafka's prefetched records, so pausing on
+            // every full channel would refetch the same records over and over).
+            backlog.Enqueue(record);
+            if (backlog.Count >= backlogCapacity) PauseAll(client);
         }
     }
 
@@ -401,12 +405,9 @@ public sealed class KafkaRecordSource : IRecordSource
                 var watermarks = queryBroker && Reachability == BrokerReachability.Reachable
                     ? client.QueryWatermarkOffsets(tp, TimeSpan.FromMilliseconds(500))
                     : client.GetWatermarkOffsets(tp);
+                // Only the high watermark: NextToDeliver comes solely from deliveries and resume offsets,
+                // because librdkafka's position can run ahead of what poll has handed us.
                 if (!watermarks.High.IsSpecial) state.HighWatermark = watermarks.High.Value;
-                if (state.NextToDeliver is null)
-                {
-                    var position = client.Position(tp);
-                    if (!position.IsSpecial) state.NextToDeliver = position.Value;
-                }
             }
             catch (KafkaException e)
             {

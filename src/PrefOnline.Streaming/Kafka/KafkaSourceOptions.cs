@@ -22,7 +22,12 @@ public sealed class KafkaSourceOptions
     /// </summary>
     public IDictionary<string, string> Settings { get; set; } = new Dictionary<string, string>();
 
-    /// <summary>Records buffered between the consume loop and the caller; when full, the partitions are paused (default 1,024).</summary>
+    /// <summary>
+    /// Records buffered between the consume loop and the caller (default 1,024). When the caller falls
+    /// behind, up to max(256, ChannelCapacity) more records wait in order in the loop's backlog, then the
+    /// partitions are paused (the member stays in the group) until the backlog is drained. Memory bound:
+    /// these two plus librdkafka's prefetch queue (queued.max.messages.kbytes, default here 16 MiB).
+    /// </summary>
     public int ChannelCapacity { get; set; } = 1024;
 
     /// <summary>Longest a single poll blocks; bounds how fast the loop notices shutdown (default 100 ms).</summary>
@@ -74,6 +79,7 @@ public sealed class KafkaSourceOptions
             ["auto.offset.reset"] = "earliest",
             ["statistics.interval.ms"] = ((int)StatisticsInterval.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["client.id"] = "prefonline-source",
+            ["queued.max.messages.kbytes"] = "16384",
         };
         var fixedSettings = new Dictionary<string, (string, string)>
         {

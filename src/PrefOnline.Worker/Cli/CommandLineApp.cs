@@ -15,6 +15,7 @@ public static class CommandLineApp
     private static IEnumerable<Command> Verbs()
     {
         yield return VersionCommand.Create();
+        yield return MockBrokerCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using PrefOnline.Streaming.Kafka.Native;
@@ -15,6 +17,14 @@ namespace PrefOnline.Streaming.Kafka.Mock;
 /// never produces. Ports cannot be chosen (librdkafka 2.0.2 has no API for it): read
 /// <see cref="BootstrapServers"/>. Dispose every client connected to the cluster before the cluster.
 /// The mock API is experimental upstream; it is pinned by Debian's librdkafka 2.0.2.
+/// <para>
+/// Port guard: <c>rd_kafka_mock_broker_set_up</c> re-binds the broker's old port and ABORTS the whole
+/// process if that fails. While a broker is down its port would be free for any socket on the machine
+/// (a parallel test's listener, another process's ephemeral port) to take, so <see cref="SetBrokerDown"/>
+/// binds a placeholder socket to the port (bound, not listening: clients still get "connection
+/// refused", exactly like a dead broker) and <see cref="SetBrokerUp"/> releases it immediately before
+/// the re-bind.
+/// </para>
 /// </remarks>
 public sealed unsafe class MockKafkaCluster : IDisposable
 {
@@ -22,6 +32,8 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     public const int AllBrokers = -1;
 
     private readonly Lock gate = new();
+    private readonly Dictionary<int, Socket> portGuards = new(); // broker id -> placeholder socket while down
+    private readonly IPEndPoint[] brokerEndpoints;                // index = broker id - 1
     private IntPtr handle;   // rd_kafka_t* (dummy producer)
     private IntPtr cluster;  // rd_kafka_mock_cluster_t*
 
@@ -32,6 +44,8 @@ public sealed unsafe class MockKafkaCluster : IDisposable
         BrokerCount = brokerCount;
         BootstrapServers = Marshal.PtrToStringUTF8(LibRdKafka.MockClusterBootstraps(cluster))
                            ?? throw new InvalidOperationException("mock cluster returned no bootstrap servers");
+        // The bootstrap list names the brokers in id order (1..N).
+        brokerEndpoints = BootstrapServers.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(IPEndPoint.Parse).ToArray();
     }
 
     /// <summary>Comma-separated <c>127.0.0.1:port</c> list for <c>bootstrap.servers</c>.</summary>
@@ -77,11 +91,45 @@ public sealed unsafe class MockKafkaCluster : IDisposable
         Check(LibRdKafka.MockTopicCreate(Cluster(), topic, partitions, replicationFactor), $"create topic {topic}");
     }
 
-    /// <summary>Disconnects the broker and refuses new connections (no leader change).</summary>
-    public void SetBrokerDown(int brokerId = AllBrokers) => Check(LibRdKafka.MockBrokerSetDown(Cluster(), brokerId), $"set broker {brokerId} down");
+    /// <summary>Disconnects the broker and refuses new connections (no leader change); its port stays reserved (see remarks).</summary>
+    public void SetBrokerDown(int brokerId = AllBrokers)
+    {
+        lock (gate)
+        {
+            Check(LibRdKafka.MockBrokerSetDown(Cluster(), brokerId), $"set broker {brokerId} down");
+            foreach (var id in BrokerIds(brokerId))
+            {
+                if (portGuards.ContainsKey(id)) continue;
+                var guard = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    // SO_REUSEADDR: the broker's closed connections may linger in TIME_WAIT on this port.
+                    guard.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    guard.Bind(brokerEndpoints[id - 1]);
+                    portGuards[id] = guard;
+                }
+                catch (SocketException)
+                {
+                    // Already taken by someone else: nothing to guard; set_up will report it.
+                    guard.Dispose();
+                }
+            }
+        }
+    }
 
-    /// <summary>Makes the broker accept connections again.</summary>
-    public void SetBrokerUp(int brokerId = AllBrokers) => Check(LibRdKafka.MockBrokerSetUp(Cluster(), brokerId), $"set broker {brokerId} up");
+    /// <summary>Makes the broker accept connections again on its old port.</summary>
+    public void SetBrokerUp(int brokerId = AllBrokers)
+    {
+        lock (gate)
+        {
+            var cluster = Cluster();
+            foreach (var id in BrokerIds(brokerId))
+            {
+                if (portGuards.Remove(id, out var guard)) guard.Dispose();
+            }
+            Check(LibRdKafka.MockBrokerSetUp(cluster, brokerId), $"set broker {brokerId} up");
+        }
+    }
 
     /// <summary>Adds a round-trip delay to every response of the broker.</summary>
     public void SetRoundTripTime(TimeSpan rtt, int brokerId = AllBrokers)
@@ -113,6 +161,8 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     {
         lock (gate)
         {
+            foreach (var guard in portGuards.Values) guard.Dispose();
+            portGuards.Clear();
             if (cluster != IntPtr.Zero) LibRdKafka.MockClusterDestroy(cluster);
             if (handle != IntPtr.Zero) LibRdKafka.Destroy(handle);
             cluster = IntPtr.Zero;
@@ -127,6 +177,13 @@ public sealed unsafe class MockKafkaCluster : IDisposable
             ObjectDisposedException.ThrowIf(cluster == IntPtr.Zero, this);
             return cluster;
         }
+    }
+
+    private IEnumerable<int> BrokerIds(int brokerId)
+    {
+        if (brokerId == AllBrokers) return Enumerable.Range(1, brokerEndpoints.Length);
+        if (brokerId < 1 || brokerId > brokerEndpoints.Length) throw new ArgumentOutOfRangeException(nameof(brokerId), brokerId, $"broker ids are 1..{brokerEndpoints.Length} (or {AllBrokers} for all)");
+        return [brokerId];
     }
 
     private static void Check(int error, string what)
