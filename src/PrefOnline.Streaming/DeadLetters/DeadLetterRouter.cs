@@ -9,7 +9,8 @@ namespace PrefOnline.Streaming.DeadLetters;
 
 /// <summary>
 /// Sends refused records to the dead-letter topic with their original bytes and the headers of
-/// <see cref="DeadLetterHeaders"/>, counts them on <c>prefonline_messages_total{topic, result=reason}</c>,
+/// <see cref="DeadLetterHeaders"/>, counts them (<c>prefonline_messages_total{topic, result=dead_letter}</c> and
+/// <c>prefonline_dead_letters_total{topic, reason}</c>),
 /// and returns only once the dead letter is durable, so the caller may then advance past the record.
 /// </summary>
 /// <remarks>
@@ -65,7 +66,7 @@ public sealed class DeadLetterRouter
     {
         var deadLetter = BuildDeadLetter(record, failure);
         var delivered = await ProduceUntilDurableAsync(deadLetter, record, failure, cancellationToken).ConfigureAwait(false);
-        metrics.CountMessage(record.Topic, failure.Reason);
+        metrics.CountDeadLetter(record.Topic, failure.Reason);
         logger.LogWarning("Dead-lettered {Source} as {Reason}: {Detail}", record.ToString(), failure.Reason, failure.Detail);
         return delivered;
     }

@@ -66,7 +66,7 @@ public sealed class ValidatingIntake
                 var result = validator.Validate(record);
                 if (result.IsValid)
                 {
-                    metrics.CountMessage(record.Topic, StreamingMetrics.ResultOk);
+                    metrics.CountAccepted(record.Topic);
                     yield return new ValidatedRecord(result.Record, record);
                 }
                 else

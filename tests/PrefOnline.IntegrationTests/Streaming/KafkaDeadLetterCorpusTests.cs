@@ -110,8 +110,9 @@ public sealed class KafkaDeadLetterCorpusTests(Xunit.Abstractions.ITestOutputHel
         // Counted per reason, and ok per topic.
         foreach (var group in BadRecordCorpus.Bad.GroupBy(b => (b.Topic, b.Reason)))
         {
-            Assert.Equal(group.Count(), metrics.MessageCount(TopicName(group.Key.Topic), group.Key.Reason));
+            Assert.Equal(group.Count(), metrics.DeadLetterCount(TopicName(group.Key.Topic), group.Key.Reason));
         }
+        Assert.Equal(sent.Count(s => s.Reason is not null && s.Topic == CorpusTopic.Prompts), metrics.MessageCount(Prompts, StreamingMetrics.ResultDeadLetter));
         Assert.Equal(goodSent.Count(g => g.Topic == CorpusTopic.Prompts), metrics.MessageCount(Prompts, StreamingMetrics.ResultOk));
         Assert.Equal(goodSent.Count(g => g.Topic == CorpusTopic.Feedback), metrics.MessageCount(Feedback, StreamingMetrics.ResultOk));
 

@@ -37,7 +37,8 @@ public sealed class DeadLetterRouterTests
         Assert.Equal("1700000000000", Last(DeadLetterHeaders.SourceTimestamp));
         Assert.Equal("t-1", Last("trace"));
         Assert.Equal("theirs", letter.Headers.First(h => h.Name == "reason").ValueAsString()); // originals kept, ours last
-        Assert.Equal(1, metrics.MessageCount("prefonline.feedback", "binary-data"));
+        Assert.Equal(1, metrics.DeadLetterCount("prefonline.feedback", "binary-data"));
+        Assert.Equal(1, metrics.MessageCount("prefonline.feedback", StreamingMetrics.ResultDeadLetter));
     }
 
     [Fact]
@@ -49,7 +50,7 @@ public sealed class DeadLetterRouterTests
         await router.RouteAsync(Source([1]), new ValidationFailure(ReasonCodes.InvalidJson, "x"), CancellationToken.None);
         Assert.Equal(4, sink.Attempts);
         Assert.Single(sink.Delivered);
-        Assert.Equal(1, metrics.MessageCount("prefonline.feedback", ReasonCodes.InvalidJson));
+        Assert.Equal(1, metrics.DeadLetterCount("prefonline.feedback", ReasonCodes.InvalidJson));
     }
 
     [Fact]
@@ -60,7 +61,8 @@ public sealed class DeadLetterRouterTests
         var router = new DeadLetterRouter(sink, "dlq", metrics, maxBackoff: TimeSpan.FromMilliseconds(20));
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => router.RouteAsync(Source([1]), new ValidationFailure(ReasonCodes.InvalidJson, "x"), cts.Token));
-        Assert.Equal(0, metrics.MessageCount("prefonline.feedback", ReasonCodes.InvalidJson));
+        Assert.Equal(0, metrics.DeadLetterCount("prefonline.feedback", ReasonCodes.InvalidJson));
+        Assert.Equal(0, metrics.MessageCount("prefonline.feedback", StreamingMetrics.ResultDeadLetter));
     }
 
     [Fact]

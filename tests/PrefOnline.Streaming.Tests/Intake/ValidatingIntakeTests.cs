@@ -48,9 +48,10 @@ public sealed class ValidatingIntakeTests
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading);
         Assert.Equal(["p-1", "p-3"], yielded.Select(v => ((PromptRecord)v.Record).Id));
-        Assert.Equal(1, metrics.MessageCount("prompts", ReasonCodes.InvalidJson));
+        Assert.Equal(1, metrics.DeadLetterCount("prompts", ReasonCodes.InvalidJson));
         Assert.Equal(2, metrics.MessageCount("prompts", StreamingMetrics.ResultOk));
-        Assert.Equal(1, metrics.MessageCount("prompts", ReasonCodes.MissingField));
+        Assert.Equal(1, metrics.DeadLetterCount("prompts", ReasonCodes.MissingField));
+        Assert.Equal(2, metrics.MessageCount("prompts", StreamingMetrics.ResultDeadLetter));
         Assert.Equal(4, broker.GetWatermarks(new TopicPartitionId("prompts", 0)).End);
         Assert.Equal(2, broker.GetWatermarks(new TopicPartitionId("dlq", 0)).End);
     }

@@ -25,9 +25,12 @@ public sealed class StreamingMetricsTests
         listener.Start();
         Assert.Equal("PrefOnline", metrics.Meter.Name);
 
-        metrics.CountMessage("prefonline.feedback", "ok");
-        metrics.CountMessage("prefonline.feedback", "invalid-json");
-        Assert.Contains(counted, c => c.Name == "prefonline_messages_total" && (string?)c.Tags["topic"] == "prefonline.feedback" && (string?)c.Tags["result"] == "invalid-json" && c.Value == 1);
+        metrics.CountAccepted("prefonline.feedback");
+        metrics.CountDeadLetter("prefonline.feedback", "invalid-json");
+        Assert.Contains(counted, c => c.Name == "prefonline_messages_total" && (string?)c.Tags["topic"] == "prefonline.feedback" && (string?)c.Tags["result"] == "ok" && c.Value == 1);
+        Assert.Contains(counted, c => c.Name == "prefonline_messages_total" && (string?)c.Tags["topic"] == "prefonline.feedback" && (string?)c.Tags["result"] == "dead_letter" && c.Value == 1);
+        Assert.Contains(counted, c => c.Name == "prefonline_dead_letters_total" && (string?)c.Tags["topic"] == "prefonline.feedback" && (string?)c.Tags["reason"] == "invalid-json" && c.Value == 1);
+        Assert.DoesNotContain(counted, c => c.Name == "prefonline_messages_total" && (string?)c.Tags["result"] == "invalid-json");
 
         var broker = new EmbeddedBroker();
         broker.CreateTopic("t", 2);
