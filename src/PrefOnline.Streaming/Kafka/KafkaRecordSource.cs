@@ -19,6 +19,8 @@ public sealed class KafkaRecordSource : IRecordSource
 {
     private static readonly TimeSpan PausedPollTimeout = TimeSpan.FromMilliseconds(10);
     private const int MinBacklogCapacity = 256;
+    private const int BurstSize = 256;
+    private static readonly TimeSpan BehindCheckInterval = TimeSpan.FromMilliseconds(2);
     private static readonly TimeSpan LagRefreshInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PausedWatermarkQueryInterval = TimeSpan.FromSeconds(5);
 
@@ -36,6 +38,7 @@ public sealed class KafkaRecordSource : IRecordSource
     private IConsumer<byte[], byte[]>? consumer; // guarded by clientLock (write: loop thread only)
     private volatile int reachability = (int)BrokerReachability.Unknown;
     private volatile bool closeRequested;
+    private volatile bool isPaused;
     private int disposed;
 
     private KafkaRecordSource(KafkaSourceOptions options, IResumeOffsetProvider resumeOffsets, ILogger logger, StreamingMetrics? metrics)
@@ -82,6 +85,9 @@ public sealed class KafkaRecordSource : IRecordSource
     public IReadOnlyCollection<TopicPartitionId> Assignment => partitions.Keys.OrderBy(p => p.Topic, StringComparer.Ordinal).ThenBy(p => p.Partition).ToArray();
 
     public BrokerReachability Reachability => (BrokerReachability)reachability;
+
+    /// <summary>True while the partitions are paused because the caller stalled longer than <see cref="KafkaSourceOptions.StallPauseAfter"/>.</summary>
+    public bool IsPaused => isPaused;
 
     /// <summary>Times the client was rebuilt after a fatal error (0 in a healthy run).</summary>
     public int ClientRebuilds { get; private set; }
@@ -280,7 +286,7 @@ public sealed class KafkaRecordSource : IRecordSource
             .SetLogHandler((_, message) => OnLog(message))
             .Build();
 
-    private readonly Queue<ConsumedRecord> backlog = new();   // loop thread only; at most backlogCapacity (+ a race or two)
+    private readonly Queue<ConsumedRecord> backlog = new();   // loop thread only; at most backlogCapacity + one burst
     private readonly int backlogCapacity;
     private readonly List<TopicPartition> paused = new();     // loop thread only
     private bool assignmentChanged;                            // loop thread only
@@ -291,11 +297,39 @@ public sealed class KafkaRecordSource : IRecordSource
         var nextPausedQuery = DateTime.UtcNow + PausedWatermarkQueryInterval;
         backlog.Clear();
         paused.Clear();
+        isPaused = false;
+        DateTime? behindSince = null;
         while (!stopping.IsCancellationRequested)
         {
+            var now = DateTime.UtcNow;
+            if (now >= nextLagRefresh)
+            {
+                RefreshWatermarks(client, queryBroker: paused.Count > 0 && now >= nextPausedQuery);
+                if (now >= nextPausedQuery) nextPausedQuery = now + PausedWatermarkQueryInterval;
+                nextLagRefresh = now + LagRefreshInterval;
+            }
             DrainBacklog(client);
             if (assignmentChanged && paused.Count > 0) PauseAll(client); // partitions assigned while paused
             assignmentChanged = false;
+
+            if (backlog.Count >= backlogCapacity)
+            {
+                // The caller is behind. Stop polling: librdkafka keeps what it prefetched and stops fetching
+                // by itself when its queue is full (queued.max.messages.kbytes). Pausing instead would purge
+                // that queue and refetch it afterwards, so it is kept for long stalls, where polling must go
+                // on to stay in the group (max.poll.interval.ms).
+                behindSince ??= DateTime.UtcNow;
+                if (paused.Count == 0 && DateTime.UtcNow - behindSince.Value < options.StallPauseAfter)
+                {
+                    stopping.Token.WaitHandle.WaitOne(BehindCheckInterval);
+                    continue;
+                }
+                if (paused.Count == 0) PauseAll(client);
+            }
+            else
+            {
+                behindSince = null;
+            }
 
             ConsumeResult<byte[], byte[]>? result;
             try
@@ -308,27 +342,53 @@ public sealed class KafkaRecordSource : IRecordSource
                 continue;
             }
 
-            var now = DateTime.UtcNow;
-            if (now >= nextLagRefresh)
-            {
-                RefreshWatermarks(client, queryBroker: paused.Count > 0 && now >= nextPausedQuery);
-                if (now >= nextPausedQuery) nextPausedQuery = now + PausedWatermarkQueryInterval;
-                nextLagRefresh = now + LagRefreshInterval;
-            }
-
-            if (result is null || result.IsPartitionEOF || result.Message is null) continue;
+            if (result is null) continue;
             MarkReachable();
-            var record = ToRecord(result);
-            if (!partitions.TryGetValue(record.Partition, out var state)) continue; // revoked meanwhile
-            if (state.NextToDeliver is { } next && record.Offset < next) continue; // stale copy
-            state.NextToDeliver = record.Offset + 1;
-            if (backlog.Count == 0 && channel.Writer.TryWrite(record)) continue;
-            // The caller is behind: keep order through a bounded local backlog, and pause fetching only
-            // when it is full (hysteresis: pausing purges librdkafka's prefetched records, so pausing on
-            // every full channel would refetch the same records over and over).
-            backlog.Enqueue(record);
-            if (backlog.Count >= backlogCapacity) PauseAll(client);
+            // Take everything librdkafka already holds (non-blocking) and hand it over as one burst: the
+            // reader then wakes once per burst instead of once per record, which on a busy 2-core box
+            // is the difference between ~10k and ~100k records/s.
+            Accept(result);
+            for (var i = 1; i < BurstSize && backlog.Count < backlogCapacity; i++)
+            {
+                ConsumeResult<byte[], byte[]>? next;
+                try
+                {
+                    next = client.Consume(TimeSpan.Zero);
+                }
+                catch (ConsumeException e) when (!e.Error.IsFatal)
+                {
+                    logger.LogDebug("Kafka consume error on {Topics}: {Error}", string.Join(",", Topics), e.Error.Reason);
+                    break;
+                }
+                if (next is null) break;
+                Accept(next);
+            }
+            FlushBurst();
         }
+    }
+
+    private readonly List<ConsumedRecord> burst = new(BurstSize); // loop thread only
+
+    /// <summary>Filters one poll result (EOF markers, revoked partitions, stale copies) into the current burst.</summary>
+    private void Accept(ConsumeResult<byte[], byte[]> result)
+    {
+        if (result.IsPartitionEOF || result.Message is null) return;
+        var record = ToRecord(result);
+        if (!partitions.TryGetValue(record.Partition, out var state)) return; // revoked meanwhile
+        if (state.NextToDeliver is { } next && record.Offset < next) return; // stale copy
+        state.NextToDeliver = record.Offset + 1;
+        burst.Add(record);
+    }
+
+    /// <summary>Writes the burst to the channel in order; what does not fit waits in the bounded backlog (the caller is behind).</summary>
+    private void FlushBurst()
+    {
+        foreach (var record in burst)
+        {
+            if (!partitions.ContainsKey(record.Partition)) continue; // revoked by a rebalance during the burst
+            if (backlog.Count > 0 || !channel.Writer.TryWrite(record)) backlog.Enqueue(record);
+        }
+        burst.Clear();
     }
 
     private void DrainBacklog(IConsumer<byte[], byte[]> client)
@@ -340,6 +400,7 @@ public sealed class KafkaRecordSource : IRecordSource
             client.Resume(paused);
             logger.LogDebug("Resumed {Count} partitions of {Topics}", paused.Count, string.Join(",", Topics));
             paused.Clear();
+            isPaused = false;
         }
     }
 
@@ -349,6 +410,7 @@ public sealed class KafkaRecordSource : IRecordSource
         if (toPause.Count == 0) return;
         client.Pause(toPause);
         paused.AddRange(toPause);
+        isPaused = true;
         logger.LogDebug("Paused {Count} partitions of {Topics}: the caller is not keeping up (backpressure)", toPause.Count, string.Join(",", Topics));
     }
 

@@ -24,11 +24,22 @@ public sealed class KafkaSourceOptions
 
     /// <summary>
     /// Records buffered between the consume loop and the caller (default 1,024). When the caller falls
-    /// behind, up to max(256, ChannelCapacity) more records wait in order in the loop's backlog, then the
-    /// partitions are paused (the member stays in the group) until the backlog is drained. Memory bound:
-    /// these two plus librdkafka's prefetch queue (queued.max.messages.kbytes, default here 16 MiB).
+    /// behind, up to max(256, ChannelCapacity) more records wait in order in the loop's backlog; then the
+    /// loop stops taking records and librdkafka stops fetching once its prefetch queue is full
+    /// (queued.max.messages.kbytes: librdkafka's default 64 MiB; set it in Settings to bound memory
+    /// tighter). After <see cref="StallPauseAfter"/> of such a stall the partitions are paused, so the loop
+    /// can keep polling and the member stays in the group. Memory bound: the channel, the backlog (plus
+    /// one burst of 256) and the prefetch queue.
     /// </summary>
     public int ChannelCapacity { get; set; } = 1024;
+
+    /// <summary>
+    /// How long the caller may stall the source before its partitions are paused (default 30 s). Must stay
+    /// well below librdkafka's max.poll.interval.ms (default 300 s), after which the member would be
+    /// evicted from the group for not polling. Pausing purges librdkafka's prefetched records, which are
+    /// fetched again on resume, so short stalls are better ridden out without it.
+    /// </summary>
+    public TimeSpan StallPauseAfter { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Longest a single poll blocks; bounds how fast the loop notices shutdown (default 100 ms).</summary>
     public TimeSpan PollTimeout { get; set; } = TimeSpan.FromMilliseconds(100);
@@ -55,6 +66,7 @@ public sealed class KafkaSourceOptions
         if (StatisticsInterval < TimeSpan.FromMilliseconds(100)) problems.Add($"StatisticsInterval must be at least 100 ms (got {StatisticsInterval})");
         if (CommittedQueryTimeout <= TimeSpan.Zero) problems.Add("CommittedQueryTimeout must be positive");
         if (CloseTimeout <= TimeSpan.Zero) problems.Add("CloseTimeout must be positive");
+        if (StallPauseAfter <= TimeSpan.Zero || StallPauseAfter > TimeSpan.FromMinutes(2)) problems.Add($"StallPauseAfter must be in (0, 2 min] (got {StallPauseAfter})");
         return problems;
     }
 
@@ -79,7 +91,6 @@ public sealed class KafkaSourceOptions
             ["auto.offset.reset"] = "earliest",
             ["statistics.interval.ms"] = ((int)StatisticsInterval.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["client.id"] = "prefonline-source",
-            ["queued.max.messages.kbytes"] = "16384",
         };
         var fixedSettings = new Dictionary<string, (string, string)>
         {

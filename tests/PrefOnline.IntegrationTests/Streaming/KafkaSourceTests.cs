@@ -86,7 +86,19 @@ public sealed class KafkaSourceTests
     }
 
     [Fact]
-    public async Task A_full_channel_pauses_the_partitions_and_loses_or_repeats_nothing()
+    public async Task A_slow_reader_holds_the_source_back_and_loses_or_repeats_nothing()
+    {
+        await BackpressureRoundAsync(stallPauseAfter: TimeSpan.FromSeconds(30), expectPause: false);
+    }
+
+    [Fact]
+    public async Task A_long_stall_pauses_the_partitions_keeps_the_membership_and_loses_or_repeats_nothing()
+    {
+        // Stalled longer than StallPauseAfter: pause (purges librdkafka's prefetch), keep polling, resume.
+        await BackpressureRoundAsync(stallPauseAfter: TimeSpan.FromSeconds(1), expectPause: true);
+    }
+
+    private static async Task BackpressureRoundAsync(TimeSpan stallPauseAfter, bool expectPause)
     {
         using var cluster = MockKafkaCluster.Start();
         cluster.CreateTopic(Topic, 2);
@@ -94,19 +106,22 @@ public sealed class KafkaSourceTests
         var producing = Task.WhenAll(ProduceAsync(sink, 0, 500), ProduceAsync(sink, 1, 500));
         var options = Source(cluster.BootstrapServers, "g", Topic);
         options.ChannelCapacity = 5;
+        options.StallPauseAfter = stallPauseAfter;
         await using var source = KafkaRecordSource.Start(options, new OffsetTracker());
         await producing;
 
-        // Nobody reads: the source holds the channel (5) plus its bounded backlog (256), pauses the rest
-        // and reports it as lag, while staying in the group.
-        await Eventually.TrueAsync(() => source.GetLag().Sum(l => l.Lag ?? 0) >= 1000 - 5 - 256 - 4, TestTimeout, "lag of the undelivered records is visible");
+        // Nobody reads: the source holds the channel (5) plus its bounded backlog (256, plus at most one
+        // burst of 256) and reports the rest as lag, while staying in the group.
+        await Eventually.TrueAsync(() => source.GetLag().Sum(l => l.Lag ?? 0) >= 1000 - 5 - 512, TestTimeout, "lag of the undelivered records is visible");
+        if (expectPause) await Eventually.TrueAsync(() => source.IsPaused, TestTimeout, "the stalled source pauses its partitions");
+        else Assert.False(source.IsPaused);
         Assert.Equal(2, source.Assignment.Count);
         Assert.Equal(5, source.Records.Count);
 
         var records = new List<ConsumedRecord>();
         while (records.Count < 1000)
         {
-            // A slow reader: pauses and resumes many times on the way.
+            // A slow reader: the source waits, drains and refills many times on the way.
             records.AddRange(await Eventually.ReadAsync(source.Records, 100, TestTimeout));
             await Task.Delay(50);
         }
@@ -116,6 +131,7 @@ public sealed class KafkaSourceTests
             Assert.Equal(Enumerable.Range(0, 500).Select(i => $"p{partition.Key}-{i}"), partition.Select(r => Encoding.UTF8.GetString(r.Value)));
         }
         await Eventually.TrueAsync(() => source.GetLag().All(l => l.Lag == 0), TestTimeout, "lag drops to zero");
+        Assert.False(source.IsPaused);
     }
 
     [Fact]
