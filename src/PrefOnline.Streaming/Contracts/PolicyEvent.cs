@@ -24,7 +24,7 @@ public sealed record PolicyEvent : StreamRecord
         if (!ContractRules.IsSha256Hex(sha256)) throw new ArgumentException("sha256 must be 64 hexadecimal characters", nameof(sha256));
         foreach (var (name, value) in metrics)
         {
-            if (string.IsNullOrEmpty(name)) throw new ArgumentException("metric names must be non-empty", nameof(metrics));
+            if (string.IsNullOrEmpty(name) || !ContractRules.IsValidUtf16(name)) throw new ArgumentException("metric names must be non-empty valid text", nameof(metrics));
             ContractRules.RequireFinite(value, $"metrics[{name}]");
         }
         Kind = kind;

@@ -88,6 +88,26 @@ public sealed class KafkaOutageTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_fatal_idempotent_producer_error_rebuilds_the_producer_and_delivery_goes_on()
+    {
+        using var cluster = MockKafkaCluster.Start();
+        cluster.CreateTopic(Topic, 1);
+        var options = Sink(cluster.BootstrapServers);
+        options.Resilience = new ProduceResilienceOptions { MaxRetries = 3, RetryBaseDelay = TimeSpan.FromMilliseconds(50) };
+        await using var sink = KafkaRecordSink.Create(options, new TestOutputLogger<KafkaRecordSink>(output));
+        await sink.ProduceAsync(new OutgoingRecord(Topic, null, "first"u8.ToArray()), CancellationToken.None);
+
+        // An out-of-order sequence breaks the idempotence state: librdkafka raises a fatal error.
+        cluster.PushRequestErrors(KafkaApiKey.Produce, Confluent.Kafka.ErrorCode.OutOfOrderSequenceNumber);
+        await sink.ProduceAsync(new OutgoingRecord(Topic, null, "second"u8.ToArray()), CancellationToken.None);
+        await sink.ProduceAsync(new OutgoingRecord(Topic, null, "third"u8.ToArray()), CancellationToken.None);
+
+        Assert.Equal(1, sink.ProducerRebuilds);
+        var log = await Task.Run(() => ReadAll(cluster.BootstrapServers, Topic, 1, 3));
+        Assert.Equal(["first", "second", "third"], log.Select(r => Encoding.UTF8.GetString(r.Message.Value)));
+    }
+
+    [Fact]
     public async Task After_repeated_delivery_failures_the_circuit_opens_and_later_closes_again()
     {
         using var cluster = MockKafkaCluster.Start();
