@@ -12,11 +12,12 @@ using PrefOnline.Streaming.Validation;
 namespace PrefOnline.Streaming.Benchmarks;
 
 /// <summary>
-/// The ingest benchmark of <c>prefonline bench ingest</c>: validated records/s consumed from a Kafka-protocol
+/// The ingest measurement behind <c>prefonline bench ingest</c>: validated records/s consumed from a Kafka-protocol
 /// broker (librdkafka's mock cluster on 127.0.0.1) through the worker's real path — consumer-group
 /// <see cref="KafkaRecordSource"/>, <see cref="ValidatingIntake"/> (offset tracking, strict validation with the
 /// duplicate window, dead-letter routing armed) — beside kcat's raw consume rate of the same records on
-/// the same broker, in interleaved rounds. A reusable measurement: the benchmark framework wraps it.
+/// the same broker, in interleaved rounds. A reusable measurement: the benchmark framework wraps it
+/// (PrefOnline.Worker's IngestBenchmark), <see cref="RunAsync"/> runs it stand-alone.
 /// </summary>
 /// <remarks>
 /// Fairness: both sides are timed from their first record to their last, so kcat's process start and
@@ -24,19 +25,20 @@ namespace PrefOnline.Streaming.Benchmarks;
 /// (<c>-f '%o\n'</c>) so its output costs little. Each of our rounds uses a fresh consumer group reading
 /// from the beginning. Records are <c>prefonline.preference.v1</c> pairs with unique ids.
 /// </remarks>
-public sealed class IngestBenchmark : IAsyncDisposable
+public sealed class IngestMeasurement : IAsyncDisposable
 {
     public const string OursSide = "prefonline";
     public const string KcatSide = "kcat";
-    private const string Topic = "bench.feedback";
+    /// <summary>The topic holding the benchmark records.</summary>
+    public const string Topic = "bench.feedback";
     private const string DeadLetterTopic = "bench.dlq";
 
-    private readonly IngestBenchmarkOptions options;
+    private readonly IngestMeasurementOptions options;
     private readonly MockKafkaCluster cluster;
     private readonly string kcat;
     private int round;
 
-    private IngestBenchmark(IngestBenchmarkOptions options, MockKafkaCluster cluster, string kcat, int recordBytes)
+    private IngestMeasurement(IngestMeasurementOptions options, MockKafkaCluster cluster, string kcat, int recordBytes)
     {
         this.options = options;
         this.cluster = cluster;
@@ -47,9 +49,18 @@ public sealed class IngestBenchmark : IAsyncDisposable
     /// <summary>Average size of one benchmark record, bytes.</summary>
     public int RecordBytes { get; }
 
+    /// <summary>Records in <see cref="Topic"/>; a round reads them all.</summary>
+    public int Records => options.Records;
+
+    /// <summary>The mock broker's bootstrap address (for an external reader such as kcat).</summary>
+    public string BootstrapServers => cluster.BootstrapServers;
+
+    /// <summary>The resolved kcat executable.</summary>
+    public string KcatPath => kcat;
+
     /// <summary>Starts the mock broker and fills the topic.</summary>
     /// <exception cref="InvalidOperationException">kcat is missing (the message holds the install command).</exception>
-    public static async Task<IngestBenchmark> PrepareAsync(IngestBenchmarkOptions options, CancellationToken cancellationToken)
+    public static async Task<IngestMeasurement> PrepareAsync(IngestMeasurementOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         var problems = options.Problems();
@@ -60,9 +71,9 @@ public sealed class IngestBenchmark : IAsyncDisposable
         {
             cluster.CreateTopic(Topic, options.Partitions);
             cluster.CreateTopic(DeadLetterTopic, 1);
-            var records = BuildRecords(options);
+            var records = BuildRecords(options.TextChars, options.Records);
             await Task.Run(() => Produce(cluster.BootstrapServers, options.Partitions, records), cancellationToken).ConfigureAwait(false);
-            return new IngestBenchmark(options, cluster, kcat, (int)records.Average(r => r.Length));
+            return new IngestMeasurement(options, cluster, kcat, (int)records.Average(r => r.Length));
         }
         catch
         {
@@ -72,7 +83,7 @@ public sealed class IngestBenchmark : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="rounds"/> rounds of each side, interleaved (kcat, ours, kcat, ours...), plus the validator alone.</summary>
-    public async Task<IngestBenchmarkReport> RunAsync(int rounds, CancellationToken cancellationToken)
+    public async Task<IngestMeasurementReport> RunAsync(int rounds, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rounds, 1);
         var results = new List<IngestRound>();
@@ -81,7 +92,7 @@ public sealed class IngestBenchmark : IAsyncDisposable
             results.Add(await RunKcatRoundAsync(cancellationToken).ConfigureAwait(false));
             results.Add(await RunOursRoundAsync(cancellationToken).ConfigureAwait(false));
         }
-        return new IngestBenchmarkReport(results, MeasureValidatorOnly(options, TimeSpan.FromSeconds(1)), RecordBytes);
+        return new IngestMeasurementReport(results, MeasureValidatorOnly(options, TimeSpan.FromSeconds(1)), RecordBytes);
     }
 
     /// <summary>One pass of our side over the whole topic, through a fresh consumer group.</summary>
@@ -143,10 +154,10 @@ public sealed class IngestBenchmark : IAsyncDisposable
     }
 
     /// <summary>Records/s of <see cref="RecordValidator"/> alone on the benchmark's records (no transport).</summary>
-    public static double MeasureValidatorOnly(IngestBenchmarkOptions options, TimeSpan duration)
+    public static double MeasureValidatorOnly(IngestMeasurementOptions options, TimeSpan duration)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var records = BuildRecords(new IngestBenchmarkOptions { Records = 10_000, TextChars = options.TextChars });
+        var records = BuildRecords(options.TextChars, 10_000);
         var validator = new RecordValidator(new ValidationLimits { DuplicateWindowSize = 0 }, SchemaNames.FeedbackTopic);
         foreach (var record in records.Take(1000)) Check(validator.Validate(record)); // warm-up (JIT)
         long count = 0;
@@ -170,18 +181,21 @@ public sealed class IngestBenchmark : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    private static List<byte[]> BuildRecords(IngestBenchmarkOptions options)
+    /// <summary>The benchmark's records: <paramref name="count"/> serialized preference pairs with unique ids and texts of <paramref name="textChars"/> characters (seeded).</summary>
+    public static List<byte[]> BuildRecords(int textChars, int count)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(textChars, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         var random = new Random(42);
         string Text(int n)
         {
-            var chars = new char[options.TextChars];
+            var chars = new char[textChars];
             for (var i = 0; i < chars.Length; i++) chars[i] = (char)('a' + random.Next(26));
             chars[0] = (char)('A' + n % 26);
             return new string(chars);
         }
-        var records = new List<byte[]>(options.Records);
-        for (var i = 0; i < options.Records; i++)
+        var records = new List<byte[]>(count);
+        for (var i = 0; i < count; i++)
         {
             records.Add(RecordSerializer.Serialize(new PreferenceRecord($"bench-l-{i:D9}", Text(i), Text(i + 1), Text(i + 2), new PreferenceRolloutIds($"bench-r-{i:D9}-a", $"bench-r-{i:D9}-b"))));
         }

@@ -4,24 +4,19 @@ namespace PrefOnline.IntegrationTests.Streaming;
 
 /// <summary>
 /// The ingest measurement runs end to end on a small topic (both sides read every record, the report is
-/// complete). Speed itself is not asserted here: it is measured by the benchmark, interleaved with kcat.
+/// complete). Speed itself is not asserted here: <c>prefonline bench ingest</c> measures it, interleaved with kcat.
 /// </summary>
 [Collection(KafkaCollection.Name)]
-public sealed class IngestBenchmarkTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed class IngestMeasurementTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    /// <remarks>
-    /// Until <c>prefonline bench ingest</c> exists, a full measurement runs here with
-    /// <c>PREFONLINE_INGEST_RECORDS=100000 PREFONLINE_INGEST_ROUNDS=3 dotnet test tests/PrefOnline.IntegrationTests -c Release --filter "FullyQualifiedName~IngestBenchmarkTests.Both" --logger "console;verbosity=detailed"</c>
-    /// (the report is in the test output).
-    /// </remarks>
     [Fact]
     public async Task Both_sides_read_every_record_and_the_report_is_complete()
     {
         _ = ExternalTools.Kcat;
-        var records = int.TryParse(Environment.GetEnvironmentVariable("PREFONLINE_INGEST_RECORDS"), out var n) ? n : 5000;
-        var rounds = int.TryParse(Environment.GetEnvironmentVariable("PREFONLINE_INGEST_ROUNDS"), out var r) ? r : 1;
-        var options = new IngestBenchmarkOptions { Records = records, Partitions = records > 20_000 ? 8 : 2, RoundTimeout = TimeSpan.FromSeconds(60) };
-        await using var benchmark = await IngestBenchmark.PrepareAsync(options, CancellationToken.None);
+        const int records = 5000;
+        const int rounds = 1;
+        var options = new IngestMeasurementOptions { Records = records, Partitions = 2, RoundTimeout = TimeSpan.FromSeconds(60) };
+        await using var benchmark = await IngestMeasurement.PrepareAsync(options, CancellationToken.None);
         var report = await benchmark.RunAsync(rounds, CancellationToken.None);
         output.WriteLine(report.ToString());
 
@@ -38,7 +33,7 @@ public sealed class IngestBenchmarkTests(Xunit.Abstractions.ITestOutputHelper ou
     public async Task A_topic_larger_than_the_mock_brokers_retention_is_refused_instead_of_measured()
     {
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            IngestBenchmark.PrepareAsync(new IngestBenchmarkOptions { Records = 60_000, Partitions = 1, TextChars = 200 }, CancellationToken.None));
+            IngestMeasurement.PrepareAsync(new IngestMeasurementOptions { Records = 60_000, Partitions = 1, TextChars = 200 }, CancellationToken.None));
         Assert.Contains("retention", e.Message);
     }
 }

@@ -1,7 +1,7 @@
 namespace PrefOnline.Streaming.Benchmarks;
 
-/// <summary>Parameters of <see cref="IngestBenchmark"/>.</summary>
-public sealed class IngestBenchmarkOptions
+/// <summary>Parameters of <see cref="IngestMeasurement"/>.</summary>
+public sealed class IngestMeasurementOptions
 {
     /// <summary>Records in the benchmark topic; each round reads all of them (default 100,000).</summary>
     public int Records { get; set; } = 100_000;

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace PrefOnline.Streaming.Benchmarks;
 
 /// <summary>Interleaved rounds of both sides and their medians; <see cref="Ratio"/> = ours / kcat.</summary>
-public sealed record IngestBenchmarkReport(IReadOnlyList<IngestRound> Rounds, double ValidatorOnlyRecordsPerSecond, int RecordBytes)
+public sealed record IngestMeasurementReport(IReadOnlyList<IngestRound> Rounds, double ValidatorOnlyRecordsPerSecond, int RecordBytes)
 {
     /// <summary>Goal of the issue: validated records/s at least half of kcat's raw consume rate...</summary>
     public const double RatioGoal = 0.5;
@@ -11,9 +11,9 @@ public sealed record IngestBenchmarkReport(IReadOnlyList<IngestRound> Rounds, do
     /// <summary>...and at least 50,000 records/s.</summary>
     public const double AbsoluteGoal = 50_000;
 
-    public double OursMedian => Median(IngestBenchmark.OursSide);
+    public double OursMedian => Median(IngestMeasurement.OursSide);
 
-    public double KcatMedian => Median(IngestBenchmark.KcatSide);
+    public double KcatMedian => Median(IngestMeasurement.KcatSide);
 
     public double Ratio => OursMedian / KcatMedian;
 
