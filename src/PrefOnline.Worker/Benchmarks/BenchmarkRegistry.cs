@@ -10,6 +10,7 @@ public static class BenchmarkRegistry
     {
         yield return new TorchBenchmark();
         yield return new TrainBenchmark();
+        yield return new IngestBenchmark();
     }
 
     public static IReadOnlyList<IBenchmark> All { get; } = Create().ToList();
