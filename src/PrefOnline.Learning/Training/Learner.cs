@@ -1,0 +1,569 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PrefOnline.Learning.Models;
+using PrefOnline.Learning.Models.LogProbs;
+using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
+using PrefOnline.Learning.Objectives;
+using PrefOnline.Learning.Pairs;
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Tokenization;
+using PrefOnline.Learning.TrainingData;
+using PrefOnline.Torch;
+using PrefOnline.Torch.Optim;
+
+namespace PrefOnline.Learning.Training;
+
+/// <summary>
+/// Trains the policy. One <see cref="Update(LearnerBatch, CancellationToken)"/> = T inner gradient
+/// steps on one mixed batch (replayed and fresh rollouts plus human pairs), read as numbered stages:
+/// <code>
+///   once per update     1 sample      the batch's rows: drawn rollouts, then each human pair's chosen and rejected
+///                       2 score       rewards (set by the scorer before the buffer; human pairs ±HumanPairReward)
+///                       3 pair        on-policy pairs (PairBuilder over each prompt's samples) + human pairs,
+///                                     or advantages (RLOO / moving average) for REINFORCE and PPO
+///                       4 layout      prompt ++ completion token rows (SequenceBatch)
+///                       5 reference   log π_ref, no grad — once: the reference never changes, so T steps share it
+///   T times             6 policy      log π_θ with grad
+///                       7 loss        TrainingObjective (+ c·KL penalty)         → non-finite: skip, stop
+///                       8 backward
+///                       9 clip        global L2 norm ≤ MaxGradNorm               → non-finite: skip, stop
+///                      10 step        AdamW
+///   once                11 metrics    loss, grad norm, KL, entropy, reward, staleness; KL controller learns
+/// </code>
+/// The NaN/Inf guard skips a bad step before the optimizer sees it: weights and optimizer state stay
+/// exactly as they were, the skip is counted, and the update stops there (another step on the same
+/// weights and data would fail alike). A guarded step never calls <see cref="AdamW.Step"/>.
+/// </summary>
+/// <remarks>
+/// <para>Runs synchronously on the caller's thread; the worker calls it on its TensorThread. Every
+/// tensor lives in a DisposeScope of the update (the learner's persistent tensors are the optimizer's
+/// moments only). An update that has started runs to the end (cancellation is checked before stage 1),
+/// so a cancelled update never leaves weights changed without a new version.</para>
+/// <para>Deterministic: same weights, options, state and batch ⇒ bit-identical weights after the update
+/// (all randomness is the policy's dropout generator, seeded by <see cref="LearnerOptions.Seed"/>, and
+/// saved with the state).</para>
+/// <para>Does not own the policy, the reference or the tokenizer; owns its optimizer.</para>
+/// </remarks>
+public sealed class Learner : IDisposable
+{
+    /// <summary>File names the worker's checkpoint uses for <see cref="ExportState"/>.</summary>
+    public const string StateTensorsFileName = "optimizer.safetensors";
+    public const string StateJsonFileName = "learner.json";
+
+    private const int StateFormatVersion = 1;
+    private const string OptimizerPrefix = "optimizer.";
+    private const string DropoutGeneratorKey = "rng.dropout";
+
+    private readonly PolicyModel policy;
+    private readonly ReferenceModel? reference;
+    private readonly ITokenizer tokenizer;
+    private readonly TrainingObjective objective;
+    private readonly PairBuilder pairBuilder;
+    private readonly IKlController klController;
+    private readonly MovingAverageBaseline? movingAverage;
+    private readonly AdamW optimizer;
+    private readonly IReadOnlyList<Tensor> parameters;
+    private LearnerCounters counters;
+    private bool disposed;
+
+    /// <param name="policy">The policy to train, in place (not owned).</param>
+    /// <param name="reference">π_ref (not owned): required by DPO/IPO/cDPO and by a KL penalty; otherwise
+    /// optional (without it no KL is reported).</param>
+    /// <param name="tokenizer">Encodes human pairs that arrive as text only.</param>
+    /// <param name="initialPolicyVersion">The version the policy's current weights carry.</param>
+    public Learner(PolicyModel policy, ReferenceModel? reference, ITokenizer tokenizer, LearnerOptions options, long initialPolicyVersion = 0)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(initialPolicyVersion);
+        options.Validate();
+        objective = new TrainingObjective(options.Objective);
+        if (reference is null && objective.NeedsReference)
+            throw new ArgumentException($"objective '{objective.Name}' compares against the reference policy: pass a ReferenceModel", nameof(reference));
+        if (reference is null && options.Kl.Enabled)
+            throw new ArgumentException("a KL penalty needs a reference model (set Kl.Coefficient = 0 and no TargetKl to train without one)", nameof(reference));
+        if (reference is not null && reference.Config.VocabularySize != policy.Config.VocabularySize)
+            throw new ArgumentException($"the reference's vocabulary ({reference.Config.VocabularySize}) differs from the policy's ({policy.Config.VocabularySize})", nameof(reference));
+        if (tokenizer.VocabularySize > policy.Config.VocabularySize)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabularySize} ids but the policy's vocabulary is {policy.Config.VocabularySize}", nameof(tokenizer));
+
+        this.policy = policy;
+        this.reference = reference;
+        this.tokenizer = tokenizer;
+        Options = options;
+        PolicyVersion = initialPolicyVersion;
+        pairBuilder = new PairBuilder(options.Pairing);
+        klController = options.Kl.TargetKl is { } target
+            ? new AdaptiveKlController(options.Kl.Coefficient, target, options.Kl.Horizon)
+            : new FixedKlController(reference is null ? 0 : options.Kl.Coefficient);
+        movingAverage = options.Baseline == AdvantageBaseline.MovingAverage
+            ? new MovingAverageBaseline(options.BaselineDecay, options.NormalizeAdvantages)
+            : null;
+        parameters = policy.Parameters();
+        policy.DropoutGenerator.SetSeed(options.Seed);
+        optimizer = new AdamW(parameters, options.Optimizer);
+    }
+
+    public LearnerOptions Options { get; }
+
+    /// <summary>Version of the policy's current weights: +1 for every update that applied a step.</summary>
+    public long PolicyVersion { get; private set; }
+
+    public LearnerCounters Counters => counters;
+
+    /// <summary>The KL-penalty coefficient the next update will use.</summary>
+    public double KlCoefficient => klController.Coefficient;
+
+    /// <summary>The moving-average baseline's running statistics (null with the leave-one-out baseline).</summary>
+    public MovingAverageState? BaselineState => movingAverage?.State;
+
+    /// <summary>Test seam: runs after backward, before the gradient guard (tests inject NaN gradients here).</summary>
+    internal Action<IReadOnlyList<Tensor>>? AfterBackward { get; set; }
+
+    /// <summary>Draws <see cref="LearnerOptions.BatchSize"/> rollouts (and <see cref="LearnerOptions.HumanPairsPerUpdate"/>
+    /// human pairs) at the current policy version, then runs one update on them. An empty draw gives an
+    /// empty update (nothing changes).</summary>
+    public LearnerUpdate Update(ReplayBuffer<Rollout> rollouts, ReplayBuffer<PreferencePair>? humanPairs = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(rollouts);
+        cancellationToken.ThrowIfCancellationRequested();
+        var drawn = rollouts.Draw(Options.BatchSize, PolicyVersion);
+        var pairs = humanPairs is not null && Options.HumanPairsPerUpdate > 0 ? humanPairs.Draw(Options.HumanPairsPerUpdate, PolicyVersion) : null;
+        return Update(LearnerBatch.From(drawn, pairs), cancellationToken);
+    }
+
+    /// <summary>One update: T inner steps on <paramref name="batch"/> (see the class summary).</summary>
+    public LearnerUpdate Update(LearnerBatch batch, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(batch);
+        cancellationToken.ThrowIfCancellationRequested();
+        var clock = Stopwatch.StartNew();
+
+        // 1. sample — the rows of this update. Unusable items are dropped and counted, never thrown:
+        //    one bad record must not poison a batch the buffer has already handed out.
+        var (rows, rolloutCount, freshCount, humanCount, invalid, staleness) = CollectRows(batch);
+        // 2. score — rewards were set by the scorer (human label, reward model, programmatic) before the buffer.
+        var rolloutRewards = rows.Take(rolloutCount).Select(r => r.Reward).ToArray();
+        double? meanReward = rolloutCount > 0 ? rolloutRewards.Average() : null;
+        double? freshMeanReward = freshCount > 0 ? rows.Take(rolloutCount).Where(r => r.Fresh).Average(r => r.Reward) : null;
+        // 3. pair — or advantages, per what the objective reads.
+        var plan = Plan(rows, rolloutCount);
+
+        var stepsApplied = 0;
+        var skipped = 0;
+        var reason = LearnerSkipReason.None;
+        double? loss = null, initialLoss = null, gradNorm = null, kl = null, entropy = null;
+        IReadOnlyDictionary<string, double> diagnostics = new Dictionary<string, double>();
+        long completionTokens = 0, tokensProcessed = 0;
+        var klCoefficient = reference is null ? 0 : klController.Coefficient;
+
+        if (plan.Rows.Count == 0)
+        {
+            reason = LearnerSkipReason.EmptyBatch;
+        }
+        else
+        {
+            var wasTraining = policy.Training;
+            policy.Train();
+            try
+            {
+                using var updateScope = DisposeScope.Enter();
+                // 4. layout
+                using var sequences = SequenceBatch.FromTokens(plan.Rows.Select(r => (r.Prompt, r.Completion)).ToList(), policy.Config.ContextLength, tokenizer.PaddingId);
+                var rowTokens = Enumerable.Range(0, sequences.Count).Sum(i => (long)sequences.PromptLengths[i] + sequences.CompletionLengths[i]);
+                completionTokens = sequences.CompletionLengths.Sum(c => (long)c);
+                var inputs = StaticInputs(plan, sequences);
+                // 5. reference — no grad, once for the T steps.
+                var referenceLogProbs = reference?.Compute(sequences, Options.Reduction, keepDistributions: Options.KlMetric == KlEstimator.FullVocabulary);
+
+                for (var t = 0; t < Options.InnerSteps; t++)
+                {
+                    using var stepScope = DisposeScope.Enter();
+                    tokensProcessed += rowTokens;
+                    // 6. policy log-probs (the log-softmax is kept: autograd holds it anyway, the entropy reads it)
+                    var policyLogProbs = SequenceLogProbs.Compute(policy, sequences, Options.Reduction, keepDistributions: true);
+                    // PPO on rows no policy sampled (human pairs): the behaviour is the policy as it was at
+                    // this update's first step, so the ratio measures only this update's movement.
+                    if (t == 0 && inputs.BehaviourTokens is { } recorded && inputs.UnsampledRows is { } unsampled)
+                    {
+                        using var noGrad = NoGradScope.Enter();
+                        var filled = recorded + policyLogProbs.TokenLogProbs.Detach() * unsampled;          // (B, Tc)
+                        inputs = inputs with { BehaviourTokens = filled.MoveToOuterScope() };
+                    }
+                    // 7. loss
+                    var result = objective.Compute(Inputs(inputs, policyLogProbs, referenceLogProbs), klCoefficient);
+                    var stepLoss = result.Diagnostics[DiagnosticNames.Loss];
+                    if (!double.IsFinite(stepLoss))
+                    {
+                        skipped++;
+                        reason = LearnerSkipReason.NonFiniteLoss;
+                        break;
+                    }
+                    // 8. backward
+                    optimizer.ZeroGrad();
+                    result.Loss.Backward();
+                    AfterBackward?.Invoke(parameters);
+                    // 9. clip (measures the norm first; a non-finite norm scales nothing)
+                    var norm = GradientTools.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
+                    if (!double.IsFinite(norm))
+                    {
+                        optimizer.ZeroGrad();
+                        skipped++;
+                        reason = LearnerSkipReason.NonFiniteGradients;
+                        break;
+                    }
+                    // 10. step
+                    optimizer.Step();
+                    optimizer.ZeroGrad();           // set-to-none: no gradient memory held between updates
+                    stepsApplied++;
+
+                    // 11. metrics of this step's forward (the last applied step's are reported)
+                    initialLoss ??= stepLoss;
+                    loss = stepLoss;
+                    gradNorm = norm;
+                    diagnostics = result.Diagnostics;
+                    using (NoGradScope.Enter())
+                    {
+                        entropy = PolicyDivergence.MeanOverTokens(PolicyDivergence.Entropy(policyLogProbs), policyLogProbs.Mask).ToDouble();
+                        if (referenceLogProbs is not null)
+                        {
+                            var perToken = PolicyDivergence.TokenKl(Detached(policyLogProbs), referenceLogProbs, Options.KlMetric);   // (B, Tc)
+                            kl = perToken.Sum(1).Mean().ToDouble();
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                policy.Train(wasTraining);
+            }
+        }
+
+        var applied = stepsApplied > 0;
+        if (applied)
+        {
+            PolicyVersion++;
+            if (kl is { } observed && double.IsFinite(observed)) klController.Update(observed, plan.Rows.Count);
+        }
+        counters = counters with
+        {
+            Updates = counters.Updates + 1,
+            UpdatesApplied = counters.UpdatesApplied + (applied ? 1 : 0),
+            StepsApplied = counters.StepsApplied + stepsApplied,
+            StepsSkipped = counters.StepsSkipped + skipped,
+            EmptyUpdates = counters.EmptyUpdates + (reason == LearnerSkipReason.EmptyBatch ? 1 : 0),
+            InvalidItems = counters.InvalidItems + invalid,
+            Rollouts = counters.Rollouts + rolloutCount,
+            HumanPairs = counters.HumanPairs + humanCount,
+            TokensProcessed = counters.TokensProcessed + tokensProcessed,
+        };
+
+        return new LearnerUpdate(PolicyVersion, applied, stepsApplied, skipped, reason, loss, initialLoss, gradNorm, kl, entropy, klCoefficient,
+            meanReward, freshMeanReward, plan.Rows.Count, rolloutCount, freshCount, humanCount, plan.PairCount, invalid,
+            completionTokens, tokensProcessed, staleness.Mean, staleness.Max, diagnostics, clock.Elapsed.TotalSeconds);
+    }
+
+    // ---- stages 1–3: rows, rewards, pairs and advantages (no tensors) ----------------------------------
+
+    private enum RowKind
+    {
+        Rollout,
+        HumanChosen,
+        HumanRejected,
+    }
+
+    /// <param name="Behaviour">Per-token behaviour log-probs (rollouts); null for human rows.</param>
+    private sealed record Row(int[] Prompt, int[] Completion, float[]? Behaviour, double Reward, int Group, RowKind Kind, bool Fresh);
+
+    private (List<Row> Rows, int Rollouts, int Fresh, int Human, int Invalid, (double? Mean, long? Max) Staleness) CollectRows(LearnerBatch batch)
+    {
+        var rows = new List<Row>();
+        var groups = new Dictionary<string, int>(StringComparer.Ordinal);
+        var invalid = 0;
+        var fresh = 0;
+        var ages = new List<long>();
+        foreach (var entry in batch.Rollouts)
+        {
+            var r = entry.Item;
+            if (r is null || !IsUsable(r))
+            {
+                invalid++;
+                continue;
+            }
+            if (!groups.TryGetValue(r.PromptId, out var group)) groups[r.PromptId] = group = groups.Count;
+            var isFresh = entry.Uses == 1;
+            if (isFresh) fresh++;
+            ages.Add(Math.Max(0, PolicyVersion - entry.PolicyVersion));
+            rows.Add(new Row(PromptOf(r.PromptTokens, r.Prompt), r.CompletionTokens.ToArray(), r.BehaviourLogProbs.ToArray(), r.Reward, group, RowKind.Rollout, isFresh));
+        }
+        var rolloutCount = rows.Count;
+
+        var nextGroup = groups.Count;
+        var human = 0;
+        foreach (var entry in batch.HumanPairs)
+        {
+            var p = entry.Item;
+            if (p is null || !TryTokenize(p, out var prompt, out var chosen, out var rejected))
+            {
+                invalid++;
+                continue;
+            }
+            var group = nextGroup++;
+            rows.Add(new Row(prompt, chosen, null, Options.HumanPairReward, group, RowKind.HumanChosen, entry.Uses == 1));
+            rows.Add(new Row(prompt, rejected, null, -Options.HumanPairReward, group, RowKind.HumanRejected, entry.Uses == 1));
+            human++;
+        }
+        (double?, long?) staleness = ages.Count > 0 ? (ages.Average(), ages.Max()) : (null, null);
+        return (rows, rolloutCount, fresh, human, invalid, staleness);
+    }
+
+    private bool IsUsable(Rollout r)
+    {
+        try
+        {
+            r.Validate();
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        var vocabulary = policy.Config.VocabularySize;
+        foreach (var id in r.PromptTokens) if (id < 0 || id >= vocabulary) return false;
+        foreach (var id in r.CompletionTokens) if (id < 0 || id >= vocabulary) return false;
+        return true;
+    }
+
+    private int[] PromptOf(System.Collections.Immutable.ImmutableArray<int> tokens, string text) =>
+        tokens.Length > 0 ? tokens.ToArray() : SequenceBatch.EncodePrompt(tokenizer, text);
+
+    /// <summary>A pair's token rows: the stored ids, or the text encoded (completions end with the
+    /// end-of-sequence token, as a sampled completion that stopped does).</summary>
+    private bool TryTokenize(PreferencePair p, out int[] prompt, out int[] chosen, out int[] rejected)
+    {
+        prompt = chosen = rejected = [];
+        try
+        {
+            p.Validate();
+            prompt = PromptOf(p.PromptTokens, p.Prompt);
+            chosen = p.ChosenTokens.Length > 0 ? p.ChosenTokens.ToArray() : [.. tokenizer.Encode(p.Chosen), tokenizer.EndOfSequenceId];
+            rejected = p.RejectedTokens.Length > 0 ? p.RejectedTokens.ToArray() : [.. tokenizer.Encode(p.Rejected), tokenizer.EndOfSequenceId];
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        var vocabulary = policy.Config.VocabularySize;
+        return prompt.Concat(chosen).Concat(rejected).All(id => id >= 0 && id < vocabulary) && !chosen.AsSpan().SequenceEqual(rejected);
+    }
+
+    /// <summary>The rows the objective trains on, with pairs (re-indexed to those rows) or advantages.</summary>
+    private sealed record RowPlan(IReadOnlyList<Row> Rows, IReadOnlyList<PairIndex>? Pairs, double[]? Advantages)
+    {
+        public int PairCount => Pairs?.Count ?? 0;
+    }
+
+    private bool Pairwise => objective.NeedsPairs || objective.Name == ObjectiveNames.Sft;
+
+    private RowPlan Plan(List<Row> rows, int rolloutCount)
+    {
+        if (Pairwise)
+        {
+            // sft is trained "on preferred": the chosen side of each pair, like best_of_n.
+            var pairs = pairBuilder.Build(rows.Take(rolloutCount).Select(r => r.Reward).ToArray(), rows.Take(rolloutCount).Select(r => r.Group).ToArray()).ToList();
+            for (var i = rolloutCount; i + 1 < rows.Count; i += 2) pairs.Add(new PairIndex(i, i + 1, double.NaN));
+            // Keep only rows some pair uses: BestVsWorst over K samples needs 2 of them through the model, not K.
+            var used = pairs.SelectMany(p => new[] { p.Chosen, p.Rejected }).Distinct().Order().ToArray();
+            var newIndex = new Dictionary<int, int>();
+            for (var k = 0; k < used.Length; k++) newIndex[used[k]] = k;
+            var remapped = pairs.Select(p => p with { Chosen = newIndex[p.Chosen], Rejected = newIndex[p.Rejected] }).ToList();
+            return new RowPlan(used.Select(i => rows[i]).ToList(), remapped, null);
+        }
+
+        double[]? advantages = null;
+        if (objective.NeedsAdvantages && rows.Count > 0)
+        {
+            var rewards = rows.Select(r => r.Reward).ToArray();
+            advantages = movingAverage is not null
+                ? movingAverage.Advantages(rewards)
+                : LeaveOneOutBaseline.Advantages(rewards, rows.Select(r => r.Group).ToArray());
+        }
+        return new RowPlan(rows, null, advantages);
+    }
+
+    // ---- stage 4 onwards: tensors ---------------------------------------------------------------------
+
+    /// <summary>The objective inputs that stay fixed for the T steps, in the update's scope.</summary>
+    private sealed record StaticTensors(Tensor? Pairs, Tensor? Rewards, Tensor? Advantages, Tensor? BehaviourTokens, Tensor? UnsampledRows);
+
+    private StaticTensors StaticInputs(RowPlan plan, SequenceBatch sequences)
+    {
+        var rows = plan.Rows;
+        Tensor? pairs = plan.Pairs is { } p ? PairBuilder.ToTensor(p) : null;
+        Tensor? rewards = objective.NeedsRewards ? Tensor.FromArray(rows.Select(r => (float)r.Reward).ToArray()) : null;
+        Tensor? advantages = plan.Advantages is { } a ? Tensor.FromArray(a.Select(x => (float)x).ToArray()) : null;
+        Tensor? behaviour = null, unsampled = null;
+        if (objective.NeedsBehaviour)
+        {
+            var (b, tc) = (rows.Count, (int)sequences.CompletionTokens.Size(1));
+            var values = new float[b * tc];
+            var missing = new float[b * tc];
+            for (var i = 0; i < b; i++)
+            {
+                var length = sequences.CompletionLengths[i];
+                if (rows[i].Behaviour is { } recorded)
+                {
+                    // The layout may have cut an over-long completion to its first tokens: cut the behaviour alike.
+                    Array.Copy(recorded, 0, values, i * tc, length);
+                }
+                else
+                {
+                    for (var j = 0; j < length; j++) missing[i * tc + j] = 1;
+                }
+            }
+            behaviour = Tensor.FromArray(values, b, tc);                                   // (B, Tc)
+            if (rows.Any(r => r.Behaviour is null)) unsampled = Tensor.FromArray(missing, b, tc);
+        }
+        return new StaticTensors(pairs, rewards, advantages, behaviour, unsampled);
+    }
+
+    private static ObjectiveInputs Inputs(StaticTensors s, SequenceLogProbs policyLogProbs, SequenceLogProbs? referenceLogProbs) => new()
+    {
+        PolicyLogProbs = policyLogProbs.Values,
+        ReferenceLogProbs = referenceLogProbs?.Values,
+        Rewards = s.Rewards,
+        Advantages = s.Advantages,
+        Pairs = s.Pairs,
+        Tokens = new TokenLogProbs
+        {
+            Policy = policyLogProbs.TokenLogProbs,
+            Reference = referenceLogProbs?.TokenLogProbs,
+            Behaviour = s.BehaviourTokens,
+            Mask = policyLogProbs.Mask,
+        },
+    };
+
+    private static SequenceLogProbs Detached(SequenceLogProbs lp) =>
+        lp with { TokenLogProbs = lp.TokenLogProbs.Detach(), Values = lp.Values.Detach(), LogDistributions = lp.LogDistributions?.Detach() };
+
+    // ---- state -------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The learner's whole resumable state: the optimizer's moments and step counts and the dropout
+    /// generator as tensors (<see cref="StateTensorsFileName"/>), and policy version, counters, KL
+    /// coefficient and baseline statistics as JSON (<see cref="StateJsonFileName"/>). With the policy's
+    /// weights saved beside it, <see cref="ImportState"/> on a fresh learner continues bit for bit.
+    /// </summary>
+    public TrainingState ExportState()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using (var scope = DisposeScope.Enter())
+        {
+            foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterScope();
+            tensors[DropoutGeneratorKey] = policy.DropoutGenerator.GetState().MoveToOuterScope();
+        }
+        var json = new JsonObject
+        {
+            ["format"] = "prefonline.learner.v1",
+            ["format_version"] = StateFormatVersion,
+            ["objective"] = objective.Name,
+            ["parameters"] = parameters.Count,
+            ["policy_version"] = PolicyVersion,
+            ["learning_rate"] = optimizer.LearningRate,
+            ["kl_coefficient"] = klController.Coefficient,
+            ["baseline"] = movingAverage is null ? null : new JsonObject
+            {
+                ["count"] = movingAverage.State.Count,
+                ["mean"] = movingAverage.State.Mean,
+                ["variance"] = movingAverage.State.Variance,
+            },
+            ["counters"] = JsonSerializer.SerializeToNode(counters, CountersJson),
+        };
+        return new TrainingState(tensors, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Restores a state from <see cref="ExportState"/>. Everything is checked before anything
+    /// changes; a damaged or mismatched state throws <see cref="InvalidDataException"/> and leaves the learner as it was.</summary>
+    public void ImportState(TrainingState state)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(state);
+        JsonNode root;
+        try
+        {
+            root = JsonNode.Parse(state.Json) ?? throw new InvalidDataException("learner state JSON is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"learner state JSON is malformed: {e.Message}", e);
+        }
+        long policyVersion;
+        double klCoefficient, learningRate;
+        MovingAverageState? baseline = null;
+        LearnerCounters restored;
+        try
+        {
+            var version = root["format_version"]!.GetValue<int>();
+            if (version != StateFormatVersion) throw new InvalidDataException($"learner state format {version} is not supported (expected {StateFormatVersion})");
+            var parameterCount = root["parameters"]!.GetValue<int>();
+            if (parameterCount != parameters.Count)
+                throw new InvalidDataException($"learner state is for {parameterCount} parameter tensors, this policy has {parameters.Count}");
+            policyVersion = root["policy_version"]!.GetValue<long>();
+            klCoefficient = root["kl_coefficient"]!.GetValue<double>();
+            learningRate = root["learning_rate"]!.GetValue<double>();
+            if (movingAverage is not null && root["baseline"] is JsonObject b)
+                baseline = new MovingAverageState(b["count"]!.GetValue<long>(), b["mean"]!.GetValue<double>(), b["variance"]!.GetValue<double>());
+            restored = root["counters"].Deserialize<LearnerCounters>(CountersJson);
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or JsonException)
+        {
+            throw new InvalidDataException($"learner state JSON lacks or mistypes a field: {e.Message}", e);
+        }
+        if (policyVersion < 0) throw new InvalidDataException($"learner state has a negative policy version {policyVersion}");
+        if (!(klCoefficient >= 0) || double.IsInfinity(klCoefficient)) throw new InvalidDataException($"learner state has an invalid KL coefficient {klCoefficient}");
+        if (!(learningRate >= 0) || double.IsInfinity(learningRate)) throw new InvalidDataException($"learner state has an invalid learning rate {learningRate}");
+        if (!state.Tensors.TryGetValue(DropoutGeneratorKey, out var generatorState))
+            throw new InvalidDataException($"learner state lacks '{DropoutGeneratorKey}'");
+        var optimizerState = state.Tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+        var unknown = state.Tensors.Keys.Where(k => k != DropoutGeneratorKey && !k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToList();
+        if (unknown.Count > 0) throw new InvalidDataException($"learner state holds unexpected tensors: {string.Join(", ", unknown.Take(5))}");
+        if (movingAverage is not null && baseline is { } check && (check.Count < 0 || !double.IsFinite(check.Mean) || !(check.Variance >= 0)))
+            throw new InvalidDataException($"learner state has an invalid baseline {check}");
+
+        try
+        {
+            // Checked on a scratch generator first, so a bad state cannot leave the learner half restored.
+            using var probe = new Generator(0);
+            probe.SetState(generatorState);
+        }
+        catch (TorchException e)
+        {
+            throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {e.Message}", e);
+        }
+        if (klController is AdaptiveKlController && !(klCoefficient > 0))
+            throw new InvalidDataException($"learner state has KL coefficient {klCoefficient}, but an adaptive controller needs a positive one");
+
+        // Checked; now apply. AdamW validates its own entries before it changes anything.
+        optimizer.LoadStateDict(optimizerState);
+        policy.DropoutGenerator.SetState(generatorState);
+        optimizer.LearningRate = learningRate;
+        // A fixed coefficient is configuration (the options win); an adaptive one is state.
+        if (klController is AdaptiveKlController) klController.Restore(klCoefficient);
+        if (baseline is { } s) movingAverage!.Restore(s);
+        PolicyVersion = policyVersion;
+        counters = restored;
+    }
+
+    private static readonly JsonSerializerOptions CountersJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        optimizer.Dispose();
+    }
+}
