@@ -24,6 +24,8 @@ namespace PrefOnline.Learning.Sampling;
 /// the first occurrence: every token that holds any byte of the stop string is dropped with its
 /// log-probs (a token straddling the boundary goes too, so the text may end slightly before the stop
 /// string with BPE; never with the byte tokenizer).</para>
+/// <para>The tokenizer's padding id is never sampled (its probability still counts in the policy
+/// log-probs, as in the learner's softmax; the sampler log-probs are renormalised without it).</para>
 /// <para>Reproducibility: each completion has its own seed, derived from
 /// <see cref="SamplingOptions.Seed"/>, its prompt index and its sample index, and each row is decoded
 /// independently of the others (no padding, per-row cache and generator). So the same seed, weights
@@ -128,13 +130,17 @@ public sealed class PolicySampler : IDisposable
         var stops = options.StopStrings.Select(s => Encoding.UTF8.GetBytes(s)).ToArray();
         var table = stops.Length > 0 ? TokenBytes() : null;
         var k = options.SamplesPerPrompt;
+        // Padding is never a prediction (ITokenizer): it is masked out of sampling.
+        int[] suppressed = Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < shape.VocabularySize
+            ? [Tokenizer.PaddingId]
+            : [];
         var results = new SampledCompletion[prompts.Count * k];
         foreach (var (firstPrompt, promptCount, firstSample, sampleCount) in Batches(prompts.Count, k, options.BatchSize))
         {
             var seeds = new ulong[promptCount * sampleCount];
             for (var p = 0; p < promptCount; p++)
             for (var s = 0; s < sampleCount; s++)
-                seeds[p * sampleCount + s] = RowSeed(baseSeed, firstPrompt + p, firstSample + s);
+                seeds[p * sampleCount + s] = CompletionSeed(baseSeed, firstPrompt + p, firstSample + s);
             var request = new DecodeRequest
             {
                 Prompts = new ArraySegment<int[]>(prepared, firstPrompt, promptCount),
@@ -144,6 +150,7 @@ public sealed class PolicySampler : IDisposable
                 TopP = options.TopP,
                 MaxNewTokens = options.MaxNewTokens,
                 EndOfSequenceId = Tokenizer.EndOfSequenceId,
+                SuppressedTokens = suppressed,
                 RowSeeds = seeds,
                 StopSequences = stops,
                 TokenBytes = table,
@@ -168,7 +175,7 @@ public sealed class PolicySampler : IDisposable
 
     /// <summary>Splits P×K rows into native calls of at most batchSize rows: whole prompts (all K samples)
     /// when K fits, else one prompt per call with a slice of its samples.</summary>
-    internal static IEnumerable<(int FirstPrompt, int PromptCount, int FirstSample, int SampleCount)> Batches(int prompts, int k, int batchSize)
+    private static IEnumerable<(int FirstPrompt, int PromptCount, int FirstSample, int SampleCount)> Batches(int prompts, int k, int batchSize)
     {
         if (k <= batchSize)
         {
@@ -239,8 +246,9 @@ public sealed class PolicySampler : IDisposable
     private TokenByteTable TokenBytes() =>
         tokenBytes ??= TokenByteTable.Build(Tokenizer.VocabularySize, id => Tokenizer.DecodeBytes([id]));
 
-    internal static ulong RowSeed(ulong baseSeed, int promptIndex, int sampleIndex) =>
-        SplitMix64(SplitMix64(SplitMix64(baseSeed) ^ (ulong)promptIndex) ^ (ulong)sampleIndex);
+    /// <summary>The seed of sample <paramref name="sampleIndex"/> of prompt <paramref name="promptIndex"/> in a call seeded with <paramref name="seed"/>.</summary>
+    public static ulong CompletionSeed(ulong seed, int promptIndex, int sampleIndex) =>
+        SplitMix64(SplitMix64(SplitMix64(seed) ^ (ulong)promptIndex) ^ (ulong)sampleIndex);
 
     // SplitMix64's finaliser (Steele et al. 2014): neighbouring inputs give unrelated outputs.
     private static ulong SplitMix64(ulong x)

@@ -32,6 +32,10 @@ public sealed record DecodeRequest
 
     public Generator? Generator { get; init; }
 
+    /// <summary>Token ids that are never sampled (padding, for instance). They still count in
+    /// <see cref="DecodedSequence.PolicyLogProbs"/>' softmax, as in a learner's forward pass.</summary>
+    public IReadOnlyList<int> SuppressedTokens { get; init; } = [];
+
     /// <summary>Byte sequences that end a row as soon as its tokens' bytes contain one (needs <see cref="TokenBytes"/>).</summary>
     public IReadOnlyList<byte[]> StopSequences { get; init; } = [];
 

@@ -157,6 +157,7 @@ public sealed class Gpt2Decoder : IDisposable
         var stopBytes = new byte[stopOffsets[^1]];
         for (var i = 0; i < stops.Count; i++) stops[i].CopyTo(stopBytes, stopOffsets[i]);
         var table = stops.Count > 0 ? request.TokenBytes : null;
+        var suppressed = (request.SuppressedTokens ?? []).ToArray();
 
         var parameters = new Gpt2SamplingParameters
         {
@@ -182,6 +183,7 @@ public sealed class Gpt2Decoder : IDisposable
                 fixed (int* t = tokens)
                 fixed (int* l = lengths)
                 fixed (ulong* s = seeds)
+                fixed (int* sup = suppressed)
                 fixed (byte* tb = table?.Bytes)
                 fixed (long* to = table?.Offsets)
                 fixed (byte* sb = stopBytes)
@@ -194,7 +196,7 @@ public sealed class Gpt2Decoder : IDisposable
                 fixed (int* of = outFinish)
                 {
                     status = NativeMethods.pt_gpt2_decoder_generate(handle, t, l, lengths.Length, &parameters, s, Generator.Raw(request.Generator),
-                        tb, to, table?.Count ?? 0, sb, so, stops.Count, c, ot, op, os, ol, of);
+                        sup, suppressed.Length, tb, to, table?.Count ?? 0, sb, so, stops.Count, c, ot, op, os, ol, of);
                     GC.KeepAlive(request.Generator);
                 }
             }

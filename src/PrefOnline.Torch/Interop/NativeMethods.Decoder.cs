@@ -12,7 +12,7 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)]
     internal static partial int pt_gpt2_decoder_generate(
-        DecoderHandle decoder, int* tokens, int* lengths, int count, Gpt2SamplingParameters* parameters, ulong* seeds, IntPtr generator,
+        DecoderHandle decoder, int* tokens, int* lengths, int count, Gpt2SamplingParameters* parameters, ulong* seeds, IntPtr generator, int* suppressed, int suppressedCount,
         byte* tokenBytes, long* tokenOffsets, long tokenTableSize, byte* stopBytes, int* stopOffsets, int stopCount, int* cancel,
         int* outTokens, float* outPolicyLogProbs, float* outSamplerLogProbs, int* outLengths, int* outFinish);
 }

@@ -433,14 +433,17 @@ class Decoder {
     // Samples completions for `count` prompts, samples_per_prompt rows each (row = prompt·K + sample).
     // Returns 0, or 2 when *cancel became non-zero (the outputs then hold what was generated so far).
     int generate(const int32_t* tokens, const int32_t* lengths, int64_t count, const SamplingParameters& params, const uint64_t* seeds,
-                 at::Generator* generator, const uint8_t* token_bytes, const int64_t* token_offsets, int64_t token_table_size,
+                 at::Generator* generator, const int32_t* suppressed, int64_t suppressed_count, const uint8_t* token_bytes, const int64_t* token_offsets, int64_t token_table_size,
                  const uint8_t* stop_bytes, const int32_t* stop_offsets, int64_t stop_count, const volatile int32_t* cancel, int32_t* out_tokens,
                  float* out_policy_logprobs, float* out_sampler_logprobs, int32_t* out_lengths, int32_t* out_finish) {
         Busy busy(this);
         bind();
         check_parameters(params);
         TORCH_CHECK(stop_count == 0 || token_table_size > 0, "stop sequences need the token byte table");
-        TORCH_CHECK(stop_count >= 0 && token_table_size >= 0, "negative table sizes");
+        TORCH_CHECK(stop_count >= 0 && token_table_size >= 0 && suppressed_count >= 0, "negative table sizes");
+        suppressed_.assign(suppressed, suppressed + suppressed_count);
+        for (int32_t id : suppressed_) TORCH_CHECK(id >= 0 && id < vocab_, "suppressed token id ", id, " is outside the vocabulary of ", vocab_);
+        TORCH_CHECK(static_cast<int64_t>(suppressed_.size()) < vocab_, "every token is suppressed");
         const int64_t K = params.samples_per_prompt;
         const int64_t N = params.max_new_tokens;
         std::vector<int64_t> len = check_prompts(tokens, lengths, count, N);
@@ -749,12 +752,20 @@ class Decoder {
         std::vector<float> policy_lp(static_cast<size_t>(M)), sampler_lp(static_cast<size_t>(M));
         std::vector<uint8_t> bad(static_cast<size_t>(M), 0);
         float* weights = scratch_weights_.get(M * vocab_);
+        float* masked = suppressed_.empty() ? nullptr : scratch_masked_.get(M * vocab_);
         if (index_scratch_.size() < static_cast<size_t>(M * vocab_)) index_scratch_.resize(static_cast<size_t>(M * vocab_));
         int32_t* indices = index_scratch_.data();
         at::parallel_for(0, M, std::max<int64_t>(1, kParallelMacs / (8 * vocab_)), [&](int64_t m0, int64_t m1) {
             for (int64_t m = m0; m < m1; ++m) {
                 const size_t i = static_cast<size_t>(m);
-                bad[i] = !sample_one(row_logits[i], params, rng[static_cast<size_t>(rows[i])], weights + m * vocab_, indices + m * vocab_,
+                const float* choose = row_logits[i];
+                if (masked != nullptr) {  // suppressed tokens (padding) can never be sampled
+                    float* copy = masked + m * vocab_;
+                    std::memcpy(copy, row_logits[i], sizeof(float) * static_cast<size_t>(vocab_));
+                    for (int32_t id : suppressed_) copy[id] = -std::numeric_limits<float>::infinity();
+                    choose = copy;
+                }
+                bad[i] = !sample_one(row_logits[i], choose, params, rng[static_cast<size_t>(rows[i])], weights + m * vocab_, indices + m * vocab_,
                                      token[i], policy_lp[i], sampler_lp[i]);
             }
         });
@@ -771,18 +782,21 @@ class Decoder {
     // the smallest set of most likely tokens whose probability reaches top_p, renormalised).
     // policy_lp = log softmax(logits)[token] — the untempered, untruncated policy, as a learner
     // evaluates it; sampler_lp = log q(token) under the distribution q actually sampled from
-    // (0 for greedy, where q is a point mass). Returns false on non-finite logits.
-    bool sample_one(const float* logits, const SamplingParameters& params, at::Generator& gen, float* w, int32_t* idx, int64_t& token,
-                    float& policy_lp, float& sampler_lp) const {
+    // (0 for greedy, where q is a point mass). `logits` are the row's logits with suppressed ids at
+    // -inf (the same pointer as policy_logits when nothing is suppressed). Returns false on
+    // non-finite logits.
+    bool sample_one(const float* policy_logits, const float* logits, const SamplingParameters& params, at::Generator& gen, float* w, int32_t* idx,
+                    int64_t& token, float& policy_lp, float& sampler_lp) const {
         const int64_t V = vocab_;
-        const float lmax = max_of(logits, V);
-        if (!std::isfinite(lmax)) return false;
-        const double lse = lmax + std::log(sum_exp(logits, V, lmax));
+        const float pmax = max_of(policy_logits, V);
+        if (!std::isfinite(pmax)) return false;
+        const double lse = pmax + std::log(sum_exp(policy_logits, V, pmax));
         if (!std::isfinite(lse)) return false;
+        const float lmax = logits == policy_logits ? pmax : max_of(logits, V);
 
         if (params.temperature == 0 || params.top_k == 1) {
             token = argmax(logits, V);
-            policy_lp = static_cast<float>(logits[token] - lse);
+            policy_lp = static_cast<float>(policy_logits[token] - lse);
             sampler_lp = 0.0f;
             return true;
         }
@@ -847,7 +861,7 @@ class Decoder {
                 if (w[id] > 0) token = id;
             }
         }
-        policy_lp = static_cast<float>(logits[token] - lse);
+        policy_lp = static_cast<float>(policy_logits[token] - lse);
         sampler_lp = static_cast<float>(std::log(static_cast<double>(w[token])) - std::log(kept));
         return true;
     }
@@ -863,8 +877,9 @@ class Decoder {
     int64_t rows_ = 0, tcap_ = 0;
     float* cache_ = nullptr;
     Buffer kv_, scratch_x_, scratch_h_, scratch_qkv_, scratch_att_, scratch_fc_, scratch_scores_, scratch_logits_, scratch_prompt_logits_,
-        scratch_weights_;
+        scratch_weights_, scratch_masked_;
     std::vector<int32_t> index_scratch_;
+    std::vector<int32_t> suppressed_;
 };
 
 }  // namespace gpt2
@@ -909,15 +924,18 @@ PT_EXPORT int pt_gpt2_decoder_logits(void* decoder, const int32_t* tokens, const
 // Samples samples_per_prompt completions for each of `count` packed prompts. Outputs are row-major
 // [count·samples_per_prompt, max_new_tokens] (valid up to out_lengths[row]); out_finish is
 // 0 = length, 1 = end-of-sequence token, 2 = stop sequence. Seeds: one per row, or null to draw them
-// from `generator`. Stop sequences need the token byte table (bytes of every token id, concatenated,
+// from `generator`. Suppressed ids (padding) are never sampled; their probability still counts in the
+// policy log-probs (the learner's softmax includes them). Stop sequences need the token byte table (bytes of every token id, concatenated,
 // with table_size + 1 offsets). Returns 0, 1 on error (pt_last_error), 2 when cancelled.
 PT_EXPORT int pt_gpt2_decoder_generate(void* decoder, const int32_t* tokens, const int32_t* lengths, int count, const gpt2::SamplingParameters* params,
-                                       const uint64_t* seeds, void* generator, const uint8_t* token_bytes, const int64_t* token_offsets,
+                                       const uint64_t* seeds, void* generator, const int32_t* suppressed, int suppressed_count,
+                                       const uint8_t* token_bytes, const int64_t* token_offsets,
                                        int64_t token_table_size, const uint8_t* stop_bytes, const int32_t* stop_offsets, int stop_count,
                                        const volatile int32_t* cancel, int32_t* out_tokens, float* out_policy_logprobs, float* out_sampler_logprobs,
                                        int32_t* out_lengths, int32_t* out_finish) {
     PT_TRY
-    return static_cast<Decoder*>(decoder)->generate(tokens, lengths, count, *params, seeds, static_cast<at::Generator*>(generator), token_bytes,
+    return static_cast<Decoder*>(decoder)->generate(tokens, lengths, count, *params, seeds, static_cast<at::Generator*>(generator), suppressed,
+                                                    suppressed_count, token_bytes,
                                                     token_offsets, token_table_size, stop_bytes, stop_offsets, stop_count, cancel, out_tokens,
                                                     out_policy_logprobs, out_sampler_logprobs, out_lengths, out_finish);
     PT_CATCH(1)

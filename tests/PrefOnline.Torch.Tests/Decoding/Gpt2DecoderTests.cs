@@ -212,6 +212,34 @@ public class Gpt2DecoderTests
     }
 
     [Fact]
+    public void Suppressed_tokens_are_never_sampled_but_count_in_the_policy_log_probs()
+    {
+        var shape = new Gpt2DecoderShape(1, 1, 16, 6, 8);
+        using var model = new RandomGpt2(shape, seed: 8);
+        using var decoder = new Gpt2Decoder(shape, model.Weights);
+        var logits = decoder.Logits([[2, 5]])[0].AsSpan(6, 6).ToArray();
+        var top = Array.IndexOf(logits, logits.Max());
+        var policy = LogSoftmax(logits);
+        var rows = decoder.Generate(new DecodeRequest
+        {
+            Prompts = [[2, 5]], SamplesPerPrompt = 2000, MaxNewTokens = 1, SuppressedTokens = [top],
+            RowSeeds = Enumerable.Range(0, 2000).Select(i => (ulong)i).ToArray(),
+        });
+        var rest = Math.Log(1 - Math.Exp(policy[top])); // the sampler renormalises without the suppressed token
+        foreach (var row in rows)
+        {
+            Assert.NotEqual(top, row.Tokens[0]);
+            Assert.Equal(policy[row.Tokens[0]], row.PolicyLogProbs[0], 4);
+            Assert.Equal(policy[row.Tokens[0]] - rest, row.SamplerLogProbs[0], 4);
+        }
+        var greedy = decoder.Generate(new DecodeRequest { Prompts = [[2, 5]], Temperature = 0, MaxNewTokens = 1, SuppressedTokens = [top], RowSeeds = [0] })[0];
+        var second = Enumerable.Range(0, 6).Where(i => i != top).OrderByDescending(i => logits[i]).First();
+        Assert.Equal(second, greedy.Tokens[0]);
+        Assert.Contains("suppressed token id 6",
+            Assert.Throws<TorchException>(() => decoder.Generate(new DecodeRequest { Prompts = [[1]], SuppressedTokens = [6], MaxNewTokens = 1, RowSeeds = [0] })).Message);
+    }
+
+    [Fact]
     public void The_end_of_sequence_token_ends_a_row_and_is_kept()
     {
         using var model = new RandomGpt2(Small, seed: 9);
