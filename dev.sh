@@ -20,6 +20,7 @@ APT_PACKAGES=(
   librdkafka1 librdkafka-dev  # Kafka client library + mock cluster used by the tests
   kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark
   python3-torch         # PyTorch reference for cross-checks and benchmarks (/usr/bin/python3 only)
+  python3-regex         # the `regex` module GPT-2's pre-tokenizer needs (\p{L}); the BPE tokenizer's Python reference uses it
   prometheus            # promtool for rule tests, a Prometheus server for the alert end-to-end test
   yamllint              # lint of the Helm chart's static YAML
   unzip                 # unpacks the helm binary (see fetch_helm)

@@ -4,7 +4,14 @@ namespace PrefOnline.Learning.Tokenization;
 /// Text ↔ token ids. Implementations: <c>ByteTokenizer</c> (the built-in models: 256 byte values plus
 /// special tokens) and <c>Gpt2BpeTokenizer</c> (vocab.json + merges.txt). Both are lossless on
 /// arbitrary UTF-8, invalid sequences included: decoding the tokens of some bytes gives those bytes.
+/// <c>TokenizerLoader</c> picks the right one for a checkpoint directory and saves its files.
 /// </summary>
+/// <remarks>
+/// Implementations are immutable and safe to call from several threads at once.
+/// Special tokens (end of sequence, padding) are never produced by <see cref="Encode"/>: text that
+/// spells "&lt;|endoftext|&gt;" is encoded as ordinary characters, so user text can never inject a
+/// control token. Callers append <see cref="EndOfSequenceId"/> themselves where it belongs.
+/// </remarks>
 public interface ITokenizer
 {
     /// <summary>Number of token ids (the model's vocabulary size must be at least this).</summary>
@@ -13,14 +20,20 @@ public interface ITokenizer
     /// <summary>End of sequence: sampling stops when it is drawn; appended to training completions.</summary>
     int EndOfSequenceId { get; }
 
-    /// <summary>Used to pad batches; never predicted (masked out of every loss).</summary>
+    /// <summary>Used to pad batches; never predicted (masked out of every loss). May equal
+    /// <see cref="EndOfSequenceId"/> (GPT-2 has no pad token), so masks must come from lengths, not ids.</summary>
     int PaddingId { get; }
 
+    /// <summary>Tokens of the UTF-8 encoding of <paramref name="text"/>. A lone UTF-16 surrogate has no
+    /// UTF-8 form and is encoded as U+FFFD; use <see cref="EncodeBytes"/> for exact arbitrary bytes.</summary>
     int[] Encode(string text);
 
+    /// <summary>Tokens of arbitrary bytes (invalid UTF-8 included); <see cref="DecodeBytes"/> returns them exactly.</summary>
     int[] EncodeBytes(ReadOnlySpan<byte> utf8);
 
-    /// <summary>Text of the ids; special tokens are dropped; invalid UTF-8 becomes U+FFFD.</summary>
+    /// <summary>Text of the ids; special tokens are dropped; invalid UTF-8 becomes U+FFFD (one per
+    /// maximal invalid subsequence, as Python's errors="replace"). An id outside the vocabulary throws
+    /// <see cref="ArgumentOutOfRangeException"/>.</summary>
     string Decode(ReadOnlySpan<int> ids);
 
     /// <summary>The exact bytes of the ids (special tokens dropped).</summary>
