@@ -24,8 +24,9 @@ namespace PrefOnline.Learning.Sampling;
 /// the first occurrence: every token that holds any byte of the stop string is dropped with its
 /// log-probs (a token straddling the boundary goes too, so the text may end slightly before the stop
 /// string with BPE; never with the byte tokenizer).</para>
-/// <para>The tokenizer's padding id is never sampled (its probability still counts in the policy
-/// log-probs, as in the learner's softmax; the sampler log-probs are renormalised without it).</para>
+/// <para>Never sampled: the tokenizer's padding id, and model ids the tokenizer has no token for (a
+/// vocabulary padded to a round size). Their probability still counts in the policy log-probs, as in
+/// the learner's softmax; the sampler log-probs are renormalised without them.</para>
 /// <para>Reproducibility: each completion has its own seed, derived from
 /// <see cref="SamplingOptions.Seed"/>, its prompt index and its sample index, and each row is decoded
 /// independently of the others (no padding, per-row cache and generator). So the same seed, weights
@@ -38,7 +39,7 @@ public sealed class PolicySampler : IDisposable
 {
     private readonly bool ownsDecoder;
     private readonly Func<long> policyVersion;
-    private TokenByteTable? tokenBytes;
+    private (TokenByteTable Table, int[] Suppressed)? tokenTable;
 
     /// <param name="decoder">The decoder over the policy's weights (not owned: the caller disposes it).</param>
     /// <param name="tokenizer">Turns prompts into ids and completions into text.</param>
@@ -128,12 +129,8 @@ public sealed class PolicySampler : IDisposable
         }
 
         var stops = options.StopStrings.Select(s => Encoding.UTF8.GetBytes(s)).ToArray();
-        var table = stops.Length > 0 ? TokenBytes() : null;
+        var (table, suppressed) = TokenTable();
         var k = options.SamplesPerPrompt;
-        // Padding is never a prediction (ITokenizer): it is masked out of sampling.
-        int[] suppressed = Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < shape.VocabularySize
-            ? [Tokenizer.PaddingId]
-            : [];
         var results = new SampledCompletion[prompts.Count * k];
         foreach (var (firstPrompt, promptCount, firstSample, sampleCount) in Batches(prompts.Count, k, options.BatchSize))
         {
@@ -153,7 +150,7 @@ public sealed class PolicySampler : IDisposable
                 SuppressedTokens = suppressed,
                 RowSeeds = seeds,
                 StopSequences = stops,
-                TokenBytes = table,
+                TokenBytes = stops.Length > 0 ? table : null,
             };
             var rows = Decoder.Generate(request, cancellationToken);
             for (var r = 0; r < rows.Count; r++)
@@ -189,7 +186,7 @@ public sealed class PolicySampler : IDisposable
     }
 
     private SampledCompletion Complete(DecodedSequence row, int promptIndex, int sampleIndex, int[] prompt, bool truncated, byte[][] stops,
-        TokenByteTable? table, long version, ulong seed)
+        TokenByteTable table, long version, ulong seed)
     {
         var tokens = row.Tokens;
         var kept = tokens.Length;
@@ -199,7 +196,7 @@ public sealed class PolicySampler : IDisposable
             DecodeFinish.StopSequence => FinishReason.StopString,
             _ => FinishReason.Length,
         };
-        if (table is not null && StopStart(tokens, stops, table) is { } stopStart)
+        if (stops.Length > 0 && StopStart(tokens, stops, table) is { } stopStart)
         {
             // Keep the tokens that end at or before the stop string's first byte.
             long end = 0;
@@ -243,8 +240,39 @@ public sealed class PolicySampler : IDisposable
         return first;
     }
 
-    private TokenByteTable TokenBytes() =>
-        tokenBytes ??= TokenByteTable.Build(Tokenizer.VocabularySize, id => Tokenizer.DecodeBytes([id]));
+    /// <summary>
+    /// The bytes of every model id, and the ids that must never be sampled: the padding token (never a
+    /// prediction, per <see cref="ITokenizer"/>), ids beyond the tokenizer's vocabulary (a model
+    /// vocabulary padded to a round size) and ids the tokenizer has no token for. Built once.
+    /// </summary>
+    private (TokenByteTable Table, int[] Suppressed) TokenTable()
+    {
+        if (tokenTable is { } built) return built;
+        var suppressed = new List<int>();
+        var table = TokenByteTable.Build(Decoder.Shape.VocabularySize, id =>
+        {
+            if (id >= Tokenizer.VocabularySize)
+            {
+                suppressed.Add(id);
+                return [];
+            }
+            try
+            {
+                return Tokenizer.DecodeBytes([id]);
+            }
+            catch (ArgumentOutOfRangeException)
+            {
+                suppressed.Add(id); // a hole in the vocabulary
+                return [];
+            }
+        });
+        if (Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Shape.VocabularySize)
+            suppressed.Add(Tokenizer.PaddingId);
+        if (suppressed.Contains(Tokenizer.EndOfSequenceId))
+            throw new ArgumentException($"the tokenizer cannot decode its own end-of-sequence id {Tokenizer.EndOfSequenceId}");
+        tokenTable = (table, suppressed.Distinct().Order().ToArray());
+        return tokenTable.Value;
+    }
 
     /// <summary>The seed of sample <paramref name="sampleIndex"/> of prompt <paramref name="promptIndex"/> in a call seeded with <paramref name="seed"/>.</summary>
     public static ulong CompletionSeed(ulong seed, int promptIndex, int sampleIndex) =>

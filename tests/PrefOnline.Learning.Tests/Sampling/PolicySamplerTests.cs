@@ -199,6 +199,18 @@ public class PolicySamplerTests
     }
 
     [Fact]
+    public void Ids_without_a_token_and_padding_are_never_sampled()
+    {
+        var padded = Config with { VocabularySize = 64 }; // a model vocabulary rounded up past the tokenizer's 54
+        using var weights = new RandomPolicyWeights(padded, 10);
+        using var sampler = PolicySampler.Create(padded, weights.Weights, new LetterTokenizer());
+        var completions = sampler.Sample(["abc", "xyz"], new SamplingOptions { SamplesPerPrompt = 50, MaxNewTokens = 30, Temperature = 5, Seed = 2 });
+        var seen = completions.SelectMany(c => c.Tokens).ToHashSet();
+        Assert.DoesNotContain(seen, id => id > LetterTokenizer.Eos);
+        Assert.True(seen.Count > 40, $"only {seen.Count} distinct ids at temperature 5: the test would not notice a leak");
+    }
+
+    [Fact]
     public void Invalid_options_and_inputs_fail_before_any_work()
     {
         using var weights = new RandomPolicyWeights(Config, 9);

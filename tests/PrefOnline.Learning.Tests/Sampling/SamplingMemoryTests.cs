@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Sampling;
+using PrefOnline.Learning.Tokenization;
 using PrefOnline.Torch;
 
 namespace PrefOnline.Learning.Tests.Sampling;
@@ -8,15 +9,15 @@ namespace PrefOnline.Learning.Tests.Sampling;
 [Collection(NativeMemoryCollection.Name)]
 public class SamplingMemoryTests
 {
-    /// <summary>10,000 sequences from the tiny preset (short outputs keep it to seconds): resident memory
+    /// <summary>10,000 sequences from the tiny preset with the byte tokenizer (short outputs keep it to seconds): resident memory
     /// stays flat after warm-up and no native tensor is left behind.</summary>
     [Fact]
     public void Generating_ten_thousand_sequences_leaves_memory_flat()
     {
         var liveBefore = TorchRuntime.LiveTensors;
-        var config = Gpt2Config.Tiny(vocabularySize: 54);
+        var config = Gpt2Config.Tiny();
         using (var weights = new RandomPolicyWeights(config, 1))
-        using (var sampler = PolicySampler.Create(config, weights.Weights, new LetterTokenizer()))
+        using (var sampler = PolicySampler.Create(config, weights.Weights, ByteTokenizer.Instance))
         {
             var prompts = Enumerable.Range(0, 250).Select(i => string.Concat(Enumerable.Range(0, 4 + i % 13).Select(j => (char)('a' + (i + j) % 26)))).ToArray();
             var options = new SamplingOptions { SamplesPerPrompt = 4, MaxNewTokens = 8, BatchSize = 64, StopStrings = ["zz"] };
