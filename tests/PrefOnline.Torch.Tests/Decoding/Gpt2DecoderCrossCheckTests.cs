@@ -53,22 +53,24 @@ public class Gpt2DecoderCrossCheckTests
                     Assert.True(diff < 1e-4, $"sequence {i} (length {sequences[i].Length}): max |logit diff| {diff:E2} ≥ 1e-4");
                 }
 
-                // All prompts in one batch (different lengths) against PyTorch's one-at-a-time greedy loop.
-                var greedy = decoder.Generate(new DecodeRequest
+                // All prompts in one batch (different lengths), and the first alone (the batch-1 kernels),
+                // against PyTorch's one-at-a-time greedy loop.
+                var batched = decoder.Generate(new DecodeRequest
                 {
                     Prompts = prompts, Temperature = 0, MaxNewTokens = maxNew, RowSeeds = [1, 2, 3],
                 });
-                for (var i = 0; i < prompts.Length; i++)
+                var alone = decoder.Generate(new DecodeRequest { Prompts = [prompts[0]], Temperature = 0, MaxNewTokens = maxNew, RowSeeds = [1] });
+                foreach (var (i, row) in batched.Select((r, i) => (i, r)).Append((0, alone[0])))
                 {
                     var expectedTokens = reference["greedy_tokens"]![i]!.AsArray().Select(v => v!.GetValue<int>()).ToArray();
                     var expectedLogProbs = reference["greedy_logprobs"]![i]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
-                    Assert.Equal(expectedTokens, greedy[i].Tokens);
-                    Assert.Equal(DecodeFinish.Length, greedy[i].Finish);
+                    Assert.Equal(expectedTokens, row.Tokens);
+                    Assert.Equal(DecodeFinish.Length, row.Finish);
                     for (var t = 0; t < maxNew; t++)
                     {
-                        Assert.True(Math.Abs(expectedLogProbs[t] - greedy[i].PolicyLogProbs[t]) < 1e-4,
-                            $"prompt {i} token {t}: log-prob {greedy[i].PolicyLogProbs[t]} vs PyTorch {expectedLogProbs[t]}");
-                        Assert.Equal(0f, greedy[i].SamplerLogProbs[t]); // greedy samples from a point mass
+                        Assert.True(Math.Abs(expectedLogProbs[t] - row.PolicyLogProbs[t]) < 1e-4,
+                            $"prompt {i} token {t}: log-prob {row.PolicyLogProbs[t]} vs PyTorch {expectedLogProbs[t]}");
+                        Assert.Equal(0f, row.SamplerLogProbs[t]); // greedy samples from a point mass
                     }
                 }
             }
