@@ -715,12 +715,17 @@ class Decoder {
     }
 
     // Y = epilogue(X·W + b) for X [M, K], W [K, N]; threads split the columns in 64-wide stripes.
+    // Long prefills go 64 rows at a time, so the partial sums a chunk keeps in Y stay in cache.
     static void linear(const float* X, int64_t M, int64_t K, const float* W, const float* b, int64_t N, float* Y, int epilogue) {
+        constexpr int64_t kRowChunk = 64;
         const int64_t stripes = (N + 63) / 64;
-        const int64_t grain = std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, M * K * 64));
-        at::parallel_for(0, stripes, grain, [&](int64_t s0, int64_t s1) {
-            linear_cols(X, M, K, W, N, b, K, Y, N, s0 * 64, std::min(N, s1 * 64), epilogue);
-        });
+        for (int64_t m0 = 0; m0 < M; m0 += kRowChunk) {
+            const int64_t rows = std::min(kRowChunk, M - m0);
+            const int64_t grain = std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, rows * K * 64));
+            at::parallel_for(0, stripes, grain, [&](int64_t s0, int64_t s1) {
+                linear_cols(X + m0 * K, rows, K, W, N, b, K, Y + m0 * N, N, s0 * 64, std::min(N, s1 * 64), epilogue);
+            });
+        }
     }
 
     void head(const float* H, int64_t M, float* out) const {
