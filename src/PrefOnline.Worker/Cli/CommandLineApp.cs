@@ -15,6 +15,8 @@ public static class CommandLineApp
     private static IEnumerable<Command> Verbs()
     {
         yield return VersionCommand.Create();
+        yield return CheckpointCommand.Create();
+        yield return ExperimentCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

@@ -10,7 +10,7 @@ internal static class PropertyCheck
     {
         var config = Config.QuickThrowOnFailure
             .WithMaxTest(tests)
-            .WithReplay(new Replay(new Rnd(seed), Microsoft.FSharp.Core.FSharpOption<int>.None));
+            .WithReplay(new FsCheck.Replay(new Rnd(seed), Microsoft.FSharp.Core.FSharpOption<int>.None));   // qualified: PrefOnline.Learning.Replay (the replay buffer) would shadow it
         Check.One(config, Prop.ForAll(arbitrary, property));
     }
 

@@ -1,0 +1,30 @@
+using PrefOnline.Torch;
+
+namespace PrefOnline.Learning.Objectives;
+
+/// <summary>
+/// The per-token KL-to-reference penalty, usable with any objective: Σ over a sequence's completion
+/// tokens of k(d_t), d_t = log π(y_t) − log π_ref(y_t), averaged over sequences. Summing per sequence
+/// makes it an estimate of the KL between the sequence distributions (what a target-KL controller
+/// compares against) and keeps it on the same scale as the summed sequence log-probs every loss uses.
+/// </summary>
+public static class KlPenalty
+{
+    /// <summary>(B,) Σ_t mask·k(d_t) with gradient through the policy only.</summary>
+    /// <param name="policyTokens">(B, T) log π with history.</param>
+    /// <param name="referenceTokens">(B, T) log π_ref (detached here).</param>
+    /// <param name="mask">(B, T) 1 on completion tokens; float or bool.</param>
+    public static Tensor PerSequence(Tensor policyTokens, Tensor referenceTokens, Tensor mask, KlEstimator estimator)
+    {
+        using var scope = DisposeScope.Enter();
+        var d = policyTokens - referenceTokens.Detach();                              // (B, T)
+        var k = estimator switch
+        {
+            KlEstimator.K1 => d,
+            KlEstimator.K2 => d.Pow(2) * 0.5,
+            KlEstimator.K3 => d.Neg().Exp() - 1.0 + d,
+            _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "unknown KL estimator"),
+        };
+        return (k * Losses.FloatMask(mask, k)).Sum(1).MoveToOuterScope();
+    }
+}

@@ -1,0 +1,111 @@
+using System.Runtime.InteropServices;
+
+namespace PrefOnline.Worker.Checkpoints;
+
+/// <summary>
+/// The few POSIX calls .NET does not expose: fsync of a directory (so a rename survives power loss)
+/// and flock (so a second writer is refused). .NET cannot open a directory as a file handle, and its
+/// own FileShare locking can be switched off by an environment variable, so both are called directly.
+/// Linux only (the product runs on Debian); flag values are the Linux ones, identical on x64 and arm64.
+/// </summary>
+internal static class PosixFileSystem
+{
+    private const string LibC = "libc";
+
+    private const int ReadOnly = 0x0;        // O_RDONLY
+    private const int ReadWrite = 0x2;       // O_RDWR
+    private const int Create = 0x40;         // O_CREAT
+    private const int CloseOnExec = 0x80000; // O_CLOEXEC: a child process must not inherit the lock
+    private const int LockExclusive = 2;     // LOCK_EX
+    private const int LockNonBlocking = 4;   // LOCK_NB
+    private const int ErrorWouldBlock = 11;  // EWOULDBLOCK == EAGAIN on Linux
+    private const int ErrorInvalid = 22;     // EINVAL: a file system that cannot fsync directories
+    private const int ErrorInterrupted = 4;  // EINTR
+
+    /// <summary>Flushes a file's or a directory's data and metadata to the device (fsync(2)).</summary>
+    public static void Fsync(string path, bool isDirectory)
+    {
+        EnsureLinux();
+        var fd = Open(path, ReadOnly | CloseOnExec, 0);
+        if (fd < 0) throw ErrorFor("open", path);
+        try
+        {
+            int rc;
+            do rc = fsync(fd); while (rc != 0 && Marshal.GetLastPInvokeError() == ErrorInterrupted);
+            // A few file systems (some FUSE mounts) refuse fsync on a directory; the rename is then as
+            // durable as that file system can make it, and failing the checkpoint would not help.
+            if (rc != 0 && !(isDirectory && Marshal.GetLastPInvokeError() == ErrorInvalid)) throw ErrorFor("fsync", path);
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    /// <summary>Opens (creating if needed) a lock file; returns its descriptor.</summary>
+    public static int OpenLockFile(string path)
+    {
+        EnsureLinux();
+        var fd = Open(path, ReadWrite | Create | CloseOnExec, Convert.ToInt32("644", 8));
+        if (fd < 0) throw ErrorFor("open", path);
+        return fd;
+    }
+
+    /// <summary>Takes an exclusive flock without waiting; false when another open file holds it.</summary>
+    public static bool TryLockExclusive(int fd, string path)
+    {
+        if (flock(fd, LockExclusive | LockNonBlocking) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == ErrorWouldBlock) return false;
+        throw ErrorFor("flock", path);
+    }
+
+    /// <summary>Replaces the content of an open file (the lock file's holder note).</summary>
+    public static void Overwrite(int fd, byte[] content, string path)
+    {
+        if (ftruncate(fd, 0) != 0) throw ErrorFor("ftruncate", path);
+        var written = pwrite(fd, content, (nuint)content.Length, 0);
+        if (written != content.Length) throw ErrorFor("pwrite", path);
+    }
+
+    /// <summary>Reads up to <paramref name="maxBytes"/> from the start of an open file.</summary>
+    public static byte[] ReadPrefix(int fd, int maxBytes)
+    {
+        var buffer = new byte[maxBytes];
+        var read = pread(fd, buffer, (nuint)buffer.Length, 0);
+        return read <= 0 ? [] : buffer.AsSpan(0, (int)read).ToArray();
+    }
+
+    public static void Close(int fd) => close(fd);
+
+    private static void EnsureLinux()
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("the checkpoint store needs Linux (fsync of directories, flock)");
+    }
+
+    private static IOException ErrorFor(string call, string path)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{call} failed on {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+    }
+
+    [DllImport(LibC, EntryPoint = "open", SetLastError = true)]
+    private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
+
+    [DllImport(LibC, SetLastError = true)]
+    private static extern int fsync(int fd);
+
+    [DllImport(LibC, SetLastError = true)]
+    private static extern int close(int fd);
+
+    [DllImport(LibC, SetLastError = true)]
+    private static extern int flock(int fd, int operation);
+
+    [DllImport(LibC, SetLastError = true)]
+    private static extern int ftruncate(int fd, long length);
+
+    [DllImport(LibC, SetLastError = true)]
+    private static extern nint pwrite(int fd, byte[] buffer, nuint count, long offset);
+
+    [DllImport(LibC, SetLastError = true)]
+    private static extern nint pread(int fd, byte[] buffer, nuint count, long offset);
+}

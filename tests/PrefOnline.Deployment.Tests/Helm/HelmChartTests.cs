@@ -1,0 +1,326 @@
+using System.Text.Json;
+using PrefOnline.Deployment.Tests.Tools;
+using Xunit.Abstractions;
+
+namespace PrefOnline.Deployment.Tests.Helm;
+
+/// <summary>
+/// helm lint and helm template over the chart with several values files, asserting on the rendered
+/// objects: what exists under which flags, security settings, probes, mounts, config and secrets.
+/// </summary>
+public sealed class HelmChartTests(ITestOutputHelper output)
+{
+    private static string CiValues(string name) => Path.Combine(RepositoryPaths.Chart, "ci", name);
+
+    private static readonly string AllFeatures = CiValues("all-features-values.yaml");
+    private static readonly string Minimal = CiValues("minimal-values.yaml");
+    private static readonly string Single = CiValues("single-values.yaml");
+
+    public static TheoryData<string> ValuesFiles => new() { "", "all-features-values.yaml", "minimal-values.yaml", "single-values.yaml" };
+
+    [Theory]
+    [MemberData(nameof(ValuesFiles))]
+    public async Task HelmLintPassesStrict(string valuesFile)
+    {
+        var arguments = new List<string> { "lint", RepositoryPaths.Chart, "--strict" };
+        if (valuesFile != "") arguments.AddRange(["-f", CiValues(valuesFile)]);
+        var result = await ExternalTool.RunAsync(ExternalTool.Helm(), arguments);
+        output.WriteLine(result.Output);
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Contains("0 chart(s) failed", result.Output);
+    }
+
+    [Fact]
+    public async Task DefaultsRenderTheSplitTopologyWithoutOptionalObjects()
+    {
+        var chart = await RenderedChart.RenderAsync();
+        output.WriteLine(string.Join("\n", chart.Inventory));
+        Assert.Equal(
+        [
+            "ConfigMap/rel-prefonline-config",
+            "Deployment/rel-prefonline-generator",
+            "PodDisruptionBudget/rel-prefonline-generator",
+            "Service/rel-prefonline-learner",
+            "Service/rel-prefonline-metrics",
+            "ServiceAccount/rel-prefonline",
+            "StatefulSet/rel-prefonline-learner",
+        ], chart.Inventory);
+
+        var learner = chart.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec");
+        Assert.Equal(1, learner.GetProperty("replicas").GetInt32());
+        Assert.Equal("rel-prefonline-learner", learner.GetProperty("serviceName").GetString());
+        Assert.Equal(["run", "--config", "/etc/prefonline/config/appsettings.json", "--role", "learner"],
+            RenderedChart.Strings(RenderedChart.Container(learner.GetProperty("template").GetProperty("spec")).GetProperty("args")));
+        var claim = learner.GetProperty("volumeClaimTemplates").EnumerateArray().Single();
+        Assert.Equal("checkpoints", claim.GetProperty("metadata").GetProperty("name").GetString());
+        Assert.Equal("20Gi", claim.GetProperty("spec").GetProperty("resources").GetProperty("requests").GetProperty("storage").GetString());
+        Assert.Equal("Retain", learner.GetProperty("persistentVolumeClaimRetentionPolicy").GetProperty("whenDeleted").GetString());
+
+        var generator = chart.Get("Deployment", "rel-prefonline-generator").GetProperty("spec");
+        Assert.Equal(2, generator.GetProperty("replicas").GetInt32());
+        Assert.Equal(["run", "--config", "/etc/prefonline/config/appsettings.json", "--role", "generator"],
+            RenderedChart.Strings(RenderedChart.Container(generator.GetProperty("template").GetProperty("spec")).GetProperty("args")));
+    }
+
+    [Fact]
+    public async Task AllFeaturesOnRendersMonitoringDashboardAndBothBudgets()
+    {
+        var chart = await RenderedChart.RenderAsync(AllFeatures);
+        output.WriteLine(string.Join("\n", chart.Inventory));
+        Assert.Equal(
+        [
+            "ConfigMap/rel-prefonline-config",
+            "ConfigMap/rel-prefonline-dashboard",
+            "Deployment/rel-prefonline-generator",
+            "PodDisruptionBudget/rel-prefonline-generator",
+            "PodDisruptionBudget/rel-prefonline-learner",
+            "PrometheusRule/rel-prefonline",
+            "Service/rel-prefonline-learner",
+            "Service/rel-prefonline-metrics",
+            "ServiceAccount/rel-prefonline",
+            "ServiceMonitor/rel-prefonline",
+            "StatefulSet/rel-prefonline-learner",
+        ], chart.Inventory);
+        Assert.Equal(4, chart.Get("Deployment", "rel-prefonline-generator").GetProperty("spec").GetProperty("replicas").GetInt32());
+        Assert.Equal("registry.example.com/ml/prefonline:1.4.2",
+            RenderedChart.Container(chart.PodSpecs().First().PodSpec).GetProperty("image").GetString());
+    }
+
+    [Fact]
+    public async Task SingleModeRunsEveryRoleInOnePodWithoutKafka()
+    {
+        var chart = await RenderedChart.RenderAsync(Single);
+        Assert.Null(chart.TryGet("Deployment", "rel-prefonline-generator"));
+        Assert.Null(chart.TryGet("PodDisruptionBudget", "rel-prefonline-generator"));
+        var pod = chart.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("spec");
+        Assert.Equal("all", RenderedChart.Strings(RenderedChart.Container(pod).GetProperty("args"))[^1]);
+        // Persistence off: checkpoints go to an emptyDir, still writable under a read-only root.
+        var checkpoints = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "checkpoints");
+        Assert.True(checkpoints.TryGetProperty("emptyDir", out _));
+        Assert.False(chart.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").TryGetProperty("volumeClaimTemplates", out _));
+    }
+
+    public static TheoryData<string> AllValuesFiles => new() { "", AllFeatures, Minimal, Single };
+
+    [Theory]
+    [MemberData(nameof(AllValuesFiles))]
+    public async Task EveryPodIsNonRootReadOnlyWithoutCapabilitiesAndWithAWritableTmp(string valuesFile)
+    {
+        var chart = await RenderedChart.RenderAsync(valuesFile == "" ? [] : [valuesFile]);
+        Assert.NotEmpty(chart.PodSpecs());
+        foreach (var (workload, pod) in chart.PodSpecs())
+        {
+            var podSecurity = pod.GetProperty("securityContext");
+            Assert.True(podSecurity.GetProperty("runAsNonRoot").GetBoolean(), workload);
+            Assert.Equal(10001, podSecurity.GetProperty("runAsUser").GetInt32());
+            Assert.Equal("RuntimeDefault", podSecurity.GetProperty("seccompProfile").GetProperty("type").GetString());
+            Assert.False(pod.GetProperty("automountServiceAccountToken").GetBoolean());
+
+            var container = RenderedChart.Container(pod);
+            var security = container.GetProperty("securityContext");
+            Assert.True(security.GetProperty("readOnlyRootFilesystem").GetBoolean(), workload);
+            Assert.False(security.GetProperty("allowPrivilegeEscalation").GetBoolean(), workload);
+            Assert.Equal(["ALL"], RenderedChart.Strings(security.GetProperty("capabilities").GetProperty("drop")));
+
+            var mounts = container.GetProperty("volumeMounts").EnumerateArray().ToDictionary(m => m.GetProperty("mountPath").GetString()!, m => m);
+            var tmpVolume = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == mounts["/tmp"].GetProperty("name").GetString());
+            Assert.True(tmpVolume.TryGetProperty("emptyDir", out _), $"{workload}: /tmp is not an emptyDir");
+            Assert.True(mounts["/etc/prefonline/config"].GetProperty("readOnly").GetBoolean());
+            // Every writable mount is /tmp or the learner's checkpoint volume: nothing else may be written.
+            foreach (var (path, mount) in mounts)
+            {
+                var readOnly = mount.TryGetProperty("readOnly", out var ro) && ro.GetBoolean();
+                if (!readOnly) Assert.Contains(path, new[] { "/tmp", "/var/lib/prefonline" });
+            }
+            Assert.True(container.GetProperty("resources").GetProperty("limits").TryGetProperty("memory", out _), $"{workload}: no memory limit");
+        }
+    }
+
+    [Fact]
+    public async Task ProbesUseHealthzAndReadyzOnTheMetricsPort()
+    {
+        var chart = await RenderedChart.RenderAsync();
+        foreach (var (workload, pod) in chart.PodSpecs())
+        {
+            var container = RenderedChart.Container(pod);
+            Assert.Equal(8080, container.GetProperty("ports").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "metrics").GetProperty("containerPort").GetInt32());
+            foreach (var (probe, path) in new[] { ("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz") })
+            {
+                var get = container.GetProperty(probe).GetProperty("httpGet");
+                Assert.Equal(path, get.GetProperty("path").GetString());
+                Assert.Equal("metrics", get.GetProperty("port").GetString());
+            }
+            var env = container.GetProperty("env").EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e);
+            Assert.Equal("8080", env["PREFONLINE__Observability__Port"].GetProperty("value").GetString());
+            Assert.Equal("0.0.0.0", env["PREFONLINE__Observability__BindAddress"].GetProperty("value").GetString());
+            Assert.Equal("kafka:9092", env["PREFONLINE__Kafka__BootstrapServers"].GetProperty("value").GetString());
+            output.WriteLine($"{workload}: probes and env ok");
+        }
+    }
+
+    [Fact]
+    public async Task CheckpointVolumeIsWritableForTheLearnerAndReadOnlyForGenerators()
+    {
+        var defaults = await RenderedChart.RenderAsync();
+        var generator = RenderedChart.Container(defaults.Get("Deployment", "rel-prefonline-generator").GetProperty("spec").GetProperty("template").GetProperty("spec"));
+        Assert.DoesNotContain(generator.GetProperty("volumeMounts").EnumerateArray(), m => m.GetProperty("name").GetString() == "checkpoints");
+
+        var all = await RenderedChart.RenderAsync(AllFeatures);
+        var learnerPod = all.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("spec");
+        var learnerMount = RenderedChart.Container(learnerPod).GetProperty("volumeMounts").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "checkpoints");
+        Assert.Equal("/var/lib/prefonline", learnerMount.GetProperty("mountPath").GetString());
+        Assert.False(learnerMount.TryGetProperty("readOnly", out _));
+        Assert.Equal("prefonline-checkpoints-rwx", learnerPod.GetProperty("volumes").EnumerateArray()
+            .Single(v => v.GetProperty("name").GetString() == "checkpoints").GetProperty("persistentVolumeClaim").GetProperty("claimName").GetString());
+
+        var generatorPod = all.Get("Deployment", "rel-prefonline-generator").GetProperty("spec").GetProperty("template").GetProperty("spec");
+        var generatorMount = RenderedChart.Container(generatorPod).GetProperty("volumeMounts").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "checkpoints");
+        Assert.True(generatorMount.GetProperty("readOnly").GetBoolean());
+        Assert.True(generatorPod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "checkpoints")
+            .GetProperty("persistentVolumeClaim").GetProperty("readOnly").GetBoolean());
+    }
+
+    [Fact]
+    public async Task KafkaCredentialsComeOnlyFromExistingSecrets()
+    {
+        foreach (var values in new[] { Array.Empty<string>(), [AllFeatures], [Minimal], [Single] })
+        {
+            var chart = await RenderedChart.RenderAsync(values);
+            Assert.Empty(chart.OfKind("Secret")); // the chart never creates a Secret: no credentials in values
+        }
+        var all = await RenderedChart.RenderAsync(AllFeatures);
+        foreach (var (workload, pod) in all.PodSpecs())
+        {
+            var env = RenderedChart.Container(pod).GetProperty("env").EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e);
+            var password = env["PREFONLINE__Kafka__SaslPassword"];
+            Assert.False(password.TryGetProperty("value", out _), workload);
+            var secretRef = password.GetProperty("valueFrom").GetProperty("secretKeyRef");
+            Assert.Equal("prefonline-kafka-credentials", secretRef.GetProperty("name").GetString());
+            Assert.Equal("pass", secretRef.GetProperty("key").GetString());
+            Assert.Equal("SASL_SSL", env["PREFONLINE__Kafka__SecurityProtocol"].GetProperty("value").GetString());
+            Assert.Equal("/etc/prefonline/kafka-tls/ca.crt", env["PREFONLINE__Kafka__SslCaLocation"].GetProperty("value").GetString());
+            Assert.Equal("PauseUpdates", env["PREFONLINE__Guardrails__Action"].GetProperty("value").GetString());
+            var tls = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "kafka-tls");
+            Assert.Equal("prefonline-kafka-tls", tls.GetProperty("secret").GetProperty("secretName").GetString());
+        }
+        var plain = await RenderedChart.RenderAsync();
+        var plainEnv = RenderedChart.Container(plain.PodSpecs().First().PodSpec).GetProperty("env").EnumerateArray().Select(e => e.GetProperty("name").GetString()).ToList();
+        Assert.DoesNotContain("PREFONLINE__Kafka__SaslPassword", plainEnv);
+    }
+
+    [Fact]
+    public async Task TheConfigMapCarriesTheRepositoryConfigFiles()
+    {
+        var chart = await RenderedChart.RenderAsync();
+        var data = chart.Get("ConfigMap", "rel-prefonline-config").GetProperty("data");
+        var expected = Directory.GetFiles(RepositoryPaths.Config, "*.json").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToList();
+        Assert.Contains("appsettings.json", expected);
+        Assert.Equal(expected, data.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList());
+        foreach (var name in expected)
+            Assert.Equal(File.ReadAllText(Path.Combine(RepositoryPaths.Config, name)).TrimEnd('\n'), data.GetProperty(name).GetString());
+        // Pods restart when the configuration changes.
+        var annotations = chart.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("metadata").GetProperty("annotations");
+        Assert.Matches("^[0-9a-f]{64}$", annotations.GetProperty("checksum/config").GetString());
+    }
+
+    [Fact]
+    public async Task ThePrometheusRuleIsTheConfigRulesFileVerbatim()
+    {
+        var chart = await RenderedChart.RenderAsync(AllFeatures);
+        var rule = chart.Get("PrometheusRule", "rel-prefonline");
+        Assert.Equal("kube-prometheus-stack", rule.GetProperty("metadata").GetProperty("labels").GetProperty("release").GetString());
+        var fromFile = await Yaml.ParseAsync(await File.ReadAllTextAsync(RepositoryPaths.AlertRules));
+        Assert.Equal(Yaml.Canonical(fromFile), Yaml.Canonical(rule.GetProperty("spec")));
+    }
+
+    [Fact]
+    public async Task TheServiceMonitorScrapesTheMetricsServiceIncludingNotReadyPods()
+    {
+        var chart = await RenderedChart.RenderAsync(AllFeatures);
+        var monitor = chart.Get("ServiceMonitor", "rel-prefonline").GetProperty("spec");
+        var service = chart.Get("Service", "rel-prefonline-metrics");
+        var serviceLabels = service.GetProperty("metadata").GetProperty("labels");
+        foreach (var label in monitor.GetProperty("selector").GetProperty("matchLabels").EnumerateObject())
+            Assert.Equal(label.Value.GetString(), serviceLabels.GetProperty(label.Name).GetString());
+        Assert.Equal("metrics", monitor.GetProperty("endpoints")[0].GetProperty("port").GetString());
+        Assert.Equal("/metrics", monitor.GetProperty("endpoints")[0].GetProperty("path").GetString());
+        Assert.True(service.GetProperty("spec").GetProperty("publishNotReadyAddresses").GetBoolean());
+        Assert.Equal("metrics", service.GetProperty("spec").GetProperty("ports")[0].GetProperty("name").GetString());
+        // The learner's headless service must not be scraped twice.
+        Assert.NotEqual("metrics", chart.Get("Service", "rel-prefonline-learner").GetProperty("metadata").GetProperty("labels").GetProperty("app.kubernetes.io/component").GetString());
+    }
+
+    [Fact]
+    public async Task TheGrafanaDashboardIsValidJsonWithTheSidecarLabel()
+    {
+        var chart = await RenderedChart.RenderAsync(AllFeatures);
+        var map = chart.Get("ConfigMap", "rel-prefonline-dashboard");
+        Assert.Equal("monitoring", map.GetProperty("metadata").GetProperty("namespace").GetString());
+        Assert.Equal("1", map.GetProperty("metadata").GetProperty("labels").GetProperty("grafana_dashboard").GetString());
+        using var dashboard = JsonDocument.Parse(map.GetProperty("data").GetProperty("prefonline-overview.json").GetString()!);
+        Assert.Equal("prefonline-overview", dashboard.RootElement.GetProperty("uid").GetString());
+        Assert.True(dashboard.RootElement.GetProperty("panels").GetArrayLength() >= 15);
+    }
+
+    [Fact]
+    public async Task PodDisruptionBudgetsAllowEvictingUnhealthyPods()
+    {
+        var chart = await RenderedChart.RenderAsync(AllFeatures);
+        foreach (var pdb in chart.OfKind("PodDisruptionBudget"))
+        {
+            Assert.Equal("AlwaysAllow", pdb.GetProperty("spec").GetProperty("unhealthyPodEvictionPolicy").GetString());
+            Assert.True(pdb.GetProperty("spec").GetProperty("selector").GetProperty("matchLabels").TryGetProperty("app.kubernetes.io/component", out _));
+        }
+        Assert.Equal(1, chart.Get("PodDisruptionBudget", "rel-prefonline-generator").GetProperty("spec").GetProperty("maxUnavailable").GetInt32());
+    }
+
+    /// <summary>File, expected message, and whether values.schema.json (rather than a template rule) rejects it.</summary>
+    public static TheoryData<string, string, bool> InvalidValues => new()
+    {
+        { "invalid-mode.yaml", "at '/mode': value must be one of 'split', 'single'", true },
+        { "invalid-inline-password.yaml", "additional properties 'password' not allowed", true },
+        { "invalid-sasl-without-secret.yaml", "at '/kafka/sasl/existingSecret': minLength", true },
+        { "invalid-split-without-kafka.yaml", "at '/kafka/bootstrapServers': minLength", true },
+        { "invalid-typo.yaml", "additional properties 'persistance' not allowed", true },
+        { "invalid-root.yaml", "at '/podSecurityContext/runAsNonRoot': value must be true", true },
+        { "invalid-replicas.yaml", "at '/generator/replicas': minimum", true },
+        { "invalid-mount-without-claim.yaml", "generator.mountCheckpoints needs learner.persistence.existingClaim", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidValues))]
+    public async Task InvalidValuesAreRejectedWithAClearMessage(string file, string expected, bool bySchema)
+    {
+        var result = await RenderedChart.TemplateAsync([Path.Combine(RepositoryPaths.InvalidValues, file)]);
+        output.WriteLine(result.Output);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(expected, result.Output);
+        if (!bySchema) return; // helm lint deliberately treats a template's fail() as information, so only schema errors fail lint
+        var lint = await ExternalTool.RunAsync(ExternalTool.Helm(), ["lint", RepositoryPaths.Chart, "-f", Path.Combine(RepositoryPaths.InvalidValues, file)]);
+        Assert.NotEqual(0, lint.ExitCode);
+        Assert.Contains(expected, lint.Output);
+    }
+
+    [Fact]
+    public async Task APackagedChartCarriesTheLinkedConfigAndRules()
+    {
+        var dir = Directory.CreateTempSubdirectory("prefonline-chart-");
+        try
+        {
+            var package = await ExternalTool.RunAsync(ExternalTool.Helm(), ["package", RepositoryPaths.Chart, "-d", dir.FullName]);
+            Assert.True(package.ExitCode == 0, package.Output);
+            var archive = Directory.GetFiles(dir.FullName, "prefonline-*.tgz").Single();
+            var listing = await ExternalTool.RunAsync("/usr/bin/tar", ["-tzf", archive]);
+            Assert.Contains("prefonline/files/config/prometheus/prefonline-alerts.yml", listing.StdOut);
+            Assert.Contains("prefonline/files/config/appsettings.json", listing.StdOut);
+            Assert.DoesNotContain("prefonline/ci/", listing.StdOut);
+            var rendered = await ExternalTool.RunAsync(ExternalTool.Helm(), ["template", "rel", archive, "--set", "metrics.prometheusRule.enabled=true"]);
+            Assert.True(rendered.ExitCode == 0, rendered.Output);
+            Assert.Contains("alert: PrefOnlineRewardDrift", rendered.StdOut);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+using System.Diagnostics.Metrics;
+using PrefOnline.Worker.Observability;
+
+namespace PrefOnline.Worker.Tests.Observability;
+
+/// <summary>
+/// Meters named "PrefOnline" that only this test's aggregator sees: tests run in parallel in one
+/// process, and every aggregator would otherwise aggregate every test's instruments.
+/// </summary>
+internal sealed class IsolatedMeter : IDisposable
+{
+    private readonly object scope = new();
+    private readonly List<Meter> meters = [];
+
+    public Meter Create(string name = MetricCatalog.MeterName)
+    {
+        var meter = new Meter(new MeterOptions(name) { Scope = scope });
+        meters.Add(meter);
+        return meter;
+    }
+
+    public MetricsAggregatorOptions Options(MetricsAggregatorOptions? baseOptions = null) =>
+        (baseOptions ?? new MetricsAggregatorOptions()) with { MeterFilter = m => ReferenceEquals(m.Scope, scope) };
+
+    public MetricsAggregator Aggregator(MetricsAggregatorOptions? baseOptions = null) => new(Options(baseOptions));
+
+    public void Dispose()
+    {
+        foreach (var meter in meters) meter.Dispose();
+    }
+}
