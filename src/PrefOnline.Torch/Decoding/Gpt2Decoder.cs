@@ -51,6 +51,16 @@ public sealed class Gpt2Decoder : IDisposable
 
     public Gpt2DecoderShape Shape { get; }
 
+    /// <summary>The kernel set every decoder in the process uses: by default the widest the CPU supports.</summary>
+    public static Gpt2KernelLevel Kernels => (Gpt2KernelLevel)NativeMethods.pt_gpt2_decoder_kernels(-1);
+
+    /// <summary>
+    /// Switches every decoder in the process to the highest supported kernel set not above
+    /// <paramref name="level"/> and returns the one now in effect. For tests (each compiled copy can be
+    /// checked on one machine) and A/B measurements; production leaves the default.
+    /// </summary>
+    public static Gpt2KernelLevel SelectKernels(Gpt2KernelLevel level) => (Gpt2KernelLevel)NativeMethods.pt_gpt2_decoder_kernels((int)level);
+
     /// <summary>The weight names the decoder reads, in its native order.</summary>
     public static IReadOnlyList<string> WeightNames(int layers)
     {

@@ -7,6 +7,7 @@ internal static unsafe partial class NativeMethods
 {
     [LibraryImport(Lib)] internal static partial IntPtr pt_gpt2_decoder_new(long layers, long heads, long width, long vocab, long context, double eps, IntPtr* weights, int count);
     [LibraryImport(Lib)] internal static partial void pt_gpt2_decoder_free(IntPtr decoder);
+    [LibraryImport(Lib)] internal static partial int pt_gpt2_decoder_kernels(int requested);
     [LibraryImport(Lib)] internal static partial int pt_gpt2_decoder_holds(DecoderHandle decoder, IntPtr* weights, int count);
     [LibraryImport(Lib)] internal static partial int pt_gpt2_decoder_logits(DecoderHandle decoder, int* tokens, int* lengths, int count, float* output);
 

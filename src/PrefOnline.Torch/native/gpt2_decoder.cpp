@@ -40,8 +40,9 @@ typedef float vf __attribute__((vector_size(64)));   // 16 floats: one zmm, two 
 typedef int32_t vi __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
 
-#define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define INLINE __attribute__((always_inline)) inline
+// A kernel's one body, inlined into each per-ISA copy (see "one copy of the kernels per ISA level").
+#define KERNEL INLINE
 
 INLINE vf load(const float* p) {
     vf v;
@@ -114,7 +115,7 @@ INLINE float max_of_inline(const float* x, int64_t n) {
     return m;
 }
 
-// ---- kernels (each dispatched to the best ISA; each works on a range so threads can split it) -------
+// ---- kernels (each works on a range, so threads can split it) --------------------------------------
 
 enum Epilogue { kStore = 0, kAccumulate = 1, kGelu = 2 };
 
@@ -385,6 +386,66 @@ KERNEL int64_t argmax(const float* x, int64_t n) {
 }
 
 KERNEL float max_of(const float* x, int64_t n) { return max_of_inline(x, n); }
+
+// ---- one copy of the kernels per ISA level, chosen at run time ------------------------------------
+//
+// Each kernel body above is inlined into three wrappers compiled for x86-64-v4 (AVX-512), x86-64-v3
+// (AVX2 + FMA) and the x86-64 baseline (SSE2), so the library runs on any x86-64 and uses the widest
+// vectors the CPU has. The level can be lowered at run time (pt_gpt2_decoder_kernels) so tests check
+// every copy on one machine and benchmarks can compare them.
+
+struct Kernels {
+    void (*linear_cols)(const float*, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t, int);
+    void (*lm_head)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
+    void (*layer_norm_rows)(const float*, float*, int64_t, int64_t, const float*, const float*, float);
+    void (*attend)(const float*, const float*, int64_t, const float*, int64_t, int64_t, float, float*, float*);
+    double (*exp_shifted)(const float*, int64_t, float, float, float*);
+    double (*sum_exp)(const float*, int64_t, float);
+    int64_t (*argmax)(const float*, int64_t);
+    float (*max_of)(const float*, int64_t);
+};
+
+#define GPT2_KERNEL_SET(NS, TARGET)                                                                                                             \
+    namespace NS {                                                                                                                             \
+    TARGET void linear_cols(const float* X, int64_t M, int64_t ldx, const float* W, int64_t N, const float* bias, int64_t K, float* Y,          \
+                            int64_t ldy, int64_t j0, int64_t j1, int epilogue) {                                                                \
+        gpt2::linear_cols(X, M, ldx, W, N, bias, K, Y, ldy, j0, j1, epilogue);                                                                  \
+    }                                                                                                                                          \
+    TARGET void lm_head(const float* H, int64_t M, int64_t C, const float* E, int64_t v0, int64_t v1, float* out, int64_t ldo) {               \
+        gpt2::lm_head(H, M, C, E, v0, v1, out, ldo);                                                                                           \
+    }                                                                                                                                          \
+    TARGET void layer_norm_rows(const float* X, float* Y, int64_t M, int64_t C, const float* w, const float* b, float eps) {                   \
+        gpt2::layer_norm_rows(X, Y, M, C, w, b, eps);                                                                                          \
+    }                                                                                                                                          \
+    TARGET void attend(const float* q, const float* Kt, int64_t stride, const float* V, int64_t T, int64_t D, float scale, float* scores,      \
+                       float* out) {                                                                                                           \
+        gpt2::attend(q, Kt, stride, V, T, D, scale, scores, out);                                                                              \
+    }                                                                                                                                          \
+    TARGET double exp_shifted(const float* x, int64_t n, float scale, float shift, float* w) { return gpt2::exp_shifted(x, n, scale, shift, w); } \
+    TARGET double sum_exp(const float* x, int64_t n, float shift) { return gpt2::sum_exp(x, n, shift); }                                        \
+    TARGET int64_t argmax(const float* x, int64_t n) { return gpt2::argmax(x, n); }                                                             \
+    TARGET float max_of(const float* x, int64_t n) { return gpt2::max_of(x, n); }                                                               \
+    constexpr Kernels table{&linear_cols, &lm_head, &layer_norm_rows, &attend, &exp_shifted, &sum_exp, &argmax, &max_of};                       \
+    }
+
+GPT2_KERNEL_SET(avx512, __attribute__((target("arch=x86-64-v4"))))
+GPT2_KERNEL_SET(avx2, __attribute__((target("arch=x86-64-v3"))))
+GPT2_KERNEL_SET(baseline, )
+
+enum KernelLevel : int { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
+
+int supported_level() {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return kAvx512;
+    if (__builtin_cpu_supports("x86-64-v3")) return kAvx2;
+    return kBaseline;
+}
+
+const Kernels* table_for(int level) { return level >= kAvx512 ? &avx512::table : level == kAvx2 ? &avx2::table : &baseline::table; }
+
+std::atomic<int> active_level{supported_level()};
+
+inline const Kernels& kernels() { return *table_for(active_level.load(std::memory_order_relaxed)); }
 
 // ---- the decoder ---------------------------------------------------------------------------------
 
@@ -711,7 +772,7 @@ class Decoder {
     void layer_norm(const float* X, float* Y, int64_t M, const float* w, const float* b) const {
         const int64_t C = width_;
         const int64_t grain = std::max<int64_t>(1, kParallelMacs / (8 * C));
-        at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) { layer_norm_rows(X + m0 * C, Y + m0 * C, m1 - m0, C, w, b, eps_); });
+        at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) { kernels().layer_norm_rows(X + m0 * C, Y + m0 * C, m1 - m0, C, w, b, eps_); });
     }
 
     // Y = epilogue(X·W + b) for X [M, K], W [K, N]; threads split the columns in 64-wide stripes.
@@ -723,7 +784,7 @@ class Decoder {
             const int64_t rows = std::min(kRowChunk, M - m0);
             const int64_t grain = std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, rows * K * 64));
             at::parallel_for(0, stripes, grain, [&](int64_t s0, int64_t s1) {
-                linear_cols(X + m0 * K, rows, K, W, N, b, K, Y + m0 * N, N, s0 * 64, std::min(N, s1 * 64), epilogue);
+                kernels().linear_cols(X + m0 * K, rows, K, W, N, b, K, Y + m0 * N, N, s0 * 64, std::min(N, s1 * 64), epilogue);
             });
         }
     }
@@ -733,7 +794,7 @@ class Decoder {
         const int64_t blocks = (vocab_ + 63) / 64;
         const int64_t grain = std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, M * C * 64));
         at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-            lm_head(H, M, C, wte_, b0 * 64, std::min(vocab_, b1 * 64), out, vocab_);
+            kernels().lm_head(H, M, C, wte_, b0 * 64, std::min(vocab_, b1 * 64), out, vocab_);
         });
     }
 
@@ -793,7 +854,7 @@ class Decoder {
                     const int64_t p = u / H, h = u % H, row = rows[static_cast<size_t>(p)];
                     for (int64_t t = 0; t < len[static_cast<size_t>(p)]; ++t) {
                         const int64_t i = start[static_cast<size_t>(p)] + t;
-                        attend(QKV + i * 3 * C + h * D, cache(l, 0, row, h), tcap_, cache(l, 1, row, h), t + 1, D, scale, s, A + i * C + h * D);
+                        kernels().attend(QKV + i * 3 * C + h * D, cache(l, 0, row, h), tcap_, cache(l, 1, row, h), t + 1, D, scale, s, A + i * C + h * D);
                     }
                 }
             });
@@ -825,7 +886,7 @@ class Decoder {
                 float* s = scores + static_cast<int64_t>(at::get_thread_num()) * longest;
                 for (int64_t u = u0; u < u1; ++u) {
                     const int64_t m = u / H, h = u % H, r = active[static_cast<size_t>(m)];
-                    attend(QKV + m * 3 * C + h * D, cache(l, 0, r, h), tcap_, cache(l, 1, r, h), pos[static_cast<size_t>(r)] + 1, D, scale, s,
+                    kernels().attend(QKV + m * 3 * C + h * D, cache(l, 0, r, h), tcap_, cache(l, 1, r, h), pos[static_cast<size_t>(r)] + 1, D, scale, s,
                            A + m * C + h * D);
                 }
             });
@@ -888,21 +949,21 @@ class Decoder {
     bool sample_one(const float* policy_logits, const float* logits, const SamplingParameters& params, at::Generator& gen, float* w, int32_t* idx,
                     int64_t& token, float& policy_lp, float& sampler_lp) const {
         const int64_t V = vocab_;
-        const float pmax = max_of(policy_logits, V);
+        const float pmax = kernels().max_of(policy_logits, V);
         if (!std::isfinite(pmax)) return false;
-        const double lse = pmax + std::log(sum_exp(policy_logits, V, pmax));
+        const double lse = pmax + std::log(kernels().sum_exp(policy_logits, V, pmax));
         if (!std::isfinite(lse)) return false;
-        const float lmax = logits == policy_logits ? pmax : max_of(logits, V);
+        const float lmax = logits == policy_logits ? pmax : kernels().max_of(logits, V);
 
         if (params.temperature == 0 || params.top_k == 1) {
-            token = argmax(logits, V);
+            token = kernels().argmax(logits, V);
             policy_lp = static_cast<float>(policy_logits[token] - lse);
             sampler_lp = 0.0f;
             return true;
         }
         const float inv_t = static_cast<float>(1.0 / params.temperature);
         const float zmax = lmax * inv_t;
-        double total = exp_shifted(logits, V, inv_t, zmax, w);  // w[i] = e^(z_i - zmax), z = logits / T
+        double total = kernels().exp_shifted(logits, V, inv_t, zmax, w);  // w[i] = e^(z_i - zmax), z = logits / T
         if (!(total > 0) || !std::isfinite(total)) return false;
         auto before = [logits](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
 
@@ -1000,6 +1061,14 @@ PT_EXPORT void* pt_gpt2_decoder_new(int64_t layers, int64_t heads, int64_t width
     }
     return new Decoder(layers, heads, width, vocab, context, eps, std::move(list));
     PT_CATCH(nullptr)
+}
+
+// The kernel set in use: 2 = AVX-512 (x86-64-v4), 1 = AVX2 + FMA (x86-64-v3), 0 = SSE2 baseline.
+// A requested level >= 0 selects the highest supported level not above it (process-wide; meant for
+// tests and A/B measurements); -1 only asks. Returns the level in effect.
+PT_EXPORT int pt_gpt2_decoder_kernels(int requested) {
+    if (requested >= 0) gpt2::active_level.store(std::min(requested, gpt2::supported_level()));
+    return gpt2::active_level.load();
 }
 
 PT_EXPORT void pt_gpt2_decoder_free(void* decoder) { delete static_cast<Decoder*>(decoder); }

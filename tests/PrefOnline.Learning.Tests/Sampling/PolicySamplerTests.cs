@@ -31,7 +31,7 @@ public class PolicySamplerTests
             Assert.Equal(tokenizer.Decode(c.Tokens), c.Text);
             Assert.Equal(c.Tokens.Length, c.PolicyLogProbs.Length);
             Assert.Equal(c.Tokens.Length, c.SamplerLogProbs.Length);
-            Assert.Equal(c.PolicyLogProbs.Sum(v => (double)v), c.LogProb, 9);
+            Assert.Equal(c.PolicyLogProbs.Sum(v => (double)v), c.LogProb, 1e-9);
             Assert.All(c.PolicyLogProbs, v => Assert.True(v <= 0 && float.IsFinite(v)));
             Assert.InRange(c.Tokens.Length, 1, 20);
             Assert.Equal(PolicySampler.CompletionSeed(5, c.PromptIndex, c.SampleIndex), c.Seed);

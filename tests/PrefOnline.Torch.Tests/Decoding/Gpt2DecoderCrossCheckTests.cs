@@ -41,8 +41,26 @@ public class Gpt2DecoderCrossCheckTests
             var reference = JsonNode.Parse(File.ReadAllText(Path.Combine(work, "reference.json")))!;
 
             var baseline = TorchRuntime.LiveTensors;
+            var best = Gpt2Decoder.Kernels;
             using (var content = SafeTensorsFile.Read(Path.Combine(work, "weights.safetensors")))
             using (var decoder = new Gpt2Decoder(shape, content.Tensors))
+            {
+                // Every compiled kernel set this CPU can run (AVX-512, AVX2, SSE2 on an AVX-512 machine).
+                try
+                {
+                    for (var level = best; level >= Gpt2KernelLevel.Baseline; level--)
+                    {
+                        Assert.Equal(level, Gpt2Decoder.SelectKernels(level));
+                        Check(decoder, level);
+                    }
+                }
+                finally
+                {
+                    Gpt2Decoder.SelectKernels(best);
+                }
+            }
+
+            void Check(Gpt2Decoder decoder, Gpt2KernelLevel level)
             {
                 var logits = decoder.Logits(sequences);
                 for (var i = 0; i < sequences.Length; i++)
@@ -50,7 +68,7 @@ public class Gpt2DecoderCrossCheckTests
                     var expected = reference["logits"]![i]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
                     Assert.Equal(expected.Length, logits[i].Length);
                     var diff = expected.Zip(logits[i], (a, b) => Math.Abs(a - b)).Max();
-                    Assert.True(diff < 1e-4, $"sequence {i} (length {sequences[i].Length}): max |logit diff| {diff:E2} ≥ 1e-4");
+                    Assert.True(diff < 1e-4, $"{level}: sequence {i} (length {sequences[i].Length}): max |logit diff| {diff:E2} ≥ 1e-4");
                 }
 
                 // All prompts in one batch (different lengths), and the first alone (the batch-1 kernels),
@@ -69,11 +87,12 @@ public class Gpt2DecoderCrossCheckTests
                     for (var t = 0; t < maxNew; t++)
                     {
                         Assert.True(Math.Abs(expectedLogProbs[t] - row.PolicyLogProbs[t]) < 1e-4,
-                            $"prompt {i} token {t}: log-prob {row.PolicyLogProbs[t]} vs PyTorch {expectedLogProbs[t]}");
+                            $"{level}: prompt {i} token {t}: log-prob {row.PolicyLogProbs[t]} vs PyTorch {expectedLogProbs[t]}");
                         Assert.Equal(0f, row.SamplerLogProbs[t]); // greedy samples from a point mass
                     }
                 }
             }
+
             Assert.Equal(baseline, TorchRuntime.LiveTensors);
         }
         finally

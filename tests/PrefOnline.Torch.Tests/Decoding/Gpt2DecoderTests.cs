@@ -104,7 +104,7 @@ public class Gpt2DecoderTests
             for (var v = 1; v < 50; v++)
                 if (logits[v] > logits[argmax]) argmax = v;
             Assert.Equal(argmax, greedy.Tokens[t]);
-            Assert.Equal(LogSoftmax(logits)[argmax], greedy.PolicyLogProbs[t], 4);
+            Assert.Equal(LogSoftmax(logits)[argmax], greedy.PolicyLogProbs[t], 1e-4);
             Assert.Equal(0f, greedy.SamplerLogProbs[t]);
         }
     }
@@ -128,7 +128,7 @@ public class Gpt2DecoderTests
             {
                 Assert.Equal(greedy[r].Tokens, rows[r].Tokens);
                 Assert.Equal(greedy[r].PolicyLogProbs, rows[r].PolicyLogProbs);
-                Assert.All(rows[r].SamplerLogProbs, v => Assert.Equal(0f, v, 6)); // a point mass
+                Assert.All(rows[r].SamplerLogProbs, v => Assert.Equal(0.0, v, 1e-6)); // a point mass
             }
         }
     }
@@ -142,7 +142,7 @@ public class Gpt2DecoderTests
         foreach (var row in rows)
         {
             Assert.Equal(30, row.Tokens.Length);
-            for (var t = 0; t < row.Tokens.Length; t++) Assert.Equal(row.PolicyLogProbs[t], row.SamplerLogProbs[t], 4);
+            for (var t = 0; t < row.Tokens.Length; t++) Assert.Equal(row.PolicyLogProbs[t], row.SamplerLogProbs[t], 1e-4);
         }
     }
 
@@ -199,8 +199,8 @@ public class Gpt2DecoderTests
             var token = Assert.Single(row.Tokens);
             counts[token]++;
             Assert.True(expected[token] > 0, $"token {token} is outside the kept set {string.Join(",", kept)}");
-            Assert.Equal(Math.Log(expected[token]), row.SamplerLogProbs[0], 4);
-            Assert.Equal(policy[token], row.PolicyLogProbs[0], 4);
+            Assert.Equal(Math.Log(expected[token]), row.SamplerLogProbs[0], 1e-4);
+            Assert.Equal(policy[token], row.PolicyLogProbs[0], 1e-4);
         }
         for (var i = 0; i < 6; i++)
         {
@@ -229,14 +229,51 @@ public class Gpt2DecoderTests
         foreach (var row in rows)
         {
             Assert.NotEqual(top, row.Tokens[0]);
-            Assert.Equal(policy[row.Tokens[0]], row.PolicyLogProbs[0], 4);
-            Assert.Equal(policy[row.Tokens[0]] - rest, row.SamplerLogProbs[0], 4);
+            Assert.Equal(policy[row.Tokens[0]], row.PolicyLogProbs[0], 1e-4);
+            Assert.Equal(policy[row.Tokens[0]] - rest, row.SamplerLogProbs[0], 1e-4);
         }
         var greedy = decoder.Generate(new DecodeRequest { Prompts = [[2, 5]], Temperature = 0, MaxNewTokens = 1, SuppressedTokens = [top], RowSeeds = [0] })[0];
         var second = Enumerable.Range(0, 6).Where(i => i != top).OrderByDescending(i => logits[i]).First();
         Assert.Equal(second, greedy.Tokens[0]);
         Assert.Contains("suppressed token id 6",
             Assert.Throws<TorchException>(() => decoder.Generate(new DecodeRequest { Prompts = [[1]], SuppressedTokens = [6], MaxNewTokens = 1, RowSeeds = [0] })).Message);
+    }
+
+    [Fact]
+    public void Every_kernel_set_samples_the_same_tokens_from_the_same_seeds()
+    {
+        var shape = new Gpt2DecoderShape(2, 3, 60, 101, 64); // widths off the vector multiples: every tail path
+        using var model = new RandomGpt2(shape, seed: 18);
+        using var decoder = new Gpt2Decoder(shape, model.Weights);
+        var request = new DecodeRequest
+        {
+            Prompts = [Sequence(1, 5, 101), Sequence(2, 17, 101)], SamplesPerPrompt = 4, Temperature = 0.8, TopK = 40, TopP = 0.9, MaxNewTokens = 30,
+            SuppressedTokens = [100], RowSeeds = Enumerable.Range(0, 8).Select(i => (ulong)i).ToArray(),
+        };
+        var best = Gpt2Decoder.Kernels;
+        var reference = decoder.Generate(request);
+        try
+        {
+            for (var level = best - 1; level >= Gpt2KernelLevel.Baseline; level--)
+            {
+                Assert.Equal(level, Gpt2Decoder.SelectKernels(level));
+                var rows = decoder.Generate(request);
+                for (var r = 0; r < rows.Count; r++)
+                {
+                    Assert.Equal(reference[r].Tokens, rows[r].Tokens);
+                    for (var t = 0; t < rows[r].Tokens.Length; t++)
+                    {
+                        Assert.Equal(reference[r].PolicyLogProbs[t], rows[r].PolicyLogProbs[t], 1e-4);
+                        Assert.Equal(reference[r].SamplerLogProbs[t], rows[r].SamplerLogProbs[t], 1e-4);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Gpt2Decoder.SelectKernels(best);
+        }
+        Assert.Equal(best, Gpt2Decoder.SelectKernels(Gpt2KernelLevel.Avx512)); // asking for more than the CPU has gives its best
     }
 
     [Fact]
