@@ -232,5 +232,5 @@ public sealed class CheckpointCliTests
         }
     }
 
-    private const int CliAction_UsageError = Cli.CliAction.UsageError;
+    private const int CliAction_UsageError = PrefOnline.Worker.Cli.CliAction.UsageError;
 }

@@ -83,7 +83,7 @@ public sealed class CheckpointRollbackTests
         using var store = await OpenWithVersionsAsync(temp, 3);
         var same = await store.RollbackAsync(3, "noop");
         Assert.False(same.Changed);
-        Assert.Empty(temp.Reader().ReadEvents().Where(e => e.Kind == CheckpointEventKind.Rollback));
+        Assert.DoesNotContain(temp.Reader().ReadEvents(), e => e.Kind == CheckpointEventKind.Rollback);
         await store.RollbackAsync(1, "oops");
         var undo = await store.RollbackAsync(3, "undo");
         Assert.Equal((1L, 3L), (undo.From!.Value, undo.To));
