@@ -7,9 +7,9 @@
 //   * linear layers: a register-blocked x·W kernel on the Hugging Face Conv1D layout [in, out] as is
 //     (no transposed copy), with the bias, the residual add and GELU fused into its epilogue;
 //   * attention over a per-row KV cache, layer norm, softmax, exp: plain vector loops.
-// The loops use GCC vector extensions and are compiled three times (AVX-512, AVX2+FMA, SSE2) with
-// target_clones; the loader picks the best one for the CPU at run time, so the library still runs
-// on any x86-64.
+// The loops use GCC vector extensions and are compiled three times (AVX-512, AVX2+FMA, SSE2), each
+// with the register width and blocking of its ISA; the best one the CPU supports is used (another
+// can be forced, for tests), so the library still runs on any x86-64.
 //
 // Weights are NOT copied: the decoder holds at::Tensor references to the model's own parameters
 // (same TensorImpl, shared storage) and re-reads their data pointers, dtypes and shapes at every
@@ -491,27 +491,31 @@ struct Kernels {
     float (*max_of)(const float*, int64_t);
 };
 
-#define GPT2_KERNEL_SET(NS, TARGET, ISA)                                                                                                             \
-    namespace NS {                                                                                                                             \
-    TARGET void linear_cols(const float* X, int64_t M, int64_t ldx, const float* W, int64_t N, const float* bias, int64_t K, float* Y,          \
-                            int64_t ldy, int64_t j0, int64_t j1, int epilogue) {                                                                \
-        gpt2::linear_cols<ISA>(X, M, ldx, W, N, bias, K, Y, ldy, j0, j1, epilogue);                                                                  \
-    }                                                                                                                                          \
-    TARGET void lm_head(const float* H, int64_t M, int64_t C, const float* E, int64_t v0, int64_t v1, float* out, int64_t ldo) {               \
-        gpt2::lm_head<ISA>(H, M, C, E, v0, v1, out, ldo);                                                                                           \
-    }                                                                                                                                          \
-    TARGET void layer_norm_rows(const float* X, float* Y, int64_t M, int64_t C, const float* w, const float* b, float eps) {                   \
-        gpt2::layer_norm_rows<ISA>(X, Y, M, C, w, b, eps);                                                                                          \
-    }                                                                                                                                          \
-    TARGET void attend(const float* q, const float* Kt, int64_t stride, const float* V, int64_t T, int64_t D, float scale, float* scores,      \
-                       float* out) {                                                                                                           \
-        gpt2::attend<ISA>(q, Kt, stride, V, T, D, scale, scores, out);                                                                              \
-    }                                                                                                                                          \
-    TARGET double exp_shifted(const float* x, int64_t n, float scale, float shift, float* w) { return gpt2::exp_shifted<ISA>(x, n, scale, shift, w); } \
-    TARGET double sum_exp(const float* x, int64_t n, float shift) { return gpt2::sum_exp<ISA>(x, n, shift); }                                        \
-    TARGET int64_t argmax(const float* x, int64_t n) { return gpt2::argmax<ISA>(x, n); }                                                             \
-    TARGET float max_of(const float* x, int64_t n) { return gpt2::max_of<ISA>(x, n); }                                                               \
-    constexpr Kernels table{&linear_cols, &lm_head, &layer_norm_rows, &attend, &exp_shifted, &sum_exp, &argmax, &max_of};                       \
+#define GPT2_KERNEL_SET(NS, TARGET, ISA)                                                                                 \
+    namespace NS {                                                                                                       \
+    TARGET void linear_cols(const float* X, int64_t M, int64_t ldx, const float* W, int64_t N, const float* bias,         \
+                            int64_t K, float* Y, int64_t ldy, int64_t j0, int64_t j1, int epilogue) {                     \
+        gpt2::linear_cols<ISA>(X, M, ldx, W, N, bias, K, Y, ldy, j0, j1, epilogue);                                      \
+    }                                                                                                                    \
+    TARGET void lm_head(const float* H, int64_t M, int64_t C, const float* E, int64_t v0, int64_t v1, float* out,         \
+                        int64_t ldo) {                                                                                   \
+        gpt2::lm_head<ISA>(H, M, C, E, v0, v1, out, ldo);                                                                \
+    }                                                                                                                    \
+    TARGET void layer_norm_rows(const float* X, float* Y, int64_t M, int64_t C, const float* w, const float* b,           \
+                                float eps) {                                                                             \
+        gpt2::layer_norm_rows<ISA>(X, Y, M, C, w, b, eps);                                                               \
+    }                                                                                                                    \
+    TARGET void attend(const float* q, const float* Kt, int64_t stride, const float* V, int64_t T, int64_t D,             \
+                       float scale, float* scores, float* out) {                                                        \
+        gpt2::attend<ISA>(q, Kt, stride, V, T, D, scale, scores, out);                                                   \
+    }                                                                                                                    \
+    TARGET double exp_shifted(const float* x, int64_t n, float scale, float shift, float* w) {                           \
+        return gpt2::exp_shifted<ISA>(x, n, scale, shift, w);                                                            \
+    }                                                                                                                    \
+    TARGET double sum_exp(const float* x, int64_t n, float shift) { return gpt2::sum_exp<ISA>(x, n, shift); }            \
+    TARGET int64_t argmax(const float* x, int64_t n) { return gpt2::argmax<ISA>(x, n); }                                 \
+    TARGET float max_of(const float* x, int64_t n) { return gpt2::max_of<ISA>(x, n); }                                   \
+    constexpr Kernels table{&linear_cols, &lm_head, &layer_norm_rows, &attend, &exp_shifted, &sum_exp, &argmax, &max_of}; \
     }
 
 GPT2_KERNEL_SET(avx512, __attribute__((target("arch=x86-64-v4"))), IsaAvx512)
@@ -552,8 +556,8 @@ struct Layer {
 };
 
 // A growable scratch buffer that is reused across calls (no page faults per step; RSS stays flat
-// at the high-water mark of the largest batch).
-// 64-byte aligned, so vector loads at multiples of 16 floats never straddle cache lines.
+// at the high-water mark of the largest batch), 64-byte aligned so that vector loads at multiples
+// of 16 floats never straddle cache lines.
 struct Buffer {
     struct Free {
         void operator()(float* p) const { std::free(p); }
