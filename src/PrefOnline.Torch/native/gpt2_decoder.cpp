@@ -300,15 +300,22 @@ INLINE void head_rows(const float* H, int64_t C, const float* E, int64_t v0, int
 }
 
 // out[m, v] = H[m]·E[v] for vocabulary rows [v0, v1): the LM head tied to the token embedding E [V, C].
+// The vocabulary is walked in chunks small enough to stay in cache while every group of 4 rows uses
+// them, so E (the largest matrix of a GPT-2 model) is read from memory once per step, not once per
+// row group.
 template <class I>
 KERNEL void lm_head(const float* H, int64_t M, int64_t C, const float* E, int64_t v0, int64_t v1, float* out, int64_t ldo) {
-    int64_t m = 0;
-    for (; m + 4 <= M; m += 4) head_rows<I, 4>(H + m * C, C, E, v0, v1, out + m * ldo, ldo);
-    switch (M - m) {
-        case 3: head_rows<I, 3>(H + m * C, C, E, v0, v1, out + m * ldo, ldo); break;
-        case 2: head_rows<I, 2>(H + m * C, C, E, v0, v1, out + m * ldo, ldo); break;
-        case 1: head_rows<I, 1>(H + m * C, C, E, v0, v1, out + m * ldo, ldo); break;
-        default: break;
+    const int64_t chunk = std::max<int64_t>(I::head_entries, (int64_t{64} << 10) / (C * static_cast<int64_t>(sizeof(float))));  // ~64 KiB of E
+    for (int64_t c0 = v0; c0 < v1; c0 += chunk) {
+        const int64_t c1 = std::min(v1, c0 + chunk);
+        int64_t m = 0;
+        for (; m + 4 <= M; m += 4) head_rows<I, 4>(H + m * C, C, E, c0, c1, out + m * ldo, ldo);
+        switch (M - m) {
+            case 3: head_rows<I, 3>(H + m * C, C, E, c0, c1, out + m * ldo, ldo); break;
+            case 2: head_rows<I, 2>(H + m * C, C, E, c0, c1, out + m * ldo, ldo); break;
+            case 1: head_rows<I, 1>(H + m * C, C, E, c0, c1, out + m * ldo, ldo); break;
+            default: break;
+        }
     }
 }
 
