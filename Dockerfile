@@ -53,9 +53,10 @@ RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release --n
 # ---------------------------------------------------------------------------------------------------
 FROM debian:12-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
+# libgomp1: the shim links OpenMP itself (its fused optimiser kernel uses at::parallel_for).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libtorch1.13 libopenblas0-openmp librdkafka1 \
+        libtorch1.13 libopenblas0-openmp libgomp1 librdkafka1 \
         ca-certificates libssl3 zlib1g tzdata \
     && update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 \
     && update-alternatives --set liblapack.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 \

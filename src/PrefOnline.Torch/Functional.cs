@@ -58,6 +58,10 @@ public static class Functional
     public static Tensor CrossEntropy(Tensor logits, Tensor target, long ignoreIndex = -100, double labelSmoothing = 0) =>
         new(NativeMethods.pt_cross_entropy(logits.Handle, target.Handle, ignoreIndex, labelSmoothing), "cross_entropy");
 
+    /// <summary>Mean squared error over all elements (torch.nn.functional.mse_loss, reduction "mean"); one fused kernel.</summary>
+    public static Tensor MseLoss(Tensor input, Tensor target) =>
+        new(NativeMethods.pt_mse_loss(input.Handle, target.Handle), "mse_loss");
+
     /// <summary>A [T, T] bool mask, true above the diagonal: the future positions causal attention hides.</summary>
     public static Tensor CausalMask(long length, Device? device = null)
     {

@@ -10,7 +10,8 @@ public sealed partial class Tensor
 
     public Tensor To(ScalarType dtype) => Wrap(NativeMethods.pt_to_dtype(handle, (int)dtype));
 
-    public Tensor To(Device device) => Wrap(NativeMethods.pt_to_device(handle, device.NativeId));
+    /// <summary>A copy on <paramref name="device"/> (this tensor itself when it is already there, as torch does).</summary>
+    public Tensor To(Device device) => Wrap(NativeMethods.pt_to_device(handle, device.EnsureAvailable().NativeId));
 
     public Tensor Contiguous() => Wrap(NativeMethods.pt_contiguous(handle));
 
@@ -94,7 +95,11 @@ public sealed partial class Tensor
     public unsafe Tensor[] Split(long size, long dim = 0)
     {
         if (size <= 0) throw new ArgumentOutOfRangeException(nameof(size), "split size must be positive");
-        var capacity = (int)Math.Max(1, (Size((int)dim) + size - 1) / size);
+        var shape = Shape;
+        var d = dim < 0 ? dim + shape.Length : dim;
+        // An invalid dim is left to libtorch, whose message names the valid range.
+        var length = d >= 0 && d < shape.Length ? shape[d] : 0;
+        var capacity = (int)Math.Max(1, (length + size - 1) / size);
         var raw = new IntPtr[capacity];
         int count;
         fixed (IntPtr* p = raw) count = NativeMethods.pt_split(handle, size, dim, p, capacity);
@@ -119,6 +124,8 @@ public sealed partial class Tensor
     public Tensor Div(Tensor other) => Wrap(NativeMethods.pt_div(handle, other.handle));
 
     public Tensor Add(double s) => Wrap(NativeMethods.pt_add_scalar(handle, s));
+
+    public Tensor Sub(double s) => Wrap(NativeMethods.pt_sub_scalar(handle, s));
 
     public Tensor Mul(double s) => Wrap(NativeMethods.pt_mul_scalar(handle, s));
 
@@ -226,10 +233,13 @@ public sealed partial class Tensor
 
     public Tensor Mean(long dim, bool keepDim = false) => Mean([dim], keepDim);
 
-    public unsafe Tensor LogSumExp(long dim, bool keepDim = false)
+    /// <summary>log Σ exp over <paramref name="dim"/>, computed stably.</summary>
+    public Tensor LogSumExp(long dim, bool keepDim = false) => LogSumExp([dim], keepDim);
+
+    /// <summary>log Σ exp over several dims at once, computed stably.</summary>
+    public unsafe Tensor LogSumExp(long[] dims, bool keepDim = false)
     {
-        long[] dims = [dim];
-        fixed (long* d = dims) return Wrap(NativeMethods.pt_logsumexp(handle, d, 1, keepDim ? 1 : 0));
+        fixed (long* d = dims) return Wrap(NativeMethods.pt_logsumexp(handle, d, dims.Length, keepDim ? 1 : 0));
     }
 
     public unsafe Tensor Var(long dim, bool unbiased = true, bool keepDim = false)
@@ -320,4 +330,11 @@ public sealed partial class Tensor
     public void AddInPlace(Tensor source, double alpha = 1) => Check(NativeMethods.pt_add_(handle, source.handle, alpha), "add_");
 
     public void MulInPlace(double factor) => Check(NativeMethods.pt_mul_scalar_(handle, factor), "mul_");
+
+    /// <summary>
+    /// Makes this tensor use <paramref name="source"/>'s data (device, dtype, shape) while keeping its
+    /// identity: handle, autograd leaf status, requires_grad (torch's <c>param.data = ...</c>). Modules
+    /// move their parameters this way so every reference to them (an optimiser's) stays valid.
+    /// </summary>
+    internal void SetData(Tensor source) => Check(NativeMethods.pt_set_data(handle, source.handle), "set_data");
 }

@@ -28,18 +28,27 @@ public sealed partial class Tensor : IDisposable
 
     public void Dispose() => handle.Dispose();
 
-    /// <summary>Hands the tensor to the outer scope (or to the caller when there is none).</summary>
+    /// <summary>
+    /// Hands the tensor from its scope to that scope's outer scope (or to the caller when there is
+    /// none) and returns it, so a function can return a result computed inside its own scope. A
+    /// tensor in no scope stays in none. Must run on the scope's thread.
+    /// </summary>
     public Tensor MoveToOuterScope()
     {
-        var outer = OwningScope?.Outer;
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        var scope = OwningScope;
+        if (scope is null) return this;
+        scope.EnsureOwnerThread("move a tensor out of");
         OwningScope = null;
-        outer?.Register(this);
+        scope.Outer?.Register(this);
         return this;
     }
 
-    /// <summary>Takes the tensor out of every scope: the caller now owns it (module parameters do this).</summary>
+    /// <summary>Takes the tensor out of every scope: the caller now owns it and disposes it (module parameters do this).</summary>
     public Tensor DetachFromScope()
     {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        OwningScope?.EnsureOwnerThread("detach a tensor from");
         OwningScope = null;
         return this;
     }
@@ -75,7 +84,10 @@ public sealed partial class Tensor : IDisposable
     public long Size(int dim)
     {
         var shape = Shape;
-        return shape[dim < 0 ? shape.Length + dim : dim];
+        var d = dim < 0 ? shape.Length + dim : dim;
+        if (d < 0 || d >= shape.Length)
+            throw new ArgumentOutOfRangeException(nameof(dim), dim, $"dimension out of range for a tensor of rank {shape.Length}");
+        return shape[d];
     }
 
     public bool RequiresGrad
@@ -91,6 +103,7 @@ public sealed partial class Tensor : IDisposable
 
     // ---- managed data in and out ---------------------------------------------------------------
 
+    /// <summary>A tensor holding a copy of <paramref name="data"/>; no shape means 1-D of the array's length.</summary>
     public static Tensor FromArray<T>(T[] data, params long[] shape) where T : unmanaged =>
         FromSpan<T>(data, shape.Length == 0 ? [data.LongLength] : shape);
 
@@ -123,11 +136,17 @@ public sealed partial class Tensor : IDisposable
         }
     }
 
-    public static Tensor Scalar(float value) => FromArray([value], []);
+    /// <summary>A 0-dimensional tensor (shape []), like torch.tensor(value).</summary>
+    public static Tensor Scalar(float value) => FromSpan<float>([value], []);
 
-    public static Tensor Scalar(double value) => FromArray([value], []);
+    /// <summary>A 0-dimensional float64 tensor.</summary>
+    public static Tensor Scalar(double value) => FromSpan<double>([value], []);
 
-    public static Tensor Scalar(long value) => FromArray([value], []);
+    /// <summary>A 0-dimensional int64 tensor.</summary>
+    public static Tensor Scalar(long value) => FromSpan<long>([value], []);
+
+    /// <summary>A 0-dimensional bool tensor.</summary>
+    public static Tensor Scalar(bool value) => FromSpan<bool>([value], []);
 
     /// <summary>Copies the elements (row-major) into a new managed array; the dtype must match <typeparamref name="T"/>.</summary>
     public T[] ToArray<T>() where T : unmanaged

@@ -12,7 +12,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial IntPtr pt_last_error();
     [LibraryImport(Lib)] internal static partial void pt_free(IntPtr t);
     [LibraryImport(Lib)] internal static partial long pt_live_handles();
-    [LibraryImport(Lib)] internal static partial void pt_set_num_threads(int n);
+    [LibraryImport(Lib)] internal static partial int pt_set_num_threads(int n);
     [LibraryImport(Lib)] internal static partial int pt_get_num_threads();
     [LibraryImport(Lib)] internal static partial void pt_manual_seed(ulong seed);
     [LibraryImport(Lib)] internal static partial int pt_cuda_is_available();

@@ -50,11 +50,34 @@ public abstract class Module : IDisposable
             throw new ArgumentException($"'{name}' is already registered in {GetType().Name}");
     }
 
+    /// <summary>
+    /// Parameters by dotted name, depth first in registration order. A tensor registered under two
+    /// names (tied weights) is listed once, under its first name, as torch's named_parameters() does:
+    /// an optimiser must update it once per step, not twice.
+    /// </summary>
     public IEnumerable<(string Name, Tensor Parameter)> NamedParameters(string prefix = "")
+    {
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, tensor) in AllNamedParameters(prefix))
+            if (seen.Add(tensor)) yield return (name, tensor);
+    }
+
+    /// <summary>Every (name, parameter) pair including tied duplicates: the state dict keeps every name.</summary>
+    private IEnumerable<(string Name, Tensor Parameter)> AllNamedParameters(string prefix)
     {
         foreach (var (name, tensor) in parameters) yield return (prefix + name, tensor);
         foreach (var (name, child) in children)
-        foreach (var item in child.NamedParameters($"{prefix}{name}.")) yield return item;
+        foreach (var item in child.AllNamedParameters($"{prefix}{name}.")) yield return item;
+    }
+
+    /// <summary>Direct and indirect children by dotted name (the module itself is not listed).</summary>
+    public IEnumerable<(string Name, Module Module)> NamedModules(string prefix = "")
+    {
+        foreach (var (name, child) in children)
+        {
+            yield return (prefix + name, child);
+            foreach (var item in child.NamedModules($"{prefix}{name}.")) yield return item;
+        }
     }
 
     public IEnumerable<(string Name, Tensor Buffer)> NamedBuffers(string prefix = "")
@@ -73,7 +96,7 @@ public abstract class Module : IDisposable
     public IReadOnlyDictionary<string, Tensor> StateDict()
     {
         var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in NamedParameters()) state[name] = p;
+        foreach (var (name, p) in AllNamedParameters("")) state[name] = p;
         foreach (var (name, b) in NamedBuffers()) state[name] = b;
         return state;
     }
@@ -91,21 +114,61 @@ public abstract class Module : IDisposable
         {
             var missing = own.Keys.Where(k => !source.ContainsKey(k)).ToList();
             var unexpected = source.Keys.Where(k => !own.ContainsKey(k)).ToList();
-            if (missing.Count > 0) problems.Add($"missing: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}");
-            if (unexpected.Count > 0) problems.Add($"unexpected: {string.Join(", ", unexpected.Take(10))}{(unexpected.Count > 10 ? ", …" : "")}");
+            if (missing.Count > 0) problems.Add($"missing {missing.Count}: {NameList(missing)}");
+            if (unexpected.Count > 0) problems.Add($"unexpected {unexpected.Count}: {NameList(unexpected)}");
         }
         foreach (var (name, target) in own)
         {
             if (!source.TryGetValue(name, out var value)) continue;
+            if (value is null || value.IsDisposed)
+            {
+                problems.Add($"{name}: the source tensor is {(value is null ? "null" : "disposed")}");
+                continue;
+            }
             var (want, got) = (target.Shape, value.Shape);
             if (!want.SequenceEqual(got))
                 problems.Add($"{name}: shape [{string.Join(", ", got)}] does not match the model's [{string.Join(", ", want)}]");
+            else if (value.Dtype.IsFloatingPoint() != target.Dtype.IsFloatingPoint())
+                // float16 weights into a float32 model is a normal load; integers into floats is a wrong file.
+                problems.Add($"{name}: dtype {value.Dtype} cannot be loaded into the model's {target.Dtype}");
         }
         if (problems.Count > 0)
             throw new InvalidDataException($"cannot load state into {GetType().Name}: {string.Join("; ", problems)}");
         foreach (var (name, target) in own)
             if (source.TryGetValue(name, out var value)) target.CopyFrom(value);
     }
+
+    /// <summary>Moves every parameter and buffer to <paramref name="device"/> in place (torch's module.to(device)):
+    /// the tensors keep their identity, so optimisers built on them stay valid.</summary>
+    public Module To(Device device)
+    {
+        device.EnsureAvailable();
+        return Apply(t => t.To(device));
+    }
+
+    /// <summary>Converts every floating-point parameter and buffer to <paramref name="dtype"/> in place
+    /// (module.half() / .bfloat16() / .float()); integer buffers keep their type, as in torch.</summary>
+    public Module To(ScalarType dtype)
+    {
+        if (!dtype.IsFloatingPoint()) throw new ArgumentException($"modules convert to floating-point dtypes only, not {dtype}", nameof(dtype));
+        return Apply(t => t.Dtype.IsFloatingPoint() ? t.To(dtype) : null);
+    }
+
+    private Module Apply(Func<Tensor, Tensor?> convert)
+    {
+        var all = AllNamedParameters("").Select(p => p.Parameter).Concat(NamedBuffers().Select(b => b.Buffer))
+            .Distinct<Tensor>(ReferenceEqualityComparer.Instance).ToList();
+        // Convert everything first, then swap: a failure half-way leaves the module as it was.
+        using var scope = DisposeScope.Enter();
+        var converted = all.Select(convert).ToList();
+        for (var i = 0; i < all.Count; i++)
+            if (converted[i] is { } c) all[i].SetData(c);
+        return this;
+    }
+
+    // A GPT-2 checkpoint can hold hundreds of names; the first 20 tell what went wrong.
+    private static string NameList(IReadOnlyList<string> names) =>
+        string.Join(", ", names.Take(20)) + (names.Count > 20 ? $", … ({names.Count - 20} more)" : "");
 
     public void ZeroGrad()
     {

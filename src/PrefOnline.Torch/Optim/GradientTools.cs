@@ -6,12 +6,15 @@ namespace PrefOnline.Torch.Optim;
 public static class GradientTools
 {
     /// <summary>
-    /// torch.nn.utils.clip_grad_norm_: scales all gradients so their joint L2 norm is at most
-    /// <paramref name="maxNorm"/> and returns the norm before scaling. A non-finite norm is returned
-    /// as is and nothing is scaled: the caller must skip the step.
+    /// torch.nn.utils.clip_grad_norm_ (PyTorch 1.13, L2): scales all gradients by
+    /// min(1, maxNorm / (norm + 1e-6)), computed in the gradients' dtype exactly as PyTorch does, and
+    /// returns the norm before scaling. Parameters without a gradient are ignored. A non-finite norm
+    /// is returned as is and nothing is scaled: the caller must skip the step (PyTorch would scale by NaN).
     /// </summary>
     public static unsafe double ClipGradNorm(IReadOnlyList<Tensor> parameters, double maxNorm)
     {
+        if (!(maxNorm > 0) || double.IsInfinity(maxNorm))
+            throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "max norm must be positive and finite");
         double norm = 0;
         var status = Tensor.WithHandles(parameters, raw =>
         {

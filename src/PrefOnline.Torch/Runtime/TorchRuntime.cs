@@ -21,7 +21,7 @@ public static class TorchRuntime
         set
         {
             if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "thread count must be at least 1");
-            NativeMethods.pt_set_num_threads(value);
+            Tensor.Check(NativeMethods.pt_set_num_threads(value), "set_num_threads");
         }
     }
 

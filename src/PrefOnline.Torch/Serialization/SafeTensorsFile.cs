@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace PrefOnline.Torch.Serialization;
@@ -22,6 +23,12 @@ public static class SafeTensorsFile
     /// <summary>Headers above this are refused before allocation (the reference library uses 100 MB).</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;
 
+    /// <summary>Tensors of higher rank are refused (libtorch's kernels handle at most 25 dimensions).</summary>
+    public const int MaxRank = 64;
+
+    // JSON nesting a valid header needs: root object → entry object → shape array.
+    private const int MaxJsonDepth = 4;
+
     private const string MetadataKey = "__metadata__";
 
     private static readonly Dictionary<string, ScalarType> DtypeByName = new(StringComparer.Ordinal)
@@ -38,8 +45,12 @@ public static class SafeTensorsFile
         ["BOOL"] = ScalarType.Bool,
     };
 
-    private static string NameOf(ScalarType dtype) =>
-        DtypeByName.First(kv => kv.Value == dtype).Key;
+    private static string NameOf(ScalarType dtype)
+    {
+        foreach (var (name, type) in DtypeByName)
+            if (type == dtype) return name;
+        throw new ArgumentException($"dtype {dtype} cannot be stored in safetensors by this writer (supported: {string.Join(", ", DtypeByName.Values)})");
+    }
 
     /// <summary>Reads the header only: names, dtypes, shapes and metadata, without loading tensor data.</summary>
     public static SafeTensorsHeader ReadHeader(string path)
@@ -66,6 +77,10 @@ public static class SafeTensorsFile
                 view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
                 try
                 {
+                    // The file may have changed since the header was read: never read past the mapping.
+                    var needed = header.DataStart + (header.Entries.Count == 0 ? 0 : header.Entries.Max(e => e.End));
+                    if (view.Capacity < needed)
+                        throw new SafeTensorsFormatException(path, $"file shrank to {view.Capacity} bytes while being read ({needed} needed)");
                     var data = basePtr + view.PointerOffset + header.DataStart;
                     foreach (var entry in header.Entries)
                     {
@@ -90,6 +105,8 @@ public static class SafeTensorsFile
     /// <summary>
     /// Writes tensors (any device, any layout) in the given order, with optional string metadata. The
     /// file is written beside the target and renamed into place, so a crash never leaves half a file.
+    /// The metadata always holds <c>"format": "pt"</c> unless the caller sets another format: Hugging
+    /// Face transformers refuses a safetensors file whose metadata lacks it.
     /// </summary>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -101,17 +118,27 @@ public static class SafeTensorsFile
             if (!names.Add(name)) throw new ArgumentException($"tensor name '{name}' appears twice");
         }
 
+        foreach (var (name, t) in list)
+        {
+            ArgumentNullException.ThrowIfNull(t, name);
+            NameOf(t.Dtype);  // unsupported dtypes fail before anything is written
+            if (t.ByteSize > int.MaxValue)
+                throw new ArgumentException($"tensor '{name}' holds {t.ByteSize} bytes; this writer stores tensors up to 2 GiB each");
+        }
+
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal) { ["format"] = "pt" };
+        if (metadata is not null)
+            foreach (var (k, v) in metadata) meta[k] = v ?? throw new ArgumentException($"metadata '{k}' is null; values must be strings");
+
         using var headerJson = new MemoryStream();
         long offset = 0;
-        using (var w = new Utf8JsonWriter(headerJson))
+        // Relaxed escaping keeps non-ASCII names readable; the header is never embedded in HTML.
+        using (var w = new Utf8JsonWriter(headerJson, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
-            if (metadata is { Count: > 0 })
-            {
-                w.WriteStartObject(MetadataKey);
-                foreach (var (k, v) in metadata) w.WriteString(k, v);
-                w.WriteEndObject();
-            }
+            w.WriteStartObject(MetadataKey);
+            foreach (var (k, v) in meta) w.WriteString(k, v);
+            w.WriteEndObject();
             foreach (var (name, t) in list)
             {
                 var bytes = t.ByteSize;
@@ -208,7 +235,7 @@ public static class SafeTensorsFile
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 4 });
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
         }
         catch (JsonException e)
         {
@@ -251,6 +278,11 @@ public static class SafeTensorsFile
     private static SafeTensorsEntry ParseEntry(string name, JsonElement value, string path)
     {
         if (value.ValueKind != JsonValueKind.Object) throw new SafeTensorsFormatException(path, $"entry '{name}' is not an object");
+        // Unknown fields are ignored, as the reference reader does; a known field given twice is ambiguous.
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var field in value.EnumerateObject())
+            if (!fields.Add(field.Name))
+                throw new SafeTensorsFormatException(path, $"entry '{name}' has field '{field.Name}' twice");
         if (!value.TryGetProperty("dtype", out var dtypeEl) || dtypeEl.ValueKind != JsonValueKind.String)
             throw new SafeTensorsFormatException(path, $"entry '{name}' has no string dtype");
         var dtypeName = dtypeEl.GetString()!;
@@ -259,6 +291,8 @@ public static class SafeTensorsFile
 
         if (!value.TryGetProperty("shape", out var shapeEl) || shapeEl.ValueKind != JsonValueKind.Array)
             throw new SafeTensorsFormatException(path, $"entry '{name}' has no shape array");
+        if (shapeEl.GetArrayLength() > MaxRank)
+            throw new SafeTensorsFormatException(path, $"entry '{name}' has rank {shapeEl.GetArrayLength()}, above the limit of {MaxRank}");
         var shape = new long[shapeEl.GetArrayLength()];
         long elements = 1;
         var i = 0;
@@ -295,9 +329,6 @@ public static class SafeTensorsFile
         if (end - begin != expectedBytes)
             throw new SafeTensorsFormatException(path,
                 $"entry '{name}' spans {end - begin} bytes but {dtypeName}[{string.Join(", ", shape)}] needs {expectedBytes}");
-        foreach (var p in value.EnumerateObject())
-            if (p.Name is not ("dtype" or "shape" or "data_offsets"))
-                throw new SafeTensorsFormatException(path, $"entry '{name}' has unknown field '{p.Name}'");
         return new SafeTensorsEntry(name, dtype, shape, begin, end);
     }
 

@@ -107,30 +107,37 @@ PT_EXPORT int pt_adamw_step(TensorHandle* params, TensorHandle* exp_avg, TensorH
     PT_CATCH(1)
 }
 
-// torch.nn.utils.clip_grad_norm_ (L2): returns the total norm before clipping through `out_norm`.
-// A non-finite total norm is reported and the gradients are left as they are (the caller skips the step).
+// torch.nn.utils.clip_grad_norm_ (L2, PyTorch 1.13) computed the way PyTorch computes it, in the
+// gradients' own dtype: per-gradient norms, the norm of their stack, coefficient
+// max_norm / (total + 1e-6) clamped to 1, every gradient multiplied by it. Returns the total norm
+// before clipping through `out_norm`. One deliberate difference: a non-finite total norm leaves the
+// gradients untouched (PyTorch would multiply them by NaN) because the caller skips that step anyway
+// and the gradients stay inspectable.
 PT_EXPORT int pt_clip_grad_norm(TensorHandle* params, int n, double max_norm, double* out_norm) {
     PT_TRY
     at::NoGradGuard no_grad;
-    std::vector<Tensor> norms;
-    norms.reserve(static_cast<size_t>(n));
+    TORCH_CHECK(max_norm > 0.0 && std::isfinite(max_norm), "max_norm must be positive and finite, got ", max_norm);
+    std::vector<Tensor> grads;
+    grads.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
         const Tensor& g = params[i]->grad();
-        if (g.defined()) norms.push_back(g.norm(2.0).to(at::kFloat));
+        if (g.defined()) grads.push_back(g);
     }
-    if (norms.empty()) {
+    if (grads.empty()) {
         *out_norm = 0.0;
         return 0;
     }
-    const double total = at::stack(norms).norm(2.0).item<double>();
-    *out_norm = total;
-    if (!std::isfinite(total) || max_norm <= 0.0) return 0;
-    const double coef = max_norm / (total + 1e-6);
-    if (coef < 1.0) {
-        for (int i = 0; i < n; ++i) {
-            Tensor& g = params[i]->mutable_grad();
-            if (g.defined()) g.mul_(coef);
-        }
+    std::vector<Tensor> norms;
+    norms.reserve(grads.size());
+    for (const auto& g : grads) norms.push_back(at::linalg_vector_norm(g, 2.0));
+    const Tensor total = at::linalg_vector_norm(at::stack(norms), 2.0);
+    const double total_value = total.item<double>();
+    *out_norm = total_value;
+    if (!std::isfinite(total_value)) return 0;
+    const Tensor coef = at::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+    for (int i = 0; i < n; ++i) {
+        Tensor& g = params[i]->mutable_grad();
+        if (g.defined()) g.mul_(coef.to(g.device()));
     }
     return 0;
     PT_CATCH(1)

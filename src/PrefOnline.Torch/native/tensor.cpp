@@ -1,6 +1,10 @@
 // Handle lifetime, errors, runtime settings, creation, inspection and copies to/from managed memory.
 #include "shim.h"
 
+#include <c10/util/Logging.h>
+
+#include <cstdlib>
+
 namespace shim {
 
 static thread_local std::string last_error;
@@ -8,6 +12,18 @@ std::atomic<int64_t> live_handles{0};
 
 void set_error(const char* message) { last_error = message == nullptr ? "unknown native error" : message; }
 void clear_error() { last_error.clear(); }
+
+// libtorch builds a symbolised C++ backtrace into every c10::Error it constructs: ~20 ms per error
+// here (libtorch is huge), paid even though the shim reports what_without_backtrace(). A bad input
+// must not stall the tensor thread, so the fetcher is replaced with a no-op at load time unless
+// PREFONLINE_NATIVE_BACKTRACE=1 asks for the backtraces (they then appear in no message either, but
+// in a debugger's view of the exception).
+static const bool backtraces_disabled = [] {
+    const char* keep = std::getenv("PREFONLINE_NATIVE_BACKTRACE");
+    if (keep != nullptr && std::string(keep) == "1") return false;
+    c10::SetStackTraceFetcher([] { return std::string(); });
+    return true;
+}();
 
 }  // namespace shim
 
@@ -27,8 +43,11 @@ PT_EXPORT int64_t pt_live_handles() { return live_handles.load(std::memory_order
 
 // ---- runtime settings ----------------------------------------------------------------------------
 
-PT_EXPORT void pt_set_num_threads(int n) {
-    try { at::set_num_threads(n); } catch (...) {}
+PT_EXPORT int pt_set_num_threads(int n) {
+    PT_TRY
+    at::set_num_threads(n);
+    return 0;
+    PT_CATCH(1)
 }
 PT_EXPORT int pt_get_num_threads() { return at::get_num_threads(); }
 PT_EXPORT void pt_manual_seed(uint64_t seed) {
@@ -84,11 +103,20 @@ static at::TensorOptions options(int dtype, int device) {
 }
 
 // Copies `nbytes` from managed memory into a new CPU tensor, then moves it to the device.
+// The shape is checked against `nbytes` BEFORE anything is allocated: a corrupt shape from a file
+// must be an error, not an attempt to allocate terabytes.
 PT_EXPORT TensorHandle pt_from_bytes(const void* data, int64_t nbytes, const int64_t* shape, int ndim, int dtype, int device) {
     PT_TRY
+    TORCH_CHECK(ndim >= 0, "negative rank ", ndim);
+    const auto type = static_cast<at::ScalarType>(dtype);
+    int64_t expected = static_cast<int64_t>(c10::elementSize(type));
+    for (int i = 0; i < ndim; ++i) {
+        TORCH_CHECK(shape[i] >= 0, "negative dimension ", shape[i], " in shape ", dims(shape, ndim));
+        TORCH_CHECK(!__builtin_mul_overflow(expected, shape[i], &expected), "shape ", dims(shape, ndim), " overflows int64 bytes");
+    }
+    TORCH_CHECK(expected == nbytes, "byte count ", nbytes, " does not match shape ", dims(shape, ndim), " of dtype ", type, " (",
+                expected, " bytes)");
     auto t = at::empty(dims(shape, ndim), options(dtype, -1));
-    TORCH_CHECK(static_cast<int64_t>(t.nbytes()) == nbytes, "byte count ", nbytes, " does not match shape ", t.sizes(),
-                " of dtype ", t.scalar_type(), " (", t.nbytes(), " bytes)");
     if (nbytes > 0) std::memcpy(t.data_ptr(), data, static_cast<size_t>(nbytes));
     return wrap(device < 0 ? t : t.to(options(dtype, device).device()));
     PT_CATCH(nullptr)

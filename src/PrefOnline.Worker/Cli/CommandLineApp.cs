@@ -15,6 +15,7 @@ public static class CommandLineApp
     private static IEnumerable<Command> Verbs()
     {
         yield return VersionCommand.Create();
+        yield return BenchCommand.Create();
         yield return CheckpointCommand.Create();
         yield return ExperimentCommand.Create();
     }

@@ -13,13 +13,13 @@ public static class VersionCommand
         command.SetAction((_, ct) => CliAction.RunAsync(async token =>
         {
             using var thread = new TensorThread("tensor");
-            var (torch, cuda, threads, gflops, blas) = await thread.RunAsync(
-                () => (TorchRuntime.Version, TorchRuntime.CudaAvailable, TorchRuntime.NumThreads, BlasProbe.MeasureGemmGflops(), BlasProbe.LoadedBlasLibrary()), token);
+            var (torch, cuda, threads, blas) = await thread.RunAsync(
+                () => (TorchRuntime.Version, TorchRuntime.CudaAvailable, TorchRuntime.NumThreads, BlasProbe.Check()), token);
             var version = typeof(VersionCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
             Console.WriteLine($"prefonline {version}");
             Console.WriteLine($"libtorch   {torch} (cuda: {(cuda ? "yes" : "no")}, intra-op threads: {threads})");
-            Console.WriteLine($"blas       {blas ?? "not mapped"}: {gflops:F1} GFLOP/s fp32 GEMM");
-            if (gflops < BlasProbe.SlowThresholdGflops) Console.WriteLine($"warning    slow BLAS; fix: {BlasProbe.FixCommand}");
+            Console.WriteLine($"blas       {blas.Library ?? "not mapped"} ({blas.Kind}): {blas.Gflops:F1} GFLOP/s fp32 GEMM");
+            if (blas.Warning is not null) Console.WriteLine($"warning    {blas.Warning}");
             return 0;
         }, ct));
         return command;

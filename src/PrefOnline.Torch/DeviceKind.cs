@@ -1,0 +1,7 @@
+namespace PrefOnline.Torch;
+
+public enum DeviceKind
+{
+    Cpu,
+    Cuda,
+}

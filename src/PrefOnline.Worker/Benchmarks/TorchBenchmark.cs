@@ -1,0 +1,231 @@
+using System.Text.Json.Nodes;
+using PrefOnline.Torch;
+using PrefOnline.Torch.Modules;
+using PrefOnline.Torch.Optim;
+
+namespace PrefOnline.Worker.Benchmarks;
+
+/// <summary>
+/// <c>prefonline bench torch</c>: the libtorch bridge against PyTorch on the same engine and threads.
+/// fp32 GEMM shows BLAS and threading are set up alike (goal: at least 140 GFLOP/s on 2 threads with
+/// OpenBLAS); the MLP train steps (forward + backward + AdamW) show what the bridge adds per op: the
+/// large one is compute-bound, the tiny one is dominated by per-call overhead, which the op-call
+/// case measures alone.
+/// </summary>
+public sealed class TorchBenchmark : IBenchmark
+{
+    public string Name => "torch";
+
+    public string Description => "fp32 GEMM GFLOP/s and MLP train steps/s, PrefOnline's libtorch bridge vs PyTorch";
+
+    public string? ReferenceSource => """
+        import torch.nn.functional as F
+
+        def setup_gemm(args):
+            n, iterations = args["n"], args["iterations"]
+            g = torch.Generator().manual_seed(0)
+            a = torch.randn(n, n, generator=g)
+            b = torch.randn(n, n, generator=g)
+
+            def round():
+                for _ in range(iterations):
+                    torch.matmul(a, b)
+            return round
+
+        def setup_op(args):
+            a = torch.ones(4)
+            b = torch.ones(4)
+            ops = args["ops"]
+
+            def round():
+                for _ in range(ops):
+                    torch.add(a, b)
+            return round
+
+        def setup_mlp(args):
+            torch.manual_seed(args["seed"])
+            batch, inputs, hidden, outputs = args["batch"], args["inputs"], args["hidden"], args["outputs"]
+            model = torch.nn.Sequential(torch.nn.Linear(inputs, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, outputs))
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            x = torch.randn(batch, inputs)
+            target = torch.randn(batch, outputs)
+            steps = args["steps"]
+
+            def round():
+                for _ in range(steps):
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = F.mse_loss(model(x), target)
+                    loss.backward()
+                    optimizer.step()
+            return round
+        """;
+
+    public async Task<IReadOnlyList<BenchmarkCase>> CreateCasesAsync(BenchmarkContext context, CancellationToken cancellationToken)
+    {
+        var thread = context.TensorThread;
+        var cases = new List<BenchmarkCase>();
+        try
+        {
+            if (context.Quick)
+            {
+                cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 256, iterations: 2), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 100), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5, fused: false), cancellationToken));
+            }
+            else
+            {
+                cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 1024, iterations: 10) { TargetThroughput = 140 }, cancellationToken));
+                cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 20_000), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: false), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: true), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 500, fused: false), cancellationToken));
+            }
+            return cases;
+        }
+        catch
+        {
+            foreach (var c in cases) await c.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>C = A·B for square fp32 matrices, <c>iterations</c> times per round (2n³ flop each).</summary>
+    private sealed class GemmCase : BenchmarkCase
+    {
+        private readonly TensorThread thread;
+        private readonly int n;
+        private readonly int iterations;
+        private readonly Tensor a;
+        private readonly Tensor b;
+
+        public GemmCase(TensorThread thread, int n, int iterations)
+            : base($"gemm {n}x{n}x{n} fp32", "GFLOP/s", 2.0 * n * n * n * iterations / 1e9)
+        {
+            this.thread = thread;
+            this.n = n;
+            this.iterations = iterations;
+            using var generator = new Generator(0);
+            a = Tensor.Randn([n, n], generator);
+            b = Tensor.Randn([n, n], generator);
+        }
+
+        public override ReferenceCase Reference => new("gemm", new JsonObject { ["n"] = n, ["iterations"] = iterations });
+
+        public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
+            TimeOnTensorThreadAsync(thread, () =>
+            {
+                for (var i = 0; i < iterations; i++) a.Matmul(b).Dispose();
+            }, cancellationToken);
+
+        public override async ValueTask DisposeAsync()
+        {
+            await thread.RunAsync(() =>
+            {
+                a.Dispose();
+                b.Dispose();
+            });
+            await base.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// The cost of one op call itself: a 4-element add, result freed at once. On our side that is the
+    /// P/Invoke, the SafeHandle and the Tensor object; on PyTorch's the Python dispatch. ATen's own
+    /// dispatch is the same on both sides.
+    /// </summary>
+    private sealed class OpCase : BenchmarkCase
+    {
+        private readonly TensorThread thread;
+        private readonly int ops;
+        private readonly Tensor a;
+        private readonly Tensor b;
+
+        public OpCase(TensorThread thread, int ops)
+            : base("op call overhead (add of 4 floats)", "ops/s", ops)
+        {
+            this.thread = thread;
+            this.ops = ops;
+            a = Tensor.Ones([4]);
+            b = Tensor.Ones([4]);
+        }
+
+        public override ReferenceCase Reference => new("op", new JsonObject { ["ops"] = ops });
+
+        public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
+            TimeOnTensorThreadAsync(thread, () =>
+            {
+                for (var i = 0; i < ops; i++) a.Add(b).Dispose();
+            }, cancellationToken);
+
+        public override async ValueTask DisposeAsync()
+        {
+            await thread.RunAsync(() =>
+            {
+                a.Dispose();
+                b.Dispose();
+            });
+            await base.DisposeAsync();
+        }
+    }
+
+    /// <summary>Linear → ReLU → Linear, MSE loss, AdamW(lr 1e-3): <c>steps</c> full train steps per round.
+    /// The reference is always torch.optim.AdamW's default (single-tensor) step; <c>fused</c> switches
+    /// our side to the one-pass kernel (AdamWOptions.Fused).</summary>
+    private sealed class MlpCase : BenchmarkCase
+    {
+        private const int Seed = 0;
+        private readonly TensorThread thread;
+        private readonly JsonObject arguments;
+        private readonly int steps;
+        private readonly Linear first;
+        private readonly Linear second;
+        private readonly AdamW optimizer;
+        private readonly Tensor x;
+        private readonly Tensor target;
+
+        public MlpCase(TensorThread thread, int batch, int inputs, int hidden, int outputs, int steps, bool fused)
+            : base($"mlp train step {inputs}-{hidden}-{outputs} batch {batch}{(fused ? ", fused AdamW" : "")}", "steps/s", steps)
+        {
+            this.thread = thread;
+            this.steps = steps;
+            arguments = new JsonObject
+            {
+                ["seed"] = Seed, ["batch"] = batch, ["inputs"] = inputs, ["hidden"] = hidden, ["outputs"] = outputs, ["steps"] = steps,
+            };
+            using var generator = new Generator(Seed);
+            first = new Linear(inputs, hidden, generator: generator);
+            second = new Linear(hidden, outputs, generator: generator);
+            optimizer = new AdamW([.. first.Parameters(), .. second.Parameters()], new AdamWOptions { LearningRate = 1e-3, Fused = fused });
+            x = Tensor.Randn([batch, inputs], generator);
+            target = Tensor.Randn([batch, outputs], generator);
+        }
+
+        public override ReferenceCase Reference => new("mlp", arguments);
+
+        public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
+            TimeOnTensorThreadAsync(thread, () =>
+            {
+                for (var i = 0; i < steps; i++)
+                {
+                    using var scope = DisposeScope.Enter();
+                    optimizer.ZeroGrad();
+                    var loss = Functional.MseLoss(second.Forward(first.Forward(x).Relu()), target);
+                    loss.Backward();
+                    optimizer.Step();
+                }
+            }, cancellationToken);
+
+        public override async ValueTask DisposeAsync()
+        {
+            await thread.RunAsync(() =>
+            {
+                optimizer.Dispose();
+                first.Dispose();
+                second.Dispose();
+                x.Dispose();
+                target.Dispose();
+            });
+            await base.DisposeAsync();
+        }
+    }
+}
