@@ -22,7 +22,7 @@ public class GenerateBenchmarkTests
 
         var note = report.Results[1].Note;
         Assert.NotNull(note);
-        Assert.Matches(@"weights streamed \(0\.9 MB/token\) vs copy bandwidth, median rounds: ours [0-9.]+ GB/s = [0-9]+% of [0-9.]+; PyTorch [0-9.]+ GB/s = [0-9]+% of [0-9.]+", note);
+        Assert.Matches(@"^weights streamed \(0\.9 MB/token, median rounds\) vs copy bandwidth [0-9.]+ GB/s: ours [0-9.]+ GB/s = [0-9]+%, PyTorch [0-9.]+ GB/s = [0-9]+% ", note);
         Assert.Null(report.Results[2].Note);  // batch 4 reuses each weight: no bandwidth bound to report
 
         var table = new StringWriter();
