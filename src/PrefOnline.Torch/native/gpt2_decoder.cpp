@@ -23,7 +23,11 @@
 #include "shim.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -544,6 +548,124 @@ std::atomic<int> active_level{supported_level()};
 
 inline const Kernels& kernels() { return *table_for(active_level.load(std::memory_order_relaxed)); }
 
+// ---- threads -------------------------------------------------------------------------------------
+//
+// A fork-join pool in which the caller never waits for a helper that has not started: a loop is cut
+// into more chunks than threads, every thread (the caller included) claims chunks one at a time from
+// a shared counter, and the caller waits only for chunks a helper has actually claimed. With OpenMP
+// (at::parallel_for) every thread of the team must pass the region's closing barrier, so on an
+// oversubscribed machine one descheduled worker stalls each region for a whole time slice: measured
+// on the shared 2-core box, two OpenMP threads decoded 3-30x slower than one.
+class Pool {
+   public:
+    // Process-wide and never destroyed: helper threads sleep when idle and end with the process.
+    static Pool& shared() {
+        static Pool* pool = new Pool();
+        return *pool;
+    }
+
+    // Runs f(chunk, slot) for every chunk in [0, chunks) on up to `threads` threads (slot 0 is the
+    // caller, helpers are 1..threads-1). A second caller while a loop runs gets a serial loop.
+    template <class F>
+    void run(int64_t chunks, int threads, F&& f) {
+        std::unique_lock<std::mutex> exclusive(run_mutex_, std::try_to_lock);
+        if (!exclusive.owns_lock() || threads <= 1 || chunks <= 1) {
+            for (int64_t c = 0; c < chunks; ++c) f(c, 0);
+            return;
+        }
+        ensure_helpers(threads - 1);
+        auto call = [](void* context, int64_t chunk, int slot) { (*static_cast<F*>(context))(chunk, slot); };
+        uint32_t generation;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job_ = Job{call, &f, chunks, threads};
+            generation = static_cast<uint32_t>(generation_.load(std::memory_order_relaxed) + 1);
+            done_.store(0, std::memory_order_relaxed);
+            next_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_relaxed);
+            generation_.store(generation, std::memory_order_release);
+        }
+        wake_.notify_all();
+        work(job_, generation, 0);
+        // Only chunks that a helper claimed can still be running; wait for those.
+        for (int spins = 0; done_.load(std::memory_order_acquire) < chunks; ++spins) {
+            if (spins < 1000) __builtin_ia32_pause();
+            else std::this_thread::yield();  // let a descheduled helper finish its chunk
+        }
+    }
+
+   private:
+    struct Job {
+        void (*call)(void*, int64_t, int) = nullptr;
+        void* context = nullptr;
+        int64_t chunks = 0;
+        int threads = 0;
+    };
+
+    // Claims and runs chunks of `generation` until none is left.
+    void work(const Job& job, uint32_t generation, int slot) {
+        for (;;) {
+            uint64_t v = next_.load(std::memory_order_acquire);
+            int64_t chunk;
+            for (;;) {
+                chunk = static_cast<int64_t>(v & 0xffffffffu);
+                if (static_cast<uint32_t>(v >> 32) != generation || chunk >= job.chunks) return;
+                if (next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) break;
+            }
+            job.call(job.context, chunk, slot);
+            done_.fetch_add(1, std::memory_order_release);
+        }
+    }
+
+    void ensure_helpers(int count) {
+        while (static_cast<int>(helpers_) < count) {
+            const int slot = static_cast<int>(++helpers_);
+            std::thread([this, slot] { helper(slot); }).detach();
+        }
+    }
+
+    void helper(int slot) {
+        uint64_t seen = 0;
+        for (;;) {
+            // Spin briefly first: the decoder's loops come in quick succession.
+            for (int spins = 0; spins < 2000 && generation_.load(std::memory_order_acquire) == seen; ++spins) __builtin_ia32_pause();
+            Job job;
+            uint32_t generation;
+            {
+                std::unique_lock<std::mutex> lock(mutex_);
+                wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+                seen = generation_.load(std::memory_order_relaxed);
+                generation = static_cast<uint32_t>(seen);
+                job = job_;
+            }
+            if (slot < job.threads) work(job, generation, slot);
+        }
+    }
+
+    std::mutex run_mutex_;  // one loop at a time
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    Job job_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<uint64_t> next_{0};  // generation << 32 | next chunk
+    std::atomic<int64_t> done_{0};
+    std::atomic<int> helpers_{0};
+};
+
+// Splits [begin, end) into chunks of at least `grain` items (at most 4 per thread, so a late helper
+// costs little) and runs f(b0, b1, slot) on each, slot < at::get_num_threads().
+template <class F>
+void parallel(int64_t begin, int64_t end, int64_t grain, F&& f) {
+    const int64_t n = end - begin;
+    if (n <= 0) return;
+    const int threads = at::get_num_threads();
+    if (threads <= 1 || n <= grain) {
+        f(begin, end, 0);
+        return;
+    }
+    const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, 4 * static_cast<int64_t>(threads));
+    Pool::shared().run(chunks, threads, [&](int64_t c, int slot) { f(begin + n * c / chunks, begin + n * (c + 1) / chunks, slot); });
+}
+
 // ---- the decoder ---------------------------------------------------------------------------------
 
 // Parameters of one generate call (mirrors the C# struct Gpt2SamplingParameters field by field).
@@ -582,11 +704,9 @@ struct Buffer {
     }
 };
 
-// Work below this many multiply-adds (~50-100 µs on one core) runs on the calling thread only. A
-// parallel region costs a few microseconds on an idle machine, but its worker threads then spin
-// waiting for the next one, and on an oversubscribed machine a descheduled worker stalls the whole
-// region: measured on the shared 2-core box, splitting the `tiny` layers made decoding 3-30x slower.
-constexpr int64_t kParallelMacs = int64_t{1} << 22;
+// Work below this many multiply-adds (~20 µs on one core) runs on the calling thread only: waking
+// a helper costs microseconds, and a helper that is late (a busy machine) brings nothing.
+constexpr int64_t kParallelMacs = int64_t{1} << 20;
 
 class Decoder {
    public:
@@ -871,7 +991,7 @@ class Decoder {
     void layer_norm(const float* X, float* Y, int64_t M, const float* w, const float* b) const {
         const int64_t C = width_;
         const int64_t grain = std::max<int64_t>(1, kParallelMacs / (8 * C));
-        at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) { kernels().layer_norm_rows(X + m0 * C, Y + m0 * C, m1 - m0, C, w, b, eps_); });
+        parallel(0, M, grain, [&](int64_t m0, int64_t m1, int) { kernels().layer_norm_rows(X + m0 * C, Y + m0 * C, m1 - m0, C, w, b, eps_); });
     }
 
     // Y = epilogue(X·W + b) for X [M, K], W [K, N]; threads split the columns in 64-wide stripes.
@@ -882,7 +1002,7 @@ class Decoder {
         for (int64_t m0 = 0; m0 < M; m0 += kRowChunk) {
             const int64_t rows = std::min(kRowChunk, M - m0);
             const int64_t grain = std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, rows * K * 64));
-            at::parallel_for(0, stripes, grain, [&](int64_t s0, int64_t s1) {
+            parallel(0, stripes, grain, [&](int64_t s0, int64_t s1, int) {
                 kernels().linear_cols(X + m0 * K, rows, K, W, N, b, K, Y + m0 * N, N, s0 * 64, std::min(N, s1 * 64), epilogue);
             });
         }
@@ -892,7 +1012,7 @@ class Decoder {
         const int64_t C = width_;
         const int64_t blocks = (vocab_ + 63) / 64;
         const int64_t grain = std::max<int64_t>(1, kParallelMacs / std::max<int64_t>(1, M * C * 64));
-        at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+        parallel(0, blocks, grain, [&](int64_t b0, int64_t b1, int) {
             kernels().lm_head(H, M, C, wte_, b0 * 64, std::min(vocab_, b1 * 64), out, vocab_);
         });
     }
@@ -947,8 +1067,8 @@ class Decoder {
             // Causal attention per (prompt, head): query t sees keys 0..t of its own prompt only.
             const int64_t work = std::max<int64_t>(1, maxlen * maxlen * D);
             float* scores = scratch_scores_.get(static_cast<int64_t>(at::get_num_threads()) * maxlen);
-            at::parallel_for(0, P * H, std::max<int64_t>(1, kParallelMacs / work), [&](int64_t u0, int64_t u1) {
-                float* s = scores + static_cast<int64_t>(at::get_thread_num()) * maxlen;
+            parallel(0, P * H, std::max<int64_t>(1, kParallelMacs / work), [&](int64_t u0, int64_t u1, int slot) {
+                float* s = scores + slot * maxlen;
                 for (int64_t u = u0; u < u1; ++u) {
                     const int64_t p = u / H, h = u % H, row = rows[static_cast<size_t>(p)];
                     for (int64_t t = 0; t < len[static_cast<size_t>(p)]; ++t) {
@@ -981,8 +1101,8 @@ class Decoder {
                 }
             }
             float* scores = scratch_scores_.get(static_cast<int64_t>(at::get_num_threads()) * longest);
-            at::parallel_for(0, M * H, std::max<int64_t>(1, kParallelMacs / (2 * longest * D)), [&](int64_t u0, int64_t u1) {
-                float* s = scores + static_cast<int64_t>(at::get_thread_num()) * longest;
+            parallel(0, M * H, std::max<int64_t>(1, kParallelMacs / (2 * longest * D)), [&](int64_t u0, int64_t u1, int slot) {
+                float* s = scores + slot * longest;
                 for (int64_t u = u0; u < u1; ++u) {
                     const int64_t m = u / H, h = u % H, r = active[static_cast<size_t>(m)];
                     kernels().attend(QKV + m * 3 * C + h * D, cache(l, 0, r, h), tcap_, cache(l, 1, r, h), pos[static_cast<size_t>(r)] + 1, D, scale, s,
@@ -1015,7 +1135,7 @@ class Decoder {
         float* masked = suppressed_.empty() ? nullptr : scratch_masked_.get(M * vocab_);
         if (index_scratch_.size() < static_cast<size_t>(M * vocab_)) index_scratch_.resize(static_cast<size_t>(M * vocab_));
         int32_t* indices = index_scratch_.data();
-        at::parallel_for(0, M, std::max<int64_t>(1, kParallelMacs / (8 * vocab_)), [&](int64_t m0, int64_t m1) {
+        parallel(0, M, std::max<int64_t>(1, kParallelMacs / (8 * vocab_)), [&](int64_t m0, int64_t m1, int) {
             for (int64_t m = m0; m < m1; ++m) {
                 const size_t i = static_cast<size_t>(m);
                 const float* choose = row_logits[i];

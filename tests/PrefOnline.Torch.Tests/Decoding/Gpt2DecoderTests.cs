@@ -277,6 +277,40 @@ public class Gpt2DecoderTests
     }
 
     [Fact]
+    public async Task Several_threads_decode_exactly_as_one_and_concurrent_decoders_do_not_interfere()
+    {
+        // Wide enough that the layers are split across threads (over 1M multiply-adds each).
+        var shape = new Gpt2DecoderShape(2, 4, 256, 300, 64);
+        using var model = new RandomGpt2(shape, seed: 19);
+        var request = new DecodeRequest
+        {
+            Prompts = Enumerable.Range(0, 8).Select(i => Sequence(i, 3 + 2 * i, 300)).ToArray(), SamplesPerPrompt = 2, Temperature = 0.9, TopP = 0.95,
+            MaxNewTokens = 20, RowSeeds = Enumerable.Range(0, 16).Select(i => (ulong)i).ToArray(),
+        };
+        async Task<(IReadOnlyList<DecodedSequence> Rows, float[] Logits)> Run(int threads)
+        {
+            using var thread = new TensorThread($"decode-{threads}", intraOpThreads: threads);
+            return await thread.RunAsync(() =>
+            {
+                using var decoder = new Gpt2Decoder(shape, model.Weights);
+                return (decoder.Generate(request), decoder.Logits(request.Prompts)[7]);
+            });
+        }
+        var one = await Run(1);
+        var two = await Run(2);
+        var three = await Run(3);
+        foreach (var other in new[] { two, three })
+        {
+            Assert.Equal(one.Logits, other.Logits);
+            Assert.Equal(one.Rows.Select(r => r.Tokens), other.Rows.Select(r => r.Tokens));
+            Assert.Equal(one.Rows.Select(r => r.PolicyLogProbs), other.Rows.Select(r => r.PolicyLogProbs));
+        }
+        // Two decoders at once on two threads: the shared helper pool serves one, the other runs alone.
+        var concurrent = await Task.WhenAll(Run(2), Run(2), Run(2));
+        Assert.All(concurrent, c => Assert.Equal(one.Rows.Select(r => r.Tokens), c.Rows.Select(r => r.Tokens)));
+    }
+
+    [Fact]
     public void The_end_of_sequence_token_ends_a_row_and_is_kept()
     {
         using var model = new RandomGpt2(Small, seed: 9);
