@@ -9,6 +9,7 @@ public static class BenchmarkRegistry
     private static IEnumerable<IBenchmark> Create()
     {
         yield return new TorchBenchmark();
+        yield return new TrainBenchmark();
         yield return new GenerateBenchmark();
     }
 

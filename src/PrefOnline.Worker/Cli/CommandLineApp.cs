@@ -18,6 +18,9 @@ public static class CommandLineApp
         yield return BenchCommand.Create();
         yield return CheckpointCommand.Create();
         yield return ExperimentCommand.Create();
+        yield return InitCommand.Create();
+        yield return LogProbsCommand.Create();
+        yield return GenerateCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

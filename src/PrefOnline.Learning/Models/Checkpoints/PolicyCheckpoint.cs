@@ -1,0 +1,164 @@
+using System.Text.Json.Nodes;
+using PrefOnline.Learning.Tokenization;
+using PrefOnline.Torch;
+using PrefOnline.Torch.Serialization;
+
+namespace PrefOnline.Learning.Models.Checkpoints;
+
+/// <summary>
+/// A policy in the Hugging Face GPT-2 layout, so a checkpoint moves freely between this worker and
+/// PyTorch / transformers:
+/// <list type="bullet">
+/// <item><c>config.json</c>: GPT2Config's keys (model_type gpt2, vocab_size, n_positions, n_embd,
+///   n_layer, n_head, layer_norm_epsilon, *_pdrop, …) plus a <c>prefonline</c> section;</item>
+/// <item><c>model.safetensors</c>: the trunk's tensors under Hugging Face's names, Conv1D weights
+///   [in, out]; on load a <c>transformer.</c> prefix, the old attention-mask buffers and a tied
+///   <c>lm_head.weight</c> are accepted, float16/bfloat16/float64 become float32, and shards listed
+///   by <c>model.safetensors.index.json</c> are read;</item>
+/// <item>the tokenizer's files (byte tokenizer or GPT-2 BPE vocab.json + merges.txt).</item>
+/// </list>
+/// Any problem becomes one <see cref="InvalidCheckpointException"/> listing all of them.
+/// </summary>
+public static class PolicyCheckpoint
+{
+    public const string ConfigFile = "config.json";
+    public const string WeightsFile = WeightFiles.SingleFile;
+
+    /// <summary>safetensors metadata key holding the config.json text in a bare weights file.</summary>
+    public const string ConfigMetadataKey = "prefonline.config";
+
+    /// <summary>The config a checkpoint directory declares (validated).</summary>
+    public static Gpt2Config ReadConfig(string directory)
+    {
+        RequireDirectory(directory);
+        var path = Path.Combine(directory, ConfigFile);
+        if (!File.Exists(path)) throw new InvalidCheckpointException(directory, $"missing {ConfigFile}");
+        var problems = new List<string>();
+        var config = Gpt2ConfigJson.Parse(File.ReadAllText(path), problems);
+        if (problems.Count > 0) throw new InvalidCheckpointException(directory, problems.Select(p => $"{ConfigFile}: {p}").ToList());
+        return config;
+    }
+
+    /// <summary>Model and tokenizer of a checkpoint directory; the caller disposes the result.</summary>
+    public static LoadedPolicy Load(string directory)
+    {
+        var model = LoadModel(directory);
+        try
+        {
+            var tokenizer = CheckpointTokenizer.Load(directory);
+            if (tokenizer.VocabularySize > model.Config.VocabularySize)
+                throw new InvalidCheckpointException(directory,
+                    $"the tokenizer has {tokenizer.VocabularySize} tokens but the model's vocab_size is {model.Config.VocabularySize}");
+            return new LoadedPolicy(Path.GetFullPath(directory), model, tokenizer);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Only the model (config.json + weights) of a checkpoint directory; the caller disposes it.</summary>
+    public static PolicyModel LoadModel(string directory)
+    {
+        var config = ReadConfig(directory);
+        var problems = new List<string>();
+        var files = WeightFiles.Locate(directory, problems);
+        if (problems.Count > 0) throw new InvalidCheckpointException(directory, problems);
+        return LoadWeights(directory, files, config);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="model"/> and <paramref name="tokenizer"/> as a checkpoint directory,
+    /// atomically: readers see the old directory or the complete new one, never half of one.
+    /// </summary>
+    public static void Save(string directory, PolicyModel model, ITokenizer tokenizer)
+    {
+        if (tokenizer.VocabularySize > model.Config.VocabularySize)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabularySize} tokens but the model only {model.Config.VocabularySize}");
+        AtomicDirectory.Write(directory, temp =>
+        {
+            var json = Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", tokenizer.EndOfSequenceId, tokenizer.PaddingId, OwnSection());
+            AtomicDirectory.WriteDurableText(Path.Combine(temp, ConfigFile), Gpt2ConfigJson.Serialize(json));
+            SafeTensorsFile.Write(Path.Combine(temp, WeightsFile), model.StateDict(), HuggingFaceMetadata());
+            CheckpointTokenizer.Save(tokenizer, temp);
+        });
+    }
+
+    /// <summary>
+    /// The weights alone as one safetensors file (Hugging Face names), with the config.json text in
+    /// its metadata so <see cref="LoadWeightsFile"/> needs nothing else. For checkpoint stores that
+    /// keep the tokenizer and optimizer beside it themselves.
+    /// </summary>
+    public static void SaveWeightsFile(string path, PolicyModel model)
+    {
+        var metadata = HuggingFaceMetadata();
+        metadata[ConfigMetadataKey] = Gpt2ConfigJson.Serialize(Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", null, null, OwnSection()));
+        SafeTensorsFile.Write(path, model.StateDict(), metadata);
+    }
+
+    /// <summary>Loads a file written by <see cref="SaveWeightsFile"/>, or any GPT-2 safetensors file
+    /// when <paramref name="config"/> is given.</summary>
+    public static PolicyModel LoadWeightsFile(string path, Gpt2Config? config = null)
+    {
+        if (!File.Exists(path)) throw new InvalidCheckpointException(path, "file not found");
+        if (config is null)
+        {
+            SafeTensorsHeader header;
+            try
+            {
+                header = SafeTensorsFile.ReadHeader(path);
+            }
+            catch (SafeTensorsFormatException e)
+            {
+                throw new InvalidCheckpointException(path, e.Problem);
+            }
+            if (!header.Metadata.TryGetValue(ConfigMetadataKey, out var text))
+                throw new InvalidCheckpointException(path, $"no '{ConfigMetadataKey}' metadata: pass the config, or load the checkpoint directory instead");
+            var problems = new List<string>();
+            config = Gpt2ConfigJson.Parse(text, problems);
+            if (problems.Count > 0) throw new InvalidCheckpointException(path, problems);
+        }
+        return LoadWeights(path, [path], config);
+    }
+
+    private static PolicyModel LoadWeights(string where, IReadOnlyList<string> files, Gpt2Config config)
+    {
+        var problems = new List<string>();
+        var content = new List<SafeTensorsContent>();
+        var model = new PolicyModel(config, init: null);
+        try
+        {
+            using var scope = DisposeScope.Enter();
+            var raw = WeightFiles.ReadFloat32(files, content, problems);
+            var extra = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            var trunk = WeightFiles.MapTrunk(raw, "transformer.", prefixRequired: false, extra, problems);
+            foreach (var name in extra.Keys) trunk[name] = extra[name]; // reported as unexpected by Check
+            if (problems.Count == 0) WeightFiles.Check(model.StateDict(), trunk, problems);
+            if (problems.Count > 0) throw new InvalidCheckpointException(where, problems);
+            WeightFiles.CopyInto(model, trunk);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var c in content) c.Dispose();
+        }
+    }
+
+    private static void RequireDirectory(string directory)
+    {
+        if (string.IsNullOrWhiteSpace(directory)) throw new ArgumentException("checkpoint directory path is empty");
+        if (File.Exists(directory)) throw new InvalidCheckpointException(directory, "is a file, not a checkpoint directory");
+        if (!Directory.Exists(directory)) throw new InvalidCheckpointException(directory, "directory does not exist");
+    }
+
+    /// <summary>transformers refuses safetensors whose metadata lacks format=pt.</summary>
+    private static Dictionary<string, string> HuggingFaceMetadata() => new(StringComparer.Ordinal) { ["format"] = "pt" };
+
+    private static JsonObject OwnSection() => new() { ["format_version"] = 1, ["written_by"] = "prefonline" };
+}

@@ -1,0 +1,53 @@
+using PrefOnline.Learning.Models.Checkpoints;
+using PrefOnline.Torch;
+
+namespace PrefOnline.Learning.Models.LogProbs;
+
+/// <summary>
+/// The frozen reference π_ref that the KL leash measures against: a private copy of the initial
+/// policy, with requires_grad off, always in eval mode (no dropout) and always evaluated under
+/// <see cref="NoGradScope"/>. Nothing outside can reach its weights, so it cannot be updated by mistake.
+/// </summary>
+public sealed class ReferenceModel : IDisposable
+{
+    private readonly PolicyModel model;
+
+    /// <summary>Copies <paramref name="initialPolicy"/>'s current weights; later updates of the policy do not reach it.</summary>
+    public ReferenceModel(PolicyModel initialPolicy)
+        : this(() => initialPolicy.Copy())
+    {
+    }
+
+    /// <param name="create">Makes the private copy this reference owns.</param>
+    private ReferenceModel(Func<PolicyModel> create)
+    {
+        model = create();
+        model.SetRequiresGrad(false);
+        model.Eval();
+    }
+
+    /// <summary>A reference read from a checkpoint directory (e.g. the run's initial policy).</summary>
+    public static ReferenceModel Load(string checkpointDirectory) => new(() => PolicyCheckpoint.LoadModel(checkpointDirectory));
+
+    public Gpt2Config Config => model.Config;
+
+    /// <summary>log π_ref of the batch's completions, never with gradient.</summary>
+    public SequenceLogProbs Compute(SequenceBatch batch, LogProbReduction reduction, bool keepDistributions = false)
+    {
+        using var noGrad = NoGradScope.Enter();
+        return SequenceLogProbs.Compute(model, batch, reduction, keepDistributions);
+    }
+
+    /// <summary>Next-token logits (B, T, V) without gradient (for diagnostics and tests).</summary>
+    public Tensor Forward(Tensor tokens, Tensor? attentionMask = null, Tensor? positionIds = null)
+    {
+        using var noGrad = NoGradScope.Enter();
+        return model.Forward(tokens, attentionMask, positionIds);
+    }
+
+    /// <summary>A copy of the reference's weights by Hugging Face name (new tensors owned by the caller's scope).</summary>
+    public IReadOnlyDictionary<string, Tensor> StateDictCopy() =>
+        model.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone(), StringComparer.Ordinal);
+
+    public void Dispose() => model.Dispose();
+}
