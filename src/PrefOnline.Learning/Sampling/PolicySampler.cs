@@ -83,6 +83,14 @@ public sealed class PolicySampler : IDisposable
         }
     }
 
+    /// <summary>A sampler over <paramref name="model"/>'s own parameters (shared, not copied: every
+    /// in-place training update is sampled from at once; always evaluated without dropout).</summary>
+    public static PolicySampler Create(PolicyModel model, ITokenizer tokenizer, Func<long>? policyVersion = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return Create(model.Config, model.StateDict(), tokenizer, policyVersion);
+    }
+
     public static Gpt2DecoderShape ShapeOf(Gpt2Config config) =>
         new(config.Layers, config.Heads, config.Width, config.VocabularySize, config.ContextLength, config.LayerNormEpsilon);
 

@@ -46,12 +46,15 @@ public static class GenerateCommand
                 StopStrings = parse.GetValue(stop) ?? [],
                 Seed = parse.GetValue(seed) ?? RandomSeed(),
             };
+            var asJson = parse.GetValue(json);
             // Options that are wrong whatever the checkpoint fail before it is loaded.
             if (options.Problems() is { Count: > 0 } problems) throw new CliException(string.Join("; ", problems), CliAction.UsageError);
 
             using var thread = new TensorThread("tensor");
-            var output = await thread.RunAsync(() => Sample(directory, text, options, parse.GetValue(json), token), token);
+            var output = await thread.RunAsync(() => Sample(directory, text, options, asJson, token), token);
             Console.Write(output);
+            // The JSON carries the seed; with plain text it goes to stderr, so stdout stays the completion.
+            if (!asJson && parse.GetValue(seed) is null) await Console.Error.WriteLineAsync($"prefonline: seed {options.Seed} (repeat with --seed {options.Seed})");
             return 0;
         }, ct));
         return command;
@@ -63,7 +66,7 @@ public static class GenerateCommand
         var context = policy.Config.ContextLength;
         if (options.Problems(context) is { Count: > 0 } problems)
             throw new CliException($"{string.Join("; ", problems)} (checkpoint {policy.Directory})", CliAction.UsageError);
-        using var sampler = PolicySampler.Create(policy.Config, policy.Model.StateDict(), policy.Tokenizer);
+        using var sampler = PolicySampler.Create(policy.Model, policy.Tokenizer);
         var completions = sampler.Sample([prompt], options, cancellationToken);
         return json ? Json(policy.Directory, prompt, options, completions, policy.Tokenizer) : Text(completions);
     }
