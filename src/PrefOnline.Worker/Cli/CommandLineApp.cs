@@ -21,6 +21,7 @@ public static class CommandLineApp
         yield return InitCommand.Create();
         yield return LogProbsCommand.Create();
         yield return GenerateCommand.Create();
+        yield return MockBrokerCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

@@ -149,6 +149,12 @@ public static class MetricCatalog
         "Kafka (or embedded transport) records handled, by topic and result; result=dead_letter counts records routed to the DLQ.",
         ["topic", "result"]);
 
+    /// <summary>Recorded by PrefOnline.Streaming: the dead letters of <see cref="MessagesTotal"/> again, by reason code.</summary>
+    public static readonly MetricDefinition DeadLettersTotal = new(
+        "prefonline_dead_letters_total", MetricKind.Counter,
+        "Records routed to the dead-letter topic, by source topic and stable reason code (invalid-json, missing-field, non-finite-number, duplicate-id, ...).",
+        ["topic", "reason"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["reason"] = Streaming.Validation.ReasonCodes.All } };
+
     /// <summary>Recorded by PrefOnline.Streaming.</summary>
     public static readonly MetricDefinition ConsumerLag = new(
         "prefonline_consumer_lag", MetricKind.Gauge,
@@ -172,7 +178,7 @@ public static class MetricCatalog
         BuildInfo, Ready, PolicyVersion, GoodVersion, UpdatesTotal, SkippedUpdatesTotal, LastUpdateTimestamp, UpdateDuration,
         Reward, RewardDriftScore, DriftAlarmsTotal, GuardrailState, GuardrailPaused, GuardrailTripsTotal, RewardModelAccuracy,
         KlToReference, Loss, GradNorm, PolicyEntropy, ReplaySize, SampleStaleness, GeneratedTokensTotal, CheckpointsTotal,
-        RollbacksTotal, MessagesTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
+        RollbacksTotal, MessagesTotal, DeadLettersTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
     ];
 
     private static readonly Dictionary<string, MetricDefinition> ByName = All.ToDictionary(d => d.Name, StringComparer.Ordinal);

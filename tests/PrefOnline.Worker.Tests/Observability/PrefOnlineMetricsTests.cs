@@ -42,6 +42,7 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
         var streaming = meters.Create();
         streaming.CreateCounter<long>("prefonline_messages_total").Add(12, Tag("topic", "prefonline.feedback"), Tag("result", "accepted"));
         streaming.CreateCounter<long>("prefonline_messages_total").Add(1, Tag("topic", "prefonline.feedback"), Tag("result", MessageResults.DeadLetter), Tag("prompt", "leak?"));
+        streaming.CreateCounter<long>("prefonline_dead_letters_total").Add(1, Tag("topic", "prefonline.feedback"), Tag("reason", "invalid-json"));
         streaming.CreateObservableGauge("prefonline_consumer_lag", () => new Measurement<long>(42, Tag("topic", "prefonline.prompts"), Tag("partition", 0)));
         streaming.CreateObservableGauge<double>("prefonline_test_broken_callback", (Func<double>)(() => throw new InvalidOperationException("provoked")));
         return (aggregator, metrics, guardrail);
