@@ -1,0 +1,246 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Learning.Models;
+using PrefOnline.Learning.Models.Checkpoints;
+using PrefOnline.Learning.Models.LogProbs;
+using PrefOnline.Learning.Models.Reward;
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Tokenization;
+using PrefOnline.Learning.Training;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.TrainingData;
+using PrefOnline.Streaming.Transport;
+using PrefOnline.Torch;
+using PrefOnline.Torch.Serialization;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Observability;
+using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// Builds a <see cref="LearningState"/> (fresh from an initial policy, or from a checkpoint) and stages
+/// its snapshot as files. Run every method on the tensor thread.
+/// </summary>
+public sealed class LearningStateFiles(
+    LearningStateSettings settings, TensorThread thread, Guardrail guardrail, PrefOnlineMetrics metrics, StagingArea staging, TimeProvider time, ILogger logger)
+{
+    private const string WorkerFormat = "prefonline.worker.v1";
+    private string? tokenizerDirectory;
+
+    /// <summary>
+    /// A first state around <paramref name="policy"/> (ownership passes to the state): the reference is a
+    /// frozen copy of it, the reward model's trunk a copy too (or <c>Model:InitialRewardModel</c>), nothing
+    /// trained, nothing absorbed, policy version 0 until the first checkpoint names it.
+    /// </summary>
+    public LearningState CreateFresh(PolicyModel policy, ITokenizer tokenizer)
+    {
+        thread.VerifyAccess();
+        var referenceFile = Path.Combine(staging.NewDirectory("reference"), StateFiles.Reference);
+        PolicyCheckpoint.SaveWeightsFile(referenceFile, policy);
+        var reference = new ReferenceModel(policy);
+        RewardModel? rewardModel = null;
+        RewardTrainer? trainer = null;
+        Learner? learner = null;
+        try
+        {
+            rewardModel = string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
+                ? RewardModel.FromPolicy(policy, settings.Model.Seed)
+                : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config);
+            trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions());
+            learner = new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions());
+            SaveTokenizer(tokenizer);
+            return new LearningState(settings, thread, guardrail, metrics, time, logger,
+                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner,
+                new ReplayBuffer<Rollout>(settings.Replay.Rollouts()), new ReplayBuffer<PreferencePair>(settings.Replay.HumanPairs()),
+                new PendingJoins(), 0, new Dictionary<long, long>(), new WorkerStateCounters());
+        }
+        catch
+        {
+            learner?.Dispose();
+            trainer?.Dispose();
+            rewardModel?.Dispose();
+            reference.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Rebuilds the state a checkpoint holds. A checkpoint whose content does not load is refused with <see cref="InvalidDataException"/>.</summary>
+    public LearningState Load(Checkpoint checkpoint)
+    {
+        thread.VerifyAccess();
+        var directory = checkpoint.DirectoryPath;
+        foreach (var required in new[] { StateFiles.Policy, StateFiles.Reference, StateFiles.RewardModel, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
+        {
+            if (!checkpoint.Contains(required))
+                throw new InvalidDataException($"checkpoint {checkpoint} has no {required}: it was not written by the PrefOnline learner (holds {string.Join(", ", checkpoint.FileNames)})");
+        }
+
+        ITokenizer tokenizer;
+        try
+        {
+            tokenizer = TokenizerLoader.FromDirectory(directory);
+        }
+        catch (TokenizerFormatException e)
+        {
+            throw new InvalidDataException($"checkpoint {checkpoint}: tokenizer: {e.Message}", e);
+        }
+        var referenceFile = Path.Combine(staging.NewDirectory("reference"), StateFiles.Reference);
+        File.Copy(checkpoint.GetPath(StateFiles.Reference), referenceFile);
+
+        var owned = new List<IDisposable>();
+        try
+        {
+            var policy = Own(owned, LoadPolicy(checkpoint.GetPath(StateFiles.Policy)));
+            ReferenceModel reference;
+            using (var referenceWeights = LoadPolicy(referenceFile)) reference = Own(owned, new ReferenceModel(referenceWeights));
+            var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config));
+            var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions()));
+            if (checkpoint.Contains(StateFiles.RewardOptimizer) && checkpoint.Contains(StateFiles.RewardTrainerState))
+            {
+                using var rewardState = TrainingState.Load(checkpoint.GetPath(StateFiles.RewardOptimizer), checkpoint.GetPath(StateFiles.RewardTrainerState));
+                trainer.ImportState(rewardState);
+            }
+            var learner = Own(owned, new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions()));
+            using (var learnerState = TrainingState.Load(checkpoint.GetPath(StateFiles.LearnerOptimizer), checkpoint.GetPath(StateFiles.LearnerState)))
+                learner.ImportState(learnerState);
+
+            var replay = ReadBuffer(checkpoint, StateFiles.Replay, RolloutSerializer.Instance, settings.Replay.Rollouts());
+            var humanPairs = ReadBuffer(checkpoint, StateFiles.HumanPairs, PreferencePairSerializer.Instance, settings.Replay.HumanPairs());
+            var pending = new PendingJoins();
+            if (checkpoint.Contains(StateFiles.Pending))
+            {
+                using var stream = checkpoint.OpenRead(StateFiles.Pending);
+                using var reader = new BinaryReader(stream);
+                pending = PendingJoins.Read(reader, time.GetTimestamp() + (long)(settings.Scoring.LabelWait.TotalSeconds * time.TimestampFrequency));
+            }
+            var (policyVersion, versions, counters) = ReadWorkerFile(checkpoint);
+            SaveTokenizer(tokenizer);
+            return new LearningState(settings, thread, guardrail, metrics, time, logger,
+                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters);
+        }
+        catch (Exception e) when (e is InvalidCheckpointException or SafeTensorsFormatException or JsonException or KeyNotFoundException or EndOfStreamException or IOException or ArgumentException or TorchException)
+        {
+            foreach (var item in Enumerable.Reverse(owned)) item.Dispose();
+            throw new InvalidDataException($"checkpoint {checkpoint} in {checkpoint.DirectoryPath} verified but its content does not load: {e.Message}", e);
+        }
+        catch
+        {
+            foreach (var item in Enumerable.Reverse(owned)) item.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes the whole state into a new staging directory, with the offsets of <paramref name="trackers"/>
+    /// read in the same work item (so they are exactly what the files hold). Takes the audit entries.
+    /// </summary>
+    public StagedCheckpoint Stage(LearningState state, IEnumerable<OffsetTracker> trackers, bool policyChanged, IReadOnlyDictionary<string, double> metricsToRecord)
+    {
+        thread.VerifyAccess();
+        state.Enter();
+        var directory = staging.NewDirectory("checkpoint");
+        var files = new Dictionary<string, string>(StringComparer.Ordinal);
+        string At(string name) => files[name] = Path.Combine(directory, name);
+
+        PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), state.Policy);
+        files[StateFiles.Reference] = state.ReferenceFile;
+        RewardCheckpoint.Save(At(StateFiles.RewardModel), state.RewardModel);
+        using (var rewardState = state.RewardTrainer.ExportState()) rewardState.Save(At(StateFiles.RewardOptimizer), At(StateFiles.RewardTrainerState));
+        using (var learnerState = state.Learner.ExportState()) learnerState.Save(At(StateFiles.LearnerOptimizer), At(StateFiles.LearnerState));
+        using (var stream = File.Create(At(StateFiles.Replay))) state.Replay.WriteSnapshot(stream, RolloutSerializer.Instance);
+        using (var stream = File.Create(At(StateFiles.HumanPairs))) state.HumanPairs.WriteSnapshot(stream, PreferencePairSerializer.Instance);
+        using (var stream = File.Create(At(StateFiles.Pending)))
+        using (var writer = new BinaryWriter(stream))
+            state.Pending.Write(writer);
+        File.WriteAllText(At(StateFiles.Worker), WorkerJson(state));
+        foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
+            files[Path.GetFileName(file)] = file;
+        var audited = 0;
+        if (state.Audit is { } audit)
+        {
+            var labels = audit.Take();
+            File.WriteAllBytes(At(LabelAudit.FileName), LabelAudit.Serialize(labels));
+            audited = labels.Count;
+        }
+
+        var offsets = trackers.SelectMany(t => t.Snapshot()).ToList();
+        var recorded = new Dictionary<string, double>(metricsToRecord, StringComparer.Ordinal)
+        {
+            ["policy_version"] = state.PolicyVersion,
+            ["updates"] = state.Learner.Counters.UpdatesApplied,
+            ["replay_size"] = state.Replay.Count,
+            ["pending_rollouts"] = state.Pending.RolloutCount,
+            ["labels_absorbed"] = state.Counters.PairsAbsorbed + state.Counters.RatingsAbsorbed,
+        };
+        if (state.RewardTrainer.HeldOutAccuracy is { } accuracy) recorded["reward_model_accuracy"] = accuracy;
+        return new StagedCheckpoint(directory, files, offsets, recorded, state.PolicyVersion, policyChanged, audited);
+    }
+
+    private void SaveTokenizer(ITokenizer tokenizer)
+    {
+        if (tokenizerDirectory is not null) return;
+        var directory = staging.NewDirectory("tokenizer");
+        TokenizerLoader.Save(tokenizer, directory);
+        tokenizerDirectory = directory;
+    }
+
+    private static PolicyModel LoadPolicy(string path) => PolicyCheckpoint.LoadWeightsFile(path);
+
+    private static T Own<T>(List<IDisposable> owned, T item) where T : IDisposable
+    {
+        owned.Add(item);
+        return item;
+    }
+
+    /// <summary>
+    /// The buffer as checkpointed; when the configured limits differ from the checkpoint's, its items are
+    /// moved into a buffer with the configured ones (their use counts restart: they count as fresh).
+    /// </summary>
+    private ReplayBuffer<T> ReadBuffer<T>(Checkpoint checkpoint, string name, IReplayItemSerializer<T> serializer, ReplayBufferOptions configured)
+    {
+        if (!checkpoint.Contains(name)) return new ReplayBuffer<T>(configured);
+        ReplayBuffer<T> restored;
+        using (var stream = checkpoint.OpenRead(name)) restored = ReplayBuffer<T>.ReadSnapshot(stream, serializer);
+        if (restored.Options == configured) return restored;
+        logger.LogWarning("Replay settings changed since checkpoint {Version} ({Name}): moving {Count} items into a buffer with the configured limits", checkpoint.ToString(), name, restored.Count);
+        var rebuilt = new ReplayBuffer<T>(configured);
+        foreach (var entry in restored.Snapshot()) rebuilt.Add(entry.Item, entry.PolicyVersion);
+        return rebuilt;
+    }
+
+    private static string WorkerJson(LearningState state)
+    {
+        var map = new JsonObject();
+        foreach (var (external, internalVersion) in state.VersionMap) map[external.ToString(System.Globalization.CultureInfo.InvariantCulture)] = internalVersion;
+        var root = new JsonObject
+        {
+            ["format"] = WorkerFormat,
+            ["policy_version"] = state.PolicyVersion,
+            ["learner_version"] = state.Learner.PolicyVersion,
+            ["version_map"] = map,
+            ["counters"] = JsonSerializer.SerializeToNode(state.Counters, CountersJson),
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static (long PolicyVersion, Dictionary<long, long> Versions, WorkerStateCounters Counters) ReadWorkerFile(Checkpoint checkpoint)
+    {
+        var text = File.ReadAllText(checkpoint.GetPath(StateFiles.Worker));
+        var root = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException($"{StateFiles.Worker} is not a JSON object");
+        if (root["format"]?.GetValue<string>() != WorkerFormat) throw new InvalidDataException($"{StateFiles.Worker} is not in format {WorkerFormat}");
+        var policyVersion = root["policy_version"]?.GetValue<long>() ?? throw new InvalidDataException($"{StateFiles.Worker} lacks policy_version");
+        var versions = new Dictionary<long, long>();
+        if (root["version_map"] is JsonObject map)
+        {
+            foreach (var (key, value) in map)
+                versions[long.Parse(key, System.Globalization.CultureInfo.InvariantCulture)] = value!.GetValue<long>();
+        }
+        var counters = root["counters"].Deserialize<WorkerStateCounters>(CountersJson) ?? new WorkerStateCounters();
+        return (policyVersion, versions, counters);
+    }
+
+    private static readonly JsonSerializerOptions CountersJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}
