@@ -262,6 +262,13 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
+    /// The number the next <see cref="WriteAsync"/> will give its version (one above every version on disk,
+    /// both pointers and every number used before). For callers that must name a version before writing it:
+    /// the worker's guardrail judges an update, by the version it would become, before it is checkpointed.
+    /// </summary>
+    public long PeekNextVersion() => NextVersion();
+
+    /// <summary>
     /// Moves <c>good</c> to <paramref name="version"/> after verifying it in full, so <c>good</c> never names
     /// a version that does not verify. <c>good</c> only moves forward: a version older than the current
     /// <c>good</c> is refused (<see cref="ArgumentException"/>); the same version is a no-op.

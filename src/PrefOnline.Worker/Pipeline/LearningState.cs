@@ -120,9 +120,6 @@ public sealed class LearningState : IDisposable
     /// </summary>
     public bool Quiesced { get; private set; }
 
-    /// <summary>Rollouts generated but not trained on yet (waiting for labels, or fresh in replay): what the sample budget counts.</summary>
-    public int UnconsumedSamples => Pending.RolloutCount + Replay.FreshCount;
-
     // ---- generation (role all) -----------------------------------------------------------------
 
     /// <summary>K samples for each prompt from the current weights; empty while <see cref="Quiesced"/>.</summary>
@@ -508,8 +505,26 @@ public sealed class LearningState : IDisposable
 
     private static string GroupKey(string promptId, long version) => $"{promptId}@{version}";
 
-    /// <summary>Replay size for the gauge (call after any change).</summary>
-    internal void PublishGauges() => metrics.SetReplaySize(Replay.Count);
+    private int freshSnapshot;
+    private int pendingSnapshot;
+
+    /// <summary>Fresh (never trained on) rollouts in replay, as of the last change; readable from any thread.</summary>
+    public int FreshSnapshot => Volatile.Read(ref freshSnapshot);
+
+    /// <summary>Rollouts waiting for labels, as of the last change; readable from any thread.</summary>
+    public int PendingSnapshot => Volatile.Read(ref pendingSnapshot);
+
+    /// <summary>Pulsed after every change of the counts above (the learner's cadence and the sample budget wait on it).</summary>
+    public AsyncSignal Changed { get; } = new();
+
+    /// <summary>Publishes the replay gauge and the cross-thread counts (call after any change).</summary>
+    internal void PublishGauges()
+    {
+        metrics.SetReplaySize(Replay.Count);
+        Volatile.Write(ref freshSnapshot, Replay.FreshCount);
+        Volatile.Write(ref pendingSnapshot, Pending.RolloutCount);
+        Changed.Pulse();
+    }
 
     public void Dispose()
     {

@@ -1,0 +1,92 @@
+using Microsoft.Extensions.Logging;
+using PrefOnline.Streaming.Contracts;
+using PrefOnline.Streaming.Transport;
+using PrefOnline.Torch;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Observability;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// Writes learner checkpoints in the order delivery semantics need (DESIGN.md): stage a consistent
+/// snapshot with its offsets on the tensor thread → write it atomically (durable, <c>latest</c>) → only
+/// then commit the offsets to Kafka → publish the policy event pointing at the new checkpoint's policy.
+/// </summary>
+public sealed class CheckpointCoordinator(
+    CheckpointStore store,
+    LearningStateFiles files,
+    TensorThread thread,
+    PolicyPublisher publisher,
+    PrefOnlineMetrics metrics,
+    PipelineStatus status,
+    string configHash,
+    ILogger logger,
+    TimeProvider time)
+{
+    public CheckpointStore Store => store;
+
+    /// <summary>
+    /// Writes a checkpoint of <paramref name="state"/> with what <paramref name="inputs"/> have absorbed,
+    /// commits those offsets, and (with <paramref name="publish"/>) publishes the policy. The write is not
+    /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop).
+    /// </summary>
+    public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
+    {
+        var staged = await thread.RunAsync(() => files.Stage(state, inputs.Select(i => i.Tracker), policyChanged, updateMetrics), CancellationToken.None).ConfigureAwait(false);
+        Checkpoint checkpoint;
+        try
+        {
+            var draft = new CheckpointDraft();
+            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal)) draft.CopyFile(name, path);
+            foreach (var offset in staged.Offsets) draft.SetOffset(offset.Partition.Topic, offset.Partition.Partition, offset.NextOffset);
+            foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
+            draft.WithConfigHash(configHash);
+            checkpoint = await store.WriteAsync(draft, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            StagingArea.Delete(staged.Directory);
+        }
+        metrics.CheckpointWritten();
+        status.CheckpointWritten(checkpoint.Version);
+        logger.LogInformation("Checkpoint {Checkpoint}: policy v{Version}{Changed}, {Offsets} input offsets, {Audited} audited labels",
+            checkpoint.ToString(), staged.PolicyVersion, staged.PolicyChanged ? " (new)" : "", staged.Offsets.Count, staged.AuditedLabels);
+
+        foreach (var input in inputs)
+        {
+            var offsets = staged.Offsets.Where(o => input.Source.Topics.Contains(o.Partition.Topic)).ToList();
+            if (offsets.Count == 0) continue;
+            try
+            {
+                await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StreamingException e)
+            {
+                // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Next checkpoint commits again.
+                logger.LogWarning("Could not commit {Input} offsets after checkpoint {Checkpoint} ({Error}); the next checkpoint commits again", input.Name, checkpoint.ToString(), e.Message);
+            }
+        }
+
+        if (publish) await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+        return checkpoint;
+    }
+
+    /// <summary>The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/>.</summary>
+    public PolicyEvent EventFor(Checkpoint checkpoint, long policyVersion, IReadOnlyDictionary<string, double> eventMetrics, long? rollbackFrom, string? reason)
+    {
+        var uri = new Uri(Path.GetFullPath(checkpoint.GetPath(StateFiles.Policy))).AbsoluteUri;
+        var sha = checkpoint.Manifest.Files[StateFiles.Policy].Sha256;
+        var finite = eventMetrics.Where(m => double.IsFinite(m.Value)).ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
+        var created = time.GetUtcNow();
+        return rollbackFrom is { } from && from > policyVersion
+            ? PolicyEvent.Rollback(from, policyVersion, reason ?? "rollback", uri, sha, created, finite)
+            : PolicyEvent.Publish(policyVersion, uri, sha, created, finite);
+    }
+
+    /// <summary>The published policy version a checkpoint's weights carry (its worker.json).</summary>
+    public static long PolicyVersionOf(Checkpoint checkpoint)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(checkpoint.GetPath(StateFiles.Worker)));
+        return document.RootElement.GetProperty("policy_version").GetInt64();
+    }
+}

@@ -1,0 +1,197 @@
+using Microsoft.Extensions.Logging;
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Learning.Sampling;
+using PrefOnline.Streaming.Intake;
+using PrefOnline.Streaming.Transport;
+using PrefOnline.Torch;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Hosting;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// One run of the learner's pipeline from one checkpoint: offset trackers restored from its offsets,
+/// sources subscribed with them (seeking there on every assignment), and the stages between them —
+/// role all: prompts → generator → waiting rollouts; role learner: rollouts topic → waiting rollouts; both:
+/// feedback → labels, scorer → replay, learner → checkpoints. An epoch ends when the worker stops or the
+/// learner needs to restart from a checkpoint (rollback, refused update); the next epoch starts afresh
+/// from that checkpoint, which is exactly what a process restart would do.
+/// </summary>
+public sealed class LearnerEpoch
+{
+    private readonly LearnerPipelineContext context;
+    private readonly LearningState state;
+    private readonly List<EpochInput> inputs = [];
+    private readonly List<(string Name, Task Task)> tasks = [];
+    private readonly CancellationTokenSource intakeStop = new();
+    private readonly CancellationTokenSource generatorStop = new();
+    private readonly CancellationTokenSource stagesStop = new();
+    private readonly CancellationTokenSource abort = new();
+    private Task? generatorTask;
+    private Task<EpochEnd>? learnerTask;
+
+    public LearnerEpoch(LearnerPipelineContext context, LearningState state, Checkpoint checkpoint, bool useCheckpointOffsets)
+    {
+        this.context = context;
+        this.state = state;
+        Checkpoint = checkpoint;
+        UseCheckpointOffsets = useCheckpointOffsets;
+    }
+
+    public Checkpoint Checkpoint { get; }
+
+    /// <summary>False for the embedded transport's first epoch: a new in-process broker knows nothing of an earlier process's offsets.</summary>
+    public bool UseCheckpointOffsets { get; }
+
+    public IReadOnlyList<EpochInput> Inputs => inputs;
+
+    public LearnerStage? Learner { get; private set; }
+
+    public GeneratorStage? Generator { get; private set; }
+
+    public ScorerStage? Scorer { get; private set; }
+
+    public FeedbackStage? Feedback { get; private set; }
+
+    /// <summary>Starts every stage and runs until the learner ends the epoch; a failing stage is fatal (its exception is rethrown).</summary>
+    public async Task<EpochEnd> RunAsync(CancellationToken stopping)
+    {
+        Start();
+        var pending = tasks.Select(t => t.Task).Append(learnerTask!).ToList();
+        while (true)
+        {
+            var finished = await Task.WhenAny(pending).ConfigureAwait(false);
+            if (finished == learnerTask) return await learnerTask.ConfigureAwait(false);
+            if (finished.IsFaulted)
+            {
+                var name = tasks.First(t => t.Task == finished).Name;
+                context.Logger.LogCritical("Pipeline stage {Stage} failed", name);
+                await finished.ConfigureAwait(false); // rethrows
+            }
+            pending.Remove(finished);
+        }
+
+        void Start()
+        {
+            var topics = context.Transport.Topics;
+            var settings = context.Settings;
+            var group = context.ConsumerGroup;
+            var feedbackInput = Subscribe("feedback", $"{group}.feedback", topics.Feedback);
+            var feedbackIntake = Intake(feedbackInput, context.FeedbackValidator, context.Feedback.QueueCapacity);
+            Feedback = new FeedbackStage(feedbackIntake.Records, context.Feedback, context.Thread, state, feedbackInput.Tracker, context.Status, context.Logger);
+            tasks.Add(("feedback", Feedback.RunAsync(stagesStop.Token)));
+
+            if (context.Role == WorkerRole.All)
+            {
+                var promptInput = Subscribe("prompts", $"{group}.generators", topics.Prompts);
+                var promptIntake = Intake(promptInput, context.PromptValidator, settings.Generation.QueueCapacity);
+                var budget = new SampleBudget(state, settings.Learner.MaxSamplesAhead, settings.Scoring.MaxPendingRollouts, () => context.Guardrail.UpdatesPaused);
+                Generator = new GeneratorStage(promptIntake.Records, settings.Generation, new StateRolloutGenerator(context.Thread, state, context.Time),
+                    context.Transport.Sink, topics.Rollouts,
+                    (batch, _) => context.Thread.RunAsync(() => state.AdmitGenerated(batch, promptInput.Tracker), CancellationToken.None),
+                    budget.WaitForRoomAsync, context.Metrics, context.Logger, context.Time);
+                generatorTask = Generator.RunAsync(generatorStop.Token, abort.Token);
+                tasks.Add(("generator", generatorTask));
+            }
+            else
+            {
+                var rolloutInput = Subscribe("rollouts", $"{group}.rollouts", topics.Rollouts);
+                var rolloutIntake = Intake(rolloutInput, context.RolloutValidator, settings.Scoring.RewardBatchSize * 2);
+                var admit = new RolloutIntakeStage(rolloutIntake.Records, settings.Scoring.RewardBatchSize, settings.Scoring.MaxPendingRollouts, context.Thread, state, rolloutInput.Tracker);
+                tasks.Add(("rollout-intake", admit.RunAsync(stagesStop.Token)));
+            }
+
+            Scorer = new ScorerStage(settings.Scoring, context.Thread, state, context.Status, context.Logger, context.Time);
+            tasks.Add(("scorer", Scorer.RunAsync(stagesStop.Token)));
+            Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status, context.Logger, context.Time);
+            learnerTask = Learner.RunAsync(stopping);
+        }
+    }
+
+    /// <summary>
+    /// Stops the epoch in order: intake first (no new records enter), the generator after the batch in flight,
+    /// then the other stages; with <paramref name="finalCheckpoint"/> a last checkpoint holds everything absorbed
+    /// and its offsets are committed; finally the sources leave their groups.
+    /// </summary>
+    public async Task StopAsync(bool finalCheckpoint, CancellationToken cancellationToken)
+    {
+        using var hardStop = cancellationToken.Register(abort.Cancel);
+        await intakeStop.CancelAsync().ConfigureAwait(false);
+        await generatorStop.CancelAsync().ConfigureAwait(false);
+        if (generatorTask is not null) await Quietly(generatorTask).ConfigureAwait(false);
+        await stagesStop.CancelAsync().ConfigureAwait(false);
+        foreach (var (_, task) in tasks) await Quietly(task).ConfigureAwait(false);
+        if (learnerTask is not null) await Quietly(learnerTask).ConfigureAwait(false);
+
+        if (finalCheckpoint)
+        {
+            if (context.Coordinator.Store.Reader.ReadRollbackRequest().Request is not null)
+            {
+                context.Logger.LogWarning("An operator rollback is pending: no final checkpoint (the next start applies the rollback and resumes from there)");
+            }
+            else
+            {
+                var checkpoint = await context.Coordinator.WriteAsync(state, inputs, policyChanged: false, new Dictionary<string, double>(), publish: false, cancellationToken).ConfigureAwait(false);
+                context.Logger.LogInformation("Final checkpoint {Checkpoint} written; offsets committed", checkpoint.ToString());
+            }
+        }
+
+        foreach (var input in inputs)
+        {
+            try
+            {
+                await input.Source.CloseAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is StreamingException or OperationCanceledException)
+            {
+                context.Logger.LogWarning("Closing the {Input} source: {Error}", input.Name, e.Message);
+            }
+            await input.Source.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private EpochInput Subscribe(string name, string groupId, string topic)
+    {
+        var restored = UseCheckpointOffsets && Checkpoint.Offsets.TryGetValue(topic, out var partitions)
+            ? partitions.Select(p => new ResumeOffset(topic, p.Key, p.Value)).ToList()
+            : [];
+        var tracker = new OffsetTracker(restored);
+        var source = context.Transport.Subscribe(groupId, [topic], tracker);
+        var input = new EpochInput(name, source, tracker);
+        inputs.Add(input);
+        return input;
+    }
+
+    private IntakeStage Intake(EpochInput input, Streaming.Validation.RecordValidator validator, int capacity)
+    {
+        var intake = new ValidatingIntake(input.Source, validator, context.DeadLetters, input.Tracker, context.StreamingMetrics);
+        var stage = new IntakeStage(input.Name, intake, capacity, context.Logger);
+        tasks.Add(($"{input.Name}-intake", stage.RunAsync(intakeStop.Token)));
+        return stage;
+    }
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Role all's generator: samples from the learning state's own policy (shared weights) on the tensor thread.</summary>
+    private sealed class StateRolloutGenerator(TensorThread thread, LearningState state, TimeProvider time) : IRolloutGenerator
+    {
+        public Task<GeneratedBatch?> GenerateAsync(IReadOnlyList<PromptWork> prompts, SamplingOptions options, CancellationToken cancellationToken) =>
+            thread.RunAsync(() =>
+            {
+                var completions = state.Generate(prompts.Select(p => p.Prompt.Prompt).ToList(), options, cancellationToken);
+                if (completions.Count == 0) return null;
+                var k = options.SamplesPerPrompt;
+                var generated = prompts.Select((p, i) => new GeneratedPrompt(p, completions.Skip(i * k).Take(k).ToList(), [])).ToList();
+                return (GeneratedBatch?)new GeneratedBatch(generated, state.PolicyVersion, state.InternalVersion, time.GetUtcNow());
+            }, cancellationToken);
+    }
+}

@@ -1,0 +1,212 @@
+using Microsoft.Extensions.Logging;
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Streaming.Contracts;
+using PrefOnline.Streaming.DeadLetters;
+using PrefOnline.Streaming.Metrics;
+using PrefOnline.Streaming.Validation;
+using PrefOnline.Torch;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Guardrails;
+using PrefOnline.Worker.Hosting;
+using PrefOnline.Worker.Models;
+using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.Observability.Health;
+using PrefOnline.Worker.Transport;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// The learner side of <c>prefonline run</c> (roles all and learner), from start to clean stop:
+/// <list type="number">
+/// <item>open the checkpoint store (the single-writer lock); with an empty store, build the initial state
+///   (policy from <c>Model:InitialPolicy</c> or the demo fit), write it as the first checkpoint and mark it
+///   <c>good</c> (it is the reference itself), so a restart never rebuilds it;</item>
+/// <item>load <c>latest</c> (falling back along its lineage past corrupt versions), create the guardrail from the
+///   <c>good</c> pointer, publish the loaded policy;</item>
+/// <item>run epochs (<see cref="LearnerEpoch"/>): each resumes every input at the checkpoint's offsets; when one
+///   ends for a rollback or a refused update, the state is rebuilt from the checkpoint named and a new
+///   epoch starts — the same path a process restart takes;</item>
+/// <item>on stop: intake stops, the update in flight finishes, a final checkpoint is written and its offsets
+///   committed.</item>
+/// </list>
+/// </summary>
+public sealed class LearnerPipeline(
+    WorkerRole role,
+    LearningStateSettings settings,
+    FeedbackOptions feedback,
+    CheckpointOptions checkpointOptions,
+    GuardrailOptions guardrailOptions,
+    ValidationLimits limits,
+    KafkaOptions kafka,
+    IStreamTransport transport,
+    TensorThread thread,
+    IInitialPolicySource? initialPolicy,
+    PrefOnlineMetrics metrics,
+    StreamingMetrics streamingMetrics,
+    GuardrailHolder guardrailHolder,
+    ReadinessGate modelGate,
+    PipelineStatus status,
+    string configHash,
+    ILoggerFactory loggers,
+    TimeProvider time)
+{
+    private readonly ILogger logger = loggers.CreateLogger<LearnerPipeline>();
+
+    /// <summary>The state of the running epoch (null before the first load); for tests and the demo console.</summary>
+    public LearningState? State { get; private set; }
+
+    /// <summary>The running epoch.</summary>
+    public LearnerEpoch? Epoch { get; private set; }
+
+    /// <summary>Runs until <paramref name="stopping"/> fires, then stops cleanly within <paramref name="shutdown"/>'s patience.</summary>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken shutdown)
+    {
+        using var staging = new StagingArea(settings.Worker.StagingDirectory);
+        await using var store = await CheckpointStore.OpenAsync(checkpointOptions, loggers.CreateLogger<CheckpointStore>(), timeProvider: time).ConfigureAwait(false);
+        var sink = transport.Sink;
+        var topics = transport.Topics;
+        var publisher = new PolicyPublisher(sink, topics.Policy, loggers.CreateLogger<PolicyPublisher>(), time);
+
+        var loaded = await LoadLatestAsync(store, stopping).ConfigureAwait(false);
+        if (loaded is null)
+        {
+            await InitializeStoreAsync(store, staging, publisher, stopping).ConfigureAwait(false);
+            loaded = await LoadLatestAsync(store, stopping).ConfigureAwait(false)
+                     ?? throw new InvalidOperationException($"the first checkpoint written to {store.Root} does not load");
+        }
+
+        var good = store.Reader.ReadPointers().Good;
+        var guardrail = new Guardrail(guardrailOptions, time, good);
+        guardrailHolder.Set(guardrail);
+        metrics.AttachGuardrail(guardrail);
+        var files = new LearningStateFiles(settings, thread, guardrail, metrics, staging, time, loggers.CreateLogger<LearningState>());
+        var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time);
+        var deadLetters = new DeadLetterRouter(sink, topics.DeadLetter, streamingMetrics, loggers.CreateLogger<DeadLetterRouter>());
+        var context = new LearnerPipelineContext(role, settings, feedback, kafka.ConsumerGroup, transport, thread, coordinator, guardrail, metrics, streamingMetrics,
+            new RecordValidator(limits, SchemaNames.PromptTopic, time), new RecordValidator(limits, SchemaNames.FeedbackTopic, time), new RecordValidator(limits, SchemaNames.RolloutTopic, time),
+            deadLetters, status, loggers.CreateLogger("PrefOnline.Worker.Pipeline"), time);
+
+        var checkpoint = loaded;
+        var state = await thread.RunAsync(() => files.Load(checkpoint), stopping).ConfigureAwait(false);
+        State = state;
+        Loaded(checkpoint, state);
+        await publisher.PublishAsync(coordinator.EventFor(checkpoint, state.PolicyVersion, checkpoint.Metrics, null, null), stopping).ConfigureAwait(false);
+        metrics.LearnerStarted(time.GetUtcNow());
+        logger.LogInformation("Learner running (role {Role}) from {Checkpoint}: policy v{Version}, {Replay} rollouts in replay, {Pending} waiting for labels; good = {Good}",
+            WorkerRoles.Name(role), checkpoint.ToString(), state.PolicyVersion, state.Replay.Count, state.Pending.RolloutCount, good is null ? "none" : $"v{good}");
+
+        var firstEpoch = true;
+        try
+        {
+            while (true)
+            {
+                var epoch = new LearnerEpoch(context, state, checkpoint, useCheckpointOffsets: !(transport.IsEmbedded && firstEpoch));
+                firstEpoch = false;
+                Epoch = epoch;
+                status.SetRunning(true);
+                EpochEnd end;
+                try
+                {
+                    end = await epoch.RunAsync(stopping).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await epoch.StopAsync(finalCheckpoint: false, shutdown).ConfigureAwait(false);
+                    throw;
+                }
+                if (end.Kind == EpochEndKind.Stop)
+                {
+                    await epoch.StopAsync(finalCheckpoint: true, shutdown).ConfigureAwait(false);
+                    return;
+                }
+
+                logger.LogWarning("Restarting the pipeline from a checkpoint ({Kind}): {Reason}", end.Kind, end.Reason);
+                await epoch.StopAsync(finalCheckpoint: false, shutdown).ConfigureAwait(false);
+                var abandoned = state.PolicyVersion;
+                if (end is { Kind: EpochEndKind.GuardrailRollback, TargetVersion: { } target })
+                    await store.RollbackAsync(target, Truncate("guardrail: " + end.Reason), CancellationToken.None).ConfigureAwait(false);
+
+                status.SetRunning(false);
+                await thread.RunAsync(state.Dispose, CancellationToken.None).ConfigureAwait(false);
+                State = null;
+                checkpoint = await LoadLatestAsync(store, CancellationToken.None).ConfigureAwait(false)
+                             ?? throw new InvalidOperationException($"no valid checkpoint left in {store.Root} to restart from");
+                var reloaded = checkpoint;
+                state = await thread.RunAsync(() => files.Load(reloaded), CancellationToken.None).ConfigureAwait(false);
+                State = state;
+                Loaded(checkpoint, state);
+
+                if (end.Kind is EpochEndKind.GuardrailRollback or EpochEndKind.OperatorRollback)
+                {
+                    var policyEvent = coordinator.EventFor(checkpoint, state.PolicyVersion, checkpoint.Metrics, abandoned, Truncate(end.Reason));
+                    await publisher.PublishAsync(policyEvent, shutdown).ConfigureAwait(false);
+                    status.RolledBack(abandoned, state.PolicyVersion, end.Reason);
+                    if (end.Kind == EpochEndKind.GuardrailRollback)
+                    {
+                        metrics.RolledBack();
+                        guardrail.RollbackCompleted(checkpoint.Version);
+                    }
+                    logger.LogWarning("Rolled back: serving v{Version} (from v{From}) from checkpoint {Checkpoint}; learning resumes from there", state.PolicyVersion, abandoned, checkpoint.ToString());
+                }
+            }
+        }
+        finally
+        {
+            status.SetRunning(false);
+            Epoch = null;
+            if (State is { } last)
+            {
+                State = null;
+                await thread.RunAsync(last.Dispose, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void Loaded(Checkpoint checkpoint, LearningState state)
+    {
+        metrics.SetPolicyVersion(state.PolicyVersion);
+        status.SetPolicyVersion(state.PolicyVersion);
+        status.CheckpointLoaded(checkpoint.Version);
+        modelGate.MarkReady($"policy v{state.PolicyVersion} loaded from checkpoint {checkpoint}");
+    }
+
+    private async Task<Checkpoint?> LoadLatestAsync(CheckpointStore store, CancellationToken cancellationToken)
+    {
+        var result = await store.LoadLatestValidAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var warning in result.Warnings) logger.LogWarning("Checkpoint store {Root}: {Warning}", store.Root, warning);
+        foreach (var skipped in result.Skipped) logger.LogError("Refused checkpoint v{Version}: {Reason}", skipped.Version, skipped.Reason);
+        if (result.Checkpoint is null && result.Skipped.Count > 0)
+            throw new InvalidDataException($"no valid checkpoint in {store.Root}: every version was refused (see above); repair or move the directory, or roll back by hand");
+        return result.Checkpoint;
+    }
+
+    /// <summary>An empty store: the initial state becomes the first checkpoint, marked good.</summary>
+    private async Task InitializeStoreAsync(CheckpointStore store, StagingArea staging, PolicyPublisher publisher, CancellationToken stopping)
+    {
+        var source = initialPolicy ?? throw new InvalidOperationException(
+            $"the checkpoint store {store.Root} is empty and Model:InitialPolicy is not set: give a policy checkpoint directory (e.g. one written by `prefonline init --preset small --out DIR`)");
+        logger.LogInformation("Checkpoint store {Root} is empty: building the initial state from {Source}", store.Root, source.Description);
+        var scratchGuardrail = new Guardrail(guardrailOptions, time); // observes nothing: the first checkpoint is written before any input
+        var files = new LearningStateFiles(settings, thread, scratchGuardrail, metrics, staging, time, loggers.CreateLogger<LearningState>());
+        var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time);
+        var state = await thread.RunAsync(() =>
+        {
+            var (policy, tokenizer) = source.Create(stopping);
+            return files.CreateFresh(policy, tokenizer);
+        }, stopping).ConfigureAwait(false);
+        try
+        {
+            var version = store.PeekNextVersion();
+            await thread.RunAsync(() => state.AdoptFirstVersion(version), stopping).ConfigureAwait(false);
+            var checkpoint = await coordinator.WriteAsync(state, [], policyChanged: true, new Dictionary<string, double>(), publish: false, stopping).ConfigureAwait(false);
+            await store.MarkGoodAsync(checkpoint.Version, CancellationToken.None).ConfigureAwait(false);
+            logger.LogInformation("Initial state written as checkpoint {Checkpoint} and marked good", checkpoint.ToString());
+        }
+        finally
+        {
+            await thread.RunAsync(state.Dispose, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private static string Truncate(string text) => text.Length <= 500 ? text : text[..499] + "…";
+}

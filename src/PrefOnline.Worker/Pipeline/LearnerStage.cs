@@ -1,0 +1,205 @@
+using Microsoft.Extensions.Logging;
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Learning.Training;
+using PrefOnline.Torch;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Hosting;
+using PrefOnline.Worker.Observability;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// The learner's loop within one pipeline epoch. An update is due after
+/// <see cref="LearnerServiceOptions.UpdateEverySamples"/> fresh scored rollouts or every
+/// <see cref="LearnerServiceOptions.UpdateInterval"/> (with at least <see cref="LearnerServiceOptions.MinSamples"/>).
+/// Per update (<see cref="LearningState.RunUpdate"/>, one tensor-thread work item): T inner steps, then the
+/// guardrail's verdict on the version it would become. Then:
+/// <list type="bullet">
+/// <item>accepted → checkpoint (durable) → commit offsets → policy event; <c>good</c> moves when the guardrail says;</item>
+/// <item>rollback → the epoch ends; the pipeline moves <c>latest</c> to <c>good</c>, reloads, publishes a rollback event;</item>
+/// <item>rejected or paused after the weights changed → the epoch ends; the pipeline reloads <c>latest</c>;</item>
+/// <item>paused → due updates are skipped (counted) while intake, scoring and checkpoints go on.</item>
+/// </list>
+/// At every boundary an operator's <c>prefonline checkpoint rollback</c> request is applied first. Without
+/// updates, a checkpoint is still written every <see cref="WorkerOptions.CheckpointInterval"/> while input is
+/// absorbed. An update in flight always finishes, with its checkpoint, before a stop is honoured.
+/// </summary>
+public sealed class LearnerStage(
+    LearnerServiceOptions options,
+    WorkerOptions worker,
+    TensorThread thread,
+    LearningState state,
+    IReadOnlyList<EpochInput> inputs,
+    CheckpointCoordinator coordinator,
+    Guardrail guardrail,
+    PrefOnlineMetrics metrics,
+    PipelineStatus status,
+    ILogger logger,
+    TimeProvider time)
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(500);
+    private long lastUpdate = time.GetTimestamp();
+    private long lastCheckpoint = time.GetTimestamp();
+    private string lastOffsets = OffsetsKey(inputs);
+    private bool pausedLogged;
+    private GuardrailState lastState = GuardrailState.Ok;
+
+    /// <summary>Updates applied and checkpointed in this epoch.</summary>
+    public int Updates { get; private set; }
+
+    public async Task<EpochEnd> RunAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            if (await OperatorRollbackAsync(stop).ConfigureAwait(false) is { } requested) return requested;
+
+            var fresh = state.FreshSnapshot;
+            var sinceUpdate = time.GetElapsedTime(lastUpdate);
+            var dueByCount = fresh >= options.UpdateEverySamples;
+            var dueByTime = sinceUpdate >= options.UpdateInterval;
+            if (dueByCount || dueByTime)
+            {
+                if (guardrail.UpdatesPaused)
+                {
+                    if (!pausedLogged) logger.LogWarning("Updates paused by the guardrail: {Reasons}", string.Join("; ", guardrail.Status.Reasons));
+                    pausedLogged = true;
+                    metrics.UpdateSkipped(SkipReasons.Paused);
+                    lastUpdate = time.GetTimestamp();
+                }
+                else if (!dueByCount && fresh < options.MinSamples)
+                {
+                    metrics.UpdateSkipped(SkipReasons.InsufficientData);
+                    lastUpdate = time.GetTimestamp();
+                }
+                else
+                {
+                    pausedLogged = false;
+                    if (await UpdateAsync().ConfigureAwait(false) is { } end) return end;
+                }
+            }
+
+            if (time.GetElapsedTime(lastCheckpoint) >= worker.CheckpointInterval && OffsetsKey(inputs) != lastOffsets)
+                await CheckpointAsync(policyChanged: false, new Dictionary<string, double>()).ConfigureAwait(false);
+
+            try
+            {
+                await state.Changed.WaitAsync(Tick, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+        return EpochEnd.Stop;
+    }
+
+    /// <summary>One update and what follows from its verdict; an <see cref="EpochEnd"/> when the epoch must end.</summary>
+    private async Task<EpochEnd?> UpdateAsync()
+    {
+        // Not cancellable: an update that started finishes, and so does its checkpoint.
+        var cycle = await thread.RunAsync(() => state.RunUpdate(coordinator.Store.PeekNextVersion, CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
+        lastUpdate = time.GetTimestamp();
+        var update = cycle.Update;
+        if (cycle.Decision is { } decision) ReportGuardrail(decision);
+
+        if (update.SkipReason == LearnerSkipReason.EmptyBatch)
+        {
+            metrics.UpdateSkipped(SkipReasons.InsufficientData);
+            return null;
+        }
+        if (!update.Applied)
+        {
+            metrics.UpdateSkipped(SkipReasons.NonFinite);
+            logger.LogWarning("Update skipped by the NaN/Inf guard ({Reason}); weights unchanged", update.SkipReason);
+            return cycle.Decision is { Action: GuardrailAction.Rollback, RollbackTo: { } target }
+                ? new EpochEnd(EpochEndKind.GuardrailRollback, Reasons(cycle.Decision), target)
+                : null;
+        }
+        if (cycle.NeedsReload)
+        {
+            var decided = cycle.Decision!;
+            if (decided is { Action: GuardrailAction.Rollback, RollbackTo: { } target })
+            {
+                metrics.UpdateSkipped(SkipReasons.Rejected);
+                return new EpochEnd(EpochEndKind.GuardrailRollback, Reasons(decided), target);
+            }
+            metrics.UpdateSkipped(decided.RejectUpdate ? SkipReasons.NonFinite : SkipReasons.Paused);
+            return new EpochEnd(EpochEndKind.Reload, (decided.RejectUpdate ? "update rejected: " : "updates paused: ") + Reasons(decided));
+        }
+
+        var updateMetrics = UpdateMetrics(update);
+        var checkpoint = await CheckpointAsync(policyChanged: true, updateMetrics).ConfigureAwait(false);
+        Updates++;
+        if (checkpoint.Version != cycle.PolicyVersion)
+            logger.LogWarning("Update was judged as v{Predicted} but checkpointed as {Checkpoint}", cycle.PolicyVersion, checkpoint.ToString());
+        metrics.UpdateApplied(update.ToReport() with { PolicyVersion = cycle.PolicyVersion }, cycle.Duration, time.GetUtcNow(), update.StalenessMean);
+        status.UpdateAccepted(new UpdatePoint(status.Elapsed, cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward));
+        logger.LogInformation("Update v{Version}: loss {Loss:0.####}, KL {Kl:0.####}, reward {Reward:0.###}, {Rollouts} rollouts ({Fresh} fresh) + {Pairs} human pairs, {Seconds:0.00} s",
+            cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward, update.Rollouts, update.FreshRollouts, update.HumanPairs, cycle.Duration.TotalSeconds);
+
+        if (guardrail.CheckpointWritten(checkpoint.Version) is { } promoted) await MarkGoodAsync(promoted).ConfigureAwait(false);
+        if (cycle.Decision?.PromoteGood is { } good) await MarkGoodAsync(good).ConfigureAwait(false);
+        return null;
+    }
+
+    private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
+    {
+        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, CancellationToken.None).ConfigureAwait(false);
+        lastCheckpoint = time.GetTimestamp();
+        lastOffsets = OffsetsKey(inputs);
+        return checkpoint;
+    }
+
+    private async Task MarkGoodAsync(long version)
+    {
+        try
+        {
+            await coordinator.Store.MarkGoodAsync(version, CancellationToken.None).ConfigureAwait(false);
+            logger.LogInformation("Checkpoint v{Version} is now good (passed the guardrail and its confirmations)", version);
+        }
+        catch (Exception e) when (e is ArgumentException or CheckpointCorruptException or InvalidOperationException)
+        {
+            logger.LogWarning("Could not move good to v{Version}: {Error}", version, e.Message);
+        }
+    }
+
+    private async Task<EpochEnd?> OperatorRollbackAsync(CancellationToken stop)
+    {
+        if (coordinator.Store.Reader.ReadRollbackRequest().Request is null) return null;
+        var rollback = await coordinator.Store.ApplyRequestedRollbackAsync(stop).ConfigureAwait(false);
+        if (rollback is not { Changed: true }) return null;
+        await thread.RunAsync(state.Quiesce, CancellationToken.None).ConfigureAwait(false);
+        return new EpochEnd(EpochEndKind.OperatorRollback, $"operator rollback v{rollback.From} -> v{rollback.To}: {rollback.Reason}", rollback.To);
+    }
+
+    private void ReportGuardrail(GuardrailDecision decision)
+    {
+        if (decision.IsNewTrip)
+            logger.LogWarning("Guardrail tripped at v{Version} (action {Action}): {Reasons}", decision.PolicyVersion, decision.Action, Reasons(decision));
+        else if (decision.State == GuardrailState.Warning && lastState == GuardrailState.Ok)
+            logger.LogInformation("Guardrail warning at v{Version}: {Reasons}", decision.PolicyVersion, Reasons(decision));
+        lastState = decision.State;
+    }
+
+    private static string Reasons(GuardrailDecision decision) => decision.Reasons.Count == 0 ? "no reason given" : string.Join("; ", decision.Reasons);
+
+    private static Dictionary<string, double> UpdateMetrics(LearnerUpdate update)
+    {
+        var values = new Dictionary<string, double>(StringComparer.Ordinal);
+        void Put(string name, double? value)
+        {
+            if (value is { } v && double.IsFinite(v)) values[name] = v;
+        }
+        Put("loss", update.Loss);
+        Put("kl_to_reference", update.KlToReference);
+        Put("grad_norm", update.GradNorm);
+        Put("policy_entropy", update.Entropy);
+        Put("reward", update.FreshMeanReward ?? update.MeanReward);
+        Put("sample_staleness", update.StalenessMean);
+        Put("kl_coefficient", update.KlCoefficient);
+        return values;
+    }
+
+    /// <summary>A cheap fingerprint of what the inputs have absorbed (changes when any resume offset moves).</summary>
+    private static string OffsetsKey(IReadOnlyList<EpochInput> inputs) =>
+        string.Join(",", inputs.SelectMany(i => i.Tracker.Snapshot()).Select(o => o.ToString()));
+}

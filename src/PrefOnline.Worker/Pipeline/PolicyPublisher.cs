@@ -1,0 +1,42 @@
+using Microsoft.Extensions.Logging;
+using PrefOnline.Streaming.Contracts;
+using PrefOnline.Streaming.Transport;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// Publishes <c>prefonline.policy.v1</c> events: "serve version V, whose weights are at uri, sha256".
+/// All events share one key so they stay in order in one partition. Transient failures (broker down)
+/// are retried with back-off until the event is durable or the caller gives up.
+/// </summary>
+public sealed class PolicyPublisher(IRecordSink sink, string topic, ILogger logger, TimeProvider time)
+{
+    private static readonly byte[] Key = "prefonline.policy"u8.ToArray();
+
+    public string Topic { get; } = topic;
+
+    /// <summary>The last event made durable (null before the first).</summary>
+    public PolicyEvent? Last { get; private set; }
+
+    public async Task PublishAsync(PolicyEvent policyEvent, CancellationToken cancellationToken)
+    {
+        var record = new OutgoingRecord(Topic, Key, RecordSerializer.Serialize(policyEvent));
+        var backoff = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                await sink.ProduceAsync(record, cancellationToken).ConfigureAwait(false);
+                Last = policyEvent;
+                logger.LogInformation("Published policy {Kind} v{Version} ({Uri}, sha256 {Sha})", policyEvent.Kind.ToString().ToLowerInvariant(), policyEvent.Version, policyEvent.Uri, policyEvent.Sha256[..12]);
+                return;
+            }
+            catch (StreamingException e) when (e.IsTransient)
+            {
+                logger.LogWarning("Policy event v{Version} not delivered yet ({Error}); retrying in {Backoff}", policyEvent.Version, e.Message, backoff);
+                await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+        }
+    }
+}
