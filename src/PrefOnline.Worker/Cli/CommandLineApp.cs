@@ -22,6 +22,7 @@ public static class CommandLineApp
         yield return LogProbsCommand.Create();
         yield return GenerateCommand.Create();
         yield return MockBrokerCommand.Create();
+        yield return RunCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

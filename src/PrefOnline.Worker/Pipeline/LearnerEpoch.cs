@@ -156,7 +156,7 @@ public sealed class LearnerEpoch
             ? partitions.Select(p => new ResumeOffset(topic, p.Key, p.Value)).ToList()
             : [];
         var tracker = new OffsetTracker(restored);
-        var source = context.Transport.Subscribe(groupId, [topic], tracker);
+        var source = context.Transport.Subscribe(groupId, [topic], new CheckpointResume(tracker));
         var input = new EpochInput(name, source, tracker);
         inputs.Add(input);
         return input;

@@ -95,13 +95,14 @@ public sealed class LearnerPipeline(
         logger.LogInformation("Learner running (role {Role}) from {Checkpoint}: policy v{Version}, {Replay} rollouts in replay, {Pending} waiting for labels; good = {Good}",
             WorkerRoles.Name(role), checkpoint.ToString(), state.PolicyVersion, state.Replay.Count, state.Pending.RolloutCount, good is null ? "none" : $"v{good}");
 
-        var firstEpoch = true;
+        // The embedded broker lives and dies with this process: offsets in checkpoints of an earlier process
+        // name records of a broker that no longer exists, so only this process's checkpoints are resumed from.
+        var offsetsValidFrom = transport.IsEmbedded ? store.PeekNextVersion() : 0;
         try
         {
             while (true)
             {
-                var epoch = new LearnerEpoch(context, state, checkpoint, useCheckpointOffsets: !(transport.IsEmbedded && firstEpoch));
-                firstEpoch = false;
+                var epoch = new LearnerEpoch(context, state, checkpoint, useCheckpointOffsets: checkpoint.Version >= offsetsValidFrom);
                 Epoch = epoch;
                 status.SetRunning(true);
                 EpochEnd end;

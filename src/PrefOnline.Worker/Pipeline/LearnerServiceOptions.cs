@@ -54,10 +54,10 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     public int BatchSize { get; set; } = 64;
 
     /// <summary>Human preference pairs drawn per update (0 = train on them only through the reward model).</summary>
-    public int HumanPairsPerUpdate { get; set; } = 16;
+    public int HumanPairsPerUpdate { get; set; } = 32;
 
     /// <summary>AdamW learning rate of the policy.</summary>
-    public double LearningRate { get; set; } = 3e-4;
+    public double LearningRate { get; set; } = 1e-3;
 
     /// <summary>AdamW weight decay (0: the KL leash, not decay towards zero, keeps the policy near the reference).</summary>
     public double WeightDecay { get; set; }
@@ -65,8 +65,12 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     /// <summary>Global gradient-norm clip (0 = none).</summary>
     public double MaxGradNorm { get; set; } = 1.0;
 
-    /// <summary>KL-penalty coefficient c (c·KL to the reference added to the objective; 0 = off unless TargetKl).</summary>
-    public double KlCoefficient { get; set; } = 0.05;
+    /// <summary>
+    /// KL-penalty coefficient c (c·KL to the reference added to the objective; 0 = off unless TargetKl).
+    /// DPO, IPO and cDPO already keep the policy near the reference through β, so the default is 0; REINFORCE
+    /// and PPO usually want one (e.g. 0.05).
+    /// </summary>
+    public double KlCoefficient { get; set; }
 
     /// <summary>Target KL in nats per sequence for the adaptive controller (unset: fixed coefficient).</summary>
     public double? TargetKl { get; set; }

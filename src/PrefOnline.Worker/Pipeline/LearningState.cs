@@ -304,7 +304,7 @@ public sealed class LearningState : IDisposable
         {
             var (pair, record) = pairs[i];
             var intake = intakes[i];
-            if (intake.Agreed is { } agreed) guardrail.ObserveRewardModelPrediction(agreed);
+            if (intake.Agreed is { } agreed && RewardTrainer.Counters.LabelsTrained >= settings.Reward.GuardrailWarmUpLabels) guardrail.ObserveRewardModelPrediction(agreed);
             if (intake.Route == LabelRoute.Rejected)
             {
                 refused++;

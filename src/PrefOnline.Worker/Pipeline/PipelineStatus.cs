@@ -31,7 +31,19 @@ public sealed class PipelineStatus
     /// <summary>True once a policy is loaded and the pipeline runs.</summary>
     public bool Running { get; private set; }
 
-    public void SetRunning(bool running) => Running = running;
+    public void SetRunning(bool running)
+    {
+        if (running && runningSince is null) runningSince = DateTimeOffset.UtcNow;
+        Running = running;
+    }
+
+    private DateTimeOffset? runningSince;
+
+    /// <summary>When the pipeline first ran (after the initial policy was built or loaded).</summary>
+    public DateTimeOffset? RunningSince => runningSince;
+
+    /// <summary>Seconds since the pipeline first ran (0 before).</summary>
+    public double RunningSeconds => runningSince is { } since ? (DateTimeOffset.UtcNow - since).TotalSeconds : 0;
 
     public void SetPolicyVersion(long version) => Interlocked.Exchange(ref policyVersion, version);
 
@@ -55,7 +67,7 @@ public sealed class PipelineStatus
 
     public void RolledBack(long from, long to, string reason)
     {
-        lock (gate) rollbacks.Add(((DateTimeOffset.UtcNow - Started).TotalSeconds, from, to, reason));
+        lock (gate) rollbacks.Add((RunningSeconds, from, to, reason));
         SetPolicyVersion(to);
     }
 

@@ -13,7 +13,7 @@ public sealed class RewardTrainingOptions : IValidatedOptions
 {
     public const string SectionName = "Reward";
 
-    public double LearningRate { get; set; } = 3e-4;
+    public double LearningRate { get; set; } = 1e-3;
 
     /// <summary>New labels per reward-model step (a step runs as soon as this many are queued).</summary>
     public int BatchSize { get; set; } = 16;
@@ -53,6 +53,13 @@ public sealed class RewardTrainingOptions : IValidatedOptions
 
     public ulong Seed { get; set; } = 5;
 
+    /// <summary>
+    /// The reward model's verdicts on incoming human pairs count towards the guardrail's accuracy check only
+    /// after it has trained on this many labels: an untrained head ranks at chance, which says nothing
+    /// about drift and would trip the guardrail at every fresh start.
+    /// </summary>
+    public long GuardrailWarmUpLabels { get; set; } = 256;
+
     public RewardTrainerOptions ToTrainerOptions() => new()
     {
         Optimizer = new AdamWOptions { LearningRate = LearningRate, WeightDecay = 0, Fused = true },
@@ -90,6 +97,7 @@ public sealed class RewardTrainingOptions : IValidatedOptions
         p.Range(nameof(EvaluateEvery), EvaluateEvery, 1, 1_000_000);
         p.Range(nameof(MinHeldOutPairs), MinHeldOutPairs, 1, 1_000_000);
         p.Range(nameof(MaxGradNorm), MaxGradNorm, 0, 1e6);
+        p.Range(nameof(GuardrailWarmUpLabels), GuardrailWarmUpLabels, 0, long.MaxValue);
         if (p.Items.Count == 0) p.From(nameof(LearningRate), () => ToTrainerOptions().Validate());
         return p.Items;
     }

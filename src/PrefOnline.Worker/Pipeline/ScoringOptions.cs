@@ -13,7 +13,7 @@ public sealed class ScoringOptions : IValidatedOptions
     public const string SectionName = "Scoring";
 
     /// <summary>How long a group waits for human labels before the reward model scores it. 0 = score at once (labels then only train the reward model).</summary>
-    public TimeSpan LabelWait { get; set; } = TimeSpan.FromSeconds(3);
+    public TimeSpan LabelWait { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Most rollouts waiting for labels; generation waits when full (bounded memory, part of every checkpoint).</summary>
     public int MaxPendingRollouts { get; set; } = 2048;

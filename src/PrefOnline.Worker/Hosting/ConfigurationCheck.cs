@@ -1,0 +1,72 @@
+using Microsoft.Extensions.Configuration;
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Streaming.Validation;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Demo;
+using PrefOnline.Worker.Models;
+using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.Transport;
+
+namespace PrefOnline.Worker.Hosting;
+
+/// <summary>
+/// Start-up validation of the whole configuration before anything starts: every section is bound
+/// strictly (<see cref="SectionBinder"/>) and checked by its validator, then the rules across sections.
+/// The result is one line per invalid setting, each naming its key (<c>prefonline run</c> prints them and
+/// exits with code 2).
+/// </summary>
+public static class ConfigurationCheck
+{
+    /// <summary>Sections <c>prefonline run</c> reads; any other top-level section except Logging is reported as unknown.</summary>
+    public static IReadOnlyList<string> Sections { get; } =
+    [
+        WorkerOptions.SectionName, KafkaOptions.SectionName, "Validation", ModelOptions.SectionName, GenerationOptions.SectionName,
+        ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerServiceOptions.SectionName,
+        RewardTrainingOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
+        DemoOptions.SectionName, "Logging",
+    ];
+
+    public static (WorkerSettings Settings, IReadOnlyList<string> Problems) Check(IConfiguration configuration)
+    {
+        var problems = new List<string>();
+        foreach (var section in configuration.GetChildren())
+        {
+            if (!Sections.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
+                problems.Add($"{section.Key} is not a known configuration section (known: {string.Join(", ", Sections)})");
+        }
+
+        var settings = new WorkerSettings(
+            Bound<WorkerOptions>(WorkerOptions.SectionName, WorkerOptionsValidator.Problems),
+            Bound<KafkaOptions>(KafkaOptions.SectionName, KafkaOptionsValidator.Problems),
+            Bound<ValidationLimits>("Validation", v => v.Problems().Select(p => "Validation: " + p).ToList()),
+            Bound<ModelOptions>(ModelOptions.SectionName, m => m.Problems()),
+            Bound<GenerationOptions>(GenerationOptions.SectionName, g => g.Problems()),
+            Bound<ScoringOptions>(ScoringOptions.SectionName, s => s.Problems()),
+            Bound<FeedbackOptions>(FeedbackOptions.SectionName, f => f.Problems()),
+            Bound<ReplayOptions>(ReplayOptions.SectionName, r => r.Problems()),
+            Bound<LearnerServiceOptions>(LearnerServiceOptions.SectionName, l => l.Problems()),
+            Bound<RewardTrainingOptions>(RewardTrainingOptions.SectionName, r => r.Problems()),
+            BoundRecord<GuardrailOptions>(GuardrailOptions.SectionName, g => g.Validate()),
+            Bound<CheckpointOptions>(CheckpointOptions.SectionName, CheckpointOptionsValidator.Problems),
+            Bound<ObservabilityOptions>(ObservabilityOptions.SectionName, o => new ObservabilityOptionsValidator().Validate(null, o).Failures?.ToList() ?? []),
+            Bound<DemoOptions>(DemoOptions.SectionName, d => d.Problems()));
+
+        if (settings.Embedded && settings.Worker.Role != WorkerRole.All)
+            problems.Add($"Worker:Role {WorkerRoles.Name(settings.Worker.Role)} needs Kafka (Kafka:BootstrapServers): the embedded transport only runs role all");
+        if (settings.Generation.SamplesPerPrompt < 2 && settings.Learner.Objective is "dpo" or "ipo" or "cdpo" or "best_of_n" or "negative_gradient_sft" && settings.Worker.Role != WorkerRole.Generator
+            && settings.Learner.HumanPairsPerUpdate == 0)
+            problems.Add($"Generation:SamplesPerPrompt must be at least 2 for objective {settings.Learner.Objective} without human pairs (on-policy pairs compare samples of one prompt) (got {settings.Generation.SamplesPerPrompt})");
+        return (settings, problems);
+
+        T Bound<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new()
+        {
+            var before = problems.Count;
+            var value = SectionBinder.Bind<T>(configuration, section, problems);
+            if (problems.Count == before) problems.AddRange(validate(value));
+            return value;
+        }
+
+        T BoundRecord<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new() => Bound(section, validate);
+    }
+}

@@ -1,0 +1,178 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Streaming.Metrics;
+using PrefOnline.Torch;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Demo;
+using PrefOnline.Worker.Guardrails;
+using PrefOnline.Worker.Models;
+using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.Observability.Health;
+using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.Transport;
+
+namespace PrefOnline.Worker.Hosting;
+
+/// <summary>
+/// Builds the <c>prefonline run</c> host: Microsoft.Extensions.Hosting with Kestrel serving /metrics, /healthz and
+/// /readyz, one <see cref="TensorThread"/> for all tensor work, the transport (Kafka or embedded), the role's
+/// pipeline (<see cref="PipelineService"/>), and in embedded mode the demo (simulated users, console, report).
+/// Every section is validated before this is called (<see cref="ConfigurationCheck"/>) and again by the
+/// options pipeline at start (ValidateOnStart).
+/// </summary>
+public static class WorkerHost
+{
+    public static WebApplication Build(IConfiguration configuration, WorkerSettings settings, Action<IServiceCollection>? configureServices = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddConfiguration(configuration);
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+            o.UseUtcTimestamp = false;
+        });
+        if (settings.Embedded && configuration["Logging:LogLevel:PrefOnline.Worker.Checkpoints"] is null)
+        {
+            // The demo checkpoints every few seconds; its console shows progress instead.
+            builder.Logging.AddFilter("PrefOnline.Worker.Checkpoints", LogLevel.Warning);
+            builder.Logging.AddFilter("PrefOnline.Worker.Pipeline.CheckpointCoordinator", LogLevel.Warning);
+            builder.Logging.AddFilter("PrefOnline.Worker.Pipeline.PolicyPublisher", LogLevel.Warning);
+        }
+
+        var services = builder.Services;
+        services.Configure<HostOptions>(o =>
+        {
+            o.ShutdownTimeout = settings.Worker.ShutdownTimeout;
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
+        services.AddSingleton(settings);
+        services.AddSingleton(TimeProvider.System);
+        AddValidatedOptions(services, configuration);
+        services.AddPrefOnlineObservability(configuration);
+        builder.UsePrefOnlineObservabilityPort();
+
+        services.AddSingleton(_ => new TensorThread("tensor", settings.Worker.TensorThreads));
+        services.AddTensorThreadLiveness();
+        services.AddSingleton(provider => new StreamingMetrics(provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.AddSingleton<IStreamTransport>(provider => settings.Embedded
+            ? new EmbeddedStreamTransport(settings.Kafka.Topics, provider.GetRequiredService<StreamingMetrics>(), settings.Demo.Partitions, settings.Demo.PartitionCapacity)
+            : new KafkaStreamTransport(settings.Kafka, provider.GetRequiredService<StreamingMetrics>(), provider.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<ExitStatus>();
+        services.AddSingleton<PipelineStatus>();
+        services.AddSingleton<GuardrailHolder>();
+
+        var modelGate = new ReadinessGate("model", "no policy loaded yet");
+        services.AddSingleton(modelGate);
+        services.AddSingleton<IReadinessContributor>(modelGate);
+        services.AddSingleton<IReadinessContributor>(provider => new DelegateReadinessContributor("kafka", _ =>
+        {
+            var transport = provider.GetRequiredService<IStreamTransport>();
+            if (transport.IsEmbedded) return Task.FromResult(ProbeResult.Pass("kafka", "embedded transport (no Kafka configured)"));
+            return Task.FromResult(transport.Reachability switch
+            {
+                Streaming.Transport.BrokerReachability.Reachable => ProbeResult.Pass("kafka", "brokers reachable"),
+                Streaming.Transport.BrokerReachability.Unreachable => ProbeResult.Fail("kafka", "no broker reachable (the clients keep reconnecting)"),
+                _ => ProbeResult.Fail("kafka", "connecting to the brokers"),
+            });
+        }));
+        if (settings.Worker.Role != WorkerRole.Generator)
+        {
+            services.AddSingleton<IReadinessContributor>(provider => new HeldGuardrailReadinessContributor(provider.GetRequiredService<GuardrailHolder>()));
+            services.AddSingleton(provider => CreateLearnerPipeline(provider, settings, configuration));
+        }
+        else
+        {
+            services.AddSingleton(provider => new GeneratorPipeline(settings.Generation, settings.Checkpoints, settings.Model, settings.Validation, settings.Kafka,
+                provider.GetRequiredService<IStreamTransport>(), provider.GetRequiredService<TensorThread>(), provider.GetRequiredService<PrefOnlineMetrics>(),
+                provider.GetRequiredService<StreamingMetrics>(), modelGate, provider.GetRequiredService<PipelineStatus>(),
+                provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>()));
+        }
+
+        services.AddSingleton(provider => new PipelineService(settings, provider.GetRequiredService<TensorThread>(), provider.GetRequiredService<PrefOnlineMetrics>(),
+            provider.GetRequiredService<ExitStatus>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<PipelineService>>(),
+            settings.Worker.Role == WorkerRole.Generator
+                ? provider.GetRequiredService<GeneratorPipeline>().RunAsync
+                : provider.GetRequiredService<LearnerPipeline>().RunAsync));
+        // Registration order is start order; stop order is the reverse: the demo's users and console stop
+        // first (no new input; the report is written while the pipeline still runs), the pipeline last.
+        services.AddHostedService(provider => provider.GetRequiredService<PipelineService>());
+
+        var duration = settings.Worker.Duration is { } d && d > TimeSpan.Zero ? d
+            : settings.Embedded && settings.Worker.Duration is null && settings.Demo.Duration > TimeSpan.Zero ? settings.Demo.Duration
+            : (TimeSpan?)null;
+        if (duration is { } runTime)
+            services.AddHostedService(provider => new RunDurationService(runTime, provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RunDurationService>>(), provider.GetRequiredService<TimeProvider>()));
+
+        if (settings.Embedded) DemoServices.Add(services, settings);
+        configureServices?.Invoke(services);
+
+        var app = builder.Build();
+        app.MapPrefOnlineObservability();
+        return app;
+    }
+
+    /// <summary>The address Kestrel listens on (after start; useful with port 0).</summary>
+    public static Uri Address(WebApplication app) => new(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+
+    private static LearnerPipeline CreateLearnerPipeline(IServiceProvider provider, WorkerSettings settings, IConfiguration configuration)
+    {
+        IInitialPolicySource? initial = !string.IsNullOrWhiteSpace(settings.Model.InitialPolicy)
+            ? new DirectoryPolicySource(settings.Model.InitialPolicy)
+            : settings.Embedded ? new DemoPolicySource(settings.Demo.Policy) : null;
+        return new LearnerPipeline(settings.Worker.Role, settings.LearningState, settings.Feedback, settings.Checkpoints, settings.Guardrails, settings.Validation, settings.Kafka,
+            provider.GetRequiredService<IStreamTransport>(), provider.GetRequiredService<TensorThread>(), initial,
+            provider.GetRequiredService<PrefOnlineMetrics>(), provider.GetRequiredService<StreamingMetrics>(), provider.GetRequiredService<GuardrailHolder>(),
+            provider.GetRequiredService<ReadinessGate>(), provider.GetRequiredService<PipelineStatus>(), ConfigHash(settings),
+            provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>());
+    }
+
+    /// <summary>
+    /// The hash of the effective settings that shape learning (defaults included), recorded in every
+    /// checkpoint's manifest so a changed configuration is visible in <c>prefonline checkpoint list</c>.
+    /// </summary>
+    public static string ConfigHash(WorkerSettings settings)
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            settings.Model, settings.Generation, settings.Scoring, settings.Replay, settings.Learner, settings.Reward, settings.Guardrails,
+        }, new System.Text.Json.JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } });
+        return CheckpointConfigHash.Prefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(json)));
+    }
+
+    private static void AddValidatedOptions(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>();
+        services.AddOptions<KafkaOptions>().Bind(configuration.GetSection(KafkaOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<KafkaOptions>, KafkaOptionsValidator>();
+        Add<ModelOptions>(ModelOptions.SectionName);
+        Add<GenerationOptions>(GenerationOptions.SectionName);
+        Add<ScoringOptions>(ScoringOptions.SectionName);
+        Add<FeedbackOptions>(FeedbackOptions.SectionName);
+        Add<ReplayOptions>(ReplayOptions.SectionName);
+        Add<LearnerServiceOptions>(LearnerServiceOptions.SectionName);
+        Add<RewardTrainingOptions>(RewardTrainingOptions.SectionName);
+        Add<DemoOptions>(DemoOptions.SectionName);
+        services.AddCheckpointOptions(configuration);
+        services.AddOptions<GuardrailOptions>().Bind(configuration.GetSection(GuardrailOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GuardrailOptions>, Guardrails.GuardrailOptionsValidator>();
+
+        void Add<T>(string section) where T : class, IValidatedOptions
+        {
+            services.AddOptions<T>().Bind(configuration.GetSection(section)).ValidateOnStart();
+            services.AddSingleton<IValidateOptions<T>, ValidatedOptionsValidator<T>>();
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using PrefOnline.Learning.Guardrails;
+using PrefOnline.Streaming.Validation;
+using PrefOnline.Worker.Checkpoints;
+using PrefOnline.Worker.Demo;
+using PrefOnline.Worker.Models;
+using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.Transport;
+
+namespace PrefOnline.Worker.Hosting;
+
+/// <summary>Every configuration section of <c>prefonline run</c>, bound and validated (see <see cref="ConfigurationCheck"/>).</summary>
+public sealed record WorkerSettings(
+    WorkerOptions Worker,
+    KafkaOptions Kafka,
+    ValidationLimits Validation,
+    ModelOptions Model,
+    GenerationOptions Generation,
+    ScoringOptions Scoring,
+    FeedbackOptions Feedback,
+    ReplayOptions Replay,
+    LearnerServiceOptions Learner,
+    RewardTrainingOptions Reward,
+    GuardrailOptions Guardrails,
+    CheckpointOptions Checkpoints,
+    ObservabilityOptions Observability,
+    DemoOptions Demo)
+{
+    public LearningStateSettings LearningState => new(Worker, Model, Generation, Scoring, Replay, Learner, Reward);
+
+    /// <summary>True when no Kafka broker is configured: the in-process transport and simulated users.</summary>
+    public bool Embedded => Kafka.IsEmbedded;
+}

@@ -1,0 +1,101 @@
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using PrefOnline.Learning.Models.Checkpoints;
+using PrefOnline.Learning.Tokenization;
+using PrefOnline.Streaming.Contracts;
+using PrefOnline.Streaming.Intake;
+using PrefOnline.Streaming.Transport;
+using PrefOnline.Torch;
+using PrefOnline.Worker.Observability;
+
+namespace PrefOnline.Worker.Pipeline;
+
+/// <summary>
+/// Role generator: reads the policy topic from its beginning (its own consumer group per process, never
+/// committed) and, whenever it has caught up with what is there, loads the policy the newest event names —
+/// publish or rollback alike, since a rollback event names the version to serve now. The file behind the
+/// event's <c>file://</c> uri is checked against the event's SHA-256 before it is loaded; a missing or
+/// mismatching file is refused with a log line and the current policy stays.
+/// </summary>
+public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, OffsetTracker tracker, FollowedPolicy policy, TensorThread thread, PrefOnlineMetrics metrics, PipelineStatus status, ILogger logger)
+{
+    public long Loads { get; private set; }
+
+    public long Refused { get; private set; }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await events.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                PolicyEvent? newest = null;
+                while (events.TryRead(out var record))
+                {
+                    newest = (PolicyEvent)record.Record;
+                    tracker.Complete(record.Source);
+                }
+                if (newest is null || (newest.Sha256 == policy.Sha256 && newest.Version == policy.Version)) continue;
+                await LoadAsync(newest, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task LoadAsync(PolicyEvent policyEvent, CancellationToken cancellationToken)
+    {
+        var uri = new Uri(policyEvent.Uri);
+        if (!uri.IsFile)
+        {
+            Refused++;
+            logger.LogError("Policy v{Version} is at {Uri}, which is not a file: URI; generators load policies from the checkpoint volume (mount it: the chart's generator.mountCheckpoints)", policyEvent.Version, policyEvent.Uri);
+            return;
+        }
+        var path = uri.LocalPath;
+        if (!File.Exists(path))
+        {
+            Refused++;
+            logger.LogError("Policy v{Version}: {Path} does not exist (checkpoint volume not mounted here, or the version was deleted by retention)", policyEvent.Version, path);
+            return;
+        }
+        string actual;
+        await using (var file = File.OpenRead(path)) actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+        if (!string.Equals(actual, policyEvent.Sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            Refused++;
+            logger.LogError("Policy v{Version}: {Path} has SHA-256 {Actual}, the event says {Expected}; refused", policyEvent.Version, path, actual, policyEvent.Sha256);
+            return;
+        }
+        try
+        {
+            await thread.RunAsync(() =>
+            {
+                var model = PolicyCheckpoint.LoadWeightsFile(path);
+                ITokenizer tokenizer;
+                try
+                {
+                    tokenizer = TokenizerLoader.FromDirectory(Path.GetDirectoryName(path)!);
+                }
+                catch
+                {
+                    model.Dispose();
+                    throw;
+                }
+                policy.Adopt(model, tokenizer, policyEvent.Version, actual);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidCheckpointException or TokenizerFormatException or IOException or InvalidDataException)
+        {
+            Refused++;
+            logger.LogError("Policy v{Version} at {Path} does not load: {Error}", policyEvent.Version, path, e.Message);
+            return;
+        }
+        Loads++;
+        metrics.SetPolicyVersion(policyEvent.Version);
+        status.SetPolicyVersion(policyEvent.Version);
+        logger.LogInformation("Now generating with policy v{Version} ({Kind} event, {Path})", policyEvent.Version, policyEvent.Kind.ToString().ToLowerInvariant(), path);
+    }
+}
