@@ -74,6 +74,8 @@ public class GradientCheckTests
         ["matmul_batched"] = (["Matmul"], () => Check("matmul batched, broadcast", x => x[0].Matmul(x[1]), R(48, 2, 2, 3), R(49, 3, 2))),
         ["matmul_vector"] = (["Matmul"], () => Check("matmul matrix-vector", x => x[0].Matmul(x[1]), R(50, 2, 3), R(51, 3))),
         ["addmm"] = (["AddMm"], () => Check("addmm", x => x[0].AddMm(x[1], x[2]), R(52, 4), R(53, 2, 3), R(54, 3, 4))),
+        ["bmm"] = (["Bmm"], () => Check("bmm", x => x[0].Bmm(x[1]), R(160, 2, 2, 3), R(161, 2, 3, 4))),
+        ["baddbmm"] = (["BAddBmm"], () => Check("baddbmm (scaled, broadcast bias)", x => x[0].BAddBmm(x[1], x[2], beta: 0.5, alpha: 0.25), R(162, 2, 1, 4), R(163, 2, 2, 3), R(164, 2, 3, 4))),
         ["minimum"] = (["Minimum"], () => Check("minimum", x => Tensor.Minimum(x[0], x[1]), R(55, 2, 3), R(56, 2, 3))),
         ["maximum"] = (["Maximum"], () => Check("maximum", x => Tensor.Maximum(x[0], x[1]), R(57, 2, 3), R(58, 3))),
 

@@ -38,13 +38,14 @@ public sealed class KafkaRecordSink : IRecordSink
     private readonly Lock gate = new();
     private IProducer<byte[], byte[]>? producer;
     private volatile bool producerBroken;
-    private volatile int reachability = (int)BrokerReachability.Unknown;
+    private readonly BrokerReachabilityTracker reachability;
     private int disposed;
 
     private KafkaRecordSink(KafkaSinkOptions options, ILogger logger)
     {
         this.options = options;
         this.logger = logger;
+        reachability = new BrokerReachabilityTracker(logger, "Kafka sink");
         clientSettings = options.BuildClientSettings();
         pipeline = BuildPipeline(options.Resilience);
         producer = BuildProducer();
@@ -63,7 +64,7 @@ public sealed class KafkaRecordSink : IRecordSink
         return sink;
     }
 
-    public BrokerReachability Reachability => (BrokerReachability)reachability;
+    public BrokerReachability Reachability => reachability.Current;
 
     /// <summary>Times the producer was rebuilt after a fatal error.</summary>
     public int ProducerRebuilds { get; private set; }
@@ -126,7 +127,7 @@ public sealed class KafkaRecordSink : IRecordSink
         try
         {
             var result = await client.ProduceAsync(topic, message, cancellationToken).ConfigureAwait(false);
-            MarkReachable();
+            reachability.MarkReachable("a delivery succeeded");
             return new DeliveredRecord(new TopicPartitionId(result.Topic, result.Partition.Value), result.Offset.Value);
         }
         catch (ProduceException<byte[], byte[]> e)
@@ -173,8 +174,8 @@ public sealed class KafkaRecordSink : IRecordSink
     private IProducer<byte[], byte[]> BuildProducer() =>
         new ProducerBuilder<byte[], byte[]>(clientSettings)
             .SetErrorHandler((_, error) => OnError(error))
-            .SetStatisticsHandler((_, json) => OnStatistics(json))
-            .SetLogHandler((_, message) => OnLog(message))
+            .SetStatisticsHandler((_, json) => reachability.OnStatistics(json))
+            .SetLogHandler((_, message) => BrokerReachabilityTracker.ForwardLog(logger, message))
             .Build();
 
     private ResiliencePipeline BuildPipeline(ProduceResilienceOptions resilience)
@@ -221,7 +222,7 @@ public sealed class KafkaRecordSink : IRecordSink
 
     private void OnError(Error error)
     {
-        if (error.Code == ErrorCode.Local_AllBrokersDown) SetReachability(BrokerReachability.Unreachable, error.Reason);
+        reachability.OnError(error);
         if (error.IsFatal)
         {
             producerBroken = true;
@@ -231,38 +232,5 @@ public sealed class KafkaRecordSink : IRecordSink
         {
             logger.LogDebug("Kafka producer error {Code}: {Error}", error.Code, error.Reason);
         }
-    }
-
-    private void OnStatistics(string json)
-    {
-        if (BrokerStatistics.AnyBrokerUp(json) is { } up)
-        {
-            SetReachability(up ? BrokerReachability.Reachable : BrokerReachability.Unreachable, up ? "a broker connection is up" : "no broker connection is up");
-        }
-    }
-
-    private void OnLog(LogMessage message)
-    {
-        var level = message.Level switch
-        {
-            SyslogLevel.Emergency or SyslogLevel.Alert or SyslogLevel.Critical or SyslogLevel.Error => LogLevel.Error,
-            SyslogLevel.Warning => LogLevel.Warning,
-            SyslogLevel.Notice or SyslogLevel.Info => LogLevel.Information,
-            _ => LogLevel.Debug,
-        };
-        logger.Log(level, "librdkafka {Facility}: {Message}", message.Facility, message.Message);
-    }
-
-    private void MarkReachable()
-    {
-        if (reachability != (int)BrokerReachability.Reachable) SetReachability(BrokerReachability.Reachable, "a delivery succeeded");
-    }
-
-    private void SetReachability(BrokerReachability value, string why)
-    {
-        var previous = (BrokerReachability)Interlocked.Exchange(ref reachability, (int)value);
-        if (previous == value) return;
-        if (value == BrokerReachability.Unreachable) logger.LogWarning("Kafka sink: broker unreachable ({Why}); reconnecting by itself", why);
-        else logger.LogInformation("Kafka sink: broker reachable ({Why})", why);
     }
 }

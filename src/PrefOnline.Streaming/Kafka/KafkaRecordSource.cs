@@ -36,7 +36,7 @@ public sealed class KafkaRecordSource : IRecordSource
     private readonly ConcurrentDictionary<TopicPartitionId, PartitionState> partitions = new();
     private readonly IDisposable? lagRegistration;
     private IConsumer<byte[], byte[]>? consumer; // guarded by clientLock (write: loop thread only)
-    private volatile int reachability = (int)BrokerReachability.Unknown;
+    private readonly BrokerReachabilityTracker reachability;
     private volatile bool closeRequested;
     private volatile bool isPaused;
     private int disposed;
@@ -48,6 +48,7 @@ public sealed class KafkaRecordSource : IRecordSource
         this.logger = logger;
         clientSettings = options.BuildClientSettings();
         Topics = options.Topics.Select(t => t.Trim()).ToArray();
+        reachability = new BrokerReachabilityTracker(logger, "Kafka source for " + string.Join(",", Topics));
         channel = Channel.CreateBounded<ConsumedRecord>(new BoundedChannelOptions(options.ChannelCapacity)
         {
             SingleWriter = true,
@@ -84,7 +85,7 @@ public sealed class KafkaRecordSource : IRecordSource
 
     public IReadOnlyCollection<TopicPartitionId> Assignment => partitions.Keys.OrderBy(p => p.Topic, StringComparer.Ordinal).ThenBy(p => p.Partition).ToArray();
 
-    public BrokerReachability Reachability => (BrokerReachability)reachability;
+    public BrokerReachability Reachability => reachability.Current;
 
     /// <summary>True while the partitions are paused because the caller stalled longer than <see cref="KafkaSourceOptions.StallPauseAfter"/>.</summary>
     public bool IsPaused => isPaused;
@@ -282,8 +283,8 @@ public sealed class KafkaRecordSource : IRecordSource
             .SetPartitionsRevokedHandler((_, revoked) => OnRevoked(revoked, lost: false))
             .SetPartitionsLostHandler((_, lost) => OnRevoked(lost, lost: true))
             .SetErrorHandler((_, error) => OnError(error))
-            .SetStatisticsHandler((_, json) => OnStatistics(json))
-            .SetLogHandler((_, message) => OnLog(message))
+            .SetStatisticsHandler((_, json) => reachability.OnStatistics(json))
+            .SetLogHandler((_, message) => BrokerReachabilityTracker.ForwardLog(logger, message))
             .Build();
 
     private readonly Queue<ConsumedRecord> backlog = new();   // loop thread only; at most backlogCapacity + one burst
@@ -343,7 +344,7 @@ public sealed class KafkaRecordSource : IRecordSource
             }
 
             if (result is null) continue;
-            MarkReachable();
+            reachability.MarkReachable("records arrived");
             // Take everything librdkafka already holds (non-blocking) and hand it over as one burst: the
             // reader then wakes once per burst instead of once per record, which on a busy 2-core box
             // is the difference between ~10k and ~100k records/s.
@@ -498,42 +499,9 @@ public sealed class KafkaRecordSource : IRecordSource
 
     private void OnError(Error error)
     {
-        if (error.Code == ErrorCode.Local_AllBrokersDown) SetReachability(BrokerReachability.Unreachable, error.Reason);
+        reachability.OnError(error);
         if (error.IsFatal) logger.LogError("Fatal Kafka consumer error on {Topics}: {Code} {Error}", string.Join(",", Topics), error.Code, error.Reason);
         else logger.LogDebug("Kafka consumer error on {Topics}: {Code} {Error}", string.Join(",", Topics), error.Code, error.Reason);
-    }
-
-    private void OnStatistics(string json)
-    {
-        if (BrokerStatistics.AnyBrokerUp(json) is { } up)
-        {
-            SetReachability(up ? BrokerReachability.Reachable : BrokerReachability.Unreachable, up ? "a broker connection is up" : "no broker connection is up");
-        }
-    }
-
-    private void OnLog(LogMessage message)
-    {
-        var level = message.Level switch
-        {
-            SyslogLevel.Emergency or SyslogLevel.Alert or SyslogLevel.Critical or SyslogLevel.Error => LogLevel.Error,
-            SyslogLevel.Warning => LogLevel.Warning,
-            SyslogLevel.Notice or SyslogLevel.Info => LogLevel.Information,
-            _ => LogLevel.Debug,
-        };
-        logger.Log(level, "librdkafka {Facility}: {Message}", message.Facility, message.Message);
-    }
-
-    private void MarkReachable()
-    {
-        if (reachability != (int)BrokerReachability.Reachable) SetReachability(BrokerReachability.Reachable, "records arrived");
-    }
-
-    private void SetReachability(BrokerReachability value, string why)
-    {
-        var previous = (BrokerReachability)Interlocked.Exchange(ref reachability, (int)value);
-        if (previous == value) return;
-        if (value == BrokerReachability.Unreachable) logger.LogWarning("Kafka source for {Topics}: broker unreachable ({Why}); reconnecting by itself", string.Join(",", Topics), why);
-        else logger.LogInformation("Kafka source for {Topics}: broker reachable ({Why})", string.Join(",", Topics), why);
     }
 
     private sealed class PartitionState

@@ -529,20 +529,32 @@ struct Kernels {
     constexpr Kernels table{&linear_cols, &lm_head, &layer_norm_rows, &attend, &exp_shifted, &sum_exp, &argmax, &max_of}; \
     }
 
+#if defined(__x86_64__)
 GPT2_KERNEL_SET(avx512, __attribute__((target("arch=x86-64-v4"))), IsaAvx512)
 GPT2_KERNEL_SET(avx2, __attribute__((target("arch=x86-64-v3"))), IsaAvx2)
+#endif
 GPT2_KERNEL_SET(baseline, , IsaBaseline)
 
 enum KernelLevel : int { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
 
+// Other architectures (arm64) build the baseline copy only: the generic vector code compiles to
+// their own SIMD (NEON), just without the per-level choice.
 int supported_level() {
+#if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v4")) return kAvx512;
     if (__builtin_cpu_supports("x86-64-v3")) return kAvx2;
+#endif
     return kBaseline;
 }
 
-const Kernels* table_for(int level) { return level >= kAvx512 ? &avx512::table : level == kAvx2 ? &avx2::table : &baseline::table; }
+const Kernels* table_for(int level) {
+#if defined(__x86_64__)
+    if (level >= kAvx512) return &avx512::table;
+    if (level == kAvx2) return &avx2::table;
+#endif
+    return &baseline::table;
+}
 
 std::atomic<int> active_level{supported_level()};
 
@@ -556,6 +568,12 @@ inline const Kernels& kernels() { return *table_for(active_level.load(std::memor
 // (at::parallel_for) every thread of the team must pass the region's closing barrier, so on an
 // oversubscribed machine one descheduled worker stalls each region for a whole time slice: measured
 // on the shared 2-core box, two OpenMP threads decoded 3-30x slower than one.
+inline void relax() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
 class Pool {
    public:
     // Process-wide and never destroyed: helper threads sleep when idle and end with the process.
@@ -588,7 +606,7 @@ class Pool {
         work(job_, generation, 0);
         // Only chunks that a helper claimed can still be running; wait for those.
         for (int spins = 0; done_.load(std::memory_order_acquire) < chunks; ++spins) {
-            if (spins < 1000) __builtin_ia32_pause();
+            if (spins < 1000) relax();
             else std::this_thread::yield();  // let a descheduled helper finish its chunk
         }
     }
@@ -627,7 +645,7 @@ class Pool {
         uint64_t seen = 0;
         for (;;) {
             // Spin briefly first: the decoder's loops come in quick succession.
-            for (int spins = 0; spins < 2000 && generation_.load(std::memory_order_acquire) == seen; ++spins) __builtin_ia32_pause();
+            for (int spins = 0; spins < 2000 && generation_.load(std::memory_order_acquire) == seen; ++spins) relax();
             Job job;
             uint32_t generation;
             {

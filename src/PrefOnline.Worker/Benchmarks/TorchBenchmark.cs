@@ -18,19 +18,8 @@ public sealed class TorchBenchmark : IBenchmark
 
     public string Description => "fp32 GEMM GFLOP/s and MLP train steps/s, PrefOnline's libtorch bridge vs PyTorch";
 
-    public string? ReferenceSource => """
+    public string? ReferenceSource => GemmCase.ReferenceSource + """
         import torch.nn.functional as F
-
-        def setup_gemm(args):
-            n, iterations = args["n"], args["iterations"]
-            g = torch.Generator().manual_seed(0)
-            a = torch.randn(n, n, generator=g)
-            b = torch.randn(n, n, generator=g)
-
-            def round():
-                for _ in range(iterations):
-                    torch.matmul(a, b)
-            return round
 
         def setup_op(args):
             a = torch.ones(4)
@@ -68,13 +57,13 @@ public sealed class TorchBenchmark : IBenchmark
         {
             if (context.Quick)
             {
-                cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 256, iterations: 2), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new GemmCase(thread, "gemm 256x256x256 fp32", n: 256, iterations: 2), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 100), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5, fused: false), cancellationToken));
             }
             else
             {
-                cases.Add(await thread.RunAsync(() => new GemmCase(thread, n: 1024, iterations: 10) { TargetThroughput = 140 }, cancellationToken));
+                cases.Add(await thread.RunAsync(() => new GemmCase(thread, "gemm 1024x1024x1024 fp32", n: 1024, iterations: 10) { TargetThroughput = 140 }, cancellationToken));
                 cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 20_000), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: false), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: true), cancellationToken));
@@ -89,44 +78,6 @@ public sealed class TorchBenchmark : IBenchmark
         }
     }
 
-    /// <summary>C = A·B for square fp32 matrices, <c>iterations</c> times per round (2n³ flop each).</summary>
-    private sealed class GemmCase : BenchmarkCase
-    {
-        private readonly TensorThread thread;
-        private readonly int n;
-        private readonly int iterations;
-        private readonly Tensor a;
-        private readonly Tensor b;
-
-        public GemmCase(TensorThread thread, int n, int iterations)
-            : base($"gemm {n}x{n}x{n} fp32", "GFLOP/s", 2.0 * n * n * n * iterations / 1e9)
-        {
-            this.thread = thread;
-            this.n = n;
-            this.iterations = iterations;
-            using var generator = new Generator(0);
-            a = Tensor.Randn([n, n], generator);
-            b = Tensor.Randn([n, n], generator);
-        }
-
-        public override ReferenceCase Reference => new("gemm", new JsonObject { ["n"] = n, ["iterations"] = iterations });
-
-        public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
-            TimeOnTensorThreadAsync(thread, () =>
-            {
-                for (var i = 0; i < iterations; i++) a.Matmul(b).Dispose();
-            }, cancellationToken);
-
-        public override async ValueTask DisposeAsync()
-        {
-            await thread.RunAsync(() =>
-            {
-                a.Dispose();
-                b.Dispose();
-            });
-            await base.DisposeAsync();
-        }
-    }
 
     /// <summary>
     /// The cost of one op call itself: a 4-element add, result freed at once. On our side that is the

@@ -21,7 +21,7 @@ public sealed class TrainBenchmark : IBenchmark
 
     public string Description => "GPT-2 train step (forward + backward + AdamW) tokens/s and MFU, PolicyModel vs the same model in PyTorch";
 
-    public string? ReferenceSource => """
+    public string? ReferenceSource => GemmCase.ReferenceSource + """
         import math
         import torch.nn as nn
         import torch.nn.functional as F
@@ -91,17 +91,6 @@ public sealed class TrainBenchmark : IBenchmark
                     x = block(x, hide)
                 return F.linear(self.ln_f(x), self.wte.weight)
 
-        def setup_gemm(args):
-            n, iterations = args["n"], args["iterations"]
-            g = torch.Generator().manual_seed(0)
-            a = torch.randn(n, n, generator=g)
-            b = torch.randn(n, n, generator=g)
-
-            def round():
-                for _ in range(iterations):
-                    torch.matmul(a, b)
-            return round
-
         def setup_train(args):
             torch.manual_seed(args["seed"])
             model = Gpt2(args)
@@ -134,7 +123,7 @@ public sealed class TrainBenchmark : IBenchmark
         var cases = new List<BenchmarkCase>();
         try
         {
-            cases.Add(await thread.RunAsync(() => new GemmCase(thread, gemmSize, gemmIterations), cancellationToken));
+            cases.Add(await thread.RunAsync(() => new GemmCase(thread, $"gemm peak {gemmSize}³ fp32", gemmSize, gemmIterations), cancellationToken));
             foreach (var (name, config, batch, time, steps) in shapes)
             {
                 cases.Add(await thread.RunAsync(() => new TrainStepCase(thread, name, config, batch, time, steps, gemmPeak: null), cancellationToken));
@@ -177,43 +166,6 @@ public sealed class TrainBenchmark : IBenchmark
         return 2.0 * n * n * n * iterations / best;
     }
 
-    private sealed class GemmCase : BenchmarkCase
-    {
-        private readonly TensorThread thread;
-        private readonly int n;
-        private readonly int iterations;
-        private readonly Tensor a;
-        private readonly Tensor b;
-
-        public GemmCase(TensorThread thread, int n, int iterations)
-            : base($"gemm peak {n}³ fp32", "GFLOP/s", 2.0 * n * n * n * iterations / 1e9)
-        {
-            this.thread = thread;
-            this.n = n;
-            this.iterations = iterations;
-            using var generator = new Generator(0);
-            a = Tensor.Randn([n, n], generator);
-            b = Tensor.Randn([n, n], generator);
-        }
-
-        public override ReferenceCase Reference => new("gemm", new JsonObject { ["n"] = n, ["iterations"] = iterations });
-
-        public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
-            TimeOnTensorThreadAsync(thread, () =>
-            {
-                for (var i = 0; i < iterations; i++) a.Matmul(b).Dispose();
-            }, cancellationToken);
-
-        public override async ValueTask DisposeAsync()
-        {
-            await thread.RunAsync(() =>
-            {
-                a.Dispose();
-                b.Dispose();
-            });
-            await base.DisposeAsync();
-        }
-    }
 
     /// <summary>
     /// <c>steps</c> LM train steps on random byte tokens per round. Reported in tokens/s, or, given
