@@ -37,6 +37,13 @@ public abstract class BenchmarkCase : IAsyncDisposable
     /// <summary>The PyTorch side of this case, or null when there is none.</summary>
     public virtual ReferenceCase? Reference => null;
 
+    /// <summary>
+    /// A derived figure printed under the table once this case is measured (e.g. the fraction of a
+    /// bound measured by an earlier case of the same run), or null. <paramref name="earlier"/> holds
+    /// the results measured before this case in this run.
+    /// </summary>
+    public virtual string? Note(BenchmarkCaseResult result, IReadOnlyList<BenchmarkCaseResult> earlier) => null;
+
     /// <summary>Runs one round of our side and returns the seconds of the timed work only (set-up excluded).</summary>
     public abstract Task<double> RunRoundAsync(CancellationToken cancellationToken);
 

@@ -14,6 +14,9 @@ public sealed record BenchmarkCaseResult(
     ThroughputStatistics? Reference,
     double? TargetThroughput)
 {
+    /// <summary>The case's derived figure (<see cref="BenchmarkCase.Note"/>), if it has one.</summary>
+    public string? Note { get; init; }
+
     public double? Ratio => Reference is null
         ? null
         : ThroughputStatistics.MedianOf(Ours.Seconds.Zip(Reference.Seconds, (ours, theirs) => theirs / ours).ToArray());

@@ -10,6 +10,7 @@ public static class BenchmarkRegistry
     {
         yield return new TorchBenchmark();
         yield return new TrainBenchmark();
+        yield return new GenerateBenchmark();
         yield return new IngestBenchmark();
     }
 

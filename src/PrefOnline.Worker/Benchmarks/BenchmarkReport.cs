@@ -62,6 +62,7 @@ public sealed record BenchmarkReport(BenchmarkEnvironment Environment, IReadOnly
             if (i == 0) output.WriteLine(string.Join("  ", widths.Select(w => new string('-', w))));
         }
         output.WriteLine();
+        foreach (var r in Results.Where(r => r.Note is not null)) output.WriteLine($"{r.Case}: {r.Note}");
         output.WriteLine("ratio = ours / PyTorch throughput (median over interleaved round pairs); above 1.00 means PrefOnline is faster.");
     }
 

@@ -40,7 +40,10 @@ public sealed class BenchmarkRunner(BenchmarkRunOptions options, TextWriter log)
                         await reference.LoadModuleAsync(benchmark.Name, benchmark.ReferenceSource, cancellationToken);
                     }
                     foreach (var benchmarkCase in selected)
-                        results.Add(await MeasureAsync(benchmark, benchmarkCase, needsReference ? reference : null, cancellationToken));
+                    {
+                        var result = await MeasureAsync(benchmark, benchmarkCase, needsReference ? reference : null, cancellationToken);
+                        results.Add(result with { Note = benchmarkCase.Note(result, results) });
+                    }
                 }
                 finally
                 {

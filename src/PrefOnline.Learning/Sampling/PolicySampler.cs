@@ -1,0 +1,304 @@
+using System.Security.Cryptography;
+using System.Text;
+using PrefOnline.Learning.Models;
+using PrefOnline.Learning.Tokenization;
+using PrefOnline.Torch;
+using PrefOnline.Torch.Decoding;
+
+namespace PrefOnline.Learning.Sampling;
+
+/// <summary>
+/// Samples completions from the policy: text (or token) prompts in, <see cref="SampledCompletion"/>s
+/// out, K per prompt, through the fused native <see cref="Gpt2Decoder"/> (KV cache, the whole decode
+/// loop in one native call per batch).
+/// </summary>
+/// <remarks>
+/// <para>Prompts: an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
+/// <c>&lt;|endoftext|&gt;</c> doubles as beginning of text). A prompt longer than
+/// context − <see cref="SamplingOptions.MaxNewTokens"/> tokens keeps its last tokens (left
+/// truncation: the most recent text matters most to a continuation) and is flagged
+/// <see cref="SampledCompletion.PromptTruncated"/>.</para>
+/// <para>Stop strings: generation of a row stops at the first token whose bytes complete a stop
+/// string (checked natively after every token). The completion is then cut so that
+/// <see cref="SampledCompletion.Text"/> = decode(<see cref="SampledCompletion.Tokens"/>) ends before
+/// the first occurrence: every token that holds any byte of the stop string is dropped with its
+/// log-probs (a token straddling the boundary goes too, so the text may end slightly before the stop
+/// string with BPE; never with the byte tokenizer).</para>
+/// <para>Never sampled: the tokenizer's padding id, and model ids the tokenizer has no token for (a
+/// vocabulary padded to a round size). Their probability still counts in the policy log-probs, as in
+/// the learner's softmax; the sampler log-probs are renormalised without them.</para>
+/// <para>Reproducibility: each completion has its own seed, derived from
+/// <see cref="SamplingOptions.Seed"/>, its prompt index and its sample index, and each row is decoded
+/// independently of the others (no padding, per-row cache and generator). So the same seed, weights
+/// and options give the same completions whatever the batch size. (A different batch size changes
+/// the order of float sums in the layers, ~1e-7 relative; that can flip a sample only when a uniform
+/// draw lands within that distance of a boundary.)</para>
+/// <para>Runs synchronously on the calling thread: call it from the <see cref="TensorThread"/>.</para>
+/// </remarks>
+public sealed class PolicySampler : IDisposable
+{
+    private readonly bool ownsDecoder;
+    private readonly Func<long> policyVersion;
+    private (TokenByteTable Table, int[] Suppressed)? tokenTable;
+
+    /// <param name="decoder">The decoder over the policy's weights (not owned: the caller disposes it).</param>
+    /// <param name="tokenizer">Turns prompts into ids and completions into text.</param>
+    /// <param name="policyVersion">Read once per <see cref="Sample(IReadOnlyList{int[]}, SamplingOptions, CancellationToken)"/>
+    /// call and stamped on every completion of it.</param>
+    public PolicySampler(Gpt2Decoder decoder, ITokenizer tokenizer, Func<long> policyVersion)
+        : this(decoder, tokenizer, policyVersion, ownsDecoder: false)
+    {
+    }
+
+    private PolicySampler(Gpt2Decoder decoder, ITokenizer tokenizer, Func<long> policyVersion, bool ownsDecoder)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(policyVersion);
+        if (tokenizer.VocabularySize > decoder.Shape.VocabularySize)
+            throw new ArgumentException(
+                $"the tokenizer has {tokenizer.VocabularySize} ids but the model's vocabulary is {decoder.Shape.VocabularySize}: they do not belong together");
+        if (tokenizer.EndOfSequenceId < 0 || tokenizer.EndOfSequenceId >= decoder.Shape.VocabularySize)
+            throw new ArgumentException($"the tokenizer's end-of-sequence id {tokenizer.EndOfSequenceId} is outside the model's vocabulary");
+        Decoder = decoder;
+        Tokenizer = tokenizer;
+        this.policyVersion = policyVersion;
+        this.ownsDecoder = ownsDecoder;
+    }
+
+    /// <summary>A sampler that owns a new decoder over <paramref name="weights"/> (the model's state dict,
+    /// Hugging Face names; shared, not copied, so in-place training updates are sampled from at once).</summary>
+    public static PolicySampler Create(Gpt2Config config, IReadOnlyDictionary<string, Tensor> weights, ITokenizer tokenizer, Func<long>? policyVersion = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var decoder = new Gpt2Decoder(ShapeOf(config.Validated()), weights);
+        try
+        {
+            return new PolicySampler(decoder, tokenizer, policyVersion ?? (() => 0), ownsDecoder: true);
+        }
+        catch
+        {
+            decoder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A sampler over <paramref name="model"/>'s own parameters (shared, not copied: every
+    /// in-place training update is sampled from at once; always evaluated without dropout).</summary>
+    public static PolicySampler Create(PolicyModel model, ITokenizer tokenizer, Func<long>? policyVersion = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return Create(model.Config, model.StateDict(), tokenizer, policyVersion);
+    }
+
+    public static Gpt2DecoderShape ShapeOf(Gpt2Config config) =>
+        new(config.Layers, config.Heads, config.Width, config.VocabularySize, config.ContextLength, config.LayerNormEpsilon);
+
+    public Gpt2Decoder Decoder { get; }
+
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>Samples from text prompts (encoded with the tokenizer).</summary>
+    public IReadOnlyList<SampledCompletion> Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        var encoded = new int[prompts.Count][];
+        for (var i = 0; i < prompts.Count; i++)
+            encoded[i] = Tokenizer.Encode(prompts[i] ?? throw new ArgumentException($"prompt {i} is null"));
+        return Sample(encoded, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Samples <see cref="SamplingOptions.SamplesPerPrompt"/> completions per prompt. Results are in
+    /// prompt order, then sample order (completion i·K + s is sample s of prompt i).
+    /// </summary>
+    public IReadOnlyList<SampledCompletion> Sample(IReadOnlyList<int[]> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        var shape = Decoder.Shape;
+        options.Validated(shape.ContextLength);
+        if (prompts.Count == 0) return [];
+
+        var version = policyVersion();
+        var baseSeed = options.Seed ?? RandomSeed();
+        var maxPrompt = shape.ContextLength - options.MaxNewTokens;
+        var prepared = new int[prompts.Count][];
+        var truncated = new bool[prompts.Count];
+        for (var i = 0; i < prompts.Count; i++)
+        {
+            var p = prompts[i] ?? throw new ArgumentException($"prompt {i} is null");
+            foreach (var id in p)
+                if (id < 0 || id >= shape.VocabularySize)
+                    throw new ArgumentException($"prompt {i} holds token id {id}, outside the model's vocabulary of {shape.VocabularySize}");
+            if (p.Length == 0) p = [Tokenizer.EndOfSequenceId];
+            truncated[i] = p.Length > maxPrompt;
+            prepared[i] = truncated[i] ? p[^maxPrompt..] : p;
+        }
+
+        var stops = options.StopStrings.Select(s => Encoding.UTF8.GetBytes(s)).ToArray();
+        var (table, suppressed) = TokenTable();
+        var k = options.SamplesPerPrompt;
+        var results = new SampledCompletion[prompts.Count * k];
+        foreach (var (firstPrompt, promptCount, firstSample, sampleCount) in Batches(prompts.Count, k, options.BatchSize))
+        {
+            var seeds = new ulong[promptCount * sampleCount];
+            for (var p = 0; p < promptCount; p++)
+            for (var s = 0; s < sampleCount; s++)
+                seeds[p * sampleCount + s] = CompletionSeed(baseSeed, firstPrompt + p, firstSample + s);
+            var request = new DecodeRequest
+            {
+                Prompts = new ArraySegment<int[]>(prepared, firstPrompt, promptCount),
+                SamplesPerPrompt = sampleCount,
+                Temperature = options.Temperature,
+                TopK = options.TopK,
+                TopP = options.TopP,
+                MaxNewTokens = options.MaxNewTokens,
+                EndOfSequenceId = Tokenizer.EndOfSequenceId,
+                SuppressedTokens = suppressed,
+                RowSeeds = seeds,
+                StopSequences = stops,
+                TokenBytes = stops.Length > 0 ? table : null,
+            };
+            var rows = Decoder.Generate(request, cancellationToken);
+            for (var r = 0; r < rows.Count; r++)
+            {
+                var row = rows[r];
+                var promptIndex = firstPrompt + row.PromptIndex;
+                var sampleIndex = firstSample + row.SampleIndex;
+                results[promptIndex * k + sampleIndex] = Complete(row, promptIndex, sampleIndex, prepared[promptIndex], truncated[promptIndex], stops, table,
+                    version, seeds[r]);
+            }
+        }
+        return results;
+    }
+
+    public void Dispose()
+    {
+        if (ownsDecoder) Decoder.Dispose();
+    }
+
+    /// <summary>Splits P×K rows into native calls of at most batchSize rows: whole prompts (all K samples)
+    /// when K fits, else one prompt per call with a slice of its samples.</summary>
+    private static IEnumerable<(int FirstPrompt, int PromptCount, int FirstSample, int SampleCount)> Batches(int prompts, int k, int batchSize)
+    {
+        if (k <= batchSize)
+        {
+            var perCall = batchSize / k;
+            for (var p = 0; p < prompts; p += perCall) yield return (p, Math.Min(perCall, prompts - p), 0, k);
+            yield break;
+        }
+        for (var p = 0; p < prompts; p++)
+        for (var s = 0; s < k; s += batchSize)
+            yield return (p, 1, s, Math.Min(batchSize, k - s));
+    }
+
+    private SampledCompletion Complete(DecodedSequence row, int promptIndex, int sampleIndex, int[] prompt, bool truncated, byte[][] stops,
+        TokenByteTable table, long version, ulong seed)
+    {
+        var tokens = row.Tokens;
+        var kept = tokens.Length;
+        var finish = row.Finish switch
+        {
+            DecodeFinish.EndOfSequence => FinishReason.EndOfSequence,
+            DecodeFinish.StopSequence => FinishReason.StopString,
+            _ => FinishReason.Length,
+        };
+        if (stops.Length > 0 && StopStart(tokens, stops, table) is { } stopStart)
+        {
+            // Keep the tokens that end at or before the stop string's first byte.
+            long end = 0;
+            kept = 0;
+            while (kept < tokens.Length && end + table[tokens[kept]].Length <= stopStart)
+            {
+                end += table[tokens[kept]].Length;
+                kept++;
+            }
+            finish = FinishReason.StopString;
+        }
+        var completion = kept == tokens.Length ? tokens : tokens[..kept];
+        return new SampledCompletion
+        {
+            PromptIndex = promptIndex,
+            SampleIndex = sampleIndex,
+            PromptTokens = prompt,
+            PromptTruncated = truncated,
+            Tokens = completion,
+            Text = Tokenizer.Decode(completion),
+            PolicyLogProbs = row.PolicyLogProbs[..kept],
+            SamplerLogProbs = row.SamplerLogProbs[..kept],
+            FinishReason = finish,
+            PolicyVersion = version,
+            Seed = seed,
+        };
+    }
+
+    /// <summary>Byte offset of the earliest occurrence of any stop string in the tokens' bytes, or null.</summary>
+    private static long? StopStart(int[] tokens, byte[][] stops, TokenByteTable table)
+    {
+        using var buffer = new MemoryStream();
+        foreach (var t in tokens) buffer.Write(table[t]);
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        long? first = null;
+        foreach (var stop in stops)
+        {
+            var at = bytes.IndexOf(stop);
+            if (at >= 0 && (first is null || at < first)) first = at;
+        }
+        return first;
+    }
+
+    /// <summary>
+    /// The bytes of every model id, and the ids that must never be sampled: the padding token (never a
+    /// prediction, per <see cref="ITokenizer"/>), ids beyond the tokenizer's vocabulary (a model
+    /// vocabulary padded to a round size) and ids the tokenizer has no token for. Built once.
+    /// </summary>
+    private (TokenByteTable Table, int[] Suppressed) TokenTable()
+    {
+        if (tokenTable is { } built) return built;
+        var suppressed = new List<int>();
+        var table = TokenByteTable.Build(Decoder.Shape.VocabularySize, id =>
+        {
+            if (id >= Tokenizer.VocabularySize)
+            {
+                suppressed.Add(id);
+                return [];
+            }
+            try
+            {
+                return Tokenizer.DecodeBytes([id]);
+            }
+            catch (ArgumentOutOfRangeException)
+            {
+                suppressed.Add(id); // a hole in the vocabulary
+                return [];
+            }
+        });
+        if (Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Shape.VocabularySize)
+            suppressed.Add(Tokenizer.PaddingId);
+        if (suppressed.Contains(Tokenizer.EndOfSequenceId))
+            throw new ArgumentException($"the tokenizer cannot decode its own end-of-sequence id {Tokenizer.EndOfSequenceId}");
+        tokenTable = (table, suppressed.Distinct().Order().ToArray());
+        return tokenTable.Value;
+    }
+
+    /// <summary>The seed of sample <paramref name="sampleIndex"/> of prompt <paramref name="promptIndex"/> in a call seeded with <paramref name="seed"/>.</summary>
+    public static ulong CompletionSeed(ulong seed, int promptIndex, int sampleIndex) =>
+        SplitMix64(SplitMix64(SplitMix64(seed) ^ (ulong)promptIndex) ^ (ulong)sampleIndex);
+
+    // SplitMix64's finaliser (Steele et al. 2014): neighbouring inputs give unrelated outputs.
+    private static ulong SplitMix64(ulong x)
+    {
+        x += 0x9E3779B97F4A7C15UL;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
+        return x ^ (x >> 31);
+    }
+
+    private static ulong RandomSeed()
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        RandomNumberGenerator.Fill(bytes);
+        return BitConverter.ToUInt64(bytes);
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text.Json;
+using PrefOnline.Worker.Benchmarks;
+
+namespace PrefOnline.Worker.Tests.Benchmarks;
+
+/// <summary><c>prefonline bench generate</c> (quick sizes: a smoke run, not a measurement) and the
+/// case notes it uses for the bandwidth fraction.</summary>
+public class GenerateBenchmarkTests
+{
+    [Fact]
+    public async Task The_generate_benchmark_runs_beside_pytorch_and_notes_the_bandwidth_fraction()
+    {
+        var runner = new BenchmarkRunner(new BenchmarkRunOptions { Rounds = 1, WarmupRounds = 0, Threads = 1, Quick = true }, TextWriter.Null);
+        var report = await runner.RunAsync(BenchmarkRegistry.Select("generate"), CancellationToken.None);
+
+        Assert.Equal(["copy bandwidth 16 MiB (read + write)", "generate tiny b1 (prompt 16, 8 new)", "generate tiny b4 (prompt 16, 8 new)"],
+            report.Results.Select(r => r.Case));
+        Assert.Equal(["GB/s", "tokens/s", "tokens/s"], report.Results.Select(r => r.Unit));
+        Assert.All(report.Results, r => Assert.True(r.Ours.Best > 0 && r.Reference!.Best > 0, r.Case));
+        // Tokens per round: batch × new tokens, so tokens/s is comparable across batch sizes.
+        Assert.Equal([8.0, 32.0], report.Results.Skip(1).Select(r => r.WorkPerRound));
+
+        var note = report.Results[1].Note;
+        Assert.NotNull(note);
+        Assert.Matches(@"^weights streamed \(0\.9 MB/token, median rounds\) vs copy bandwidth [0-9.]+ GB/s: ours [0-9.]+ GB/s = [0-9]+%, PyTorch [0-9.]+ GB/s = [0-9]+% ", note);
+        Assert.Null(report.Results[2].Note);  // batch 4 reuses each weight: no bandwidth bound to report
+
+        var table = new StringWriter();
+        report.WriteTable(table);
+        Assert.Contains($"generate tiny b1 (prompt 16, 8 new): {note}", table.ToString());
+        using var json = JsonDocument.Parse(report.ToJson());
+        Assert.Equal(note, json.RootElement.GetProperty("results")[1].GetProperty("note").GetString());
+    }
+
+    [Fact]
+    public async Task A_note_sees_the_results_measured_before_its_case()
+    {
+        var runner = new BenchmarkRunner(new BenchmarkRunOptions { Rounds = 2, WarmupRounds = 0, Threads = 1, WithReference = false }, TextWriter.Null);
+        var report = await runner.RunAsync([new TwoCaseBenchmark()], CancellationToken.None);
+        Assert.Null(report.Results[0].Note);
+        Assert.Equal("after: first", report.Results[1].Note);
+    }
+
+    private sealed class TwoCaseBenchmark : IBenchmark
+    {
+        public string Name => "two";
+
+        public string Description => "a second case whose note names the cases before it";
+
+        public string? ReferenceSource => null;
+
+        public Task<IReadOnlyList<BenchmarkCase>> CreateCasesAsync(BenchmarkContext context, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyList<BenchmarkCase>>([new Case("first"), new Case("second")]);
+
+        private sealed class Case(string name) : BenchmarkCase(name, "rounds/s", 1)
+        {
+            public override Task<double> RunRoundAsync(CancellationToken cancellationToken) => Task.FromResult(0.001);
+
+            public override string? Note(BenchmarkCaseResult result, IReadOnlyList<BenchmarkCaseResult> earlier) =>
+                earlier.Count == 0 ? null : $"after: {string.Join(", ", earlier.Select(r => r.Case))}";
+        }
+    }
+}
