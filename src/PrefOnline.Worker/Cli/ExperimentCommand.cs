@@ -15,6 +15,7 @@ public static class ExperimentCommand
     {
         var command = new Command("experiment", "Reproduce the paper's experiments (Tajwar et al. 2024) with PrefOnline's objectives.");
         command.Subcommands.Add(Bandit());
+        command.Subcommands.Add(LengthExperimentCommand.Create());
         return command;
     }
 
@@ -118,13 +119,16 @@ public static class ExperimentCommand
 
     /// <summary>One line: the flag, the value and the rule ("--seeds 0: must be at least 1"), without .NET's
     /// "(Parameter 'x')" and "Actual value was" decorations.</summary>
-    private static string Describe(ArgumentException e)
+    private static string Describe(ArgumentException e) => Describe(e, Flags);
+
+    /// <summary><see cref="Describe(ArgumentException)"/> with another options type's field → flag map.</summary>
+    internal static string Describe(ArgumentException e, IReadOnlyDictionary<string, string> flags)
     {
         var message = e.Message.Split('\n')[0];
         if (e.ParamName is { } name)
         {
             message = message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
-            var flag = Flags.GetValueOrDefault(name, name);
+            var flag = flags.GetValueOrDefault(name, name);
             return e is ArgumentOutOfRangeException { ActualValue: { } value }
                 ? string.Create(CultureInfo.InvariantCulture, $"{flag} {value}: {message}")
                 : $"{flag}: {message}";
@@ -133,7 +137,7 @@ public static class ExperimentCommand
     }
 
     /// <summary>Values given as "a,b" or as separate tokens, trimmed, empties dropped.</summary>
-    private static string[] SplitList(IEnumerable<string> values) =>
+    internal static string[] SplitList(IEnumerable<string> values) =>
         values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
 
     private static BanditMode ParseMode(string name)
