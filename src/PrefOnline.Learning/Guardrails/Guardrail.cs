@@ -49,6 +49,7 @@ public sealed class Guardrail
     private int nonFiniteStreak;
     private int klStreak;
     private double? lastKl;
+    private bool accuracyArmed;   // the reward model once reached floor + margin (see ObserveRewardModelPrediction)
 
     /// <param name="options">Validated options (invalid ones throw here, naming every problem).</param>
     /// <param name="time">Clock for holds and cool-downs; <see cref="TimeProvider.System"/> by default.</param>
@@ -111,7 +112,11 @@ public sealed class Guardrail
         lock (gate)
         {
             accuracy.Observe(rewardModelAgreed);
-            if (accuracy.Count >= options.AccuracyMinPairs && accuracy.Accuracy < options.AccuracyFloor)
+            if (accuracy.Count < options.AccuracyMinPairs) return;
+            // The check guards against a reward model that *fell*: a fresh one starts at a coin's 0.5 and
+            // must first show it knows what users prefer, or every cold start would trip.
+            if (!accuracyArmed && accuracy.Accuracy >= options.AccuracyFloor + options.AccuracyWarningMargin) accuracyArmed = true;
+            if (accuracyArmed && accuracy.Accuracy < options.AccuracyFloor)
                 Fail(GuardrailChecks.RewardModelAccuracy, AccuracyReason(), time.GetUtcNow());
         }
     }
@@ -176,7 +181,11 @@ public sealed class Guardrail
             }
 
             // 4. Reward-model accuracy (pairs arrive between updates; judged here too so a trip is never missed).
-            if (accuracy.Count >= options.AccuracyMinPairs)
+            if (accuracy.Count >= options.AccuracyMinPairs && !accuracyArmed)
+            {
+                warnings.Add(F($"{GuardrailChecks.RewardModelAccuracy}: reward model still learning (accuracy {accuracy.Accuracy:0.000} on the last {accuracy.Count} human pairs; the check arms at {options.AccuracyFloor + options.AccuracyWarningMargin:0.00})"));
+            }
+            else if (accuracy.Count >= options.AccuracyMinPairs)
             {
                 if (accuracy.Accuracy < options.AccuracyFloor) failures.Add((GuardrailChecks.RewardModelAccuracy, AccuracyReason()));
                 else if (accuracy.Accuracy < options.AccuracyFloor + options.AccuracyWarningMargin)
@@ -305,7 +314,8 @@ public sealed class Guardrail
     {
         lastFailureAt = now;
         if (failingChecks.Add(check)) trips[check]++;
-        if (!tripReasons.Contains(reason)) tripReasons.Add(reason);
+        tripReasons.RemoveAll(r => r.StartsWith(check + ":", StringComparison.Ordinal)); // one current reason per check
+        tripReasons.Add(reason);
         if (state == GuardrailState.Tripped) return;
 
         state = GuardrailState.Tripped;
@@ -358,6 +368,7 @@ public sealed class Guardrail
         modelDetector.Reset();
         humanDetector.Reset();
         accuracy.Reset();
+        accuracyArmed = false;
         nonFiniteStreak = 0;
         klStreak = 0;
         lastKl = null;

@@ -26,9 +26,11 @@ public sealed record GuardrailOptions
 
     /// <summary>
     /// Maximum KL(policy ‖ reference), in the units of the learner's <c>kl_to_reference</c> (nats per
-    /// sequence, averaged over the batch). Infinity disables the check.
+    /// sequence, averaged over the batch). Infinity disables the check. The default suits short completions
+    /// (the demo moves its answers from ~12 letters to ~3 for ~6 nats); size it to how far your users'
+    /// preferences may legitimately pull the policy (KL grows with completion length).
     /// </summary>
-    public double KlBudget { get; init; } = 5.0;
+    public double KlBudget { get; init; } = 12.0;
 
     /// <summary>A KL at or above this fraction of the budget is a warning.</summary>
     public double KlWarningFraction { get; init; } = 0.8;
@@ -38,7 +40,9 @@ public sealed record GuardrailOptions
 
     /// <summary>
     /// The reward model's rolling accuracy on incoming human pairs (chosen scored above rejected) below
-    /// this trips. 0.5 is a coin; a model that fell to 0.55 no longer knows what users prefer.
+    /// this trips — once the model has shown it learned (reached floor + <see cref="AccuracyWarningMargin"/>);
+    /// before that a fresh model near 0.5 is only a warning. 0.5 is a coin; a model that fell to 0.55 no
+    /// longer knows what users prefer.
     /// </summary>
     public double AccuracyFloor { get; init; } = 0.55;
 

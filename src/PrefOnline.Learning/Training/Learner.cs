@@ -544,15 +544,15 @@ public sealed class Learner : IDisposable
         {
             throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {e.Message}", e);
         }
-        if (klController is AdaptiveKlController && !(klCoefficient > 0))
-            throw new InvalidDataException($"learner state has KL coefficient {klCoefficient}, but an adaptive controller needs a positive one");
 
         // Checked; now apply. AdamW validates its own entries before it changes anything.
         optimizer.LoadStateDict(optimizerState);
         policy.DropoutGenerator.SetState(generatorState);
-        optimizer.LearningRate = learningRate;
-        // A fixed coefficient is configuration (the options win); an adaptive one is state.
-        if (klController is AdaptiveKlController) klController.Restore(klCoefficient);
+        // The learning rate and a fixed KL coefficient are configuration: the options win, so an operator's
+        // change applies on restart (the stored values are a record). An adaptive coefficient is state — unless
+        // the state was written under a fixed coefficient of 0 (the controller was just switched on): then the
+        // controller starts from its configured coefficient.
+        if (klController is AdaptiveKlController && klCoefficient > 0) klController.Restore(klCoefficient);
         if (baseline is { } s) movingAverage!.Restore(s);
         PolicyVersion = policyVersion;
         counters = restored;

@@ -4,6 +4,7 @@ using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Training;
 using PrefOnline.Torch.Optim;
 using PrefOnline.Worker.Hosting;
+using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
 namespace PrefOnline.Worker.Pipeline;
 
@@ -57,7 +58,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     public int HumanPairsPerUpdate { get; set; } = 32;
 
     /// <summary>AdamW learning rate of the policy.</summary>
-    public double LearningRate { get; set; } = 1e-3;
+    public double LearningRate { get; set; } = 1e-4;
 
     /// <summary>AdamW weight decay (0: the KL leash, not decay towards zero, keeps the policy near the reference).</summary>
     public double WeightDecay { get; set; }
@@ -74,6 +75,16 @@ public sealed class LearnerServiceOptions : IValidatedOptions
 
     /// <summary>Target KL in nats per sequence for the adaptive controller (unset: fixed coefficient).</summary>
     public double? TargetKl { get; set; }
+
+    /// <summary>
+    /// How the reported KL to the reference (the guardrail's KL budget, the adaptive controller) is measured.
+    /// FullVocabulary (default): exact KL(π(·|prefix) ‖ π_ref(·|prefix)) summed over each batch sequence's
+    /// positions; finite whoever sampled the tokens, but holds a (B, T, V) reference tensor (~B·T·V·4 bytes:
+    /// nothing with the byte vocabulary, ~0.8 GB for a 64 × 64-token batch at GPT-2's 50k vocabulary).
+    /// LowVariance (k3) and LogRatio (k1) are sampled estimators: cheap, but biased on the batch's stale rows —
+    /// a rejected response DPO pushed far down reads as an enormous k3 KL although the policy barely moved.
+    /// </summary>
+    public KlEstimator KlMetric { get; set; } = KlEstimator.FullVocabulary;
 
     /// <summary>How on-policy pairs are formed from a prompt's K scored rollouts: BestVsWorst or AllPairs.</summary>
     public PairingMode Pairing { get; set; } = PairingMode.BestVsWorst;
@@ -102,6 +113,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         Reduction = Reduction,
         Kl = new KlControlOptions { Coefficient = KlCoefficient, TargetKl = TargetKl },
         Baseline = Baseline,
+        KlMetric = KlMetric,
         Seed = Seed,
     };
 
@@ -125,6 +137,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         if (!Enum.IsDefined(Pairing)) p.Add(nameof(Pairing), $"must be BestVsWorst or AllPairs (got {Pairing})");
         p.Range(nameof(MinRewardGap), MinRewardGap, 0, 1e6);
         if (!Enum.IsDefined(Baseline)) p.Add(nameof(Baseline), $"must be LeaveOneOut or MovingAverage (got {Baseline})");
+        if (!Enum.IsDefined(KlMetric)) p.Add(nameof(KlMetric), $"must be FullVocabulary, LowVariance or LogRatio (got {KlMetric})");
         if (!Enum.IsDefined(Reduction)) p.Add(nameof(Reduction), $"must be Sum or Mean (got {Reduction})");
         if (MaxSamplesAhead < UpdateEverySamples)
             p.Add(nameof(MaxSamplesAhead), $"must be at least UpdateEverySamples ({UpdateEverySamples}), or generation would stall before an update is due (got {MaxSamplesAhead})");

@@ -182,17 +182,36 @@ public sealed class GuardrailTests
     }
 
     [Fact]
-    public void ARewardModelBelowTheFloorTripsButOnlyAfterEnoughPairs()
+    public void ARewardModelThatFallsBelowTheFloorTripsButOnlyAfterEnoughPairs()
     {
-        var guardrail = new Guardrail(Options(GuardrailAction.Alert));
+        var guardrail = new Guardrail(Options(GuardrailAction.Alert) with { AccuracyWindow = 50 });
         var noise = new SeededNoise(7);
-        for (var i = 0; i < 49; i++) guardrail.ObserveRewardModelPrediction(noise.Bernoulli(0.3));
+        for (var i = 0; i < 49; i++) guardrail.ObserveRewardModelPrediction(true);
         Assert.Equal(GuardrailState.Ok, guardrail.Evaluate(new UpdateReport(1)).State); // 49 < AccuracyMinPairs
-        guardrail.ObserveRewardModelPrediction(false);
-        var decision = guardrail.Evaluate(new UpdateReport(2));
+        guardrail.ObserveRewardModelPrediction(true);                                    // 50 pairs at 1.0: armed
+        Assert.Equal(GuardrailState.Ok, guardrail.Evaluate(new UpdateReport(2)).State);
+        for (var i = 0; i < 50; i++) guardrail.ObserveRewardModelPrediction(noise.Bernoulli(0.3));
+        var decision = guardrail.Evaluate(new UpdateReport(3));
         Assert.Equal(GuardrailState.Tripped, decision.State);
         Assert.Equal(GuardrailAction.Alert, decision.Action);
         Assert.Contains(decision.Reasons, r => r.StartsWith(GuardrailChecks.RewardModelAccuracy) && r.Contains("floor 0.55"));
+    }
+
+    [Fact]
+    public void AFreshRewardModelNearAChanceIsAWarningNotATripUntilItHasOnceReachedTheFloorPlusMargin()
+    {
+        var guardrail = new Guardrail(Options(GuardrailAction.Alert));
+        var noise = new SeededNoise(8);
+        for (var i = 0; i < 200; i++) guardrail.ObserveRewardModelPrediction(noise.Bernoulli(0.5));
+        var learning = guardrail.Evaluate(new UpdateReport(1));
+        Assert.Equal(GuardrailState.Warning, learning.State);
+        Assert.Contains(learning.Reasons, r => r.StartsWith(GuardrailChecks.RewardModelAccuracy) && r.Contains("still learning"));
+        for (var i = 0; i < 200; i++) guardrail.ObserveRewardModelPrediction(i % 10 < 8);   // learned: 0.8 → armed
+        Assert.Equal(GuardrailState.Ok, guardrail.Evaluate(new UpdateReport(2)).State);
+        for (var i = 0; i < 200; i++) guardrail.ObserveRewardModelPrediction(i % 10 < 4);   // fell to 0.4
+        var fell = guardrail.Evaluate(new UpdateReport(3));
+        Assert.Equal(GuardrailState.Tripped, fell.State);
+        Assert.Single(fell.Reasons, r => r.StartsWith(GuardrailChecks.RewardModelAccuracy)); // one current reason per check, not one per pair
     }
 
     [Fact]
