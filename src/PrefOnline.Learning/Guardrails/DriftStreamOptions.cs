@@ -3,8 +3,10 @@ namespace PrefOnline.Learning.Guardrails;
 /// <summary>Drift detection on one reward stream.</summary>
 public sealed record DriftStreamOptions
 {
+    /// <summary>Watch this stream (false: no drift verdicts from it).</summary>
     public bool Enabled { get; init; } = true;
 
+    /// <summary>The detector's sensitivity (see <see cref="CusumOptions"/> for measured detection delays and false-alarm rates).</summary>
     public CusumOptions Cusum { get; init; } = new();
 
     /// <summary>

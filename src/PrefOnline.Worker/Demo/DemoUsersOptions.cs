@@ -22,6 +22,7 @@ public sealed class DemoUsersOptions
     /// <summary>Shift the preference after this many labels (unset: never by count).</summary>
     public long? ShiftAfterLabels { get; set; }
 
+    /// <summary>Prompts the simulated users send per second.</summary>
     public double PromptsPerSecond { get; set; } = 8;
 
     /// <summary>Pairs (default), Ratings or Both.</summary>
@@ -48,6 +49,7 @@ public sealed class DemoUsersOptions
     /// <summary>A group with fewer than K rollouts is labeled anyway after this long.</summary>
     public TimeSpan GroupTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Seed of the users' prompts, choices and noise.</summary>
     public int Seed { get; set; } = 1234;
 
     /// <summary>Stop producing prompts after this many (unset: never).</summary>
@@ -84,5 +86,5 @@ public sealed class DemoUsersOptions
     };
 
     public IReadOnlyList<string> Problems(string prefix) =>
-        ToSimulation("prefonline.prompts", "prefonline.feedback", 4).Problems().Select(p => $"{prefix}: {p}").ToList();
+        ToSimulation("prefonline.prompts", "prefonline.feedback", 4).Problems().Select(p => $"{prefix}:{p}").ToList(); // each problem starts with its key
 }

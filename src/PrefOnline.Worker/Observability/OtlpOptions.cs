@@ -7,6 +7,7 @@ namespace PrefOnline.Worker.Observability;
 /// </summary>
 public sealed class OtlpOptions
 {
+    /// <summary>Push metrics to an OpenTelemetry collector as well as serving /metrics.</summary>
     public bool Enabled { get; set; }
 
     /// <summary>
@@ -15,6 +16,7 @@ public sealed class OtlpOptions
     /// </summary>
     public string? Endpoint { get; set; }
 
+    /// <summary>Grpc (default) or HttpProtobuf.</summary>
     public OtlpProtocol Protocol { get; set; } = OtlpProtocol.Grpc;
 
     /// <summary>How often metrics are pushed.</summary>

@@ -13,6 +13,7 @@ public sealed class RewardTrainingOptions : IValidatedOptions
 {
     public const string SectionName = "Reward";
 
+    /// <summary>AdamW learning rate of the reward model.</summary>
     public double LearningRate { get; set; } = 1e-3;
 
     /// <summary>New labels per reward-model step (a step runs as soon as this many are queued).</summary>
@@ -30,6 +31,7 @@ public sealed class RewardTrainingOptions : IValidatedOptions
     /// <summary>The deployment's rating scale (ratings outside are refused).</summary>
     public double RatingMin { get; set; } = -10;
 
+    /// <summary>Upper end of the rating scale.</summary>
     public double RatingMax { get; set; } = 10;
 
     /// <summary>Logits the rating scale spans on the reward model's scale.</summary>
@@ -41,16 +43,19 @@ public sealed class RewardTrainingOptions : IValidatedOptions
     /// <summary>Share of labels held out (by id hash) to measure accuracy; never trained on.</summary>
     public double HeldOutFraction { get; set; } = 0.1;
 
+    /// <summary>Most held-out labels kept for the accuracy measurement (the newest).</summary>
     public int HeldOutCapacity { get; set; } = 512;
 
     /// <summary>Steps between held-out evaluations.</summary>
     public int EvaluateEvery { get; set; } = 20;
 
+    /// <summary>No held-out accuracy is reported before this many held-out pairs.</summary>
     public int MinHeldOutPairs { get; set; } = 20;
 
     /// <summary>Global gradient-norm clip (0 = none).</summary>
     public double MaxGradNorm { get; set; } = 1.0;
 
+    /// <summary>Seed of the reward trainer's draws (replay sampling, dropout).</summary>
     public ulong Seed { get; set; } = 5;
 
     /// <summary>
