@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using PrefOnline.Worker.Demo;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.Tests.Tools;
 using Xunit.Abstractions;
 
 namespace PrefOnline.Worker.Tests.Demo;
@@ -56,6 +57,10 @@ public sealed class EmbeddedDemoTests(ITestOutputHelper output) : IDisposable
 
         Assert.True(ready.IsSuccessStatusCode, $"/readyz answered {(int)ready.StatusCode}: {await ready.Content.ReadAsStringAsync(deadline.Token)}");
         Assert.Contains("prefonline_policy_version", metrics, StringComparison.Ordinal);
+        // The whole worker's scrape (every instrument of every stage, not a test host's) is valid exposition text.
+        var promtool = ExternalTool.Require("promtool", "apt-get install -y --no-install-recommends prometheus");
+        var (exit, stdout, stderr) = await ExternalTool.RunAsync(promtool, ["check", "metrics"], stdin: metrics);
+        Assert.True(exit == 0 && (stdout + stderr).Trim() == "", $"promtool check metrics ({exit}): {stdout}{stderr}");
         Assert.True(app.Services.GetRequiredService<PipelineService>().Completed, "the final checkpoint was not written on stop");
 
         using var summary = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "report", DemoReport.SummaryFile), deadline.Token));
