@@ -91,6 +91,12 @@ environment variables (they win over the file).
       value: "0.0.0.0"
     - name: PREFONLINE__Checkpoints__Directory
       value: /var/lib/prefonline/checkpoints
+    {{- if and (eq .component "learner") (eq $v.mode "split") (not $v.generator.mountCheckpoints) }}
+    # Generators cannot mount the learner's ReadWriteOnce volume: policy events point at the learner's
+    # own /policy endpoint (stable DNS via the headless service) and generators download from there.
+    - name: PREFONLINE__Worker__PolicyBaseUrl
+      value: "http://{{ include "prefonline.fullname" $root }}-learner-0.{{ include "prefonline.fullname" $root }}-learner.{{ $root.Release.Namespace }}.svc:{{ $v.metrics.port }}"
+    {{- end }}
     - name: PREFONLINE__Kafka__BootstrapServers
       value: {{ $v.kafka.bootstrapServers | quote }}
     - name: PREFONLINE__Kafka__SecurityProtocol

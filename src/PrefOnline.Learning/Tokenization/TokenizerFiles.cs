@@ -8,7 +8,7 @@ namespace PrefOnline.Learning.Tokenization;
 /// Reading and writing the tokenizer files of a checkpoint directory, in Hugging Face's formats.
 /// Every problem becomes a <see cref="TokenizerFormatException"/> naming the file and line.
 /// </summary>
-internal static class TokenizerFiles
+public static class TokenizerFiles
 {
     public const string Vocabulary = "vocab.json";
     public const string Merges = "merges.txt";

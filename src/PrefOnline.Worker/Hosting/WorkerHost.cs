@@ -16,6 +16,7 @@ using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Observability.Health;
 using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.PolicyDistribution;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -120,6 +121,7 @@ public static class WorkerHost
 
         var app = builder.Build();
         app.MapPrefOnlineObservability();
+        if (settings.Worker.Role != WorkerRole.Generator) app.MapPolicyFiles(settings.Checkpoints.Directory); // generators fetch published policies here
         return app;
     }
 

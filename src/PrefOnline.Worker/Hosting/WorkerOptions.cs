@@ -40,6 +40,14 @@ public sealed class WorkerOptions
     /// </summary>
     public bool AuditAbsorbedLabels { get; set; }
 
+    /// <summary>
+    /// The learner's own URL as generators reach it (e.g. <c>http://prefonline-learner-0.prefonline-learner:8080</c>).
+    /// Set: policy events name <c>{PolicyBaseUrl}/policy/{version}/policy.safetensors</c>, served by the learner,
+    /// and generators download and verify it. Unset: events name the <c>file://</c> path in the checkpoint store,
+    /// which generators must mount.
+    /// </summary>
+    public string? PolicyBaseUrl { get; set; }
+
     /// <summary>Where checkpoint artefacts are staged before the store copies them in (default: the system temp directory).</summary>
     public string? StagingDirectory { get; set; }
 }

@@ -25,6 +25,7 @@ public sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
             problems.Add(F($"{s}:CheckpointInterval must be between 00:00:01 and 1.00:00:00 (got {options.CheckpointInterval:c})"));
         if (options.StagingDirectory is { } staging && (staging.Trim().Length == 0 || staging.IndexOfAny(Path.GetInvalidPathChars()) >= 0))
             problems.Add($"{s}:StagingDirectory must be a usable directory path when set (got '{staging}')");
+        if (PolicyDistribution.PolicyLocation.Problem(options.PolicyBaseUrl) is { } policyUrl) problems.Add($"{s}:PolicyBaseUrl {policyUrl}");
         return problems;
     }
 

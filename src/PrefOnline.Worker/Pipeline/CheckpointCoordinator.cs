@@ -4,6 +4,7 @@ using PrefOnline.Streaming.Transport;
 using PrefOnline.Torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.PolicyDistribution;
 
 namespace PrefOnline.Worker.Pipeline;
 
@@ -21,8 +22,11 @@ public sealed class CheckpointCoordinator(
     PipelineStatus status,
     string configHash,
     ILogger logger,
-    TimeProvider time)
+    TimeProvider time,
+    PolicyLocation? location = null)
 {
+    private readonly PolicyLocation policyLocation = location ?? new PolicyLocation(null);
+
     public CheckpointStore Store => store;
 
     /// <summary>
@@ -74,7 +78,7 @@ public sealed class CheckpointCoordinator(
     /// <summary>The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/>.</summary>
     public PolicyEvent EventFor(Checkpoint checkpoint, long policyVersion, IReadOnlyDictionary<string, double> eventMetrics, long? rollbackFrom, string? reason)
     {
-        var uri = new Uri(Path.GetFullPath(checkpoint.GetPath(StateFiles.Policy))).AbsoluteUri;
+        var uri = policyLocation.UriOf(checkpoint);
         var sha = checkpoint.Manifest.Files[StateFiles.Policy].Sha256;
         var finite = eventMetrics.Where(m => double.IsFinite(m.Value)).ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
         var created = time.GetUtcNow();

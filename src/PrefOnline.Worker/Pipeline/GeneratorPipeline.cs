@@ -10,6 +10,7 @@ using PrefOnline.Torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.PolicyDistribution;
 using PrefOnline.Worker.Observability.Health;
 using PrefOnline.Worker.Transport;
 
@@ -69,7 +70,10 @@ public sealed class GeneratorPipeline(
         var policyTracker = new OffsetTracker();
         await using var policySource = transport.Subscribe($"{kafka.ConsumerGroup}.policy.{Environment.MachineName}.{Environment.ProcessId}", [topics.Policy], policyTracker, SourceStart.Earliest);
         var policyIntake = new IntakeStage("policy", new ValidatingIntake(policySource, new RecordValidator(limits, SchemaNames.PolicyTopic, time), deadLetters, policyTracker, streamingMetrics), 1024, pipelineLogger);
-        var follower = new PolicyFollowerStage(policyIntake.Records, policyTracker, policy, thread, metrics, status, pipelineLogger);
+        // Policies served by the learner over HTTP land here (the chart's /tmp emptyDir); only the newest is kept.
+        var downloads = Directory.CreateTempSubdirectory($"prefonline-policies-{Environment.ProcessId}-").FullName;
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var follower = new PolicyFollowerStage(policyIntake.Records, policyTracker, policy, thread, metrics, status, pipelineLogger, new PolicyDownloader(http, downloads));
         using var followStop = new CancellationTokenSource();
         var policyTasks = new[] { policyIntake.RunAsync(followStop.Token), follower.RunAsync(followStop.Token) };
 
@@ -134,6 +138,14 @@ public sealed class GeneratorPipeline(
                 catch (OperationCanceledException)
                 {
                 }
+            }
+            try
+            {
+                Directory.Delete(downloads, recursive: true);
+            }
+            catch (IOException)
+            {
+                // a leftover in the temp directory is harmless; the stop must not fail for it
             }
         }
     }

@@ -11,6 +11,7 @@ using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Observability.Health;
+using PrefOnline.Worker.PolicyDistribution;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Pipeline;
@@ -80,7 +81,7 @@ public sealed class LearnerPipeline(
         guardrailHolder.Set(guardrail);
         metrics.AttachGuardrail(guardrail);
         var files = new LearningStateFiles(settings, thread, guardrail, metrics, staging, time, loggers.CreateLogger<LearningState>());
-        var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time);
+        var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time, new PolicyLocation(settings.Worker.PolicyBaseUrl));
         var deadLetters = new DeadLetterRouter(sink, topics.DeadLetter, streamingMetrics, loggers.CreateLogger<DeadLetterRouter>());
         var context = new LearnerPipelineContext(role, settings, feedback, kafka.ConsumerGroup, transport, thread, coordinator, guardrail, metrics, streamingMetrics,
             new RecordValidator(limits, SchemaNames.PromptTopic, time), new RecordValidator(limits, SchemaNames.FeedbackTopic, time), new RecordValidator(limits, SchemaNames.RolloutTopic, time),
@@ -189,7 +190,7 @@ public sealed class LearnerPipeline(
         logger.LogInformation("Checkpoint store {Root} is empty: building the initial state from {Source}", store.Root, source.Description);
         var scratchGuardrail = new Guardrail(guardrailOptions, time); // observes nothing: the first checkpoint is written before any input
         var files = new LearningStateFiles(settings, thread, scratchGuardrail, metrics, staging, time, loggers.CreateLogger<LearningState>());
-        var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time);
+        var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time, new PolicyLocation(settings.Worker.PolicyBaseUrl));
         var state = await thread.RunAsync(() =>
         {
             var (policy, tokenizer) = source.Create(stopping);

@@ -8,6 +8,7 @@ using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Torch;
 using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.PolicyDistribution;
 
 namespace PrefOnline.Worker.Pipeline;
 
@@ -15,10 +16,12 @@ namespace PrefOnline.Worker.Pipeline;
 /// Role generator: reads the policy topic from its beginning (its own consumer group per process, never
 /// committed) and, whenever it has caught up with what is there, loads the policy the newest event names —
 /// publish or rollback alike, since a rollback event names the version to serve now. The file behind the
-/// event's <c>file://</c> uri is checked against the event's SHA-256 before it is loaded; a missing or
-/// mismatching file is refused with a log line and the current policy stays.
+/// event's uri — <c>file://</c> on a mounted checkpoint volume, or <c>http(s)://</c> served by the learner
+/// and downloaded (<see cref="PolicyDownloader"/>) — is checked against the event's SHA-256 before it is
+/// loaded; a missing, unreachable or mismatching file is refused with a log line and the current policy stays.
 /// </summary>
-public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, OffsetTracker tracker, FollowedPolicy policy, TensorThread thread, PrefOnlineMetrics metrics, PipelineStatus status, ILogger logger)
+public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, OffsetTracker tracker, FollowedPolicy policy, TensorThread thread, PrefOnlineMetrics metrics, PipelineStatus status, ILogger logger,
+    PolicyDownloader? downloader = null)
 {
     public long Loads { get; private set; }
 
@@ -48,13 +51,31 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
     private async Task LoadAsync(PolicyEvent policyEvent, CancellationToken cancellationToken)
     {
         var uri = new Uri(policyEvent.Uri);
-        if (!uri.IsFile)
+        string path;
+        if (uri.Scheme is "http" or "https")
+        {
+            if (downloader is null) throw new InvalidOperationException("an http(s) policy event needs a PolicyDownloader");
+            try
+            {
+                path = await downloader.DownloadAsync(policyEvent, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is PolicyDownloadException or IOException)
+            {
+                Refused++;
+                logger.LogError("Policy v{Version} could not be fetched: {Error}; the current policy stays until the next event", policyEvent.Version, e.Message);
+                return;
+            }
+        }
+        else if (uri.IsFile)
+        {
+            path = uri.LocalPath;
+        }
+        else
         {
             Refused++;
-            logger.LogError("Policy v{Version} is at {Uri}, which is not a file: URI; generators load policies from the checkpoint volume (mount it: the chart's generator.mountCheckpoints)", policyEvent.Version, policyEvent.Uri);
+            logger.LogError("Policy v{Version} is at {Uri}: only file:// (a mounted checkpoint volume) and http(s):// (the learner, Worker:PolicyBaseUrl) are supported", policyEvent.Version, policyEvent.Uri);
             return;
         }
-        var path = uri.LocalPath;
         if (!File.Exists(path))
         {
             Refused++;

@@ -159,6 +159,21 @@ public sealed class HelmChartTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task WithoutASharedVolumeTheLearnerServesPoliciesToGeneratorsOverItsStableDnsName()
+    {
+        static string? PolicyBaseUrl(JsonElement pod) => RenderedChart.Container(pod).GetProperty("env").EnumerateArray()
+            .Where(e => e.GetProperty("name").GetString() == "PREFONLINE__Worker__PolicyBaseUrl").Select(e => e.GetProperty("value").GetString()).SingleOrDefault();
+        var defaults = await RenderedChart.RenderAsync();
+        var learner = defaults.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("spec");
+        Assert.Matches(@"^http://rel-prefonline-learner-0\.rel-prefonline-learner\.[a-z0-9-]+\.svc:8080$", PolicyBaseUrl(learner));
+        var generator = defaults.Get("Deployment", "rel-prefonline-generator").GetProperty("spec").GetProperty("template").GetProperty("spec");
+        Assert.Null(PolicyBaseUrl(generator));
+        // With the volume shared, file:// URIs work and the learner needs no base URL.
+        var shared = await RenderedChart.RenderAsync(AllFeatures);
+        Assert.Null(PolicyBaseUrl(shared.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("spec")));
+    }
+
+    [Fact]
     public async Task CheckpointVolumeIsWritableForTheLearnerAndReadOnlyForGenerators()
     {
         var defaults = await RenderedChart.RenderAsync();
