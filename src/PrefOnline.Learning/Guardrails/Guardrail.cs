@@ -249,6 +249,22 @@ public sealed class Guardrail
         }
     }
 
+    /// <summary>
+    /// An operator rolled the policy back by hand (<c>prefonline checkpoint rollback</c>) and <c>good</c> is now
+    /// <paramref name="goodVersion"/>. Versions awaiting promotion belonged to the abandoned line and are
+    /// dropped, the monitors restart on the restored policy, and a trip is lifted (the operator has acted);
+    /// unlike a guardrail rollback this starts no cool-down.
+    /// </summary>
+    public void OperatorRolledBack(long goodVersion)
+    {
+        lock (gate)
+        {
+            good.RolledBackTo(goodVersion);
+            ResetMonitors();
+            ClearTrip();
+        }
+    }
+
     /// <summary>Lift a pause (or an alert-only trip) by hand; the monitors restart with fresh baselines.</summary>
     public void Resume()
     {

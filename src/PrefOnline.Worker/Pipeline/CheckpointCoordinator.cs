@@ -32,9 +32,12 @@ public sealed class CheckpointCoordinator(
     /// <summary>
     /// Writes a checkpoint of <paramref name="state"/> with what <paramref name="inputs"/> have absorbed,
     /// commits those offsets, and (with <paramref name="publish"/>) publishes the policy. The write is not
-    /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop).
+    /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop). The
+    /// publication is: <paramref name="publishCancellation"/> (the worker stopping) ends a publish that waits
+    /// for an unreachable broker, and the next start publishes the checkpoint it loads.
     /// </summary>
-    public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
+    public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken,
+        CancellationToken publishCancellation = default)
     {
         var staged = await thread.RunAsync(() => files.Stage(state, inputs.Select(i => i.Tracker), policyChanged, updateMetrics), CancellationToken.None).ConfigureAwait(false);
         Checkpoint checkpoint;
@@ -71,7 +74,18 @@ public sealed class CheckpointCoordinator(
             }
         }
 
-        if (publish) await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+        if (publish)
+        {
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, publishCancellation);
+            try
+            {
+                await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), either.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (publishCancellation.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Policy event for checkpoint {Checkpoint} not published before the stop (broker unreachable); the next start publishes it", checkpoint.ToString());
+            }
+        }
         return checkpoint;
     }
 

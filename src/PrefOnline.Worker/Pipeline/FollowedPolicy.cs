@@ -33,8 +33,15 @@ public sealed class FollowedPolicy(TensorThread thread, TimeProvider time) : IRo
         thread.VerifyAccess();
         if (model is not null && model.Config == next.Config && tokenizer?.VocabularySize == nextTokenizer.VocabularySize && tokenizer.GetType() == nextTokenizer.GetType())
         {
-            using (var scope = DisposeScope.Enter()) model.LoadStateDict(next.StateDict());
-            next.Dispose();
+            try
+            {
+                using var scope = DisposeScope.Enter();
+                model.LoadStateDict(next.StateDict());
+            }
+            finally
+            {
+                next.Dispose();
+            }
         }
         else
         {

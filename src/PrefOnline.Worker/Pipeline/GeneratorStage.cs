@@ -51,7 +51,7 @@ public sealed class GeneratorStage(
                 var batch = await NextBatchAsync(linked.Token).ConfigureAwait(false);
                 if (batch.Count == 0) return; // channel completed
                 await waitForRoom(batch.Count * options.SamplesPerPrompt, linked.Token).ConfigureAwait(false);
-                await GenerateAndPublishAsync(batch, abort).ConfigureAwait(false);
+                await GenerateAndPublishAsync(batch, stop, abort).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
@@ -80,7 +80,7 @@ public sealed class GeneratorStage(
         return batch;
     }
 
-    private async Task GenerateAndPublishAsync(List<PromptWork> work, CancellationToken abort)
+    private async Task GenerateAndPublishAsync(List<PromptWork> work, CancellationToken stop, CancellationToken abort)
     {
         var number = Interlocked.Increment(ref batches);
         var seed = unchecked(options.Seed * 0x9E3779B97F4A7C15UL + (ulong)number);
@@ -100,7 +100,7 @@ public sealed class GeneratorStage(
             {
                 var completion = prompt.Completions[k];
                 var record = new RolloutRecord(prompt.RolloutIds[k], prompt.Work.Prompt.Id, prompt.Work.Prompt.Prompt, completion.Text, generated.PolicyVersion, Math.Min(0, completion.LogProb));
-                produce.Add(ProduceDurablyAsync(new OutgoingRecord(rolloutsTopic, key, RecordSerializer.Serialize(record)), abort));
+                produce.Add(ProduceDurablyAsync(new OutgoingRecord(rolloutsTopic, key, RecordSerializer.Serialize(record)), stop, abort));
             }
         }
         await Task.WhenAll(produce).ConfigureAwait(false);
@@ -108,21 +108,28 @@ public sealed class GeneratorStage(
         await onPublished(generated, abort).ConfigureAwait(false);
     }
 
-    /// <summary>Rollouts must be durable before their prompt counts as absorbed: transient failures (broker down) are retried until they succeed or the worker stops.</summary>
-    private async Task ProduceDurablyAsync(OutgoingRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// Rollouts must be durable before their prompt counts as absorbed: transient failures (broker down) are
+    /// retried until they succeed or the worker stops. A stop ends the retrying (not an attempt in flight): the
+    /// batch's prompts then stay unabsorbed and are generated again after the restart, so a clean stop during
+    /// a broker outage does not wait out the whole grace period.
+    /// </summary>
+    private async Task ProduceDurablyAsync(OutgoingRecord record, CancellationToken stop, CancellationToken abort)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
         while (true)
         {
             try
             {
-                await sink.ProduceAsync(record, cancellationToken).ConfigureAwait(false);
+                await sink.ProduceAsync(record, abort).ConfigureAwait(false);
                 return;
             }
             catch (StreamingException e) when (e.IsTransient)
             {
+                stop.ThrowIfCancellationRequested();
                 logger.LogWarning("Rollout not delivered yet ({Error}); retrying in {Backoff}", e.Message, backoff);
-                await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
+                using var either = CancellationTokenSource.CreateLinkedTokenSource(stop, abort);
+                await Task.Delay(backoff, time, either.Token).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
         }

@@ -27,6 +27,8 @@ public sealed class LearnerEpoch
     private readonly CancellationTokenSource generatorStop = new();
     private readonly CancellationTokenSource stagesStop = new();
     private readonly CancellationTokenSource abort = new();
+    private readonly CancellationTokenSource learnerStop = new();
+    private CancellationTokenSource? learnerToken;
     private Task? generatorTask;
     private Task<EpochEnd>? learnerTask;
 
@@ -53,7 +55,11 @@ public sealed class LearnerEpoch
 
     public FeedbackStage? Feedback { get; private set; }
 
-    /// <summary>Starts every stage and runs until the learner ends the epoch; a failing stage is fatal (its exception is rethrown).</summary>
+    /// <summary>
+    /// Starts every stage and runs until the learner ends the epoch. A failing stage is fatal (its exception is
+    /// rethrown), and so is one that ends on its own before the worker stops: a feedback stage that quietly
+    /// ended would leave a worker that looks healthy and learns nothing.
+    /// </summary>
     public async Task<EpochEnd> RunAsync(CancellationToken stopping)
     {
         Start();
@@ -62,12 +68,14 @@ public sealed class LearnerEpoch
         {
             var finished = await Task.WhenAny(pending).ConfigureAwait(false);
             if (finished == learnerTask) return await learnerTask.ConfigureAwait(false);
+            var name = tasks.First(t => t.Task == finished).Name;
             if (finished.IsFaulted)
             {
-                var name = tasks.First(t => t.Task == finished).Name;
                 context.Logger.LogCritical("Pipeline stage {Stage} failed", name);
                 await finished.ConfigureAwait(false); // rethrows
             }
+            if (!stopping.IsCancellationRequested)
+                throw new InvalidOperationException($"pipeline stage {name} ended on its own ({finished.Status}) while the worker was running");
             pending.Remove(finished);
         }
 
@@ -104,7 +112,8 @@ public sealed class LearnerEpoch
             Scorer = new ScorerStage(settings.Scoring, context.Thread, state, context.Status, context.Logger, context.Time);
             tasks.Add(("scorer", Scorer.RunAsync(stagesStop.Token)));
             Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status, context.Logger, context.Time);
-            learnerTask = Learner.RunAsync(stopping);
+            learnerToken = CancellationTokenSource.CreateLinkedTokenSource(stopping, learnerStop.Token);
+            learnerTask = Learner.RunAsync(learnerToken.Token);
         }
     }
 
@@ -116,26 +125,39 @@ public sealed class LearnerEpoch
     public async Task StopAsync(bool finalCheckpoint, CancellationToken cancellationToken)
     {
         using var hardStop = cancellationToken.Register(abort.Cancel);
-        await intakeStop.CancelAsync().ConfigureAwait(false);
-        await generatorStop.CancelAsync().ConfigureAwait(false);
-        if (generatorTask is not null) await Quietly(generatorTask).ConfigureAwait(false);
-        await stagesStop.CancelAsync().ConfigureAwait(false);
-        foreach (var (_, task) in tasks) await Quietly(task).ConfigureAwait(false);
-        if (learnerTask is not null) await Quietly(learnerTask).ConfigureAwait(false);
-
-        if (finalCheckpoint)
+        try
         {
-            if (context.Coordinator.Store.Reader.ReadRollbackRequest().Request is not null)
-            {
-                context.Logger.LogWarning("An operator rollback is pending: no final checkpoint (the next start applies the rollback and resumes from there)");
-            }
-            else
-            {
-                var checkpoint = await context.Coordinator.WriteAsync(state, inputs, policyChanged: false, new Dictionary<string, double>(), publish: false, cancellationToken).ConfigureAwait(false);
-                context.Logger.LogInformation("Final checkpoint {Checkpoint} written; offsets committed", checkpoint.ToString());
-            }
+            await intakeStop.CancelAsync().ConfigureAwait(false);
+            await generatorStop.CancelAsync().ConfigureAwait(false);
+            if (generatorTask is not null) await Quietly("generator", generatorTask).ConfigureAwait(false);
+            await stagesStop.CancelAsync().ConfigureAwait(false);
+            foreach (var (name, task) in tasks) await Quietly(name, task).ConfigureAwait(false);
+            // On a failure the learner may still be running (the host is not stopping): end it before the state goes.
+            await learnerStop.CancelAsync().ConfigureAwait(false);
+            if (learnerTask is not null) await Quietly("learner", learnerTask).ConfigureAwait(false);
+            if (finalCheckpoint) await FinalCheckpointAsync(cancellationToken).ConfigureAwait(false);
         }
+        finally
+        {
+            await CloseInputsAsync(cancellationToken).ConfigureAwait(false);
+            learnerToken?.Dispose();
+        }
+    }
 
+    private async Task FinalCheckpointAsync(CancellationToken cancellationToken)
+    {
+        if (context.Coordinator.Store.Reader.ReadRollbackRequest().Request is not null)
+        {
+            context.Logger.LogWarning("An operator rollback is pending: no final checkpoint (the next start applies the rollback and resumes from there)");
+            return;
+        }
+        var checkpoint = await context.Coordinator.WriteAsync(state, inputs, policyChanged: false, new Dictionary<string, double>(), publish: false, cancellationToken).ConfigureAwait(false);
+        context.Logger.LogInformation("Final checkpoint {Checkpoint} written; offsets committed", checkpoint.ToString());
+    }
+
+    /// <summary>Sources leave their consumer groups (a replacement pod gets the partitions at once, not after session.timeout).</summary>
+    private async Task CloseInputsAsync(CancellationToken cancellationToken)
+    {
         foreach (var input in inputs)
         {
             try
@@ -170,7 +192,8 @@ public sealed class LearnerEpoch
         return stage;
     }
 
-    private static async Task Quietly(Task task)
+    /// <summary>Waits for a stage during a stop; its failure is logged, not rethrown, so the rest of the stop still runs.</summary>
+    private async Task Quietly(string name, Task task)
     {
         try
         {
@@ -178,6 +201,10 @@ public sealed class LearnerEpoch
         }
         catch (OperationCanceledException)
         {
+        }
+        catch (Exception e)
+        {
+            context.Logger.LogError(e, "Pipeline stage {Stage} failed while stopping", name);
         }
     }
 

@@ -129,8 +129,8 @@ public sealed class LearnerPipeline(
                     await store.RollbackAsync(target, Truncate("guardrail: " + end.Reason), CancellationToken.None).ConfigureAwait(false);
 
                 status.SetRunning(false);
+                State = null; // unpublished before disposal: readers (the demo console) must never see a disposed state
                 await thread.RunAsync(state.Dispose, CancellationToken.None).ConfigureAwait(false);
-                State = null;
                 checkpoint = await LoadLatestAsync(store, CancellationToken.None).ConfigureAwait(false)
                              ?? throw new InvalidOperationException($"no valid checkpoint left in {store.Root} to restart from");
                 var reloaded = checkpoint;
@@ -141,12 +141,32 @@ public sealed class LearnerPipeline(
                 if (end.Kind is EpochEndKind.GuardrailRollback or EpochEndKind.OperatorRollback)
                 {
                     var policyEvent = coordinator.EventFor(checkpoint, state.PolicyVersion, checkpoint.Metrics, abandoned, Truncate(end.Reason));
-                    await publisher.PublishAsync(policyEvent, shutdown).ConfigureAwait(false);
+                    using (var either = CancellationTokenSource.CreateLinkedTokenSource(stopping, shutdown))
+                    {
+                        try
+                        {
+                            await publisher.PublishAsync(policyEvent, either.Token).ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                        {
+                            // Stopping while the broker is unreachable: the next epoch ends at once with a final
+                            // checkpoint, and the next start publishes the checkpoint it loads.
+                            logger.LogWarning("Rollback event v{Version} not published before the stop; the next start publishes it", state.PolicyVersion);
+                        }
+                    }
                     status.RolledBack(abandoned, state.PolicyVersion, end.Reason);
                     if (end.Kind == EpochEndKind.GuardrailRollback)
                     {
                         metrics.RolledBack();
                         guardrail.RollbackCompleted(checkpoint.Version);
+                    }
+                    else
+                    {
+                        // The operator rejected everything after the target: none of it may become good later,
+                        // and the monitors must not judge the restored policy by the abandoned versions' data.
+                        var goodNow = store.Reader.ReadPointers().Good;
+                        if (goodNow is { } g && g > checkpoint.Version) await store.MarkGoodAsync(checkpoint.Version, CancellationToken.None).ConfigureAwait(false);
+                        guardrail.OperatorRolledBack(Math.Min(goodNow ?? checkpoint.Version, checkpoint.Version));
                     }
                     logger.LogWarning("Rolled back: serving v{Version} (from v{From}) from checkpoint {Checkpoint}; learning resumes from there", state.PolicyVersion, abandoned, checkpoint.ToString());
                 }

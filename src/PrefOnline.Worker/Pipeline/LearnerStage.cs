@@ -43,12 +43,14 @@ public sealed class LearnerStage(
     private string lastOffsets = OffsetsKey(inputs);
     private bool pausedLogged;
     private GuardrailState lastState = GuardrailState.Ok;
+    private CancellationToken stopping;
 
     /// <summary>Updates applied and checkpointed in this epoch.</summary>
     public int Updates { get; private set; }
 
     public async Task<EpochEnd> RunAsync(CancellationToken stop)
     {
+        stopping = stop;
         while (!stop.IsCancellationRequested)
         {
             if (await OperatorRollbackAsync(stop).ConfigureAwait(false) is { } requested) return requested;
@@ -143,7 +145,7 @@ public sealed class LearnerStage(
 
     private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
     {
-        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, CancellationToken.None).ConfigureAwait(false);
+        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, CancellationToken.None, publishCancellation: stopping).ConfigureAwait(false);
         lastCheckpoint = time.GetTimestamp();
         lastOffsets = OffsetsKey(inputs);
         return checkpoint;
@@ -165,7 +167,8 @@ public sealed class LearnerStage(
     private async Task<EpochEnd?> OperatorRollbackAsync(CancellationToken stop)
     {
         if (coordinator.Store.Reader.ReadRollbackRequest().Request is null) return null;
-        var rollback = await coordinator.Store.ApplyRequestedRollbackAsync(stop).ConfigureAwait(false);
+        // Local pointer I/O, not cancellable: a stop arriving now must not turn into a "cancelled" epoch that skips the final checkpoint.
+        var rollback = await coordinator.Store.ApplyRequestedRollbackAsync(CancellationToken.None).ConfigureAwait(false);
         if (rollback is not { Changed: true }) return null;
         await thread.RunAsync(state.Quiesce, CancellationToken.None).ConfigureAwait(false);
         return new EpochEnd(EpochEndKind.OperatorRollback, $"operator rollback v{rollback.From} -> v{rollback.To}: {rollback.Reason}", rollback.To);

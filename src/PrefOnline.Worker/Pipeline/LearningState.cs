@@ -307,10 +307,12 @@ public sealed class LearningState : IDisposable
             if (intake.Agreed is { } agreed && RewardTrainer.Counters.LabelsTrained >= settings.Reward.GuardrailWarmUpLabels) guardrail.ObserveRewardModelPrediction(agreed);
             if (intake.Route == LabelRoute.Rejected)
             {
+                // Refused (e.g. chosen == rejected): it neither trains nor orders the rollouts it names.
                 refused++;
                 logger.LogWarning("Reward trainer refused preference {Id}: {Problem}", record.Id, intake.Problem);
+                continue;
             }
-            if (settings.Learner.HumanPairsPerUpdate > 0 && intake.Route != LabelRoute.Rejected) HumanPairs.Add(pair, InternalVersion);
+            if (settings.Learner.HumanPairsPerUpdate > 0) HumanPairs.Add(pair, InternalVersion);
             if (record.RolloutIds is { } ids && Pending.TryJoinPreference(ids.Chosen, ids.Rejected, record.Prompt, record.Chosen, record.Rejected)) joined++;
         }
 
@@ -536,5 +538,8 @@ public sealed class LearningState : IDisposable
         RewardModel.Dispose();
         Reference.Dispose();
         Policy.Dispose();
+        // Each state owns its staged copy of the reference weights: without this every reload or rollback
+        // would leave a policy-sized file in the staging area (the pod's /tmp) until the process ends.
+        StagingArea.Delete(Path.GetDirectoryName(ReferenceFile)!);
     }
 }

@@ -7,6 +7,7 @@ using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Torch;
+using PrefOnline.Torch.Serialization;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.PolicyDistribution;
 
@@ -40,6 +41,9 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
                     tracker.Complete(record.Source);
                 }
                 if (newest is null || (newest.Sha256 == policy.Sha256 && newest.Version == policy.Version)) continue;
+                // Reading the topic from its start, a drain may end on an old publish event: never step back
+                // to it (a rollback event is the only way to a lower version).
+                if (newest.Kind == PolicyEventKind.Publish && policy.Loaded.IsCompleted && newest.Version < policy.Version) continue;
                 await LoadAsync(newest, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -83,7 +87,19 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
             return;
         }
         string actual;
-        await using (var file = File.OpenRead(path)) actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+        try
+        {
+            // Device files (file:///dev/zero) report length 0 and would hash forever; no weights file is empty.
+            if (new FileInfo(path).Length == 0) throw new IOException("empty, or not a regular file");
+            await using var file = File.OpenRead(path);
+            actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Refused++;
+            logger.LogError("Policy v{Version}: {Path} cannot be read ({Error}); refused", policyEvent.Version, path, e.Message);
+            return;
+        }
         if (!string.Equals(actual, policyEvent.Sha256, StringComparison.OrdinalIgnoreCase))
         {
             Refused++;
@@ -108,7 +124,7 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
                 policy.Adopt(model, tokenizer, policyEvent.Version, actual);
             }, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is InvalidCheckpointException or TokenizerFormatException or IOException or InvalidDataException)
+        catch (Exception e) when (e is InvalidCheckpointException or TokenizerFormatException or IOException or InvalidDataException or TorchException or SafeTensorsFormatException)
         {
             Refused++;
             logger.LogError("Policy v{Version} at {Path} does not load: {Error}", policyEvent.Version, path, e.Message);
