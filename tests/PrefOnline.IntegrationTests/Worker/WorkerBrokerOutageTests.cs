@@ -1,0 +1,117 @@
+using System.Net;
+using PrefOnline.IntegrationTests.Streaming;
+using PrefOnline.Streaming.Contracts;
+using PrefOnline.Streaming.Kafka.Mock;
+using Xunit.Abstractions;
+using static PrefOnline.IntegrationTests.Worker.WorkerCluster;
+
+namespace PrefOnline.IntegrationTests.Worker;
+
+/// <summary>
+/// The broker goes down under a running worker and comes back (mock cluster API): /readyz fails with a
+/// kafka reason while it is down; the worker recovers by itself, without a restart; nothing is lost —
+/// every label produced (before, during and after the outage) is absorbed exactly once (the label audit
+/// of the checkpoint lineage), and learning goes on after the broker returns.
+/// </summary>
+[Collection(KafkaCollection.Name)]
+public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = WorkerEndToEndTests.Deadline;
+
+    [Fact]
+    public async Task Broker_down_then_up_fails_readiness_with_a_kafka_reason_then_the_worker_recovers_by_itself_and_absorbs_every_label_once()
+    {
+        await using var cluster = WorkerCluster.Start();
+        await using var worker = await WorkerUnderTest.StartAsync(cluster, output);
+        await using var rollouts = new TopicTail(cluster.BootstrapServers, Rollouts, InputPartitions);
+        await using var policy = new TopicTail(cluster.BootstrapServers, WorkerCluster.Policy, 1);
+        await worker.WaitReadyAsync(Deadline);
+        var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
+        using var stop = new CancellationTokenSource();
+        var labelling = labeler.RunAsync(stop.Token);
+        var prompts = 0;
+        void AskPrompts(int count)
+        {
+            for (var i = 0; i < count; i++, prompts++)
+                cluster.Produce(Prompts, prompts % InputPartitions, new PromptRecord($"outage-prompt-{prompts:D3}", WorkerEndToEndTests.Questions[prompts % WorkerEndToEndTests.Questions.Length]));
+        }
+
+        // Before: learning under way (an update published, labels flowing).
+        AskPrompts(16);
+        await cluster.FlushAsync(Deadline);
+        var before = await policy.WaitForAsync(r => WorkerEndToEndTests.PolicyEvents(r).Select(e => e.Version).Distinct().Count() >= 2, Deadline, "a first update's policy event");
+        var versionBefore = WorkerEndToEndTests.PolicyEvents(before).Max(e => e.Version);
+        await Eventually(() => labeler.Produced.Count >= 4, "labels before the outage");
+
+        // Down: readiness fails, naming kafka. Labels produced meanwhile wait in the test producer's queue.
+        cluster.Cluster.SetBrokerDown(MockKafkaCluster.AllBrokers);
+        var deadline = DateTime.UtcNow + Deadline;
+        while (true)
+        {
+            var (status, checks) = await worker.ReadinessAsync();
+            var kafka = checks.Single(c => c.Name == "kafka");
+            if (status == HttpStatusCode.ServiceUnavailable && !kafka.Healthy)
+            {
+                Assert.Contains("broker", kafka.Reason, StringComparison.OrdinalIgnoreCase);
+                break;
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"/readyz still {status} ({kafka.Reason}) {Deadline} after the broker went down");
+            await Task.Delay(100);
+        }
+        // While down: more prompts and labels of users who cannot wait (queued in the test producer until the
+        // broker returns), and the outage lasts a few seconds more (its length is the scenario, not a synchronisation).
+        AskPrompts(8);
+        var standalone = Enumerable.Range(0, 10).Select(i => $"outage-label-{i:D2}").ToList();
+        foreach (var (id, i) in standalone.Select((id, i) => (id, i)))
+            cluster.Produce(Feedback, i % InputPartitions, new PreferenceRecord(id, "Say hello.", "Hello!", $"Go away {i}."));
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var producedDuringOutage = labeler.Produced.Count;
+        worker.AssertRunning();
+        Assert.Equal(HttpStatusCode.OK, await worker.LivenessAsync()); // down brokers are not a reason to restart the process
+
+        // Up: ready again by itself, then learning resumes past the version reached before.
+        cluster.Cluster.SetBrokerUp(MockKafkaCluster.AllBrokers);
+        await worker.WaitReadyAsync(Deadline);
+        AskPrompts(16);
+        await cluster.FlushAsync(Deadline);
+        await policy.WaitForAsync(r => WorkerEndToEndTests.PolicyEvents(r).Max(e => e.Version) > versionBefore + 1, Deadline, "updates after the broker returned");
+        await rollouts.WaitForAsync(r => r.Count >= prompts * 2, Deadline, $"rollouts for all {prompts} prompts");
+        await stop.CancelAsync();
+        await labelling;
+        labeler.LabelNew(); // the last groups too
+        Assert.True(labeler.Produced.Count > producedDuringOutage, "no label produced after the outage");
+
+        // Nothing lost, nothing twice: every label produced is in the audit of the latest lineage exactly once.
+        await cluster.FlushAsync(Deadline);
+        var produced = labeler.Produced.Concat(standalone).ToList();
+        deadline = DateTime.UtcNow + Deadline;
+        IReadOnlyList<PrefOnline.Worker.Pipeline.AbsorbedLabel> audit;
+        while (true)
+        {
+            worker.AssertRunning();
+            audit = await worker.AuditChainAsync();
+            if (produced.All(id => audit.Any(a => a.Id == id))) break;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{produced.Count(id => audit.Any(a => a.Id == id))} of {produced.Count} labels absorbed {Deadline} after the outage");
+            await Task.Delay(200);
+        }
+        Assert.Equal(produced.Order(StringComparer.Ordinal), audit.Select(a => a.Id).Order(StringComparer.Ordinal));
+        Assert.Equal(audit.Count, audit.Select(a => (a.Partition, a.Offset)).Distinct().Count());
+
+        // Every prompt answered exactly once (K rollouts each, no re-generation after the reconnect).
+        Assert.All(labeler.Rollouts.GroupBy(r => r.PromptId), g => Assert.Equal(2, g.Count()));
+        Assert.Equal(prompts, labeler.Rollouts.Select(r => r.PromptId).Distinct().Count());
+
+        await worker.StopAsync();
+        Assert.True(worker.Pipeline.Completed, "the pipeline did not finish its final checkpoint after the outage");
+    }
+
+    private static async Task Eventually(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out after {Deadline} waiting for {what}");
+            await Task.Delay(50);
+        }
+    }
+}
