@@ -29,6 +29,8 @@ public sealed class CheckpointCoordinator(
     /// Writes a checkpoint of <paramref name="state"/> with what <paramref name="inputs"/> have absorbed,
     /// commits those offsets, and (with <paramref name="publish"/>) publishes the policy. The write is not
     /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop).
+    /// <paramref name="cancellationToken"/> only gives up on the commit and the policy event that follow the
+    /// durable write (both are redone later: by the next checkpoint, by the next start).
     /// </summary>
     public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
     {
@@ -60,14 +62,25 @@ public sealed class CheckpointCoordinator(
             {
                 await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
             }
-            catch (StreamingException e)
+            catch (Exception e) when (e is StreamingException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
             {
                 // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Next checkpoint commits again.
                 logger.LogWarning("Could not commit {Input} offsets after checkpoint {Checkpoint} ({Error}); the next checkpoint commits again", input.Name, checkpoint.ToString(), e.Message);
             }
         }
 
-        if (publish) await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+        if (!publish) return checkpoint;
+        try
+        {
+            await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Only a stop gives up on the event (the broker is unreachable and the grace period is running): the
+            // checkpoint is durable, and the next start publishes the policy it loads, so nothing is lost.
+            logger.LogWarning("Policy event v{Version} for checkpoint {Checkpoint} not published (stopping while the broker does not take it); the next start publishes the policy it loads",
+                staged.PolicyVersion, checkpoint.ToString());
+        }
         return checkpoint;
     }
 

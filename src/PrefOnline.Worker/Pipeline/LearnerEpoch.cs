@@ -27,6 +27,8 @@ public sealed class LearnerEpoch
     private readonly CancellationTokenSource generatorStop = new();
     private readonly CancellationTokenSource stagesStop = new();
     private readonly CancellationTokenSource abort = new();
+    private readonly CancellationTokenSource giveUpOutput = new();
+    private CancellationTokenRegistration stopRegistration;
     private Task? generatorTask;
     private Task<EpochEnd>? learnerTask;
 
@@ -39,6 +41,9 @@ public sealed class LearnerEpoch
     }
 
     public Checkpoint Checkpoint { get; }
+
+    /// <summary>How long after a stop output still waits for the broker: a quarter of the grace period (Worker:ShutdownTimeout).</summary>
+    private TimeSpan OutputPatience => context.Settings.Worker.ShutdownTimeout / 4;
 
     /// <summary>False for the embedded transport's first epoch: a new in-process broker knows nothing of an earlier process's offsets.</summary>
     public bool UseCheckpointOffsets { get; }
@@ -56,6 +61,7 @@ public sealed class LearnerEpoch
     /// <summary>Starts every stage and runs until the learner ends the epoch; a failing stage is fatal (its exception is rethrown).</summary>
     public async Task<EpochEnd> RunAsync(CancellationToken stopping)
     {
+        stopRegistration = stopping.Register(() => giveUpOutput.CancelAfter(OutputPatience));
         Start();
         var pending = tasks.Select(t => t.Task).Append(learnerTask!).ToList();
         while (true)
@@ -104,7 +110,7 @@ public sealed class LearnerEpoch
             Scorer = new ScorerStage(settings.Scoring, context.Thread, state, context.Status, context.Logger, context.Time);
             tasks.Add(("scorer", Scorer.RunAsync(stagesStop.Token)));
             Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status, context.Logger, context.Time);
-            learnerTask = Learner.RunAsync(stopping);
+            learnerTask = Learner.RunAsync(stopping, giveUpOutput.Token);
         }
     }
 
@@ -116,6 +122,12 @@ public sealed class LearnerEpoch
     public async Task StopAsync(bool finalCheckpoint, CancellationToken cancellationToken)
     {
         using var hardStop = cancellationToken.Register(abort.Cancel);
+        // Output the broker does not take within the patience (an outage) is given up rather than holding the stop
+        // until the grace period runs out with no final checkpoint: the generator's batch in flight (its prompts
+        // are not absorbed: read again after a restart), the learner's last policy event and commits.
+        abort.CancelAfter(OutputPatience);
+        giveUpOutput.CancelAfter(OutputPatience);
+        await stopRegistration.DisposeAsync().ConfigureAwait(false);
         await intakeStop.CancelAsync().ConfigureAwait(false);
         await generatorStop.CancelAsync().ConfigureAwait(false);
         if (generatorTask is not null) await Quietly(generatorTask).ConfigureAwait(false);

@@ -43,12 +43,20 @@ public sealed class LearnerStage(
     private string lastOffsets = OffsetsKey(inputs);
     private bool pausedLogged;
     private GuardrailState lastState = GuardrailState.Ok;
+    private CancellationToken giveUpOutput;
 
     /// <summary>Updates applied and checkpointed in this epoch.</summary>
     public int Updates { get; private set; }
 
-    public async Task<EpochEnd> RunAsync(CancellationToken stop)
+    /// <param name="stop">Ends the loop (an update in flight finishes with its checkpoint first).</param>
+    /// <param name="giveUpOutput">
+    /// Fires some time after <paramref name="stop"/>: then a policy event or commit that the broker does not take
+    /// is given up (the checkpoint is durable; the next start publishes the policy it loads), so an outage cannot
+    /// hold a stop past its grace period.
+    /// </param>
+    public async Task<EpochEnd> RunAsync(CancellationToken stop, CancellationToken giveUpOutput)
     {
+        this.giveUpOutput = giveUpOutput;
         while (!stop.IsCancellationRequested)
         {
             if (await OperatorRollbackAsync(stop).ConfigureAwait(false) is { } requested) return requested;
@@ -143,7 +151,7 @@ public sealed class LearnerStage(
 
     private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
     {
-        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, CancellationToken.None).ConfigureAwait(false);
+        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, giveUpOutput).ConfigureAwait(false);
         lastCheckpoint = time.GetTimestamp();
         lastOffsets = OffsetsKey(inputs);
         return checkpoint;

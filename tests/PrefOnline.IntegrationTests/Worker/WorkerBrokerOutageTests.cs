@@ -2,6 +2,7 @@ using System.Net;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.Worker.Hosting;
 using Xunit.Abstractions;
 using static PrefOnline.IntegrationTests.Worker.WorkerCluster;
 
@@ -59,12 +60,14 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
             await Task.Delay(100);
         }
         // While down: more prompts and labels of users who cannot wait (queued in the test producer until the
-        // broker returns), and the outage lasts a few seconds more (its length is the scenario, not a synchronisation).
+        // broker returns). The outage outlasts the consumers' session timeout (6 s), so the group expires its
+        // members and the worker's consumers must rejoin and be re-assigned: they resume from the checkpoint
+        // trackers, and replays must not be absorbed twice. (Its length is the scenario, not a synchronisation.)
         AskPrompts(8);
         var standalone = Enumerable.Range(0, 10).Select(i => $"outage-label-{i:D2}").ToList();
         foreach (var (id, i) in standalone.Select((id, i) => (id, i)))
             cluster.Produce(Feedback, i % InputPartitions, new PreferenceRecord(id, "Say hello.", "Hello!", $"Go away {i}."));
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        await Task.Delay(TimeSpan.FromSeconds(8));
         var producedDuringOutage = labeler.Produced.Count;
         worker.AssertRunning();
         Assert.Equal(HttpStatusCode.OK, await worker.LivenessAsync()); // down brokers are not a reason to restart the process
@@ -103,6 +106,92 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
 
         await worker.StopAsync();
         Assert.True(worker.Pipeline.Completed, "the pipeline did not finish its final checkpoint after the outage");
+
+        // Commits resumed after the outage: both groups hold the final checkpoint's offsets.
+        var final = (await worker.ManifestsAsync())[worker.Latest()!.Value];
+        foreach (var (topic, group) in new[] { (Prompts, WorkerUnderTest.PromptGroup), (Feedback, WorkerUnderTest.FeedbackGroup) })
+        {
+            var committed = cluster.Committed(group, topic, InputPartitions);
+            foreach (var (partition, end) in cluster.EndOffsets(topic, InputPartitions))
+            {
+                Assert.Equal(end, WorkerEndToEndTests.Offset(final, topic, partition));
+                Assert.Equal(end, committed[partition]);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_clean_stop_while_the_broker_is_down_writes_the_final_checkpoint_within_the_grace_period_and_a_restart_loses_nothing()
+    {
+        var shutdownTimeout = TimeSpan.FromSeconds(15);
+        var overrides = new Dictionary<string, string?> { ["Worker:ShutdownTimeout"] = shutdownTimeout.ToString("c") };
+        await using var cluster = WorkerCluster.Start();
+        var root = Path.Combine(Path.GetTempPath(), "prefonline-worker-it-" + Guid.NewGuid().ToString("N")[..12]);
+        try
+        {
+            await using var rollouts = new TopicTail(cluster.BootstrapServers, Rollouts, InputPartitions);
+            await using var policy = new TopicTail(cluster.BootstrapServers, WorkerCluster.Policy, 1);
+            var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
+            var standalone = Enumerable.Range(0, 8).Select(i => $"stop-label-{i:D2}").ToList();
+            await using (var worker = await WorkerUnderTest.StartAsync(cluster, output, overrides, root))
+            {
+                await worker.WaitReadyAsync(Deadline);
+                using var stop = new CancellationTokenSource();
+                var labelling = labeler.RunAsync(stop.Token);
+                for (var i = 0; i < 24; i++)
+                    cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"stop-prompt-{i:D3}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length]));
+                foreach (var (id, i) in standalone.Select((id, i) => (id, i)))
+                    cluster.Produce(Feedback, i % InputPartitions, new PreferenceRecord(id, "Say hello.", "Hello!", $"Go away {i}."));
+                await cluster.FlushAsync(Deadline);
+                await policy.WaitForAsync(r => WorkerEndToEndTests.PolicyEvents(r).Select(e => e.Version).Distinct().Count() >= 2, Deadline, "a first update's policy event");
+                await stop.CancelAsync();
+                await labelling;
+
+                // The broker goes down with work in flight (prompts waiting to be generated, labels absorbed
+                // since the last checkpoint); then SIGTERM.
+                cluster.Cluster.SetBrokerDown(MockKafkaCluster.AllBrokers);
+                while ((await worker.ReadinessAsync()).Status != HttpStatusCode.ServiceUnavailable) await Task.Delay(100);
+                await Task.Delay(WorkerUnderTest.UpdateInterval * 2); // the scenario: an update may fall due while down
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                await worker.StopAsync();
+                output.WriteLine($"clean stop during the outage took {clock.Elapsed.TotalSeconds:0.0} s");
+                Assert.True(worker.Pipeline.Completed, $"the stop during the outage did not write its final checkpoint (took {clock.Elapsed.TotalSeconds:0.0} s; grace {shutdownTimeout.TotalSeconds} s)");
+                Assert.Equal(ExitStatus.Success, worker.Exit.Code);
+                Assert.True(clock.Elapsed < shutdownTimeout, $"the stop took {clock.Elapsed.TotalSeconds:0.0} s, beyond the grace period");
+            }
+
+            // Broker back, worker restarted on the same checkpoints: it resumes, and every label (including
+            // the groups still to be labelled) is absorbed exactly once along the lineage.
+            cluster.Cluster.SetBrokerUp(MockKafkaCluster.AllBrokers);
+            await using (var restarted = await WorkerUnderTest.StartAsync(cluster, output, overrides, root))
+            {
+                await restarted.WaitReadyAsync(Deadline);
+                using var stop = new CancellationTokenSource();
+                var labelling = labeler.RunAsync(stop.Token);
+                await rollouts.WaitForAsync(r => r.Count >= 48, Deadline, "rollouts for all 24 prompts");
+                await stop.CancelAsync();
+                await labelling;
+                labeler.LabelNew();
+                await cluster.FlushAsync(Deadline);
+                var produced = labeler.Produced.Concat(standalone).ToList();
+                var deadline = DateTime.UtcNow + Deadline;
+                IReadOnlyList<PrefOnline.Worker.Pipeline.AbsorbedLabel> audit;
+                while (true)
+                {
+                    restarted.AssertRunning();
+                    audit = await restarted.AuditChainAsync();
+                    if (produced.All(id => audit.Any(a => a.Id == id))) break;
+                    if (DateTime.UtcNow > deadline) throw new TimeoutException($"{produced.Count(id => audit.Any(a => a.Id == id))} of {produced.Count} labels absorbed after the restart");
+                    await Task.Delay(200);
+                }
+                Assert.Equal(produced.Order(StringComparer.Ordinal), audit.Select(a => a.Id).Order(StringComparer.Ordinal));
+                Assert.Equal(24, labeler.Rollouts.Select(r => r.PromptId).Distinct().Count());
+            }
+        }
+        finally
+        {
+            WorkerUnderTest.DeleteRoot(root);
+        }
     }
 
     private static async Task Eventually(Func<bool> condition, string what)

@@ -31,10 +31,13 @@ public sealed class WorkerUnderTest : IAsyncDisposable
     private readonly Dictionary<long, CheckpointManifest> manifests = [];
     private bool stopped;
 
-    private WorkerUnderTest(WebApplication app, string root, string checkpoints)
+    private readonly bool ownsRoot;
+
+    private WorkerUnderTest(WebApplication app, string root, string checkpoints, bool ownsRoot)
     {
         App = app;
         Root = root;
+        this.ownsRoot = ownsRoot;
         CheckpointDirectory = checkpoints;
         http = new HttpClient { BaseAddress = WorkerHost.Address(app), Timeout = TimeSpan.FromSeconds(10) };
     }
@@ -61,12 +64,17 @@ public sealed class WorkerUnderTest : IAsyncDisposable
     /// rollouts or <see cref="UpdateInterval"/>, a checkpoint at least every second, the label audit on, one
     /// libtorch thread, every seed fixed. <paramref name="overrides"/> are applied last.
     /// </summary>
-    public static async Task<WorkerUnderTest> StartAsync(WorkerCluster cluster, ITestOutputHelper output, IReadOnlyDictionary<string, string?>? overrides = null)
+    /// <param name="root">
+    /// An earlier worker's <see cref="Root"/> to restart on its checkpoints (the caller deletes it); null: a new
+    /// directory, deleted on dispose.
+    /// </param>
+    public static async Task<WorkerUnderTest> StartAsync(WorkerCluster cluster, ITestOutputHelper output, IReadOnlyDictionary<string, string?>? overrides = null, string? root = null)
     {
-        var root = Path.Combine(Path.GetTempPath(), "prefonline-worker-it-" + Guid.NewGuid().ToString("N")[..12]);
+        var ownsRoot = root is null;
+        root ??= Path.Combine(Path.GetTempPath(), "prefonline-worker-it-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(root);
         var policy = Path.Combine(root, "initial-policy");
-        await CreateInitialPolicyAsync(policy);
+        if (!Directory.Exists(policy)) await CreateInitialPolicyAsync(policy);
         var checkpoints = Path.Combine(root, "checkpoints");
 
         var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
@@ -126,7 +134,7 @@ public sealed class WorkerUnderTest : IAsyncDisposable
             services.AddSingleton<ILoggerProvider>(logs);
         });
         await app.StartAsync();
-        return new WorkerUnderTest(app, root, checkpoints);
+        return new WorkerUnderTest(app, root, checkpoints, ownsRoot);
     }
 
     /// <summary>A seeded random policy checkpoint in the Hugging Face layout, as <c>prefonline init</c> writes.</summary>
@@ -245,14 +253,19 @@ public sealed class WorkerUnderTest : IAsyncDisposable
         {
             http.Dispose();
             await App.DisposeAsync();
-            try
-            {
-                Directory.Delete(Root, recursive: true);
-            }
-            catch (IOException)
-            {
-                // Best effort: a temp directory left behind is harmless.
-            }
+            if (ownsRoot) DeleteRoot(Root);
+        }
+    }
+
+    public static void DeleteRoot(string root)
+    {
+        try
+        {
+            Directory.Delete(root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a temp directory left behind is harmless.
         }
     }
 }
