@@ -23,6 +23,8 @@ public sealed class CheckpointCoordinator(
     ILogger logger,
     TimeProvider time)
 {
+    private readonly Dictionary<EpochInput, (IReadOnlyList<ResumeOffset> Offsets, string Checkpoint)> uncommitted = [];
+
     public CheckpointStore Store => store;
 
     /// <summary>
@@ -58,15 +60,7 @@ public sealed class CheckpointCoordinator(
         {
             var offsets = staged.Offsets.Where(o => input.Source.Topics.Contains(o.Partition.Topic)).ToList();
             if (offsets.Count == 0) continue;
-            try
-            {
-                await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is StreamingException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
-            {
-                // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Next checkpoint commits again.
-                logger.LogWarning("Could not commit {Input} offsets after checkpoint {Checkpoint} ({Error}); the next checkpoint commits again", input.Name, checkpoint.ToString(), e.Message);
-            }
+            await CommitAsync(input, offsets, checkpoint.ToString(), retry: false, cancellationToken).ConfigureAwait(false);
         }
 
         if (!publish) return checkpoint;
@@ -82,6 +76,50 @@ public sealed class CheckpointCoordinator(
                 staged.PolicyVersion, checkpoint.ToString());
         }
         return checkpoint;
+    }
+
+    /// <summary>True while the offsets of some input's latest checkpoint are not committed (the commit failed).</summary>
+    public bool CommitsBehind
+    {
+        get
+        {
+            lock (uncommitted) return uncommitted.Count > 0;
+        }
+    }
+
+    /// <summary>
+    /// Commits again what failed after an earlier checkpoint, for the inputs still running (those of an ended
+    /// epoch are dropped). Without this, committed offsets would stay behind after a broker blip for as long as
+    /// no new input causes another checkpoint: wrong lag for Kafka tooling and for the group.
+    /// </summary>
+    public async Task RetryFailedCommitsAsync(IReadOnlyList<EpochInput> current, CancellationToken cancellationToken)
+    {
+        List<(EpochInput Input, (IReadOnlyList<ResumeOffset> Offsets, string Checkpoint) Pending)> retries;
+        lock (uncommitted)
+        {
+            foreach (var stale in uncommitted.Keys.Where(i => !current.Contains(i)).ToList()) uncommitted.Remove(stale);
+            retries = uncommitted.Select(u => (u.Key, u.Value)).ToList();
+        }
+        foreach (var (input, (offsets, checkpoint)) in retries) await CommitAsync(input, offsets, checkpoint, retry: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task CommitAsync(EpochInput input, IReadOnlyList<ResumeOffset> offsets, string checkpoint, bool retry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
+            bool wasBehind;
+            lock (uncommitted) wasBehind = uncommitted.Remove(input);
+            if (wasBehind && retry) logger.LogInformation("Committed {Input} offsets of checkpoint {Checkpoint} after an earlier failure", input.Name, checkpoint);
+        }
+        catch (Exception e) when (e is StreamingException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Retried
+            // every checkpoint interval (RetryFailedCommitsAsync) and by the next checkpoint.
+            lock (uncommitted) uncommitted[input] = (offsets, checkpoint);
+            if (retry) logger.LogDebug("Commit of {Input} offsets of checkpoint {Checkpoint} failed again ({Error})", input.Name, checkpoint, e.Message);
+            else logger.LogWarning("Could not commit {Input} offsets after checkpoint {Checkpoint} ({Error}); retried every checkpoint interval", input.Name, checkpoint, e.Message);
+        }
     }
 
     /// <summary>The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/>.</summary>

@@ -40,6 +40,7 @@ public sealed class LearnerStage(
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(500);
     private long lastUpdate = time.GetTimestamp();
     private long lastCheckpoint = time.GetTimestamp();
+    private long lastCommitRetry = time.GetTimestamp();
     private string lastOffsets = OffsetsKey(inputs);
     private bool pausedLogged;
     private GuardrailState lastState = GuardrailState.Ok;
@@ -88,6 +89,11 @@ public sealed class LearnerStage(
 
             if (time.GetElapsedTime(lastCheckpoint) >= worker.CheckpointInterval && OffsetsKey(inputs) != lastOffsets)
                 await CheckpointAsync(policyChanged: false, new Dictionary<string, double>()).ConfigureAwait(false);
+            else if (coordinator.CommitsBehind && time.GetElapsedTime(lastCommitRetry) >= worker.CheckpointInterval)
+            {
+                lastCommitRetry = time.GetTimestamp();
+                await coordinator.RetryFailedCommitsAsync(inputs, giveUpOutput).ConfigureAwait(false);
+            }
 
             try
             {

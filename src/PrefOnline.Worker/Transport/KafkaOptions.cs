@@ -39,7 +39,8 @@ public sealed class KafkaOptions
 
     /// <summary>
     /// Base of the consumer group ids: prompts are read by <c>{ConsumerGroup}.generators</c> (generators and
-    /// role all share the prompt partitions), feedback and rollouts by <c>{ConsumerGroup}.learner</c>, and each
+    /// role all share the prompt partitions), feedback by <c>{ConsumerGroup}.feedback</c> and rollouts (role
+    /// learner) by <c>{ConsumerGroup}.rollouts</c> (LearnerEpoch), and each
     /// generator follows the policy topic as its own <c>{ConsumerGroup}.policy.{host}.{pid}</c> (never committed).
     /// </summary>
     public string ConsumerGroup { get; set; } = "prefonline";
