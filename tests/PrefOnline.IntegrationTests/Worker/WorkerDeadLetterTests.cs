@@ -48,6 +48,10 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
             goods.Add((Prompts, RecordSerializer.Serialize(new PromptRecord($"dlq-good-prompt-{i:D2}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length])), $"prompt {i}"));
             goods.Add((Feedback, RecordSerializer.Serialize(new PreferenceRecord($"dlq-good-label-{i:D2}", "Say hello.", "Hi.", $"Go away {i}.")), $"label {i}"));
         }
+        // Valid but far longer than the policy's context (128 tokens): a long question, a long rated answer.
+        goods.Add((Prompts, RecordSerializer.Serialize(new PromptRecord("dlq-long-prompt", string.Concat(Enumerable.Repeat("Why is the sky blue? ", 1500)))), "prompt of 31,500 characters"));
+        goods.Add((Feedback, RecordSerializer.Serialize(new PreferenceRecord("dlq-long-label", string.Concat(Enumerable.Repeat("Explain. ", 3000)), new string('a', 30_000), "No.")), "preference with 27,000 and 30,000 characters"));
+        goods.Add((Feedback, RecordSerializer.Serialize(new RatingRecord("dlq-long-rating", "Say hello.", new string('b', 32 * 1024), 0.5)), "rating of a 32 KiB completion"));
         var goodQueue = new Queue<(string Topic, byte[] Bytes, string Name)>(goods);
         foreach (var entry in BadRecordCorpus.Bad)
         {
@@ -111,6 +115,16 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
         cluster.Produce(Prompts, 1, new PromptRecord("dlq-after", "Still there?"));
         await cluster.FlushAsync(Deadline);
         await rollouts.WaitForAsync(r => RolloutPromptIds(r).Count(p => p == "dlq-after") == 2, Deadline, "rollouts for a prompt sent after the corpus");
+        // Training goes on with all of it in the buffers (long human pairs, reward model, replay): an update after the last prompt.
+        var updatesAtAbsorption = (await worker.ManifestsAsync())[worker.Latest()!.Value].Metrics["updates"];
+        deadline = DateTime.UtcNow + Deadline;
+        while ((await worker.ManifestsAsync())[worker.Latest()!.Value].Metrics["updates"] < updatesAtAbsorption + 1)
+        {
+            worker.AssertRunning();
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("no update after the corpus was absorbed");
+            await Task.Delay(200);
+        }
+
         worker.AssertRunning();
     }
 
