@@ -105,7 +105,17 @@ public sealed class KafkaRecordSource : IRecordSource
         {
             throw new StreamingException("cannot commit offsets: the Kafka broker is unreachable (commit again after it returns)", isTransient: true);
         }
-        var list = offsets.Select(o => new TopicPartitionOffset(o.Partition.Topic, o.Partition.Partition, o.NextOffset)).ToList();
+        // Only partitions assigned to this member right now. During a rebalance (e.g. rejoining after the broker
+        // was away longer than the session timeout) this member has no assignment and no generation: librdkafka
+        // answers such a commit's UNKNOWN_MEMBER by restarting the join, so a caller committing every second
+        // (checkpoints, commit retries) kept the consumer out of the group for good and its input stopped.
+        // Partitions now owned by another member are theirs to commit.
+        var owned = offsets.Where(o => partitions.ContainsKey(o.Partition)).ToList();
+        if (owned.Count == 0)
+        {
+            throw new StreamingException("cannot commit offsets: none of these partitions is assigned to this member right now (rebalance in progress); commit again after the assignment", isTransient: true);
+        }
+        var list = owned.Select(o => new TopicPartitionOffset(o.Partition.Topic, o.Partition.Partition, o.NextOffset)).ToList();
         // librdkafka's commit is synchronous and thread-safe (it may run beside Consume on the loop
         // thread); it runs on the pool so the caller can stop waiting on cancellation.
         var commit = Task.Run(() => WithClient(client =>
@@ -120,11 +130,11 @@ public sealed class KafkaRecordSource : IRecordSource
             }
         }), CancellationToken.None);
         await commit.WaitAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var offset in offsets)
+        foreach (var offset in owned)
         {
             if (partitions.TryGetValue(offset.Partition, out var state)) state.Committed = offset.NextOffset;
         }
-        logger.LogDebug("Committed {Offsets}", string.Join(", ", offsets));
+        logger.LogDebug("Committed {Offsets}", string.Join(", ", owned));
     }
 
     public async Task<IReadOnlyDictionary<TopicPartitionId, long?>> GetCommittedAsync(IReadOnlyCollection<TopicPartitionId> partitionIds, CancellationToken cancellationToken)

@@ -12,6 +12,7 @@ public static class BenchmarkRegistry
         yield return new TrainBenchmark();
         yield return new GenerateBenchmark();
         yield return new IngestBenchmark();
+        yield return new FreshnessBenchmark();
     }
 
     public static IReadOnlyList<IBenchmark> All { get; } = Create().ToList();

@@ -4,7 +4,7 @@ using PrefOnline.Worker.Benchmarks;
 namespace PrefOnline.Worker.Cli;
 
 /// <summary>
-/// <c>prefonline bench [torch|train|generate|ingest|all] [--json FILE] [--rounds N] [--threads N] [--case TEXT]</c>:
+/// <c>prefonline bench [torch|train|generate|ingest|freshness|all] [--json FILE] [--rounds N] [--threads N] [--case TEXT]</c>:
 /// throughput of our code beside the PyTorch reference (Debian's /usr/bin/python3 with python3-torch)
 /// doing the same work, rounds interleaved in one invocation, printed as a table of ratios.
 /// </summary>

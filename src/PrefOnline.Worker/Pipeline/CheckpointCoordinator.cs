@@ -26,18 +26,18 @@ public sealed class CheckpointCoordinator(
     PolicyLocation? location = null)
 {
     private readonly PolicyLocation policyLocation = location ?? new PolicyLocation(null);
+    private readonly Dictionary<EpochInput, (IReadOnlyList<ResumeOffset> Offsets, string Checkpoint)> uncommitted = [];
 
     public CheckpointStore Store => store;
 
     /// <summary>
     /// Writes a checkpoint of <paramref name="state"/> with what <paramref name="inputs"/> have absorbed,
     /// commits those offsets, and (with <paramref name="publish"/>) publishes the policy. The write is not
-    /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop). The
-    /// publication is: <paramref name="publishCancellation"/> (the worker stopping) ends a publish that waits
-    /// for an unreachable broker, and the next start publishes the checkpoint it loads.
+    /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop).
+    /// <paramref name="cancellationToken"/> only gives up on the commit and the policy event that follow the
+    /// durable write (both are redone later: by the next checkpoint, by the next start).
     /// </summary>
-    public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken,
-        CancellationToken publishCancellation = default)
+    public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
     {
         var staged = await thread.RunAsync(() => files.Stage(state, inputs.Select(i => i.Tracker), policyChanged, updateMetrics), CancellationToken.None).ConfigureAwait(false);
         Checkpoint checkpoint;
@@ -63,30 +63,66 @@ public sealed class CheckpointCoordinator(
         {
             var offsets = staged.Offsets.Where(o => input.Source.Topics.Contains(o.Partition.Topic)).ToList();
             if (offsets.Count == 0) continue;
-            try
-            {
-                await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
-            }
-            catch (StreamingException e)
-            {
-                // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Next checkpoint commits again.
-                logger.LogWarning("Could not commit {Input} offsets after checkpoint {Checkpoint} ({Error}); the next checkpoint commits again", input.Name, checkpoint.ToString(), e.Message);
-            }
+            await CommitAsync(input, offsets, checkpoint.ToString(), retry: false, cancellationToken).ConfigureAwait(false);
         }
 
-        if (publish)
+        if (!publish) return checkpoint;
+        try
         {
-            using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, publishCancellation);
-            try
-            {
-                await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), either.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (publishCancellation.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                logger.LogWarning("Policy event for checkpoint {Checkpoint} not published before the stop (broker unreachable); the next start publishes it", checkpoint.ToString());
-            }
+            await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Only a stop gives up on the event (the broker is unreachable and the grace period is running): the
+            // checkpoint is durable, and the next start publishes the policy it loads, so nothing is lost.
+            logger.LogWarning("Policy event v{Version} for checkpoint {Checkpoint} not published (stopping while the broker does not take it); the next start publishes the policy it loads",
+                staged.PolicyVersion, checkpoint.ToString());
         }
         return checkpoint;
+    }
+
+    /// <summary>True while the offsets of some input's latest checkpoint are not committed (the commit failed).</summary>
+    public bool CommitsBehind
+    {
+        get
+        {
+            lock (uncommitted) return uncommitted.Count > 0;
+        }
+    }
+
+    /// <summary>
+    /// Commits again what failed after an earlier checkpoint, for the inputs still running (those of an ended
+    /// epoch are dropped). Without this, committed offsets would stay behind after a broker blip for as long as
+    /// no new input causes another checkpoint: wrong lag for Kafka tooling and for the group.
+    /// </summary>
+    public async Task RetryFailedCommitsAsync(IReadOnlyList<EpochInput> current, CancellationToken cancellationToken)
+    {
+        List<(EpochInput Input, (IReadOnlyList<ResumeOffset> Offsets, string Checkpoint) Pending)> retries;
+        lock (uncommitted)
+        {
+            foreach (var stale in uncommitted.Keys.Where(i => !current.Contains(i)).ToList()) uncommitted.Remove(stale);
+            retries = uncommitted.Select(u => (u.Key, u.Value)).ToList();
+        }
+        foreach (var (input, (offsets, checkpoint)) in retries) await CommitAsync(input, offsets, checkpoint, retry: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task CommitAsync(EpochInput input, IReadOnlyList<ResumeOffset> offsets, string checkpoint, bool retry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
+            bool wasBehind;
+            lock (uncommitted) wasBehind = uncommitted.Remove(input);
+            if (wasBehind && retry) logger.LogInformation("Committed {Input} offsets of checkpoint {Checkpoint} after an earlier failure", input.Name, checkpoint);
+        }
+        catch (Exception e) when (e is StreamingException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Retried
+            // every checkpoint interval (RetryFailedCommitsAsync) and by the next checkpoint.
+            lock (uncommitted) uncommitted[input] = (offsets, checkpoint);
+            if (retry) logger.LogDebug("Commit of {Input} offsets of checkpoint {Checkpoint} failed again ({Error})", input.Name, checkpoint, e.Message);
+            else logger.LogWarning("Could not commit {Input} offsets after checkpoint {Checkpoint} ({Error}); retried every checkpoint interval", input.Name, checkpoint, e.Message);
+        }
     }
 
     /// <summary>The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/>.</summary>

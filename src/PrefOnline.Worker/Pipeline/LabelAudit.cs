@@ -33,7 +33,7 @@ public sealed class LabelAudit
         var text = new StringBuilder();
         foreach (var label in labels)
         {
-            text.Append(JsonSerializer.Serialize(new { id = label.Id, schema = label.Schema, topic = label.Topic, partition = label.Partition, offset = label.Offset }));
+            text.Append(JsonSerializer.Serialize(new { id = label.Id, schema = label.Schema, topic = label.Topic, partition = label.Partition, offset = label.Offset, updates_before = label.UpdatesBefore }));
             text.Append('\n');
         }
         return Encoding.UTF8.GetBytes(text.ToString());
@@ -49,7 +49,8 @@ public sealed class LabelAudit
             var root = document.RootElement;
             labels.Add(new AbsorbedLabel(
                 root.GetProperty("id").GetString()!, root.GetProperty("schema").GetString()!, root.GetProperty("topic").GetString()!,
-                root.GetProperty("partition").GetInt32(), root.GetProperty("offset").GetInt64()));
+                root.GetProperty("partition").GetInt32(), root.GetProperty("offset").GetInt64(),
+                root.TryGetProperty("updates_before", out var updates) && updates.ValueKind == JsonValueKind.Number ? updates.GetInt64() : null));
         }
         return labels;
     }

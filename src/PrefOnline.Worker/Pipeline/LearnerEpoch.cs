@@ -29,6 +29,8 @@ public sealed class LearnerEpoch
     private readonly CancellationTokenSource abort = new();
     private readonly CancellationTokenSource learnerStop = new();
     private CancellationTokenSource? learnerToken;
+    private readonly CancellationTokenSource giveUpOutput = new();
+    private CancellationTokenRegistration stopRegistration;
     private Task? generatorTask;
     private Task<EpochEnd>? learnerTask;
 
@@ -41,6 +43,9 @@ public sealed class LearnerEpoch
     }
 
     public Checkpoint Checkpoint { get; }
+
+    /// <summary>How long after a stop output still waits for the broker: a quarter of the grace period (Worker:ShutdownTimeout).</summary>
+    private TimeSpan OutputPatience => context.Settings.Worker.ShutdownTimeout / 4;
 
     /// <summary>False for the embedded transport's first epoch: a new in-process broker knows nothing of an earlier process's offsets.</summary>
     public bool UseCheckpointOffsets { get; }
@@ -62,6 +67,7 @@ public sealed class LearnerEpoch
     /// </summary>
     public async Task<EpochEnd> RunAsync(CancellationToken stopping)
     {
+        stopRegistration = stopping.Register(() => giveUpOutput.CancelAfter(OutputPatience));
         Start();
         var pending = tasks.Select(t => t.Task).Append(learnerTask!).ToList();
         while (true)
@@ -113,7 +119,7 @@ public sealed class LearnerEpoch
             tasks.Add(("scorer", Scorer.RunAsync(stagesStop.Token)));
             Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status, context.Logger, context.Time);
             learnerToken = CancellationTokenSource.CreateLinkedTokenSource(stopping, learnerStop.Token);
-            learnerTask = Learner.RunAsync(learnerToken.Token);
+            learnerTask = Learner.RunAsync(learnerToken.Token, giveUpOutput.Token);
         }
     }
 
@@ -125,6 +131,12 @@ public sealed class LearnerEpoch
     public async Task StopAsync(bool finalCheckpoint, CancellationToken cancellationToken)
     {
         using var hardStop = cancellationToken.Register(abort.Cancel);
+        // Output the broker does not take within the patience (an outage) is given up rather than holding the stop
+        // until the grace period runs out with no final checkpoint: the generator's batch in flight (its prompts
+        // are not absorbed: read again after a restart), the learner's last policy event and commits.
+        abort.CancelAfter(OutputPatience);
+        giveUpOutput.CancelAfter(OutputPatience);
+        await stopRegistration.DisposeAsync().ConfigureAwait(false);
         try
         {
             await intakeStop.CancelAsync().ConfigureAwait(false);

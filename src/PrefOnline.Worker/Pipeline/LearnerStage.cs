@@ -40,17 +40,24 @@ public sealed class LearnerStage(
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(500);
     private long lastUpdate = time.GetTimestamp();
     private long lastCheckpoint = time.GetTimestamp();
+    private long lastCommitRetry = time.GetTimestamp();
     private string lastOffsets = OffsetsKey(inputs);
     private bool pausedLogged;
     private GuardrailState lastState = GuardrailState.Ok;
-    private CancellationToken stopping;
+    private CancellationToken giveUpOutput;
 
     /// <summary>Updates applied and checkpointed in this epoch.</summary>
     public int Updates { get; private set; }
 
-    public async Task<EpochEnd> RunAsync(CancellationToken stop)
+    /// <param name="stop">Ends the loop (an update in flight finishes with its checkpoint first).</param>
+    /// <param name="giveUpOutput">
+    /// Fires some time after <paramref name="stop"/>: then a policy event or commit that the broker does not take
+    /// is given up (the checkpoint is durable; the next start publishes the policy it loads), so an outage cannot
+    /// hold a stop past its grace period.
+    /// </param>
+    public async Task<EpochEnd> RunAsync(CancellationToken stop, CancellationToken giveUpOutput)
     {
-        stopping = stop;
+        this.giveUpOutput = giveUpOutput;
         while (!stop.IsCancellationRequested)
         {
             if (await OperatorRollbackAsync(stop).ConfigureAwait(false) is { } requested) return requested;
@@ -82,6 +89,11 @@ public sealed class LearnerStage(
 
             if (time.GetElapsedTime(lastCheckpoint) >= worker.CheckpointInterval && OffsetsKey(inputs) != lastOffsets)
                 await CheckpointAsync(policyChanged: false, new Dictionary<string, double>()).ConfigureAwait(false);
+            else if (coordinator.CommitsBehind && time.GetElapsedTime(lastCommitRetry) >= worker.CheckpointInterval)
+            {
+                lastCommitRetry = time.GetTimestamp();
+                await coordinator.RetryFailedCommitsAsync(inputs, giveUpOutput).ConfigureAwait(false);
+            }
 
             try
             {
@@ -145,7 +157,7 @@ public sealed class LearnerStage(
 
     private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
     {
-        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, CancellationToken.None, publishCancellation: stopping).ConfigureAwait(false);
+        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, giveUpOutput).ConfigureAwait(false);
         lastCheckpoint = time.GetTimestamp();
         lastOffsets = OffsetsKey(inputs);
         return checkpoint;

@@ -342,7 +342,7 @@ public sealed class LearningState : IDisposable
                 RatingRecord r => (r.Id, r.Schema),
                 _ => throw new InvalidOperationException($"not a label: {label.Record.Schema}"),
             };
-            Audit?.Add(new AbsorbedLabel(id, schema, label.Source.Topic, label.Source.Partition.Partition, label.Source.Offset));
+            Audit?.Add(new AbsorbedLabel(id, schema, label.Source.Topic, label.Source.Partition.Partition, label.Source.Offset, Learner.Counters.UpdatesApplied));
             tracker.Complete(label.Source);
         }
 

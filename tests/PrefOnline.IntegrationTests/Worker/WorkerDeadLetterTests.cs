@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Net;
+using PrefOnline.IntegrationTests.Streaming;
+using PrefOnline.Streaming.Contracts;
+using PrefOnline.Streaming.DeadLetters;
+using PrefOnline.Streaming.Tests.Corpus;
+using PrefOnline.Streaming.Validation;
+using Xunit.Abstractions;
+using static PrefOnline.IntegrationTests.Streaming.KafkaTestKit;
+using static PrefOnline.IntegrationTests.Worker.WorkerCluster;
+
+namespace PrefOnline.IntegrationTests.Worker;
+
+/// <summary>
+/// The bad-record corpus (BadRecordCorpus: every reason code, at least 25 kinds) produced into the running
+/// worker's prompts and feedback topics among good records: each bad record reaches prefonline.dlq with
+/// its reason, its source position and its original bytes, is counted in /metrics, and nothing else is
+/// affected — every good prompt is answered, every good label absorbed, and the worker keeps working.
+/// </summary>
+[Collection(KafkaCollection.Name)]
+public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = WorkerEndToEndTests.Deadline;
+
+    [Fact]
+    public async Task Every_bad_record_is_dead_lettered_with_reason_position_and_original_bytes_while_every_good_record_is_processed()
+    {
+        Assert.True(BadRecordCorpus.Bad.Select(b => b.Name).Distinct().Count() >= 25, "the corpus must hold at least 25 kinds of bad records");
+        await using var cluster = WorkerCluster.Start();
+        await using var worker = await WorkerUnderTest.StartAsync(cluster, output);
+        await using var rollouts = new TopicTail(cluster.BootstrapServers, Rollouts, InputPartitions);
+        await using var deadLetters = new TopicTail(cluster.BootstrapServers, DeadLetter, 1);
+        await worker.WaitReadyAsync(Deadline);
+
+        // Into partition 0 of each input: good, bad, good, bad, ... (the corpus's goods first, then our own
+        // prompts and labels), so a bad record is surrounded by records that must pass. The duplicate-id
+        // entry repeats the id of a good label produced before it.
+        var sent = new List<(string Topic, long Offset, byte[] Bytes, string? Reason, string Name)>();
+        var next = new Dictionary<string, long> { [Prompts] = 0, [Feedback] = 0 };
+        void Send(string topic, byte[] bytes, string? reason, string name)
+        {
+            sent.Add((topic, next[topic]++, bytes, reason, name));
+            cluster.ProduceRaw(topic, 0, bytes);
+        }
+        var goods = BadRecordCorpus.Good.Select(g => (Topic: TopicOf(g.Topic), g.Bytes, g.Name)).ToList();
+        for (var i = 0; i < 24; i++)
+        {
+            goods.Add((Prompts, RecordSerializer.Serialize(new PromptRecord($"dlq-good-prompt-{i:D2}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length])), $"prompt {i}"));
+            goods.Add((Feedback, RecordSerializer.Serialize(new PreferenceRecord($"dlq-good-label-{i:D2}", "Say hello.", "Hi.", $"Go away {i}.")), $"label {i}"));
+        }
+        // Valid but far longer than the policy's context (128 tokens): a long question, a long rated answer.
+        goods.Add((Prompts, RecordSerializer.Serialize(new PromptRecord("dlq-long-prompt", string.Concat(Enumerable.Repeat("Why is the sky blue? ", 1500)))), "prompt of 31,500 characters"));
+        goods.Add((Feedback, RecordSerializer.Serialize(new PreferenceRecord("dlq-long-label", string.Concat(Enumerable.Repeat("Explain. ", 3000)), new string('a', 30_000), "No.")), "preference with 27,000 and 30,000 characters"));
+        goods.Add((Feedback, RecordSerializer.Serialize(new RatingRecord("dlq-long-rating", "Say hello.", new string('b', 32 * 1024), 0.5)), "rating of a 32 KiB completion"));
+        var goodQueue = new Queue<(string Topic, byte[] Bytes, string Name)>(goods);
+        foreach (var entry in BadRecordCorpus.Bad)
+        {
+            if (goodQueue.TryDequeue(out var good)) Send(good.Topic, good.Bytes, null, good.Name);
+            Send(TopicOf(entry.Topic), entry.Bytes, entry.Reason, entry.Name);
+        }
+        while (goodQueue.TryDequeue(out var good)) Send(good.Topic, good.Bytes, null, good.Name);
+        await cluster.FlushAsync(Deadline);
+
+        // Every bad record in the dead-letter topic: original bytes, reason, source topic/partition/offset.
+        var bad = sent.Where(s => s.Reason is not null).ToList();
+        var letters = await deadLetters.WaitForAsync(r => r.Count >= bad.Count, Deadline, $"{bad.Count} dead letters");
+        Assert.Equal(bad.Count, letters.Count);
+        foreach (var expected in bad)
+        {
+            var letter = letters.SingleOrDefault(l => Header(l, DeadLetterHeaders.SourceTopic) == expected.Topic
+                                                      && Header(l, DeadLetterHeaders.SourceOffset) == expected.Offset.ToString(CultureInfo.InvariantCulture));
+            Assert.True(letter is not null, $"{expected.Name} ({expected.Topic}@{expected.Offset}) has no dead letter");
+            Assert.Equal(expected.Reason, Header(letter, DeadLetterHeaders.Reason));
+            Assert.Equal("0", Header(letter, DeadLetterHeaders.SourcePartition));
+            Assert.True(expected.Bytes.AsSpan().SequenceEqual(letter.Message.Value ?? []), $"{expected.Name}: the dead letter's bytes differ from the original");
+        }
+
+        // Every good prompt answered with K rollouts; every good label absorbed (the audit lists them, once).
+        var goodPrompts = sent.Where(s => s.Reason is null && s.Topic == Prompts).Select(s => PromptId(s.Bytes)).ToList();
+        await rollouts.WaitForAsync(r => goodPrompts.All(id => RolloutPromptIds(r).Count(p => p == id) == 2), Deadline, "two rollouts for every good prompt");
+        var goodLabels = sent.Where(s => s.Reason is null && s.Topic == Feedback).Select(s => (Offset: s.Offset, s.Name)).ToList();
+        var deadline = DateTime.UtcNow + Deadline;
+        while (true)
+        {
+            worker.AssertRunning();
+            var audit = await worker.AuditChainAsync();
+            if (audit.Count >= goodLabels.Count)
+            {
+                Assert.Equal(goodLabels.Select(g => g.Offset), audit.Select(a => a.Offset).Order());
+                Assert.All(audit, a => Assert.Equal((Feedback, 0), (a.Topic, a.Partition)));
+                break;
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{audit.Count} of {goodLabels.Count} good labels absorbed after {Deadline}");
+            await Task.Delay(200);
+        }
+
+        // Counted: prefonline_dead_letters_total{topic,reason} and messages_total{result} match what was sent.
+        var scrape = await worker.ScrapeAsync();
+        foreach (var group in bad.GroupBy(b => (b.Topic, b.Reason)))
+        {
+            var sample = $"prefonline_dead_letters_total{{reason=\"{group.Key.Reason}\",topic=\"{group.Key.Topic}\"}}";
+            Assert.True(scrape.TryGetValue(sample, out var value), $"/metrics lacks {sample}");
+            Assert.Equal(group.Count(), value);
+        }
+        Assert.Equal(bad.Count, scrape.Where(s => s.Key.StartsWith("prefonline_dead_letters_total{", StringComparison.Ordinal)).Sum(s => s.Value));
+        foreach (var topic in new[] { Prompts, Feedback })
+        {
+            Assert.Equal(bad.Count(b => b.Topic == topic), scrape[$"prefonline_messages_total{{result=\"dead_letter\",topic=\"{topic}\"}}"]);
+            Assert.Equal(sent.Count(s => s.Reason is null && s.Topic == topic), scrape[$"prefonline_messages_total{{result=\"ok\",topic=\"{topic}\"}}"]);
+        }
+
+        // Never stopped: still live, ready, and still answering a prompt produced after all of this.
+        Assert.Equal(HttpStatusCode.OK, await worker.LivenessAsync());
+        Assert.Equal(HttpStatusCode.OK, (await worker.ReadinessAsync()).Status);
+        cluster.Produce(Prompts, 1, new PromptRecord("dlq-after", "Still there?"));
+        await cluster.FlushAsync(Deadline);
+        await rollouts.WaitForAsync(r => RolloutPromptIds(r).Count(p => p == "dlq-after") == 2, Deadline, "rollouts for a prompt sent after the corpus");
+        // Training goes on with all of it in the buffers (long human pairs, reward model, replay): an update after the last prompt.
+        var updatesAtAbsorption = (await worker.ManifestsAsync())[worker.Latest()!.Value].Metrics["updates"];
+        deadline = DateTime.UtcNow + Deadline;
+        while ((await worker.ManifestsAsync())[worker.Latest()!.Value].Metrics["updates"] < updatesAtAbsorption + 1)
+        {
+            worker.AssertRunning();
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("no update after the corpus was absorbed");
+            await Task.Delay(200);
+        }
+
+        worker.AssertRunning();
+    }
+
+    private static string TopicOf(CorpusTopic topic) => topic == CorpusTopic.Prompts ? Prompts : Feedback;
+
+    private static string PromptId(byte[] bytes)
+    {
+        var result = new RecordValidator(new ValidationLimits { DuplicateWindowSize = 0 }, SchemaNames.PromptTopic).Validate(bytes);
+        return ((PromptRecord)result.Record!).Id;
+    }
+
+    private static IEnumerable<string> RolloutPromptIds(IEnumerable<Confluent.Kafka.ConsumeResult<byte[], byte[]>> records)
+    {
+        var validator = new RecordValidator(new ValidationLimits { DuplicateWindowSize = 0 }, SchemaNames.RolloutTopic);
+        return records.Select(r => ((RolloutRecord)validator.Validate(r.Message.Value).Record!).PromptId);
+    }
+}
