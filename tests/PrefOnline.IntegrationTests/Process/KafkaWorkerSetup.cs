@@ -19,7 +19,14 @@ public static class KafkaWorkerSetup
 
     public static JsonObject Configuration(string bootstrapServers, string initialPolicy, bool audit = false) => new()
     {
-        ["Kafka"] = new JsonObject { ["BootstrapServers"] = bootstrapServers, ["ConsumerGroup"] = "e2e" },
+        // A member killed with SIGKILL keeps its partitions until its session times out (librdkafka's default:
+        // 45 s); a short session lets the restarted worker take them over within seconds.
+        ["Kafka"] = new JsonObject
+        {
+            ["BootstrapServers"] = bootstrapServers,
+            ["ConsumerGroup"] = "e2e",
+            ["ConsumerSettings"] = new JsonObject { ["session.timeout.ms"] = "6000", ["heartbeat.interval.ms"] = "500" },
+        },
         ["Model"] = new JsonObject { ["InitialPolicy"] = initialPolicy },
         ["Worker"] = new JsonObject
         {

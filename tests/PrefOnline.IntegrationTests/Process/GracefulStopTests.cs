@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using Xunit.Abstractions;
+using static PrefOnline.IntegrationTests.Process.KafkaWorkerSetup;
+using static PrefOnline.IntegrationTests.Process.MockBrokerProcess;
+
+namespace PrefOnline.IntegrationTests.Process;
+
+/// <summary>SIGTERM (what Kubernetes sends) while prompts and labels stream in: a clean stop, as issue 5 item 1 describes it.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class GracefulStopTests(ITestOutputHelper output)
+{
+    private const int Partitions = 4;
+    private static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task Sigterm_mid_stream_exits_0_within_the_shutdown_timeout_after_a_final_checkpoint_and_committed_offsets()
+    {
+        await using var workspace = new TestWorkspace("sigterm", output);
+        var (_, bootstrap) = await MockBrokerProcess.StartAsync(workspace);
+        var kcat = new Kcat(bootstrap);
+        var policy = await InitPolicyAsync(workspace);
+        var configuration = Configuration(bootstrap, policy);
+        configuration["Worker"]!["ShutdownTimeout"] = ShutdownTimeout.ToString("c");
+        configuration["Worker"]!["CheckpointInterval"] = "00:00:30"; // the final checkpoint, not a periodic one, must hold the last absorbed input
+        var worker = WorkerProcess.Start(workspace, "worker", configuration, workspace.ScratchPath("checkpoints"));
+        await worker.WaitForLearnerAsync(TimeSpan.FromMinutes(2));
+
+        await kcat.ProduceAsync(Prompts, Enumerable.Range(0, 400).Select(i => ($"p{i}", Prompt($"p{i}", $"{(char)('a' + i % 8)}:"))));
+        await kcat.ProduceAsync(Feedback, Enumerable.Range(0, 1500).Select(i => ($"l{i}", Rating($"l{i}", "a:", new string('b', 1 + i % 17), -(1 + i % 17) / 8.0))));
+
+        // Mid-stream: updates are being applied and labels absorbed, with input still unread.
+        await Poll.UntilAsync(async () =>
+            (await worker.MetricAsync("prefonline_updates_total") ?? 0) >= 2 &&
+            (await worker.MetricAsync("prefonline_messages_total", ("topic", Feedback)) ?? 0) >= 100,
+            TimeSpan.FromMinutes(2), "two updates applied and 100 labels read", () => worker.Process.Tail());
+        var readBeforeStop = await worker.MetricAsync("prefonline_messages_total", ("topic", Feedback)) ?? 0;
+
+        var clock = Stopwatch.StartNew();
+        await worker.Process.TerminateAsync();
+        var exitCode = await worker.Process.WaitForExitAsync(ShutdownTimeout + TimeSpan.FromSeconds(30));
+        clock.Stop();
+        workspace.Log($"SIGTERM after {readBeforeStop} labels read: exit code {exitCode} after {clock.Elapsed.TotalSeconds:0.00} s (Worker:ShutdownTimeout {ShutdownTimeout.TotalSeconds} s)");
+        Assert.Equal(0, exitCode);
+        Assert.True(clock.Elapsed < ShutdownTimeout, $"the stop took {clock.Elapsed}, more than Worker:ShutdownTimeout {ShutdownTimeout}");
+
+        // The final checkpoint is the latest one, is valid, and holds what was absorbed.
+        var finalLine = worker.Process.FindLine("Final checkpoint v") ?? throw new Xunit.Sdk.XunitException("no final checkpoint was logged:\n" + worker.Process.Tail());
+        var store = worker.CheckpointDirectory;
+        var latest = CheckpointFiles.TryReadLatest(store)!;
+        Assert.Contains($"Final checkpoint {CheckpointFiles.DirectoryName(latest.Version)} written; offsets committed", finalLine.Text);
+        var (verifyCode, verifyOutput) = await workspace.RunPrefOnlineAsync("verify", TimeSpan.FromMinutes(1), "checkpoint", "verify", "--dir", store);
+        Assert.True(verifyCode == 0, verifyOutput);
+        Assert.True(latest.Metric("labels_absorbed") > 0);
+
+        // Committed offsets are exactly the final checkpoint's, for both input groups.
+        foreach (var (group, topic) in new[] { ("e2e.feedback", Feedback), ("e2e.generators", Prompts) })
+        {
+            var committed = await KafkaOffsets.CommittedAsync(bootstrap, group, topic, Partitions);
+            var expected = Enumerable.Range(0, Partitions).ToDictionary(p => p, p => latest.NextOffset(topic, p));
+            workspace.Log($"{group}: committed {KafkaOffsets.Format(committed)}; final checkpoint v{latest.Version} {KafkaOffsets.Format(expected)}; end {KafkaOffsets.Format(await KafkaOffsets.EndAsync(bootstrap, topic, Partitions))}");
+            Assert.Equal(KafkaOffsets.Format(expected), KafkaOffsets.Format(committed));
+        }
+    }
+}
