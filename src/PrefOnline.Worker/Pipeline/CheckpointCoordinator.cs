@@ -29,6 +29,9 @@ public sealed class CheckpointCoordinator(
     /// Writes a checkpoint of <paramref name="state"/> with what <paramref name="inputs"/> have absorbed,
     /// commits those offsets, and (with <paramref name="publish"/>) publishes the policy. The write is not
     /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop).
+    /// <paramref name="cancellationToken"/> only ends waiting for Kafka after the write (commit, policy event):
+    /// the checkpoint is returned all the same, and what was not delivered is delivered by the next checkpoint
+    /// (commit) or the next start (the loaded policy is always announced).
     /// </summary>
     public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
     {
@@ -68,6 +71,10 @@ public sealed class CheckpointCoordinator(
             {
                 await input.Source.CommitAsync(offsets, cancellationToken).ConfigureAwait(false);
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Gave up committing {Input} offsets after checkpoint {Checkpoint} (stopping); the checkpoint holds them", input.Name, checkpoint.ToString());
+            }
             catch (StreamingException e)
             {
                 // Committed offsets serve lag monitoring and the group; restarts resume from the checkpoint. Next checkpoint commits again.
@@ -75,7 +82,17 @@ public sealed class CheckpointCoordinator(
             }
         }
 
-        if (publish) await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+        if (publish)
+        {
+            try
+            {
+                await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Gave up publishing the policy event of checkpoint {Checkpoint} (stopping while Kafka does not accept it); the next start publishes the policy it loads", checkpoint.ToString());
+            }
+        }
         return checkpoint;
     }
 

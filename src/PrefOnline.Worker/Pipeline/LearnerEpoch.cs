@@ -28,6 +28,8 @@ public sealed class LearnerEpoch
     private readonly CancellationTokenSource stagesStop = new();
     private readonly CancellationTokenSource abort = new();
     private Task? generatorTask;
+    private int deliveryGiveUpScheduled;
+    private CancellationTokenSource? deliveryGiveUp;
     private Task<EpochEnd>? learnerTask;
 
     public LearnerEpoch(LearnerPipelineContext context, LearningState state, Checkpoint checkpoint, bool useCheckpointOffsets)
@@ -56,6 +58,7 @@ public sealed class LearnerEpoch
     /// <summary>Starts every stage and runs until the learner ends the epoch; a failing stage is fatal (its exception is rethrown).</summary>
     public async Task<EpochEnd> RunAsync(CancellationToken stopping)
     {
+        using var onStop = stopping.Register(ScheduleDeliveryGiveUp);
         Start();
         var pending = tasks.Select(t => t.Task).Append(learnerTask!).ToList();
         while (true)
@@ -118,6 +121,7 @@ public sealed class LearnerEpoch
         using var hardStop = cancellationToken.Register(abort.Cancel);
         await intakeStop.CancelAsync().ConfigureAwait(false);
         await generatorStop.CancelAsync().ConfigureAwait(false);
+        ScheduleDeliveryGiveUp();
         if (generatorTask is not null) await Quietly(generatorTask).ConfigureAwait(false);
         await stagesStop.CancelAsync().ConfigureAwait(false);
         foreach (var (_, task) in tasks) await Quietly(task).ConfigureAwait(false);
@@ -148,6 +152,23 @@ public sealed class LearnerEpoch
             }
             await input.Source.DisposeAsync().ConfigureAwait(false);
         }
+        deliveryGiveUp?.Dispose();
+    }
+
+    /// <summary>
+    /// The generator's batch in flight normally finishes in a moment. When its rollouts cannot be delivered (broker
+    /// down) it would wait for them until the grace period ran out, and the final checkpoint would never be written
+    /// (found by a process test: SIGTERM during an outage, exit 1 after 30 s, no final checkpoint). A quarter of
+    /// Worker:ShutdownTimeout after the stop request the batch is abandoned (<see cref="abort"/>): it was never
+    /// admitted, so its prompts are not absorbed and are read again on the next start; only its rollouts may be
+    /// published twice. The learner gives up on Kafka at the same point (<see cref="LearnerStage"/>), which leaves
+    /// the rest of the grace period for the final checkpoint and closing the clients.
+    /// </summary>
+    private void ScheduleDeliveryGiveUp()
+    {
+        if (Interlocked.Exchange(ref deliveryGiveUpScheduled, 1) == 1) return;
+        deliveryGiveUp = new CancellationTokenSource(context.Settings.Worker.ShutdownTimeout / LearnerStage.KafkaPatienceDivisor, context.Time);
+        deliveryGiveUp.Token.Register(abort.Cancel);
     }
 
     private EpochInput Subscribe(string name, string groupId, string topic)

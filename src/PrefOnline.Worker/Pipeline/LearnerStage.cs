@@ -37,8 +37,12 @@ public sealed class LearnerStage(
     ILogger logger,
     TimeProvider time)
 {
+    /// <summary>After a stop request, Kafka deliveries (policy events, commits, rollouts in flight) get Worker:ShutdownTimeout divided by this.</summary>
+    public const int KafkaPatienceDivisor = 4;
+
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(500);
     private long lastUpdate = time.GetTimestamp();
+    private CancellationToken deliveryPatience;
     private long lastCheckpoint = time.GetTimestamp();
     private string lastOffsets = OffsetsKey(inputs);
     private bool pausedLogged;
@@ -49,6 +53,14 @@ public sealed class LearnerStage(
 
     public async Task<EpochEnd> RunAsync(CancellationToken stop)
     {
+        // After a durable checkpoint, committing offsets and publishing the policy event need Kafka. During an
+        // outage they retry until the broker returns; once a stop is requested they get a quarter of
+        // Worker:ShutdownTimeout and then give up, so the final checkpoint still fits in the grace period (found by a
+        // process test: SIGTERM during an outage left the learner retrying a policy event, no final checkpoint, exit 1).
+        // Nothing is lost: the checkpoint is durable, the next start publishes the policy it loads and commits again.
+        using var patience = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        using var onStop = stop.Register(() => patience.CancelAfter(worker.ShutdownTimeout / KafkaPatienceDivisor));
+        deliveryPatience = patience.Token;
         while (!stop.IsCancellationRequested)
         {
             if (await OperatorRollbackAsync(stop).ConfigureAwait(false) is { } requested) return requested;
@@ -143,7 +155,7 @@ public sealed class LearnerStage(
 
     private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
     {
-        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, CancellationToken.None).ConfigureAwait(false);
+        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, deliveryPatience).ConfigureAwait(false);
         lastCheckpoint = time.GetTimestamp();
         lastOffsets = OffsetsKey(inputs);
         return checkpoint;
