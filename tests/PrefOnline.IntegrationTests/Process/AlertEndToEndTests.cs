@@ -78,7 +78,7 @@ public sealed class AlertEndToEndTests(ITestOutputHelper output)
         // The timeline, relative to the shift, in time order (printed and written beside the test's logs).
         var rows = new List<(DateTimeOffset At, string What)>
         {
-            (shift.At, "users change preference (shorter 8 chars/nat -> shorter 3 chars/nat): worker log"),
+            (shift.At, "users change preference (longer -> shorter, 8 chars/nat): worker log"),
             (workerAlarm ?? firingSeen!.Value, "prefonline_drift_alarms_total{source=human,direction=down} >= 1 on the worker's /metrics (first poll that saw it)"),
             (activeAt, "PrefOnlineRewardDrift active in Prometheus (activeAt; no for:, so firing from then)"),
             (firingSeen!.Value, "PrefOnlineRewardDrift firing in /api/v1/alerts (first poll that saw it)"),
@@ -108,7 +108,7 @@ public sealed class AlertEndToEndTests(ITestOutputHelper output)
 
     /// <summary>
     /// The demo with explicit settings: a short initial fit; users who rate every rollout (ratings feed the
-    /// human drift detector one observation each) and become 8/3 times as averse to length after
+    /// human drift detector one observation each) and turn from liking length to disliking it after
     /// <see cref="ShiftAfter"/>, so ratings of what the policy says drop; the guardrail rolls back. The KL budget
     /// and reward-model accuracy floor are switched off: the demo's defaults for them are being retuned and
     /// currently trip before any shift (this test is about the drift path, end to end).
@@ -125,7 +125,11 @@ public sealed class AlertEndToEndTests(ITestOutputHelper output)
             ["Users"] = new JsonObject
             {
                 ["Seed"] = 11, ["RunId"] = "alert-e2e", ["LabelMode"] = "Ratings", ["PromptsPerSecond"] = 6,
-                ["Preference"] = "shorter", ["ShiftedPreference"] = "shorter:3", ["ShiftAfter"] = ShiftAfter.ToString("c", CultureInfo.InvariantCulture),
+                // Users first prefer longer answers, then shorter ones (the reverse, the default shifted preference):
+                // ratings of what the policy says drop, and the more it has learned before the shift, the more
+                // they drop. (A shift between two "shorter" preferences was tried first: on a quiet machine the
+                // policy learned near-empty answers before the shift, which rate about 0 under both, so no drift.)
+                ["Preference"] = "longer", ["ShiftAfter"] = ShiftAfter.ToString("c", CultureInfo.InvariantCulture),
             },
         },
         ["Guardrails"] = new JsonObject
