@@ -16,6 +16,8 @@ public sealed class KillRestartTests(ITestOutputHelper output)
     private const int Partitions = 4;
     private const int FirstWave = 400;
     private const int SecondWave = 800;
+    private const int FeedbackQueue = 256;
+    private const int FeedbackBatch = 32;
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
 
     [Fact]
@@ -26,6 +28,13 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         var kcat = new Kcat(bootstrap);
         var policy = await InitPolicyAsync(workspace);
         var configuration = Configuration(bootstrap, policy, audit: true);
+        // Checkpoints every few seconds (not every second), so that at the kill the state holds labels it has
+        // absorbed but not yet checkpointed; the feedback buffers are sized here so the test can tell those apart
+        // from labels merely read ahead (see the kill condition).
+        configuration["Worker"]!["CheckpointInterval"] = "00:00:05";
+        configuration["Learner"]!["UpdateEverySamples"] = 64;
+        configuration["Learner"]!["MaxSamplesAhead"] = 128;
+        configuration["Feedback"] = new System.Text.Json.Nodes.JsonObject { ["QueueCapacity"] = FeedbackQueue, ["MaxBatch"] = FeedbackBatch };
         var store = workspace.ScratchPath("checkpoints");
         var random = new Random(20240601);
         var labels = Enumerable.Range(0, FirstWave + SecondWave).Select(i => Label(i, random)).ToList();
@@ -38,15 +47,19 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         await Poll.UntilAsync(() => (CheckpointFiles.TryReadLatest(store)?.Metric("labels_absorbed") ?? 0) >= FirstWave / 2, Patience,
             "a checkpoint holding half of the first wave", () => first.Process.Tail());
 
-        // Kill while the worker holds labels it has read but not yet checkpointed: those must come back after the restart.
+        // Kill while the worker's state holds labels it has absorbed but not checkpointed (lost with the process:
+        // they must be absorbed again, once) besides labels it has only read ahead (they must not be lost). The
+        // validated-records counter runs ahead of absorption by at most the feedback queue, one batch and the
+        // record in hand, so a larger lead over the latest checkpoint proves absorbed-but-uncheckpointed labels.
         await kcat.ProduceAsync(Feedback, labels.Skip(FirstWave));
+        const int ReadAhead = FeedbackQueue + FeedbackBatch + 1;
         double readAtKill = 0, checkpointedAtKill = 0;
         await Poll.UntilAsync(async () =>
         {
-            readAtKill = await first.MetricAsync("prefonline_messages_total", ("topic", Feedback)) ?? 0;
             checkpointedAtKill = CheckpointFiles.TryReadLatest(store)?.Metric("labels_absorbed") ?? 0;
-            return readAtKill >= checkpointedAtKill + 50 && readAtKill > FirstWave;
-        }, Patience, "the worker reads second-wave labels beyond its latest checkpoint", () => first.Process.Tail());
+            readAtKill = await first.MetricAsync("prefonline_messages_total", ("topic", Feedback)) ?? 0;
+            return readAtKill >= checkpointedAtKill + ReadAhead + 32 && readAtKill > FirstWave;
+        }, Patience, $"the worker reads more than {ReadAhead + 32} labels beyond its latest checkpoint", () => first.Process.Tail());
         await first.Process.KillHardAsync(TimeSpan.FromSeconds(30));
         var killedAt = CheckpointFiles.Latest(store) ?? throw new InvalidOperationException("no checkpoint before the kill");
         var atKill = CheckpointFiles.Read(store, killedAt);
@@ -82,7 +95,8 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         var afterRestart = audited.Where(a => a.Checkpoint > killedAt).ToList();
         workspace.Log($"kill-restart: produced {produced.Count}, absorbed {absorbedIds.Count} ({absorbedIds.Distinct().Count()} distinct), duplicates {duplicates}, lost {lost}, unexpected {unexpected}; " +
                       $"lineage v{lineage[0].Version}..v{final.Version} ({lineage.Count} checkpoints); run 1 read {readAtKill} and checkpointed {atKill.Metric("labels_absorbed")}; " +
-                      $"run 2 absorbed {afterRestart.Count} (re-read {readAtKill - (atKill.Metric("labels_absorbed") ?? 0)} that run 1 had read but not checkpointed)");
+                      $"run 2 absorbed {afterRestart.Count}; at the kill run 1 had read {readAtKill - (atKill.Metric("labels_absorbed") ?? 0)} labels beyond its checkpoint, " +
+                      $"of which at least {readAtKill - (atKill.Metric("labels_absorbed") ?? 0) - (FeedbackQueue + FeedbackBatch + 1)} absorbed into its (lost) state");
         Assert.Equal(0, duplicates);
         Assert.Equal(0, lost);
         Assert.Equal(0, unexpected);
