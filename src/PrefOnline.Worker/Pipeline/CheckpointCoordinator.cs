@@ -61,7 +61,15 @@ public sealed class CheckpointCoordinator(
 
         foreach (var input in inputs)
         {
-            var offsets = staged.Offsets.Where(o => input.Source.Topics.Contains(o.Partition.Topic)).ToList();
+            // Only a partition's current owner may commit its offset. The checkpoint also holds offsets of
+            // partitions this member does not own (yet): restored from the previous checkpoint while the group
+            // is still (re)joining after a restart, or handed to another member by a rebalance. Committing those
+            // made librdkafka's synchronous commit wait for the join and then fail with "Unknown member", which
+            // threw the consumer back into joining — with a checkpoint per update, a restarted worker never got
+            // its feedback partitions (found by the kill-restart process test). It would also overwrite the
+            // commits of the partitions' real owner.
+            var owned = input.Source.Assignment.ToHashSet();
+            var offsets = staged.Offsets.Where(o => input.Source.Topics.Contains(o.Partition.Topic) && owned.Contains(o.Partition)).ToList();
             if (offsets.Count == 0) continue;
             await CommitAsync(input, offsets, checkpoint.ToString(), retry: false, cancellationToken).ConfigureAwait(false);
         }

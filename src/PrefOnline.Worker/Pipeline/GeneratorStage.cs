@@ -121,7 +121,9 @@ public sealed class GeneratorStage(
         {
             try
             {
-                await sink.ProduceAsync(record, abort).ConfigureAwait(false);
+                // WaitAsync: the Kafka client keeps waiting for the delivery report (up to Kafka:DeliveryTimeout)
+                // whatever the token says; a stop that gives up on the batch must not wait for it.
+                await sink.ProduceAsync(record, abort).WaitAsync(abort).ConfigureAwait(false);
                 return;
             }
             catch (StreamingException e) when (e.IsTransient)

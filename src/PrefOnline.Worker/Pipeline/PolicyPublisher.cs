@@ -26,7 +26,8 @@ public sealed class PolicyPublisher(IRecordSink sink, string topic, ILogger logg
         {
             try
             {
-                await sink.ProduceAsync(record, cancellationToken).ConfigureAwait(false);
+                // WaitAsync: the Kafka client waits for the delivery report (up to Kafka:DeliveryTimeout) whatever the token says.
+                await sink.ProduceAsync(record, cancellationToken).WaitAsync(cancellationToken).ConfigureAwait(false);
                 Last = policyEvent;
                 logger.LogInformation("Published policy {Kind} v{Version} ({Uri}, sha256 {Sha})", policyEvent.Kind.ToString().ToLowerInvariant(), policyEvent.Version, policyEvent.Uri, policyEvent.Sha256[..12]);
                 return;

@@ -11,12 +11,12 @@ namespace PrefOnline.IntegrationTests.Streaming;
 [Collection(KafkaCollection.Name)]
 public sealed class MockBrokerCliTests
 {
-    private static Process StartBinary(params string[] arguments)
+    private static System.Diagnostics.Process StartBinary(params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "prefonline.dll"));
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        return Process.Start(start) ?? throw new InvalidOperationException("cannot start prefonline");
+        return System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("cannot start prefonline");
     }
 
     [Fact]
