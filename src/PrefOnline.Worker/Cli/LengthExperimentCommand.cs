@@ -25,7 +25,9 @@ internal static class LengthExperimentCommand
         [nameof(LengthOptions.DpoBeta)] = "--dpo-beta", [nameof(LengthOptions.IpoBeta)] = "--ipo-beta", [nameof(LengthOptions.PpoClipRange)] = "--ppo-clip",
         [nameof(LengthOptions.RwrTemperature)] = "--rwr-temperature", [nameof(LengthOptions.KlCoefficient)] = "--kl",
         [nameof(LengthOptions.SkewSharpness)] = "--skew-sharpness", [nameof(LengthOptions.PretrainSteps)] = "--pretrain-steps",
-        [nameof(LengthOptions.Threads)] = "--threads",
+        [nameof(LengthOptions.Threads)] = "--threads", [nameof(LengthOptions.MaxLength)] = "--max-length", [nameof(LengthOptions.MeanLength)] = "--mean-length",
+        [nameof(LengthOptions.LengthStd)] = "--length-std", [nameof(LengthOptions.PromptLetters)] = "--prompts",
+        [nameof(LengthOptions.PretrainBatch)] = "--pretrain-batch", [nameof(LengthOptions.PretrainLearningRate)] = "--pretrain-lr",
     };
 
     public static Command Create()
@@ -76,20 +78,26 @@ internal static class LengthExperimentCommand
         var sweepTask = new Option<string>("--sweep-task") { Description = "The task the sweeps run on.", DefaultValueFactory = _ => LengthTaskNames.Name(defaults.SweepTask) };
         var evaluateEvery = new Option<int>("--evaluate-every") { Description = "Measure the policy every this-many updates.", DefaultValueFactory = _ => defaults.EvaluateEvery };
         var pretrainSteps = new Option<int>("--pretrain-steps") { Description = "SFT steps fitting the reference onto the corpus.", DefaultValueFactory = _ => defaults.PretrainSteps };
-        var learningRate = new Option<double?>("--lr") { Description = "One AdamW learning rate for every method (default: per method, see results.json)." };
+        var learningRate = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method and mode.", DefaultValueFactory = _ => defaults.LearningRate };
+        var pretrainBatch = new Option<int>("--pretrain-batch") { Description = "Sequences per SFT step.", DefaultValueFactory = _ => defaults.PretrainBatch };
+        var pretrainLearningRate = new Option<double>("--pretrain-lr") { Description = "Peak SFT learning rate (decayed linearly to 10 %).", DefaultValueFactory = _ => defaults.PretrainLearningRate };
+        var maxLength = new Option<int>("--max-length") { Description = "Corpus: longest valid completion (letters).", DefaultValueFactory = _ => defaults.MaxLength };
+        var meanLength = new Option<double>("--mean-length") { Description = "Corpus: mean of the (truncated Gaussian) completion length.", DefaultValueFactory = _ => defaults.MeanLength };
+        var lengthStd = new Option<double>("--length-std") { Description = "Corpus: standard deviation of the completion length.", DefaultValueFactory = _ => defaults.LengthStd };
+        var promptLetters = new Option<int>("--prompts") { Description = "Corpus: number of prompts (the first n letters, 'a:' ...).", DefaultValueFactory = _ => defaults.PromptLetters };
         var dpoBeta = new Option<double>("--dpo-beta") { Description = "DPO beta.", DefaultValueFactory = _ => defaults.DpoBeta };
         var ipoBeta = new Option<double>("--ipo-beta") { Description = "IPO beta (target margin 1/(2 beta)).", DefaultValueFactory = _ => defaults.IpoBeta };
         var ppoClip = new Option<double>("--ppo-clip") { Description = "PPO clip range epsilon.", DefaultValueFactory = _ => defaults.PpoClipRange };
         var rwrTemperature = new Option<double>("--rwr-temperature") { Description = "RWR temperature tau.", DefaultValueFactory = _ => defaults.RwrTemperature };
         var kl = new Option<double>("--kl") { Description = "KL-to-reference penalty coefficient for every method.", DefaultValueFactory = _ => defaults.KlCoefficient };
         var skewSharpness = new Option<double>("--skew-sharpness") { Description = "Skew task: offline samples of length L kept with probability sigmoid((L - mode)/s).", DefaultValueFactory = _ => defaults.SkewSharpness };
-        var quick = new Option<bool>("--quick") { Description = "Preset that finishes in under a minute on 2 cores: 1 seed, 24 updates, 150 SFT steps, short sweeps (explicit options still win)." };
+        var quick = new Option<bool>("--quick") { Description = "Preset that finishes in under a minute on 2 cores: 1 seed, 120 SFT steps, 20 updates, methods dpo,reinforce,best_of_n, dpo sweeps T=1,4 and batch 4,16 (explicit options still win)." };
         var output = new Option<string>("--out") { Description = "Directory for results.json, curves.csv and the SVG plots.", DefaultValueFactory = _ => "length-results" };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads.", DefaultValueFactory = _ => defaults.Threads };
 
         var command = new Command("length", "The paper's length tasks on text: a tiny GPT-2, online vs offline, every objective family, reuse and batch sweeps.");
         foreach (var option in new Option[] { tasks, methods, modes, seeds, updates, batch, samples, steps, reuseSweep, batchSweep, sweepMethods, sweepTask, evaluateEvery,
-                                             pretrainSteps, learningRate, dpoBeta, ipoBeta, ppoClip, rwrTemperature, kl, skewSharpness, quick, output, threads })
+                                             pretrainSteps, pretrainBatch, pretrainLearningRate, maxLength, meanLength, lengthStd, promptLetters, learningRate, dpoBeta, ipoBeta, ppoClip, rwrTemperature, kl, skewSharpness, quick, output, threads })
             command.Options.Add(option);
 
         command.SetAction((parse, ct) => CliAction.RunAsync(async token =>
@@ -111,6 +119,12 @@ internal static class LengthExperimentCommand
             if (Given(sweepTask)) options = options with { SweepTask = Parse(parse.GetValue(sweepTask)!, "--sweep-task", LengthTaskNames.Parse) };
             if (Given(evaluateEvery)) options = options with { EvaluateEvery = parse.GetValue(evaluateEvery) };
             if (Given(pretrainSteps)) options = options with { PretrainSteps = parse.GetValue(pretrainSteps) };
+            if (Given(pretrainBatch)) options = options with { PretrainBatch = parse.GetValue(pretrainBatch) };
+            if (Given(pretrainLearningRate)) options = options with { PretrainLearningRate = parse.GetValue(pretrainLearningRate) };
+            if (Given(maxLength)) options = options with { MaxLength = parse.GetValue(maxLength) };
+            if (Given(meanLength)) options = options with { MeanLength = parse.GetValue(meanLength) };
+            if (Given(lengthStd)) options = options with { LengthStd = parse.GetValue(lengthStd) };
+            if (Given(promptLetters)) options = options with { PromptLetters = parse.GetValue(promptLetters) };
             if (Given(learningRate)) options = options with { LearningRate = parse.GetValue(learningRate) };
             if (Given(dpoBeta)) options = options with { DpoBeta = parse.GetValue(dpoBeta) };
             if (Given(ipoBeta)) options = options with { IpoBeta = parse.GetValue(ipoBeta) };

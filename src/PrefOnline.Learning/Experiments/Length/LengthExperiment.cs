@@ -57,7 +57,11 @@ public static class LengthExperiment
             {
                 if (done.ContainsKey((task, method, mode, innerSteps, prompts))) return;
                 cancellationToken.ThrowIfCancellationRequested();
-                var result = RunOne(options, corpus, fitted, reference, task, method, mode, seed, innerSteps, prompts, offline, cancellationToken);
+                // Online, the skew task IS the min task (same reward; on-policy samples never see the skewed
+                // offline data) and runs are deterministic, so its online run is the min task's, not a rerun.
+                var result = task == LengthTask.Skew && mode == LengthMode.Online && done.TryGetValue((LengthTask.Min, method, mode, innerSteps, prompts), out var min)
+                    ? min with { Task = LengthTask.Skew, SameRunAs = LengthTask.Min }
+                    : RunOne(options, corpus, fitted, reference, task, method, mode, seed, innerSteps, prompts, offline, cancellationToken);
                 done[(task, method, mode, innerSteps, prompts)] = result;
                 runs.Add(result);
                 progress?.Invoke(result);
@@ -276,7 +280,7 @@ public static class LengthExperiment
         Objective = LengthMethods.Objective(method, options),
         Pairing = LengthMethods.Pairing(method),
         InnerSteps = innerSteps,
-        Optimizer = new AdamWOptions { LearningRate = options.LearningRateFor(method), WeightDecay = 0, Fused = true },
+        Optimizer = new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = 0, Fused = true },
         MaxGradNorm = 1.0,
         Kl = new KlControlOptions { Coefficient = options.KlCoefficient },
         KlMetric = KlEstimator.FullVocabulary,           // exact, and cheap with the byte vocabulary
@@ -324,7 +328,7 @@ public static class LengthExperiment
             kl = update.KlToReference ?? kl;
             if ((u + 1) % options.EvaluateEvery == 0 || u == updates - 1) curve.Add(Point(u + 1, samples));
         }
-        return new LengthRunResult(task, method, mode, seed, innerSteps, promptsPerUpdate, options.LearningRateFor(method), curve, updates, steps, skipped, pairs, samples, kl,
+        return new LengthRunResult(task, method, mode, seed, innerSteps, promptsPerUpdate, options.LearningRate, curve, updates, steps, skipped, pairs, samples, kl,
             clock.Elapsed.TotalSeconds);
 
         LengthCurvePoint Point(int update, long drawn)
@@ -343,9 +347,23 @@ public static class LengthExperiment
                 var list = g.ToList();
                 var (reward, rewardStd) = BanditExperiment.MeanAndStd(list.Select(r => r.Final.Reward).ToArray());
                 var (length, lengthStd) = BanditExperiment.MeanAndStd(list.Select(r => r.Final.MeanLength).ToArray());
-                var (curve, curveStd) = BanditExperiment.MeanAndStd(list.Select(r => r.Curve.Average(p => p.Reward)).ToArray());
+                var (curve, curveStd) = BanditExperiment.MeanAndStd(list.Select(r => CurveAverage(r.Curve)).ToArray());
                 return new LengthSummary(g.Key.Task, g.Key.Method, g.Key.Mode, g.Key.InnerSteps, g.Key.PromptsPerUpdate, list.Count,
                     reward, rewardStd, length, lengthStd, list.Average(r => r.Final.ValidMass), curve, curveStd);
             })
             .ToList();
+
+    /// <summary>The reward averaged over the samples drawn (trapezoids over the curve's points, divided by the
+    /// samples of the last point): how fast a run learned, comparable across batch sizes whose curves are
+    /// measured at different sample counts. A one-point curve is its own value.</summary>
+    public static double CurveAverage(IReadOnlyList<LengthCurvePoint> curve)
+    {
+        ArgumentNullException.ThrowIfNull(curve);
+        if (curve.Count == 0) throw new ArgumentException("an empty curve has no average", nameof(curve));
+        var span = curve[^1].Samples - curve[0].Samples;
+        if (curve.Count == 1 || span <= 0) return curve[^1].Reward;
+        var area = 0.0;
+        for (var i = 1; i < curve.Count; i++) area += 0.5 * (curve[i].Reward + curve[i - 1].Reward) * (curve[i].Samples - curve[i - 1].Samples);
+        return area / span;
+    }
 }

@@ -91,9 +91,7 @@ public static class LengthReport
             w.WriteNumber("rwr_temperature", o.RwrTemperature);
             w.WriteNumber("kl_coefficient", o.KlCoefficient);
             w.WriteNumber("skew_sharpness", o.SkewSharpness);
-            w.WriteStartObject("learning_rates");
-            foreach (var method in o.Methods.Concat(o.SweepMethods).Distinct()) w.WriteNumber(method, o.LearningRateFor(method));
-            w.WriteEndObject();
+            w.WriteNumber("learning_rate", o.LearningRate);
             w.WriteEndObject();
 
             w.WriteStartObject("corpus");
@@ -163,6 +161,7 @@ public static class LengthReport
                 WriteFinite(w, "final_mean_length", r.Final.MeanLength);
                 w.WriteNumber("final_valid_mass", r.Final.ValidMass);
                 w.WriteNumber("seconds", Math.Round(r.Seconds, 3));
+                if (r.SameRunAs is { } same) w.WriteString("same_run_as", Task(same));
                 w.WriteStartArray("curve");
                 foreach (var p in r.Curve)
                 {
@@ -290,12 +289,14 @@ public static class LengthReport
         {
             var reference = BanditExperiment.MeanAndStd(results.References.Select(r => r.Rewards[task]).ToArray());
             sb.Append('\n');
-            sb.Append(CultureInfo.InvariantCulture, $"task {Task(task)}: reference reward {reference.Mean:F3}");
+            sb.Append(CultureInfo.InvariantCulture, $"task {Task(task)}: reference reward {reference.Mean:F3} ± {reference.Std:F3}");
+            if (task == LengthTask.Skew && o.Tasks.Contains(LengthTask.Min)) sb.Append(", online runs = the min task's (same reward, on-policy)");
             var offlineLengths = results.References.Where(r => r.OfflineMeanLength.ContainsKey(task)).Select(r => r.OfflineMeanLength[task]).ToArray();
             if (offlineLengths.Length > 0) sb.Append(CultureInfo.InvariantCulture, $", offline data mean length {offlineLengths.Average():F2}");
             sb.Append('\n');
             var columns = new List<string>();
             foreach (var mode in o.Modes) columns.Add($"{Mode(mode)} reward");
+            foreach (var mode in o.Modes) columns.Add($"{Mode(mode)} curve avg");
             foreach (var mode in o.Modes) columns.Add($"{Mode(mode)} length");
             sb.Append(CultureInfo.InvariantCulture, $"{"method",-22}");
             foreach (var h in columns) sb.Append(h.PadLeft(18));
@@ -304,6 +305,7 @@ public static class LengthReport
             {
                 sb.Append(CultureInfo.InvariantCulture, $"{method,-22}");
                 foreach (var mode in o.Modes) sb.Append(Summary(results, task, method, mode, o.InnerSteps, o.PromptsPerUpdate, s => Cell(s.Reward, s.RewardStd, "F3")).PadLeft(18));
+                foreach (var mode in o.Modes) sb.Append(Summary(results, task, method, mode, o.InnerSteps, o.PromptsPerUpdate, s => Cell(s.CurveReward, s.CurveRewardStd, "F3")).PadLeft(18));
                 foreach (var mode in o.Modes) sb.Append(Summary(results, task, method, mode, o.InnerSteps, o.PromptsPerUpdate, s => Cell(s.MeanLength, s.MeanLengthStd, "F2")).PadLeft(18));
                 sb.Append('\n');
             }
@@ -312,28 +314,28 @@ public static class LengthReport
         if (o.SweepMethods.Count > 0 && o.ReuseSweep.Count > 0)
         {
             sb.Append('\n');
-            sb.Append(CultureInfo.InvariantCulture, $"sample reuse (online, task {Task(o.SweepTask)}, {o.PromptsPerUpdate} prompts/update, {o.SampleBudget} samples): final reward\n");
+            sb.Append(CultureInfo.InvariantCulture, $"sample reuse (online, task {Task(o.SweepTask)}, {o.PromptsPerUpdate} prompts/update, {o.SampleBudget} samples): final reward (curve avg)\n");
             sb.Append(CultureInfo.InvariantCulture, $"{"method",-22}");
-            foreach (var t in o.ReuseSweep) sb.Append($"T={t}".PadLeft(18));
+            foreach (var t in o.ReuseSweep) sb.Append($"T={t}".PadLeft(24));
             sb.Append('\n');
             foreach (var method in o.SweepMethods)
             {
                 sb.Append(CultureInfo.InvariantCulture, $"{method,-22}");
-                foreach (var t in o.ReuseSweep) sb.Append(Summary(results, o.SweepTask, method, LengthMode.Online, t, o.PromptsPerUpdate, s => Cell(s.Reward, s.RewardStd, "F3")).PadLeft(18));
+                foreach (var t in o.ReuseSweep) sb.Append(Summary(results, o.SweepTask, method, LengthMode.Online, t, o.PromptsPerUpdate, s => Cell(s.Reward, s.RewardStd, "F3") + string.Create(CultureInfo.InvariantCulture, $" ({s.CurveReward:F3})")).PadLeft(24));
                 sb.Append('\n');
             }
         }
         if (o.SweepMethods.Count > 0 && o.BatchSweep.Count > 0)
         {
             sb.Append('\n');
-            sb.Append(CultureInfo.InvariantCulture, $"batch size (online, task {Task(o.SweepTask)}, T={o.InnerSteps}, {o.SampleBudget} samples): final reward\n");
+            sb.Append(CultureInfo.InvariantCulture, $"batch size (online, task {Task(o.SweepTask)}, T={o.InnerSteps}, {o.SampleBudget} samples): final reward (curve avg)\n");
             sb.Append(CultureInfo.InvariantCulture, $"{"method",-22}");
-            foreach (var b in o.BatchSweep) sb.Append($"{b} prompts ({o.SampleBudget / ((long)b * o.SamplesPerPrompt)} upd)".PadLeft(22));
+            foreach (var b in o.BatchSweep) sb.Append($"{b} prompts ({Math.Max(1, o.SampleBudget / ((long)b * o.SamplesPerPrompt))} upd)".PadLeft(24));
             sb.Append('\n');
             foreach (var method in o.SweepMethods)
             {
                 sb.Append(CultureInfo.InvariantCulture, $"{method,-22}");
-                foreach (var b in o.BatchSweep) sb.Append(Summary(results, o.SweepTask, method, LengthMode.Online, o.InnerSteps, b, s => Cell(s.Reward, s.RewardStd, "F3")).PadLeft(22));
+                foreach (var b in o.BatchSweep) sb.Append(Summary(results, o.SweepTask, method, LengthMode.Online, o.InnerSteps, b, s => Cell(s.Reward, s.RewardStd, "F3") + string.Create(CultureInfo.InvariantCulture, $" ({s.CurveReward:F3})")).PadLeft(24));
                 sb.Append('\n');
             }
         }

@@ -6,6 +6,7 @@ namespace PrefOnline.Learning.Experiments.Length;
 /// <param name="SkippedSteps">Inner steps the NaN/Inf guard skipped.</param>
 /// <param name="Pairs">Pairs trained on over all updates (pairwise methods).</param>
 /// <param name="FinalKl">KL(π‖π_ref) per sequence reported by the last update (nats).</param>
+/// <param name="SameRunAs">Set when this run is another task's identical run reused (online skew = online min), not a rerun.</param>
 public sealed record LengthRunResult(
     LengthTask Task,
     string Method,
@@ -21,7 +22,8 @@ public sealed record LengthRunResult(
     long Pairs,
     long Samples,
     double? FinalKl,
-    double Seconds)
+    double Seconds,
+    LengthTask? SameRunAs = null)
 {
     public LengthCurvePoint Final => Curve[^1];
 }
