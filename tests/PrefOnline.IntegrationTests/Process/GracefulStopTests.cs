@@ -89,6 +89,9 @@ public sealed class GracefulStopTests(ITestOutputHelper output)
         await broker.StandardInput.FlushAsync();
         await broker.WaitForLineAsync("ok down", TimeSpan.FromSeconds(30));
         await worker.Process.WaitForLineAsync("broker unreachable", TimeSpan.FromMinutes(1));
+        // Stop only once a delivery is stuck (a rollout or policy event is being retried): the case that used to
+        // hold the stop until the grace period ran out, with no final checkpoint.
+        await worker.Process.WaitForLineAsync("not delivered yet", TimeSpan.FromMinutes(1));
         var clock = Stopwatch.StartNew();
         await worker.Process.TerminateAsync();
         var exitCode = await worker.Process.WaitForExitAsync(ShutdownTimeout + TimeSpan.FromSeconds(40));
