@@ -157,6 +157,8 @@ public sealed class LearnerStage(
 
     private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
     {
+        // Every checkpoint announces its policy, changed or not: the newest event must always name a file that
+        // retention (Checkpoints:KeepLast) has kept, or a generator starting later could not load it.
         var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, giveUpOutput).ConfigureAwait(false);
         lastCheckpoint = time.GetTimestamp();
         lastOffsets = OffsetsKey(inputs);
