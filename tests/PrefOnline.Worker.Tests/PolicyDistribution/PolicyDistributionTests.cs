@@ -42,7 +42,7 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
         var path = await downloader.DownloadAsync(EventFor(3, weights), CancellationToken.None);
         Assert.Equal(weights, await File.ReadAllBytesAsync(path));
         var directory = Path.GetDirectoryName(path)!;
-        Assert.Equal(["policy.safetensors", "tokenizer_config.json"], Directory.GetFiles(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(["policy.safetensors", "tokenizer_config.json"], Directory.GetFiles(directory).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
     }
 
     [Theory]
