@@ -146,8 +146,7 @@ internal static class LengthExperimentCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"length: tasks {string.Join(",", options.Tasks.Select(LengthTaskNames.Name))}, methods {string.Join(",", options.Methods)}, modes {string.Join(",", options.Modes.Select(LengthModeNames.Name))}, seeds 1..{options.Seeds}, {options.Updates} updates × {options.PromptsPerUpdate} prompts × K={options.SamplesPerPrompt}, T={options.InnerSteps}"));
             using var thread = new TensorThread("length", options.Threads);
-            var results = await thread.RunAsync(() => LengthExperiment.Run(options, run => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {LengthTaskNames.Name(run.Task),-4} {run.Method,-22} {LengthModeNames.Name(run.Mode),-7} seed {run.Seed} T={run.InnerSteps} batch={run.PromptsPerUpdate}: reward {run.Final.Reward:F3}, length {run.Final.MeanLength:F2}  ({run.Updates} updates, {run.Seconds:F1} s)")), token), token);
+            var results = await thread.RunAsync(() => LengthExperiment.Run(options, Progress, token), token);
 
             var files = LengthReport.WriteAll(results, directory);
             Console.WriteLine();
@@ -156,6 +155,16 @@ internal static class LengthExperimentCommand
             return 0;
         }, ct));
         return command;
+    }
+
+    /// <summary>One line per finished run; a reused run (online skew = online min) says so instead of a time.</summary>
+    private static void Progress(LengthRunResult run)
+    {
+        var cost = run.SameRunAs is { } same
+            ? $"the {LengthTaskNames.Name(same)} task's run"
+            : string.Create(CultureInfo.InvariantCulture, $"{run.Updates} updates, {run.Seconds:F1} s");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {LengthTaskNames.Name(run.Task),-4} {run.Method,-22} {LengthModeNames.Name(run.Mode),-7} seed {run.Seed} T={run.InnerSteps} batch={run.PromptsPerUpdate}: reward {run.Final.Reward:F3}, length {run.Final.MeanLength:F2}  ({cost})"));
     }
 
     private static T Parse<T>(string name, string flag, Func<string, T> parse)
