@@ -75,6 +75,7 @@ public static class RecordSerializer
                 WriteText(writer, "completion"u8, rollout.Completion);
                 writer.WriteNumber("policy_version"u8, rollout.PolicyVersion);
                 writer.WriteNumber("logprob"u8, rollout.Logprob);
+                if (rollout.FinishReason is { } finish) writer.WriteString("finish_reason"u8, finish);
                 break;
             case PolicyEvent policy:
                 writer.WriteString("kind"u8, policy.Kind == PolicyEventKind.Rollback ? "rollback" : "publish");

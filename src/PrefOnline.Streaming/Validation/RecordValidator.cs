@@ -485,7 +485,13 @@ public sealed class RecordValidator
         if (version < 0) throw new Rejection(ReasonCodes.OutOfRange, $"policy_version must be >= 0, got {version}");
         var logprob = FiniteNumber(s, Field.Logprob);
         if (logprob > 0) throw new Rejection(ReasonCodes.OutOfRange, $"logprob is a log-probability and must be <= 0, got {logprob.ToString("R", CultureInfo.InvariantCulture)}");
-        return new RolloutRecord(id, promptId, prompt, completion, version, logprob);
+        string? finish = null;
+        if (Optional(s, Field.FinishReason))
+        {
+            finish = String(s, Field.FinishReason);
+            if (!RolloutRecord.FinishReasons.Contains(finish)) throw new Rejection(ReasonCodes.InvalidValue, $"finish_reason must be eos, stop or length, got '{Excerpt(finish)}'");
+        }
+        return new RolloutRecord(id, promptId, prompt, completion, version, logprob, finish);
     }
 
     private PolicyEvent BuildPolicy(Scratch s, bool isRollback)
@@ -660,13 +666,13 @@ public sealed class RecordValidator
     private enum Field
     {
         Schema, Id, Prompt, Meta, Chosen, Rejected, RolloutIds, Completion, Reward, RolloutId, PromptId,
-        PolicyVersion, Logprob, Kind, Version, FromVersion, Reason, Uri, Sha256, Created, Metrics,
+        PolicyVersion, Logprob, Kind, Version, FromVersion, Reason, Uri, Sha256, Created, Metrics, FinishReason,
     }
 
     private static readonly string[] FieldNames =
     [
         "schema", "id", "prompt", "meta", "chosen", "rejected", "rollout_ids", "completion", "reward", "rollout_id", "prompt_id",
-        "policy_version", "logprob", "kind", "version", "from_version", "reason", "uri", "sha256", "created", "metrics",
+        "policy_version", "logprob", "kind", "version", "from_version", "reason", "uri", "sha256", "created", "metrics", "finish_reason",
     ];
 
     private static readonly byte[][] FieldNameBytes = FieldNames.Select(Encoding.UTF8.GetBytes).ToArray();
@@ -680,7 +686,7 @@ public sealed class RecordValidator
             new(SchemaNames.PromptV1, Bits(Field.Schema, Field.Id, Field.Prompt), Bits(Field.Meta)),
             new(SchemaNames.PreferenceV1, Bits(Field.Schema, Field.Id, Field.Prompt, Field.Chosen, Field.Rejected), Bits(Field.RolloutIds)),
             new(SchemaNames.RatingV1, Bits(Field.Schema, Field.Id, Field.Prompt, Field.Completion, Field.Reward), Bits(Field.RolloutId)),
-            new(SchemaNames.RolloutV1, Bits(Field.Schema, Field.Id, Field.PromptId, Field.Prompt, Field.Completion, Field.PolicyVersion, Field.Logprob), 0),
+            new(SchemaNames.RolloutV1, Bits(Field.Schema, Field.Id, Field.PromptId, Field.Prompt, Field.Completion, Field.PolicyVersion, Field.Logprob), Bits(Field.FinishReason)),
             new(SchemaNames.PolicyV1, Bits(Field.Schema, Field.Version, Field.Uri, Field.Sha256, Field.Created, Field.Metrics), Bits(Field.Kind)),
         ];
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using PrefOnline.Learning.Sampling;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
@@ -99,7 +100,13 @@ public sealed class GeneratorStage(
             for (var k = 0; k < prompt.Completions.Count; k++)
             {
                 var completion = prompt.Completions[k];
-                var record = new RolloutRecord(prompt.RolloutIds[k], prompt.Work.Prompt.Id, prompt.Work.Prompt.Prompt, completion.Text, generated.PolicyVersion, Math.Min(0, completion.LogProb));
+                var record = new RolloutRecord(prompt.RolloutIds[k], prompt.Work.Prompt.Id, prompt.Work.Prompt.Prompt, completion.Text, generated.PolicyVersion, Math.Min(0, completion.LogProb),
+                    completion.FinishReason switch
+                    {
+                        FinishReason.EndOfSequence => RolloutRecord.EndOfSequence,
+                        FinishReason.StopString => RolloutRecord.StopString,
+                        _ => RolloutRecord.Length,
+                    });
                 produce.Add(ProduceDurablyAsync(new OutgoingRecord(rolloutsTopic, key, RecordSerializer.Serialize(record)), stop, abort));
             }
         }

@@ -192,8 +192,9 @@ public sealed class LearningState : IDisposable
     // ---- rollouts from the topic (role learner) ------------------------------------------------
 
     /// <summary>
-    /// Rollout records from generators join the waiting rollouts. Their text is tokenized (completions end
-    /// with the end-of-sequence token, as a completion that stopped does) and their per-token behaviour
+    /// Rollout records from generators join the waiting rollouts. Their text is tokenized (with the
+    /// end-of-sequence token appended only when the generator's policy sampled it: finish_reason eos, or absent
+    /// from older producers; a completion cut at the token limit did not choose to end) and their per-token behaviour
     /// log-probs are recomputed with the current policy (the record carries only their sum); their
     /// replay version is the learner update that published their policy version (or the nearest older one).
     /// </summary>
@@ -202,7 +203,8 @@ public sealed class LearningState : IDisposable
         Enter();
         var rollouts = records.Select(r => (Record: (RolloutRecord)r.Record, r.Source)).ToList();
         if (Quiesced || rollouts.Count == 0) return 0;
-        var rows = rollouts.Select(r => (Prompt: SequenceBatch.EncodePrompt(Tokenizer, r.Record.Prompt), Completion: (int[])[.. Tokenizer.Encode(r.Record.Completion), Tokenizer.EndOfSequenceId])).ToList();
+        var rows = rollouts.Select(r => (Prompt: SequenceBatch.EncodePrompt(Tokenizer, r.Record.Prompt),
+            Completion: r.Record.EndedWithEndOfSequence ? (int[])[.. Tokenizer.Encode(r.Record.Completion), Tokenizer.EndOfSequenceId] : Tokenizer.Encode(r.Record.Completion))).ToList();
         var logProbs = BehaviourLogProbs(rows);
         var deadline = Deadline();
         var now = time.GetUtcNow();

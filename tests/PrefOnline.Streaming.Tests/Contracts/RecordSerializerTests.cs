@@ -24,7 +24,7 @@ public sealed class RecordSerializerTests
         Id().SelectMany(id => Text(8).Select(prompt => (StreamRecord)new PromptRecord(id, prompt, id.Length % 2 == 0 ? "{\"k\":[1,\"v\"]}" : null))),
         Id().SelectMany(id => Text(8).SelectMany(chosen => Text(8).Where(r => r != chosen).Select(rejected => (StreamRecord)new PreferenceRecord(id, "p", chosen, rejected, id.Length % 2 == 0 ? new PreferenceRolloutIds(id + "-a", id + "-b") : null)))),
         Id().SelectMany(id => Text(8).SelectMany(completion => Finite().Select(reward => (StreamRecord)new RatingRecord(id, "p", completion, reward, id.Length % 3 == 0 ? "r-" + id : null)))),
-        Id().SelectMany(id => Text(8).SelectMany(completion => Gen.Choose(0, int.MaxValue).SelectMany(version => Finite().Select(x => (StreamRecord)new RolloutRecord(id, "p-" + id, "prompt", completion, version, -Math.Abs(x)))))));
+        Id().SelectMany(id => Text(8).SelectMany(completion => Gen.Choose(0, int.MaxValue).SelectMany(version => Finite().SelectMany(x => Gen.Elements<string?>(null, "eos", "stop", "length").Select(finish => (StreamRecord)new RolloutRecord(id, "p-" + id, "prompt", completion, version, -Math.Abs(x), finish)))))));
 
     [Fact]
     public void Every_record_round_trips_through_bytes_and_the_validator()
@@ -73,6 +73,7 @@ public sealed class RecordSerializerTests
         Assert.Throws<ArgumentException>(() => new PreferenceRecord("l", "p", "same", "same"));
         Assert.Throws<ArgumentOutOfRangeException>(() => new RatingRecord("l", "p", "c", double.NaN));
         Assert.Throws<ArgumentOutOfRangeException>(() => new RolloutRecord("r", "p", "p", "c", 1, 0.1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RolloutRecord("r", "p", "p", "c", 1, -0.1, "tired"));
         Assert.Throws<ArgumentOutOfRangeException>(() => new RolloutRecord("r", "p", "p", "c", -1, -0.1));
         Assert.Throws<ArgumentException>(() => new PreferenceRolloutIds("r", "r"));
         Assert.Throws<ArgumentException>(() => PolicyEvent.Rollback(3, 3, "why", "file:///x", new string('a', 64), DateTimeOffset.UtcNow, new Dictionary<string, double>()));

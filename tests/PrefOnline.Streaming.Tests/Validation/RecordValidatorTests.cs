@@ -94,6 +94,20 @@ public sealed class RecordValidatorTests
     }
 
     [Fact]
+    public void A_rollouts_optional_finish_reason_says_whether_the_policy_chose_to_end()
+    {
+        var validator = new RecordValidator(new ValidationLimits(), SchemaNames.RolloutTopic);
+        RolloutRecord Parse(string id, string finish) =>
+            Assert.IsType<RolloutRecord>(Validate(validator, $$"""{"schema":"prefonline.rollout.v1","id":"{{id}}","prompt_id":"p-1","prompt":"p","completion":"c","policy_version":1,"logprob":-1{{finish}}}""").Record);
+        Assert.True(Parse("f-1", "").EndedWithEndOfSequence);                          // older producers: eos
+        Assert.True(Parse("f-2", ""","finish_reason":"eos" """.TrimEnd()).EndedWithEndOfSequence);
+        Assert.False(Parse("f-3", ""","finish_reason":"length" """.TrimEnd()).EndedWithEndOfSequence);
+        Assert.False(Parse("f-4", ""","finish_reason":"stop" """.TrimEnd()).EndedWithEndOfSequence);
+        Assert.Equal(ReasonCodes.InvalidValue, Validate(validator, """{"schema":"prefonline.rollout.v1","id":"f-5","prompt_id":"p-1","prompt":"p","completion":"c","policy_version":1,"logprob":-1,"finish_reason":"tired"}""").Failure!.Reason);
+        Assert.Equal(ReasonCodes.WrongType, Validate(validator, """{"schema":"prefonline.rollout.v1","id":"f-6","prompt_id":"p-1","prompt":"p","completion":"c","policy_version":1,"logprob":-1,"finish_reason":3}""").Failure!.Reason);
+    }
+
+    [Fact]
     public void Policy_events_publish_and_rollback_are_parsed_and_checked()
     {
         var validator = new RecordValidator(new ValidationLimits(), SchemaNames.PolicyTopic);

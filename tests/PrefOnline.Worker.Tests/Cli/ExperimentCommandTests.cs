@@ -1,5 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json;
+
+using PrefOnline.Worker.Tests.ModelVerbs;
 
 namespace PrefOnline.Worker.Tests.Cli;
 
@@ -7,28 +8,7 @@ namespace PrefOnline.Worker.Tests.Cli;
 /// real files, the printed table, and one-line errors with the usage exit code.</summary>
 public sealed class ExperimentCommandTests
 {
-    private static (int ExitCode, string Stdout, string Stderr) Prefonline(params string[] args)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "prefonline.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing from the test output");
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(dll);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("prefonline did not finish within 3 minutes");
-        }
-        return (process.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
-    }
+    private static (int ExitCode, string Stdout, string Stderr) Prefonline(params string[] args) => CliProcess.Run(args);
 
     [Fact]
     public void Bandit_writes_results_curves_and_plot_and_prints_the_table()

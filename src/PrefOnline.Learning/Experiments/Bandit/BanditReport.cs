@@ -12,18 +12,6 @@ public static class BanditReport
     public const string CurvesFile = "curves.csv";
     public const string PlotFile = "bandit.svg";
 
-    /// <summary>Colours per method (the Tableau palette): same colour, solid on-policy, dashed offline.</summary>
-    private static readonly Dictionary<string, string> Colors = new(StringComparer.Ordinal)
-    {
-        [BanditMethods.BestOfN] = "#1f77b4",
-        [BanditMethods.Rwr] = "#ff7f0e",
-        [BanditMethods.Reinforce] = "#2ca02c",
-        [BanditMethods.Ppo] = "#d62728",
-        [BanditMethods.Dpo] = "#9467bd",
-        [BanditMethods.Ipo] = "#8c564b",
-        [BanditMethods.NegativeGradientSft] = "#e377c2",
-    };
-
     /// <summary>Writes the three files into <paramref name="directory"/> (created if missing); returns their paths.</summary>
     public static IReadOnlyList<string> WriteAll(BanditResults results, string directory)
     {
@@ -54,8 +42,8 @@ public static class BanditReport
             w.WriteNumber("reference_samples", o.ReferenceSamples);
             w.WriteNumber("context_dimension", o.ContextDimension);
             w.WriteNumber("eval_states", o.EvalStates);
-            WriteStrings(w, "methods", o.Methods);
-            WriteStrings(w, "modes", o.Modes.Select(BanditModeNames.Name));
+            ResultsJson.WriteStrings(w, "methods", o.Methods);
+            ResultsJson.WriteStrings(w, "modes", o.Modes.Select(BanditModeNames.Name));
             w.WriteNumber("seeds", o.Seeds);
             w.WriteNumber("samples_per_state", o.SamplesPerState);
             w.WriteNumber("offline_steps", o.OfflineSteps);
@@ -84,11 +72,11 @@ public static class BanditReport
             w.WriteStartObject("reference_reward");
             w.WriteNumber("mean", refMean);
             w.WriteNumber("std", refStd);
-            WriteNumbers(w, "per_seed", results.ReferenceRewards);
+            ResultsJson.WriteNumbers(w, "per_seed", results.ReferenceRewards);
             w.WriteEndObject();
 
             w.WriteStartObject("pretrained_reward");
-            foreach (var (mode, values) in results.PretrainedRewards) WriteNumbers(w, BanditModeNames.Name(mode), values);
+            foreach (var (mode, values) in results.PretrainedRewards) ResultsJson.WriteNumbers(w, BanditModeNames.Name(mode), values);
             w.WriteEndObject();
 
             w.WriteStartArray("summary");
@@ -123,7 +111,7 @@ public static class BanditReport
                 w.WriteNumber("pairs", r.Pairs);
                 w.WriteNumber("seconds", Math.Round(r.Seconds, 3));
                 // The curve: held-out reward before training (index 0) and after each gradient step.
-                WriteNumbers(w, "curve", r.Curve.Select(v => Math.Round(v, 6)));
+                ResultsJson.WriteNumbers(w, "curve", r.Curve.Select(v => Math.Round(v, 6)));
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -167,7 +155,7 @@ public static class BanditReport
                 for (var i = 0; i < length; i++)
                     (mean[i], std[i]) = BanditExperiment.MeanAndStd(curves.Select(c => c[i]).ToArray());
                 var label = $"{method} ({BanditModeNames.Name(mode)})";
-                series.Add(new PlotSeries(label, Colors.GetValueOrDefault(method, "#333333"), mode == BanditMode.Offline,
+                series.Add(new PlotSeries(label, MethodColors.Of(method), mode == BanditMode.Offline,
                     Enumerable.Range(0, length).Select(i => (double)i).ToArray(), mean, std));
             }
             var title = mode == BanditMode.Offline
@@ -222,19 +210,5 @@ public static class BanditReport
             sb.Append('\n');
         }
         return sb.ToString();
-    }
-
-    private static void WriteNumbers(Utf8JsonWriter w, string name, IEnumerable<double> values)
-    {
-        w.WriteStartArray(name);
-        foreach (var v in values) w.WriteNumberValue(v);
-        w.WriteEndArray();
-    }
-
-    private static void WriteStrings(Utf8JsonWriter w, string name, IEnumerable<string> values)
-    {
-        w.WriteStartArray(name);
-        foreach (var v in values) w.WriteStringValue(v);
-        w.WriteEndArray();
     }
 }

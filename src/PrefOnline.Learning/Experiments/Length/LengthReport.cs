@@ -14,22 +14,6 @@ public static class LengthReport
     public const string PlotFile = "length.svg";
     public const string SweepPlotFile = "length-sweeps.svg";
 
-    /// <summary>Colours per method (the Tableau palette): same colour, solid online, dashed offline.</summary>
-    private static readonly Dictionary<string, string> Colors = new(StringComparer.Ordinal)
-    {
-        [LengthMethods.Dpo] = "#9467bd",
-        [LengthMethods.Ipo] = "#8c564b",
-        [LengthMethods.Reinforce] = "#2ca02c",
-        [LengthMethods.Ppo] = "#d62728",
-        [LengthMethods.BestOfN] = "#1f77b4",
-        [LengthMethods.Sft] = "#17becf",
-        [LengthMethods.Rwr] = "#ff7f0e",
-        [LengthMethods.ConservativeDpo] = "#bcbd22",
-        [LengthMethods.NegativeGradientSft] = "#e377c2",
-    };
-
-    private static readonly string[] SweepColors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
-
     /// <summary>Writes every file into <paramref name="directory"/> (created if missing); returns their paths.</summary>
     public static IReadOnlyList<string> WriteAll(LengthResults results, string directory)
     {
@@ -71,18 +55,18 @@ public static class LengthReport
             w.WriteNumber("pretrain_steps", o.PretrainSteps);
             w.WriteNumber("pretrain_batch", o.PretrainBatch);
             w.WriteNumber("pretrain_learning_rate", o.PretrainLearningRate);
-            WriteStrings(w, "tasks", o.Tasks.Select(Task));
-            WriteStrings(w, "methods", o.Methods);
-            WriteStrings(w, "modes", o.Modes.Select(Mode));
+            ResultsJson.WriteStrings(w, "tasks", o.Tasks.Select(Task));
+            ResultsJson.WriteStrings(w, "methods", o.Methods);
+            ResultsJson.WriteStrings(w, "modes", o.Modes.Select(Mode));
             w.WriteNumber("seeds", o.Seeds);
             w.WriteNumber("updates", o.Updates);
             w.WriteNumber("prompts_per_update", o.PromptsPerUpdate);
             w.WriteNumber("samples_per_prompt", o.SamplesPerPrompt);
             w.WriteNumber("inner_steps", o.InnerSteps);
             w.WriteNumber("sample_budget", o.SampleBudget);
-            WriteNumbers(w, "reuse_sweep", o.ReuseSweep.Select(v => (double)v));
-            WriteNumbers(w, "batch_sweep", o.BatchSweep.Select(v => (double)v));
-            WriteStrings(w, "sweep_methods", o.SweepMethods);
+            ResultsJson.WriteNumbers(w, "reuse_sweep", o.ReuseSweep.Select(v => (double)v));
+            ResultsJson.WriteNumbers(w, "batch_sweep", o.BatchSweep.Select(v => (double)v));
+            ResultsJson.WriteStrings(w, "sweep_methods", o.SweepMethods);
             w.WriteString("sweep_task", Task(o.SweepTask));
             w.WriteNumber("evaluate_every", o.EvaluateEvery);
             w.WriteNumber("dpo_beta", o.DpoBeta);
@@ -97,7 +81,7 @@ public static class LengthReport
             w.WriteStartObject("corpus");
             w.WriteNumber("mode_length", corpus.ModeLength);
             w.WriteNumber("expected_length", corpus.ExpectedLength);
-            WriteNumbers(w, "length_probabilities", corpus.LengthProbabilities.Select(p => Math.Round(p, 6)));
+            ResultsJson.WriteNumbers(w, "length_probabilities", corpus.LengthProbabilities.Select(p => Math.Round(p, 6)));
             w.WriteEndObject();
 
             w.WriteStartArray("references");
@@ -105,7 +89,7 @@ public static class LengthReport
             {
                 w.WriteStartObject();
                 w.WriteNumber("seed", r.Seed);
-                WriteFinite(w, "mean_length", r.MeanLength);
+                ResultsJson.WriteFinite(w, "mean_length", r.MeanLength);
                 w.WriteNumber("valid_mass", r.ValidMass);
                 w.WriteNumber("total_variation_to_corpus", r.TotalVariation);
                 w.WriteNumber("pretrain_seconds", Math.Round(r.PretrainSeconds, 2));
@@ -113,7 +97,7 @@ public static class LengthReport
                 foreach (var (task, value) in r.Rewards) w.WriteNumber(Task(task), value);
                 w.WriteEndObject();
                 w.WriteStartObject("offline_mean_length");
-                foreach (var (task, value) in r.OfflineMeanLength) WriteFinite(w, Task(task), value);
+                foreach (var (task, value) in r.OfflineMeanLength) ResultsJson.WriteFinite(w, Task(task), value);
                 w.WriteEndObject();
                 w.WriteEndObject();
             }
@@ -131,8 +115,8 @@ public static class LengthReport
                 w.WriteNumber("seeds", s.Seeds);
                 w.WriteNumber("final_reward_mean", s.Reward);
                 w.WriteNumber("final_reward_std", s.RewardStd);
-                WriteFinite(w, "final_mean_length", s.MeanLength);
-                WriteFinite(w, "final_mean_length_std", s.MeanLengthStd);
+                ResultsJson.WriteFinite(w, "final_mean_length", s.MeanLength);
+                ResultsJson.WriteFinite(w, "final_mean_length_std", s.MeanLengthStd);
                 w.WriteNumber("final_valid_mass", s.ValidMass);
                 w.WriteNumber("curve_reward_mean", s.CurveReward);
                 w.WriteNumber("curve_reward_std", s.CurveRewardStd);
@@ -156,9 +140,9 @@ public static class LengthReport
                 w.WriteNumber("skipped_steps", r.SkippedSteps);
                 w.WriteNumber("pairs", r.Pairs);
                 w.WriteNumber("samples", r.Samples);
-                if (r.FinalKl is { } kl) WriteFinite(w, "final_kl", kl);
+                if (r.FinalKl is { } kl) ResultsJson.WriteFinite(w, "final_kl", kl);
                 w.WriteNumber("final_reward", r.Final.Reward);
-                WriteFinite(w, "final_mean_length", r.Final.MeanLength);
+                ResultsJson.WriteFinite(w, "final_mean_length", r.Final.MeanLength);
                 w.WriteNumber("final_valid_mass", r.Final.ValidMass);
                 w.WriteNumber("seconds", Math.Round(r.Seconds, 3));
                 if (r.SameRunAs is { } same) w.WriteString("same_run_as", Task(same));
@@ -169,7 +153,7 @@ public static class LengthReport
                     w.WriteNumber("update", p.Update);
                     w.WriteNumber("samples", p.Samples);
                     w.WriteNumber("reward", Math.Round(p.Reward, 6));
-                    WriteFinite(w, "mean_length", Math.Round(p.MeanLength, 4));
+                    ResultsJson.WriteFinite(w, "mean_length", Math.Round(p.MeanLength, 4));
                     w.WriteNumber("valid_mass", Math.Round(p.ValidMass, 6));
                     w.WriteEndObject();
                 }
@@ -228,7 +212,7 @@ public static class LengthReport
             foreach (var mode in o.Modes)
             {
                 var runs = GridRuns(results, task).Where(r => r.Method == method && r.Mode == mode).ToList();
-                if (runs.Count > 0) series.Add(Series(runs, $"{method} ({Mode(mode)})", Colors.GetValueOrDefault(method, "#333333"), mode == LengthMode.Offline));
+                if (runs.Count > 0) series.Add(Series(runs, $"{method} ({Mode(mode)})", MethodColors.Of(method), mode == LengthMode.Offline));
             }
             var reference = results.References.Average(r => r.Rewards[task]);
             panels.Add(new PlotPanel($"task {Task(task)}", "samples drawn", "expected reward (exact)", 0, Math.Max(1, o.SampleBudget), 0, 1, series,
@@ -251,12 +235,12 @@ public static class LengthReport
             for (var i = 0; i < o.ReuseSweep.Count; i++)
             {
                 var runs = sweeps.Where(r => r.Method == method && r.InnerSteps == o.ReuseSweep[i] && r.PromptsPerUpdate == o.PromptsPerUpdate).ToList();
-                if (runs.Count > 0) reuse.Add(Series(runs, $"{method} T={o.ReuseSweep[i]}", SweepColors[i % SweepColors.Length], m > 0));
+                if (runs.Count > 0) reuse.Add(Series(runs, $"{method} T={o.ReuseSweep[i]}", MethodColors.Sequence[i % MethodColors.Sequence.Count], m > 0));
             }
             for (var i = 0; i < o.BatchSweep.Count; i++)
             {
                 var runs = sweeps.Where(r => r.Method == method && r.PromptsPerUpdate == o.BatchSweep[i] && r.InnerSteps == o.InnerSteps).ToList();
-                if (runs.Count > 0) batch.Add(Series(runs, $"{method} batch={o.BatchSweep[i]}", SweepColors[(i + 4) % SweepColors.Length], m > 0));
+                if (runs.Count > 0) batch.Add(Series(runs, $"{method} batch={o.BatchSweep[i]}", MethodColors.Sequence[(i + 4) % MethodColors.Sequence.Count], m > 0));
             }
         }
         var reference = results.References.Average(r => r.Rewards[o.SweepTask]);
@@ -346,26 +330,5 @@ public static class LengthReport
     {
         var s = results.Summaries.FirstOrDefault(x => x.Task == task && x.Method == method && x.Mode == mode && x.InnerSteps == innerSteps && x.PromptsPerUpdate == prompts);
         return s is null ? "—" : format(s);
-    }
-
-    /// <summary>A number, or null when it is NaN/∞ (no valid completion left has no mean length; JSON has no NaN).</summary>
-    private static void WriteFinite(Utf8JsonWriter w, string name, double value)
-    {
-        if (double.IsFinite(value)) w.WriteNumber(name, value);
-        else w.WriteNull(name);
-    }
-
-    private static void WriteNumbers(Utf8JsonWriter w, string name, IEnumerable<double> values)
-    {
-        w.WriteStartArray(name);
-        foreach (var v in values) w.WriteNumberValue(v);
-        w.WriteEndArray();
-    }
-
-    private static void WriteStrings(Utf8JsonWriter w, string name, IEnumerable<string> values)
-    {
-        w.WriteStartArray(name);
-        foreach (var v in values) w.WriteStringValue(v);
-        w.WriteEndArray();
     }
 }
