@@ -225,14 +225,21 @@ public sealed class Learner : IDisposable
                     loss = stepLoss;
                     gradNorm = norm;
                     diagnostics = result.Diagnostics;
-                    using (NoGradScope.Enter())
+                }
+
+                // 12. KL and entropy of the weights this update leaves behind — the version the guardrail judges
+                //     — from one more forward without gradient (the steps' forwards saw the weights before each step).
+                if (stepsApplied > 0)
+                {
+                    using var measureScope = DisposeScope.Enter();
+                    using var noGrad = NoGradScope.Enter();
+                    policy.Eval(); // measured without dropout; the finally below restores the caller's mode
+                    var final = SequenceLogProbs.Compute(policy, sequences, Options.Reduction, keepDistributions: true);
+                    entropy = PolicyDivergence.MeanOverTokens(PolicyDivergence.Entropy(final), final.Mask).ToDouble();
+                    if (referenceLogProbs is not null)
                     {
-                        entropy = PolicyDivergence.MeanOverTokens(PolicyDivergence.Entropy(policyLogProbs), policyLogProbs.Mask).ToDouble();
-                        if (referenceLogProbs is not null)
-                        {
-                            var perToken = PolicyDivergence.TokenKl(Detached(policyLogProbs), referenceLogProbs, Options.KlMetric);   // (B, Tc)
-                            kl = perToken.Sum(1).Mean().ToDouble();
-                        }
+                        var perToken = PolicyDivergence.TokenKl(final, referenceLogProbs, Options.KlMetric);   // (B, Tc)
+                        kl = perToken.Sum(1).Mean().ToDouble();
                     }
                 }
             }
@@ -444,9 +451,6 @@ public sealed class Learner : IDisposable
             Mask = policyLogProbs.Mask,
         },
     };
-
-    private static SequenceLogProbs Detached(SequenceLogProbs lp) =>
-        lp with { TokenLogProbs = lp.TokenLogProbs.Detach(), Values = lp.Values.Detach(), LogDistributions = lp.LogDistributions?.Detach() };
 
     // ---- state -------------------------------------------------------------------------------------
 

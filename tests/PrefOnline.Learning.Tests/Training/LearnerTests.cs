@@ -282,19 +282,27 @@ public sealed class LearnerTests
     }
 
     [Fact]
-    public void The_KL_to_reference_is_zero_before_the_policy_moves_and_positive_after()
+    public void The_KL_to_reference_is_that_of_the_weights_the_update_leaves_behind()
     {
         using var scope = DisposeScope.Enter();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var rollouts = Rollouts(policy, 4, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 19);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, KlMetric = KlEstimator.FullVocabulary });
+        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, KlMetric = KlEstimator.FullVocabulary, InnerSteps = 1 });
 
-        var first = learner.Update(LearnerBatch.Of(rollouts));
-        var second = learner.Update(LearnerBatch.Of(rollouts));
+        var update = learner.Update(LearnerBatch.Of(rollouts));
 
-        Assert.Equal(0, first.KlToReference!.Value, 6);                       // measured on the first step's forward: π = π_ref
-        Assert.True(second.KlToReference > 1e-6, $"KL after one update {second.KlToReference}");
+        // One step was taken from π = π_ref: the version the guardrail judges has moved, so its KL is positive
+        // (the step's own forward saw π_ref and would have reported 0), and it equals a fresh measurement.
+        Assert.True(update.KlToReference > 1e-6, $"KL after one step {update.KlToReference}");
+        var sequences = SequenceBatch.FromTokens(rollouts.Select(r => (r.PromptTokens.ToArray(), r.CompletionTokens.ToArray())).ToList(), policy.Config.ContextLength, Tokenizer.PaddingId);
+        policy.Eval();
+        using (NoGradScope.Enter())
+        {
+            var now = SequenceLogProbs.Compute(policy, sequences, LogProbReduction.Sum, keepDistributions: true);
+            var then = reference.Compute(sequences, LogProbReduction.Sum, keepDistributions: true);
+            Assert.Equal(PolicyDivergence.TokenKl(now, then, KlEstimator.FullVocabulary).Sum(1).Mean().ToDouble(), update.KlToReference!.Value, 5);
+        }
     }
 
     [Fact]
