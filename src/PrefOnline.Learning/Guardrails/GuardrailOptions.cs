@@ -27,10 +27,10 @@ public sealed record GuardrailOptions
     /// <summary>
     /// Maximum KL(policy ‖ reference), in the units of the learner's <c>kl_to_reference</c> (nats per
     /// sequence, averaged over the batch). Infinity disables the check. The default suits short completions
-    /// (the demo moves its answers from ~12 letters to ~3 for ~6 nats); size it to how far your users'
+    /// (the demo moves its answers from ~12 letters to 0–3 for 7–11 nats); size it to how far your users'
     /// preferences may legitimately pull the policy (KL grows with completion length).
     /// </summary>
-    public double KlBudget { get; init; } = 12.0;
+    public double KlBudget { get; init; } = 20.0;
 
     /// <summary>A KL at or above this fraction of the budget is a warning.</summary>
     public double KlWarningFraction { get; init; } = 0.8;
@@ -40,11 +40,14 @@ public sealed record GuardrailOptions
 
     /// <summary>
     /// The reward model's rolling accuracy on incoming human pairs (chosen scored above rejected) below
-    /// this trips — once the model has shown it learned (reached floor + <see cref="AccuracyWarningMargin"/>);
-    /// before that a fresh model near 0.5 is only a warning. 0.5 is a coin; a model that fell to 0.55 no
-    /// longer knows what users prefer.
+    /// this trips — once the model has shown it learned (reached floor + <see cref="AccuracyWarningMargin"/>;
+    /// before that it is only a warning). The pairs are the policy's own samples, so as the policy converges
+    /// they become near-ties that users label almost at random and an accurate model falls towards 0.5 (the
+    /// demo's did, to 0.53, within a minute). What signals drift is a model that disagrees with users more
+    /// often than a coin — their preference moved away from what it learned: 0.40 over a full window of 200
+    /// pairs is 2.8 standard deviations below a coin.
     /// </summary>
-    public double AccuracyFloor { get; init; } = 0.55;
+    public double AccuracyFloor { get; init; } = 0.40;
 
     /// <summary>Accuracy below floor + margin is a warning.</summary>
     public double AccuracyWarningMargin { get; init; } = 0.05;
@@ -52,8 +55,8 @@ public sealed record GuardrailOptions
     /// <summary>Rolling window of human pairs for the accuracy (the most recent ones).</summary>
     public int AccuracyWindow { get; init; } = 200;
 
-    /// <summary>No accuracy verdict before this many pairs in the window: 10 pairs at 0.5 is noise, not evidence.</summary>
-    public int AccuracyMinPairs { get; init; } = 50;
+    /// <summary>No accuracy verdict before this many pairs in the window: 50 pairs at 0.5 still stray ±0.07, noise, not evidence.</summary>
+    public int AccuracyMinPairs { get; init; } = 200;
 
     /// <summary>Consecutive updates with non-finite metrics before tripping (each one is rejected regardless).</summary>
     public int NonFiniteTripAfter { get; init; } = 3;
