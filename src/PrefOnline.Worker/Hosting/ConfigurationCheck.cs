@@ -52,6 +52,8 @@ public static class ConfigurationCheck
             Bound<ObservabilityOptions>(ObservabilityOptions.SectionName, o => new ObservabilityOptionsValidator().Validate(null, o).Failures?.ToList() ?? []),
             Bound<DemoOptions>(DemoOptions.SectionName, d => d.Problems()));
 
+        if (!settings.Embedded && settings.Kafka.DeliveryTimeout > settings.Worker.ShutdownTimeout)
+            problems.Add($"Kafka:DeliveryTimeout ({settings.Kafka.DeliveryTimeout:c}) must not exceed Worker:ShutdownTimeout ({settings.Worker.ShutdownTimeout:c}): on a stop during a broker outage the producer waits that long for its last deliveries");
         if (settings.Embedded && settings.Worker.Role != WorkerRole.All)
             problems.Add($"Worker:Role {WorkerRoles.Name(settings.Worker.Role)} needs Kafka (Kafka:BootstrapServers): the embedded transport only runs role all");
         if (settings.Generation.SamplesPerPrompt < 2 && settings.Learner.Objective is "dpo" or "ipo" or "cdpo" or "best_of_n" or "negative_gradient_sft" && settings.Worker.Role != WorkerRole.Generator

@@ -21,6 +21,7 @@ public sealed class GracefulStopTests(ITestOutputHelper output)
         var policy = await InitPolicyAsync(workspace);
         var configuration = Configuration(bootstrap, policy);
         configuration["Worker"]!["ShutdownTimeout"] = ShutdownTimeout.ToString("c");
+        configuration["Kafka"]!["DeliveryTimeout"] = "00:00:05"; // within the grace period (checked at start)
         configuration["Worker"]!["CheckpointInterval"] = "00:00:30"; // the final checkpoint, not a periodic one, must hold the last absorbed input
         var worker = WorkerProcess.Start(workspace, "worker", configuration, workspace.ScratchPath("checkpoints"));
         await worker.WaitForLearnerAsync(TimeSpan.FromMinutes(2));

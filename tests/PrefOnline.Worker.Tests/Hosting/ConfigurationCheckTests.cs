@@ -58,6 +58,13 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
+    public void AStopMustOutlastTheProducersDeliveryTimeout()
+    {
+        var (_, problems) = Check(new() { ["Kafka:BootstrapServers"] = "kafka:9092", ["Model:InitialPolicy"] = "/models/p", ["Kafka:DeliveryTimeout"] = "00:01:00", ["Worker:ShutdownTimeout"] = "00:00:30" });
+        Assert.Single(problems, p => p.StartsWith("Kafka:DeliveryTimeout (00:01:00) must not exceed Worker:ShutdownTimeout (00:00:30)", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void TheEmbeddedTransportOnlyRunsRoleAll()
     {
         var (_, problems) = Check(new() { ["Worker:Role"] = "Generator" });
