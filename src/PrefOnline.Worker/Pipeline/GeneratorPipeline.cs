@@ -81,7 +81,7 @@ public sealed class GeneratorPipeline(
         {
             if (!policy.Loaded.IsCompleted) logger.LogWarning("No policy yet: waiting for the first event on {Topic} before reading prompts", topics.Policy);
             await policy.Loaded.WaitAsync(stopping).ConfigureAwait(false);
-            modelGate.MarkReady($"policy v{policy.Version} loaded");
+            modelGate.MarkReady(() => $"generating with policy v{policy.Version}");
             status.SetRunning(true);
 
             var promptTracker = new OffsetTracker();

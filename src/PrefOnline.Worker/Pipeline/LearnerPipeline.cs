@@ -189,7 +189,8 @@ public sealed class LearnerPipeline(
         metrics.SetPolicyVersion(state.PolicyVersion);
         status.SetPolicyVersion(state.PolicyVersion);
         status.CheckpointLoaded(checkpoint.Version);
-        modelGate.MarkReady($"policy v{state.PolicyVersion} loaded from checkpoint {checkpoint}");
+        var resumedFrom = checkpoint.ToString();
+        modelGate.MarkReady(() => $"serving policy v{status.PolicyVersion} (resumed from checkpoint {resumedFrom})");
     }
 
     private async Task<Checkpoint?> LoadLatestAsync(CheckpointStore store, CancellationToken cancellationToken)
