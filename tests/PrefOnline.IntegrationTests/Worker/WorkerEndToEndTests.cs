@@ -86,6 +86,10 @@ public sealed class WorkerEndToEndTests(ITestOutputHelper output)
         // Policy events: versions never go back and rose at least twice; each names a checkpoint's policy
         // file by path and hash (a checkpoint without an update re-announces the unchanged version from its
         // own, newer directory, so the newest event always names a file retention has kept).
+        // The last update may have published just before the stop: give the test's own consumer time to read it.
+        var finalVersion = final.Metrics["policy_version"];
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(30); !PolicyEvents(policy.Records).Any(e => e.Version == finalVersion) && DateTime.UtcNow < until;)
+            await Task.Delay(100);
         var published = PolicyEvents(policy.Records);
         Assert.All(published, e => Assert.Equal(PolicyEventKind.Publish, e.Kind));
         Assert.Equal(published.Select(e => e.Version).Order(), published.Select(e => e.Version));

@@ -83,7 +83,7 @@ public sealed class WorkerUnderTest : IAsyncDisposable
             ["Logging:LogLevel:Microsoft"] = "Warning",
             ["Kafka:BootstrapServers"] = cluster.BootstrapServers,
             ["Kafka:ConsumerGroup"] = "prefonline",
-            ["Kafka:DeliveryTimeout"] = "00:00:30",
+            ["Kafka:DeliveryTimeout"] = "00:00:10", // within every test's Worker:ShutdownTimeout (checked at start)
             ["Kafka:ConsumerSettings:session.timeout.ms"] = "6000",
             ["Kafka:ConsumerSettings:heartbeat.interval.ms"] = "500",
             ["Model:InitialPolicy"] = policy,
