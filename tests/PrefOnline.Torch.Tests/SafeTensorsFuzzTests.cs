@@ -1,5 +1,3 @@
-using FsCheck;
-using FsCheck.Fluent;
 using PrefOnline.Torch.Serialization;
 
 namespace PrefOnline.Torch.Tests;
@@ -44,7 +42,9 @@ public sealed class SafeTensorsFuzzTests : IDisposable
         File.WriteAllBytes(path, valid);
         SafeTensorsFile.Read(path).Dispose();
 
-        Prop.ForAll<int>(seed =>
+        // Seeds 0..999, not FsCheck's own unseeded draw: with random seeds a run could (rarely) see no file that
+        // still loads, and a failure could not be replayed.
+        for (var seed = 0; seed < 1000; seed++)
         {
             var rng = new Random(seed);
             var bytes = (byte[])valid.Clone();
@@ -75,8 +75,7 @@ public sealed class SafeTensorsFuzzTests : IDisposable
             }
             var grew = GC.GetAllocatedBytesForCurrentThread() - allocated;
             if (grew > 1_000_000) throw new InvalidOperationException($"seed {seed}: reading a {bytes.Length}-byte file allocated {grew} bytes");
-            return true;
-        }).Check(Config.QuickThrowOnFailure.WithMaxTest(1000));
+        }
 
         // Both outcomes happened: the fuzzer neither only broke the file beyond recognition nor never broke it.
         Assert.True(outcomes[0] > 0 && outcomes[1] > 100, $"loaded {outcomes[0]}, refused {outcomes[1]}");
