@@ -221,9 +221,12 @@ public sealed class WorkerUnderTest : IAsyncDisposable
     /// </summary>
     public async Task<IReadOnlyList<AbsorbedLabel>> AuditChainAsync()
     {
+        // The pointer first: a version is committed (renamed in) before `latest` names it, so listing the manifests
+        // afterwards always includes it (the other order raced a checkpoint committed in between).
+        var latest = Latest();
         var all = await ManifestsAsync();
         var chain = new List<long>();
-        for (var version = Latest(); version is { } v; version = all[v].Parent) chain.Add(v);
+        for (var version = latest; version is { } v; version = all[v].Parent) chain.Add(v);
         chain.Reverse();
         var labels = new List<AbsorbedLabel>();
         foreach (var version in chain)
