@@ -23,7 +23,9 @@ public sealed record PromptRecord(string Id, string Prompt, string? MetaJson = n
     {
         try
         {
-            using var document = JsonDocument.Parse(json);
+            // As deep as the validator may be configured to accept (ValidationLimits.MaxJsonDepth <= 256), so a
+            // meta it passed is never refused here (JsonDocument's default depth is 64).
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 256 });
             return document.RootElement.ValueKind == JsonValueKind.Object;
         }
         catch (JsonException)

@@ -45,7 +45,9 @@ public static class RecordSerializer
                 if (prompt.MetaJson is not null)
                 {
                     writer.WritePropertyName("meta"u8);
-                    writer.WriteRawValue(prompt.MetaJson, skipInputValidation: false);
+                    // PromptRecord's constructor already proved MetaJson is one JSON object, as deep as the validator may
+                    // accept; the writer's own check would read it with a fixed depth of 64 and refuse deeper meta.
+                    writer.WriteRawValue(prompt.MetaJson, skipInputValidation: true);
                 }
                 break;
             case PreferenceRecord preference:
@@ -87,7 +89,7 @@ public static class RecordSerializer
                 }
                 writer.WriteString("uri"u8, policy.Uri);
                 writer.WriteString("sha256"u8, policy.Sha256);
-                writer.WriteString("created"u8, policy.Created.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+                writer.WriteString("created"u8, Timestamp(policy.Created));
                 writer.WriteStartObject("metrics"u8);
                 foreach (var (name, value) in policy.Metrics.OrderBy(m => m.Key, StringComparer.Ordinal))
                 {
@@ -100,6 +102,14 @@ public static class RecordSerializer
         }
         writer.WriteEndObject();
         writer.Flush();
+    }
+
+    /// <summary>RFC 3339 in UTC with milliseconds, or with all seven fractional digits when the time has sub-millisecond ticks, so a parsed timestamp is written back exactly.</summary>
+    private static string Timestamp(DateTimeOffset created)
+    {
+        var utc = created.UtcDateTime;
+        var format = utc.Ticks % TimeSpan.TicksPerMillisecond == 0 ? "yyyy-MM-dd'T'HH:mm:ss.fff'Z'" : "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
+        return utc.ToString(format, CultureInfo.InvariantCulture);
     }
 
     private static void WriteText(Utf8JsonWriter writer, ReadOnlySpan<byte> name, string text)

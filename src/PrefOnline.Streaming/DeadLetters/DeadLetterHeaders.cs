@@ -1,7 +1,7 @@
 namespace PrefOnline.Streaming.DeadLetters;
 
 /// <summary>
-/// Header names of a dead-letter record (DESIGN.md: <c>prefonline.dlq</c>). Values are UTF-8 text;
+/// Header names of a dead-letter record on <c>prefonline.dlq</c> (src/PrefOnline.Streaming/README.md). Values are UTF-8 text;
 /// numbers are decimal. The record's key and value are the original's, byte for byte, and the
 /// original's own headers come first, so a consumer reading the LAST header of a name gets ours.
 /// </summary>
@@ -20,7 +20,7 @@ public static class DeadLetterHeaders
     /// <summary>The original record's timestamp, Unix milliseconds.</summary>
     public const string SourceTimestamp = "source-timestamp";
 
-    /// <summary>Present only when the original bytes could not be forwarded (e.g. too large for the dead-letter topic): why; the value is then empty and the original stays readable at its source position.</summary>
+    /// <summary>Present only on a pointer dead letter, written when the original could not be forwarded (e.g. too large for the dead-letter topic): what was left out and why. The value is then empty, the original headers are not copied (nor a key over 1 KiB), and the original stays readable at its source position.</summary>
     public const string ForwardError = "forward-error";
 
     /// <summary>Longest <see cref="Detail"/> value, in characters.</summary>

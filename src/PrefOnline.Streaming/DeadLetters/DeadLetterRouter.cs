@@ -16,9 +16,13 @@ namespace PrefOnline.Streaming.DeadLetters;
 /// <remarks>
 /// Failure policy: a transient sink failure (broker down, open circuit) is retried with back-off until
 /// it succeeds or the caller cancels (the intake stalls: nothing is skipped, nothing lost). A permanent
-/// failure (e.g. the dead-letter topic refuses the size) is answered with a pointer dead letter: same
-/// key and headers, empty value, <c>forward-error</c> saying why; the original remains at its source
-/// position. If even that fails permanently, the exception reaches the caller (fatal: stop the host).
+/// failure (e.g. the dead-letter topic refuses the size) is answered with a pointer dead letter
+/// (<see cref="BuildPointer"/>): only our headers (<c>reason</c>, <c>detail</c>, the source coordinates,
+/// <c>forward-error</c> saying why and what was left out), the original key only when it is at most
+/// <see cref="MaxPointerKeyBytes"/>, an empty value; the original remains at its source position. Every
+/// part of a pointer is bounded (a few KiB in all), so no record — whatever its value, key or headers —
+/// can make its own dead letter unwritable. If even the pointer fails permanently (the dead-letter topic
+/// is missing or not writable: configuration, not data), the exception reaches the caller (fatal: stop the host).
 /// </remarks>
 public sealed class DeadLetterRouter
 {
@@ -42,21 +46,52 @@ public sealed class DeadLetterRouter
     /// <summary>The dead-letter topic.</summary>
     public string Topic { get; }
 
+    /// <summary>Longest original key a pointer dead letter keeps, in bytes; a longer key is left out (and said so in <c>forward-error</c>).</summary>
+    public const int MaxPointerKeyBytes = 1024;
+
     /// <summary>The dead letter for <paramref name="record"/>: original key and value, original headers then ours.</summary>
-    public OutgoingRecord BuildDeadLetter(ConsumedRecord record, ValidationFailure failure, string? forwardError = null)
+    public OutgoingRecord BuildDeadLetter(ConsumedRecord record, ValidationFailure failure)
     {
         ArgumentNullException.ThrowIfNull(record);
         ArgumentNullException.ThrowIfNull(failure);
-        var headers = new List<RecordHeader>(record.Headers.Count + 7);
+        var headers = new List<RecordHeader>(record.Headers.Count + 6);
         headers.AddRange(record.Headers);
+        AddOurHeaders(headers, record, failure);
+        return new OutgoingRecord(Topic, record.Key, record.Value, headers);
+    }
+
+    /// <summary>
+    /// The pointer dead letter written when the dead-letter topic refused <see cref="BuildDeadLetter"/> permanently:
+    /// empty value, none of the original headers, the key only when at most <see cref="MaxPointerKeyBytes"/>, and our
+    /// headers with <c>forward-error</c> = <paramref name="forwardError"/> plus what was left out. Bounded whatever
+    /// the original: reason, detail and forward-error are single lines of at most
+    /// <see cref="DeadLetterHeaders.MaxDetailLength"/> characters, the rest are short numbers and the topic name.
+    /// </summary>
+    public OutgoingRecord BuildPointer(ConsumedRecord record, ValidationFailure failure, string forwardError)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(failure);
+        ArgumentNullException.ThrowIfNull(forwardError);
+        var keyLength = record.Key?.Length ?? 0;
+        var keepKey = keyLength <= MaxPointerKeyBytes;
+        var headerBytes = record.Headers.Sum(h => (long)System.Text.Encoding.UTF8.GetByteCount(h.Name) + h.Value.Length);
+        var leftOut = $"left out: the value ({record.Value.Length} bytes), the original headers ({record.Headers.Count}, {headerBytes} bytes)"
+                      + (keepKey ? "" : $", the key ({keyLength} bytes)");
+        var headers = new List<RecordHeader>(7);
+        AddOurHeaders(headers, record, failure);
+        // What was left out comes first: the broker's message may be long, and the line is truncated at its end.
+        headers.Add(RecordHeader.Utf8(DeadLetterHeaders.ForwardError, Truncate($"{leftOut}; the dead-letter topic refused the record: {forwardError}")));
+        return new OutgoingRecord(Topic, keepKey ? record.Key : null, [], headers);
+    }
+
+    private static void AddOurHeaders(List<RecordHeader> headers, ConsumedRecord record, ValidationFailure failure)
+    {
         headers.Add(RecordHeader.Utf8(DeadLetterHeaders.Reason, failure.Reason));
         headers.Add(RecordHeader.Utf8(DeadLetterHeaders.Detail, Truncate(failure.Detail)));
         headers.Add(RecordHeader.Utf8(DeadLetterHeaders.SourceTopic, record.Topic));
         headers.Add(RecordHeader.Utf8(DeadLetterHeaders.SourcePartition, record.Partition.Partition.ToString(CultureInfo.InvariantCulture)));
         headers.Add(RecordHeader.Utf8(DeadLetterHeaders.SourceOffset, record.Offset.ToString(CultureInfo.InvariantCulture)));
         headers.Add(RecordHeader.Utf8(DeadLetterHeaders.SourceTimestamp, record.Timestamp.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)));
-        if (forwardError is not null) headers.Add(RecordHeader.Utf8(DeadLetterHeaders.ForwardError, Truncate(forwardError)));
-        return new OutgoingRecord(Topic, record.Key, forwardError is null ? record.Value : [], headers);
     }
 
     /// <summary>Dead-letters <paramref name="record"/> and counts it; returns when the dead letter is durable.</summary>
@@ -74,6 +109,7 @@ public sealed class DeadLetterRouter
     private async Task<DeliveredRecord> ProduceUntilDurableAsync(OutgoingRecord deadLetter, ConsumedRecord record, ValidationFailure failure, CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(100);
+        var isPointer = false;
         while (true)
         {
             try
@@ -86,10 +122,11 @@ public sealed class DeadLetterRouter
                 await Task.Delay(backoff, cancellationToken).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, maxBackoff.Ticks));
             }
-            catch (StreamingException e) when (deadLetter.Value.Length > 0)
+            catch (StreamingException e) when (!isPointer)
             {
-                logger.LogError("Dead letter for {Source} refused permanently ({Error}); sending a pointer without the original bytes", record.ToString(), e.Message);
-                deadLetter = BuildDeadLetter(record, failure, forwardError: e.Message);
+                logger.LogError("Dead letter for {Source} refused permanently ({Error}); sending a pointer without the original value and headers", record.ToString(), e.Message);
+                deadLetter = BuildPointer(record, failure, e.Message);
+                isPointer = true;
             }
         }
     }

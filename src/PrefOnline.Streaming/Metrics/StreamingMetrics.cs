@@ -12,6 +12,9 @@ namespace PrefOnline.Streaming.Metrics;
 /// alert rules and dashboard query, see the Worker's MetricCatalog).</item>
 /// <item><c>prefonline_dead_letters_total{topic, reason}</c> (counter): the dead letters again, by stable
 /// reason code (<see cref="Validation.ReasonCodes"/>), so operators see WHY records are refused.</item>
+/// <item><c>prefonline_skipped_records_total{topic, reason}</c> (counter): records refused and skipped without a
+/// dead letter (counted <c>result</c> = <c>skipped</c> above): the policy topic's, which every generator reads
+/// from its start, so the record stays readable where it is (see <see cref="Intake.ValidatingIntake.SkippingRefused"/>).</item>
 /// <item><c>prefonline_consumer_lag{topic, partition}</c> (observable gauge, records): per assigned
 /// partition of every tracked source, high watermark − next offset to deliver.</item>
 /// </list>
@@ -24,6 +27,7 @@ public sealed class StreamingMetrics : IDisposable
     public const string MessagesTotal = "prefonline_messages_total";
     public const string DeadLettersTotal = "prefonline_dead_letters_total";
     public const string ConsumerLag = "prefonline_consumer_lag";
+    public const string SkippedRecordsTotal = "prefonline_skipped_records_total";
 
     /// <summary>The <c>result</c> tag of a record that passed validation.</summary>
     public const string ResultOk = "ok";
@@ -31,9 +35,14 @@ public sealed class StreamingMetrics : IDisposable
     /// <summary>The <c>result</c> tag of a record routed to the dead-letter topic.</summary>
     public const string ResultDeadLetter = "dead_letter";
 
+    /// <summary>The <c>result</c> tag of a refused record that was skipped without a dead letter (policy topic).</summary>
+    public const string ResultSkipped = "skipped";
+
     private readonly Counter<long> messages;
     private readonly Counter<long> deadLetters;
+    private readonly Counter<long> skipped;
     private readonly ConcurrentDictionary<(string Topic, string Reason), long> deadLetterTally = new();
+    private readonly ConcurrentDictionary<(string Topic, string Reason), long> skippedTally = new();
     private readonly ConcurrentDictionary<(string Topic, string Result), long> tally = new();
     private readonly ConcurrentDictionary<long, IRecordSource> lagSources = new();
     private readonly bool ownsMeter;
@@ -44,8 +53,9 @@ public sealed class StreamingMetrics : IDisposable
     {
         Meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         ownsMeter = meterFactory is null;
-        messages = Meter.CreateCounter<long>(MessagesTotal, unit: "{record}", description: "Consumed records by topic and result (ok or dead_letter).");
+        messages = Meter.CreateCounter<long>(MessagesTotal, unit: "{record}", description: "Consumed records by topic and result (ok, dead_letter or skipped).");
         deadLetters = Meter.CreateCounter<long>(DeadLettersTotal, unit: "{record}", description: "Records routed to the dead-letter topic, by source topic and reason code.");
+        skipped = Meter.CreateCounter<long>(SkippedRecordsTotal, unit: "{record}", description: "Refused records skipped without a dead letter (policy topic), by topic and reason code.");
         Meter.CreateObservableGauge(ConsumerLag, ObserveLag, unit: "{record}", description: "Records on the broker not yet delivered to the worker, per partition.");
     }
 
@@ -63,7 +73,19 @@ public sealed class StreamingMetrics : IDisposable
         deadLetterTally.AddOrUpdate((topic, reason), 1, static (_, n) => n + 1);
     }
 
-    /// <summary>How many records of <paramref name="topic"/> were counted with <paramref name="result"/> (ok or dead_letter) so far.</summary>
+    /// <summary>Counts one refused record of <paramref name="topic"/> skipped without a dead letter, for <paramref name="reason"/> (a <see cref="Validation.ReasonCodes"/> value).</summary>
+    public void CountSkipped(string topic, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(reason);
+        Count(topic, ResultSkipped);
+        skipped.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("reason", reason));
+        skippedTally.AddOrUpdate((topic, reason), 1, static (_, n) => n + 1);
+    }
+
+    /// <summary>How many refused records of <paramref name="topic"/> were skipped for <paramref name="reason"/> so far.</summary>
+    public long SkippedCount(string topic, string reason) => skippedTally.TryGetValue((topic, reason), out var n) ? n : 0;
+
+    /// <summary>How many records of <paramref name="topic"/> were counted with <paramref name="result"/> (ok, dead_letter or skipped) so far.</summary>
     public long MessageCount(string topic, string result) => tally.TryGetValue((topic, result), out var n) ? n : 0;
 
     /// <summary>How many records of <paramref name="topic"/> were dead-lettered for <paramref name="reason"/> so far.</summary>

@@ -69,7 +69,7 @@ public static class ReasonCodes
     /// <summary><c>meta</c> is larger than <see cref="ValidationLimits.MaxMetaBytes"/>.</summary>
     public const string MetaTooLarge = "meta-too-large";
 
-    /// <summary>A number outside its range (|reward| above the limit, logprob &gt; 0, negative versions, rollback not going back).</summary>
+    /// <summary>A number outside its range (|reward| above the limit, a rating outside the deployment's rating scale, logprob &gt; 0, negative versions, rollback not going back).</summary>
     public const string OutOfRange = "out-of-range";
 
     /// <summary>A value with the right type but an invalid form (sha256 not 64 hex, relative uri, bad timestamp, unknown kind, rollout_ids not two distinct ids).</summary>
@@ -81,11 +81,18 @@ public static class ReasonCodes
     /// <summary>The record's id was already seen at another position within the duplicate window.</summary>
     public const string DuplicateId = "duplicate-id";
 
-    /// <summary>Every code, in check order.</summary>
+    /// <summary>
+    /// Validating the record raised an exception no check anticipated (a validator bug, not the producer's
+    /// fault as far as we know): the record is dead-lettered rather than faulting the stage, and the exception
+    /// type is logged. Not a step of the check order: it can replace any of the reasons above.
+    /// </summary>
+    public const string ValidatorError = "validator-error";
+
+    /// <summary>Every code, in check order (<see cref="ValidatorError"/> last: it is no step of that order).</summary>
     public static IReadOnlyList<string> All { get; } =
     [
         EmptyRecord, RecordTooLarge, BinaryData, InvalidUtf8, LoneSurrogate, InvalidJson, NotAnObject, TooDeep, DuplicateKey,
         NonFiniteNumber, MissingSchema, UnknownSchema, UnexpectedSchema, UnknownField, MissingField, WrongType, InvalidId, IdTooLong,
-        TextTooLong, MetaTooLarge, OutOfRange, InvalidValue, IdenticalPair, DuplicateId,
+        TextTooLong, MetaTooLarge, OutOfRange, InvalidValue, IdenticalPair, DuplicateId, ValidatorError,
     ];
 }

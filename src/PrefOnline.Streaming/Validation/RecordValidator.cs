@@ -19,7 +19,8 @@ namespace PrefOnline.Streaming.Validation;
 /// <see cref="ValidationLimits.MaxJsonDepth"/>. Unknown fields follow <see cref="ValidationLimits.UnknownFields"/>.
 /// Ids are unique per validator (= per topic): a valid record whose id was seen at another position
 /// within the duplicate window is refused as <c>duplicate-id</c>; refused records never enter the window.
-/// Thread-safe; the valid path throws no exceptions.
+/// Thread-safe; the valid path throws no exceptions, and <see cref="Validate(ReadOnlySpan{byte}, RecordPosition?)"/>
+/// never throws: an unanticipated exception is returned as <c>validator-error</c> (docs/OPERATIONS.md, "Failure policy").
 /// </remarks>
 public sealed class RecordValidator
 {
@@ -89,7 +90,7 @@ public sealed class RecordValidator
         scratch.Reset();
         try
         {
-            Parse(utf8Json, scratch);
+            if (Parse(utf8Json, scratch) is { } malformed) return ValidationResult.Invalid(malformed.Reason, malformed.Message);
             var record = Build(scratch);
             if (duplicates is not null && IdOf(record) is { } id && !duplicates.TryRegister(id, position, out var firstSeenAt))
             {
@@ -102,6 +103,13 @@ public sealed class RecordValidator
         {
             return ValidationResult.Invalid(rejection.Reason, rejection.Message);
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Last line of defence: a record must never fault the stage that consumes it (a crash loop on
+            // restart, since the same offset is read again). Any exception not anticipated above is a
+            // validator bug; the record is refused as validator-error with the exception for the log.
+            return ValidationResult.Invalid(new ValidationFailure(ReasonCodes.ValidatorError, $"unexpected {e.GetType().Name} while validating: {OneLine(e.Message)}") { Exception = e });
+        }
         finally
         {
             scratch.Reset();
@@ -110,7 +118,11 @@ public sealed class RecordValidator
 
     // ---- pass 1: JSON structure -------------------------------------------------------------
 
-    private void Parse(ReadOnlySpan<byte> utf8, Scratch scratch)
+    /// <summary>
+    /// The structural pass. Returns the rejection for malformed JSON (returned, not thrown: the reader's own
+    /// exception already cost a throw, and garbage is the most common refusal of all); other rejections are thrown.
+    /// </summary>
+    private Rejection? Parse(ReadOnlySpan<byte> utf8, Scratch scratch)
     {
         var reader = new Utf8JsonReader(utf8, isFinalBlock: true, new JsonReaderState(readerOptions));
         try
@@ -130,7 +142,7 @@ public sealed class RecordValidator
             {
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.EndObject) break;
-                var field = MatchField(ref reader);
+                var field = MatchField(ref reader, out var decodedName);
                 if (field >= 0)
                 {
                     var bit = 1u << field;
@@ -141,7 +153,7 @@ public sealed class RecordValidator
                 }
                 else
                 {
-                    var name = ReadString(ref reader, "a key");
+                    var name = decodedName ?? ReadString(ref reader, "a key");
                     scratch.UnknownNames ??= new HashSet<string>(StringComparer.Ordinal);
                     if (!scratch.UnknownNames.Add(name)) throw new Rejection(ReasonCodes.DuplicateKey, $"key '{Excerpt(name)}' appears twice");
                     scratch.FirstUnknown ??= name;
@@ -153,15 +165,16 @@ public sealed class RecordValidator
             while (reader.Read())
             {
             }
+            return null;
         }
         catch (JsonException e)
         {
             var at = (int)reader.BytesConsumed;
             if (NonFiniteLiteralAt(utf8, at) is { } literal)
             {
-                throw new Rejection(ReasonCodes.NonFiniteNumber, $"the literal {literal} at byte {at} is not a JSON number (NaN and Infinity are not allowed)");
+                return new Rejection(ReasonCodes.NonFiniteNumber, $"the literal {literal} at byte {at} is not a JSON number (NaN and Infinity are not allowed)");
             }
-            throw new Rejection(ReasonCodes.InvalidJson, OneLine(e.Message));
+            return new Rejection(ReasonCodes.InvalidJson, OneLine(e.Message));
         }
     }
 
@@ -352,8 +365,15 @@ public sealed class RecordValidator
         return value;
     }
 
-    private static int MatchField(ref Utf8JsonReader reader)
+    /// <summary>
+    /// The index of the top-level key at the reader in <see cref="FieldNames"/>, or -1. An escaped key is
+    /// decoded first (returned in <paramref name="decoded"/>) through the same path as every other string,
+    /// so an unpaired surrogate escape in a key is <c>lone-surrogate</c> like one in a value
+    /// (<see cref="Utf8JsonReader.ValueTextEquals(ReadOnlySpan{byte})"/> would throw InvalidOperationException).
+    /// </summary>
+    private static int MatchField(ref Utf8JsonReader reader, out string? decoded)
     {
+        decoded = null;
         if (!reader.ValueIsEscaped)
         {
             var name = reader.ValueSpan;
@@ -363,11 +383,8 @@ public sealed class RecordValidator
             }
             return -1;
         }
-        for (var i = 0; i < FieldNameBytes.Length; i++)
-        {
-            if (reader.ValueTextEquals(FieldNameBytes[i])) return i;
-        }
-        return -1;
+        decoded = ReadString(ref reader, "a key");
+        return Array.IndexOf(FieldNames, decoded);
     }
 
     // ---- pass 2: schema and values ----------------------------------------------------------
@@ -470,6 +487,11 @@ public sealed class RecordValidator
         if (Math.Abs(reward) > limits.MaxAbsReward)
         {
             throw new Rejection(ReasonCodes.OutOfRange, $"reward {reward.ToString("R", CultureInfo.InvariantCulture)} exceeds the limit |reward| <= {limits.MaxAbsReward.ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (limits.RatingScale is var (min, max) && (reward < min || reward > max))
+        {
+            throw new Rejection(ReasonCodes.OutOfRange,
+                $"reward {reward.ToString("R", CultureInfo.InvariantCulture)} is outside the rating scale [{min.ToString("R", CultureInfo.InvariantCulture)}, {max.ToString("R", CultureInfo.InvariantCulture)}]");
         }
         var rolloutId = Optional(s, Field.RolloutId) ? Id(s, Field.RolloutId) : null;
         return new RatingRecord(id, prompt, completion, reward, rolloutId);
@@ -759,7 +781,7 @@ public sealed class RecordValidator
         }
     }
 
-    /// <summary>Internal control flow of the refusal path only (never escapes <see cref="Validate(ReadOnlySpan{byte}, RecordPosition?)"/>).</summary>
+    /// <summary>Internal control flow of the refusal path only (never escapes <see cref="Validate(ReadOnlySpan{byte}, RecordPosition?)"/>; <see cref="Parse"/> returns it for malformed JSON).</summary>
     private sealed class Rejection(string reason, string detail) : Exception(detail)
     {
         public string Reason { get; } = reason;

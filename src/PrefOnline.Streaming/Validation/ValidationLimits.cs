@@ -25,6 +25,24 @@ public sealed class ValidationLimits
     /// <summary>Largest |reward| of a rating (default 1e6): finite but absurd rewards would dominate a reward-model batch.</summary>
     public double MaxAbsReward { get; set; } = 1e6;
 
+    /// <summary>
+    /// The deployment's rating scale [min, max]: a rating outside it is refused as <c>out-of-range</c>
+    /// (inclusive bounds; null = only <see cref="MaxAbsReward"/> applies). Not bound from the <c>Validation</c>
+    /// section: the worker sets it from <c>Reward:RatingMin</c>/<c>RatingMax</c>, the scale the reward model
+    /// maps ratings onto, with <see cref="WithRatingScale"/>.
+    /// </summary>
+    public (double Min, double Max)? RatingScale => ratingScale;
+
+    private (double Min, double Max)? ratingScale;
+
+    /// <summary>A copy of these limits that refuses ratings outside [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public ValidationLimits WithRatingScale(double min, double max)
+    {
+        var copy = Clone();
+        copy.ratingScale = (min, max);
+        return copy;
+    }
+
     /// <summary>Top-level fields the schema does not define (default <see cref="UnknownFieldPolicy.Reject"/>; see there).</summary>
     public UnknownFieldPolicy UnknownFields { get; set; } = UnknownFieldPolicy.Reject;
 
@@ -47,6 +65,10 @@ public sealed class ValidationLimits
         if (!Enum.IsDefined(UnknownFields)) problems.Add($"UnknownFields must be Reject or Ignore (got {UnknownFields})");
         if (DuplicateWindowSize < 0) problems.Add($"DuplicateWindowSize must be >= 0 (got {DuplicateWindowSize})");
         if (DuplicateWindowTtl <= TimeSpan.Zero) problems.Add($"DuplicateWindowTtl must be positive (got {DuplicateWindowTtl})");
+        if (ratingScale is var (min, max) && (!double.IsFinite(min) || !double.IsFinite(max) || !(max > min)))
+        {
+            problems.Add($"the rating scale must be finite with max > min (got [{min}, {max}])");
+        }
         return problems;
     }
 

@@ -24,5 +24,7 @@ public readonly struct ValidationResult
 
     public static ValidationResult Invalid(string reason, string detail) => new(null, new ValidationFailure(reason, detail));
 
+    public static ValidationResult Invalid(ValidationFailure failure) => new(null, failure ?? throw new ArgumentNullException(nameof(failure)));
+
     public override string ToString() => IsValid ? $"valid {Record.Schema}" : Failure.ToString();
 }

@@ -42,7 +42,8 @@ public static class BadRecordCorpus
         new("preference", Utf8($$"""{"schema":"{{Preference}}","id":"good-l-1","prompt":"Hi","chosen":"Hello!","rejected":"Go away."}"""), CorpusTopic.Feedback),
         new("preference with rollout ids", Utf8($$"""{"schema":"{{Preference}}","id":"good-l-2","prompt":"Hi","chosen":"Hey","rejected":"Hm","rollout_ids":["r-1","r-2"]}"""), CorpusTopic.Feedback),
         new("rating", Utf8($$"""{"schema":"{{Rating}}","id":"good-l-3","prompt":"Hi","completion":"Hello!","reward":0.75,"rollout_id":"r-3"}"""), CorpusTopic.Feedback),
-        new("rating with exponent and negative reward", Utf8($$"""{"schema":"{{Rating}}","id":"good-l-4","prompt":"Hi","completion":"Hello!","reward":-1.5e2}"""), CorpusTopic.Feedback),
+        // Within the worker's default rating scale (Reward:RatingMin/RatingMax, -10..10), which its intake enforces too.
+        new("rating with exponent and negative reward", Utf8($$"""{"schema":"{{Rating}}","id":"good-l-4","prompt":"Hi","completion":"Hello!","reward":-1.5e0}"""), CorpusTopic.Feedback),
     ];
 
     public static IReadOnlyList<BadRecord> Bad { get; } = Build();
@@ -65,6 +66,9 @@ public static class BadRecordCorpus
         Add("truncated UTF-8 sequence at the end", Concat(Utf8($$"""{"schema":"{{Prompt}}","id":"bad-trunc","prompt":"a"}"""), [0xE2, 0x82]), CorpusTopic.Prompts, ReasonCodes.InvalidUtf8);
         AddJson("lone high surrogate escape", $$"""{"schema":"{{Prompt}}","id":"bad-lone-hi","prompt":"a\ud800b"}""", CorpusTopic.Prompts, ReasonCodes.LoneSurrogate);
         AddJson("lone low surrogate escape in meta", $$$"""{"schema":"{{{Prompt}}}","id":"bad-lone-lo","prompt":"a","meta":{"k":"\udc00"}}""", CorpusTopic.Prompts, ReasonCodes.LoneSurrogate);
+        // In a KEY (issue 11: System.Text.Json's ValueTextEquals threw on these and crash-looped the worker).
+        AddJson("lone low surrogate escape in a key", """{"\udc00":0}""", CorpusTopic.Feedback, ReasonCodes.LoneSurrogate);
+        AddJson("lone high surrogate escape in a key", $$"""{"schema":"{{Prompt}}","id":"bad-lone-key","prompt":"a","\ud800x":1}""", CorpusTopic.Prompts, ReasonCodes.LoneSurrogate);
 
         // ---- JSON structure
         AddJson("whitespace only", "   \n ", CorpusTopic.Prompts, ReasonCodes.InvalidJson);
