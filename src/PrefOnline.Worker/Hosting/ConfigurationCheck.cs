@@ -59,6 +59,10 @@ public static class ConfigurationCheck
         if (settings.Generation.SamplesPerPrompt < 2 && settings.Learner.Objective is "dpo" or "ipo" or "cdpo" or "best_of_n" or "negative_gradient_sft" && settings.Worker.Role != WorkerRole.Generator
             && settings.Learner.HumanPairsPerUpdate == 0)
             problems.Add($"Generation:SamplesPerPrompt must be at least 2 for objective {settings.Learner.Objective} without human pairs (on-policy pairs compare samples of one prompt) (got {settings.Generation.SamplesPerPrompt})");
+        var maxAbsReward = settings.Validation.MaxAbsReward;
+        if (double.IsFinite(settings.Reward.RatingMin) && double.IsFinite(settings.Reward.RatingMax)
+            && Math.Max(Math.Abs(settings.Reward.RatingMin), Math.Abs(settings.Reward.RatingMax)) > maxAbsReward)
+            problems.Add($"Reward:RatingMin/RatingMax [{settings.Reward.RatingMin}, {settings.Reward.RatingMax}] reach beyond Validation:MaxAbsReward ({maxAbsReward}): ratings on the scale would be refused; narrow the scale or raise the limit");
         return (settings, problems);
 
         T Bound<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new()

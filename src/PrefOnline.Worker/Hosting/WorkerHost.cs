@@ -95,7 +95,7 @@ public static class WorkerHost
         }
         else
         {
-            services.AddSingleton(provider => new GeneratorPipeline(settings.Generation, settings.Checkpoints, settings.Model, settings.Validation, settings.Kafka,
+            services.AddSingleton(provider => new GeneratorPipeline(settings.Generation, settings.Checkpoints, settings.Model, settings.InputValidation, settings.Kafka,
                 provider.GetRequiredService<IStreamTransport>(), provider.GetRequiredService<TensorThread>(), provider.GetRequiredService<PrefOnlineMetrics>(),
                 provider.GetRequiredService<StreamingMetrics>(), modelGate, provider.GetRequiredService<PipelineStatus>(),
                 provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>()));
@@ -133,7 +133,7 @@ public static class WorkerHost
         IInitialPolicySource? initial = !string.IsNullOrWhiteSpace(settings.Model.InitialPolicy)
             ? new DirectoryPolicySource(settings.Model.InitialPolicy)
             : settings.Embedded ? new DemoPolicySource(settings.Demo.Policy) : null;
-        return new LearnerPipeline(settings.Worker.Role, settings.LearningState, settings.Feedback, settings.Checkpoints, settings.Guardrails, settings.Validation, settings.Kafka,
+        return new LearnerPipeline(settings.Worker.Role, settings.LearningState, settings.Feedback, settings.Checkpoints, settings.Guardrails, settings.InputValidation, settings.Kafka,
             provider.GetRequiredService<IStreamTransport>(), provider.GetRequiredService<TensorThread>(), initial,
             provider.GetRequiredService<PrefOnlineMetrics>(), provider.GetRequiredService<StreamingMetrics>(), provider.GetRequiredService<GuardrailHolder>(),
             provider.GetRequiredService<ReadinessGate>(), provider.GetRequiredService<PipelineStatus>(), ConfigHash(settings),

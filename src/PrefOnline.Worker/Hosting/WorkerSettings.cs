@@ -28,6 +28,13 @@ public sealed record WorkerSettings(
 {
     public LearningStateSettings LearningState => new(Worker, Model, Generation, Scoring, Replay, Learner, Reward);
 
+    /// <summary>
+    /// The limits the input topics are validated with: <see cref="Validation"/>'s, plus the reward model's rating
+    /// scale (<c>Reward:RatingMin</c>/<c>RatingMax</c>), so a rating the reward model cannot use is dead-lettered as
+    /// <c>out-of-range</c> at intake instead of being consumed and silently dropped later.
+    /// </summary>
+    public ValidationLimits InputValidation => Validation.WithRatingScale(Reward.RatingMin, Reward.RatingMax);
+
     /// <summary>True when no Kafka broker is configured: the in-process transport and simulated users.</summary>
     public bool Embedded => Kafka.IsEmbedded;
 }

@@ -9,4 +9,7 @@ public static class MessageResults
 {
     /// <summary>The record was routed to the dead-letter topic (bad schema, invalid field, oversize, …).</summary>
     public const string DeadLetter = "dead_letter";
+
+    /// <summary>The record was refused and skipped without a dead letter (the policy topic; see docs/OPERATIONS.md, "Failure policy").</summary>
+    public const string Skipped = "skipped";
 }

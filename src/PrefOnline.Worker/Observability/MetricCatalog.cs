@@ -146,13 +146,19 @@ public static class MetricCatalog
     /// <summary>Recorded by PrefOnline.Streaming. <c>result</c> values: see <see cref="MessageResults"/>.</summary>
     public static readonly MetricDefinition MessagesTotal = new(
         "prefonline_messages_total", MetricKind.Counter,
-        "Kafka (or embedded transport) records handled, by topic and result; result=dead_letter counts records routed to the DLQ.",
+        "Kafka (or embedded transport) records handled, by topic and result; result=dead_letter counts records routed to the DLQ, result=skipped refused policy-topic records skipped without one.",
         ["topic", "result"]);
 
     /// <summary>Recorded by PrefOnline.Streaming: the dead letters of <see cref="MessagesTotal"/> again, by reason code.</summary>
     public static readonly MetricDefinition DeadLettersTotal = new(
         "prefonline_dead_letters_total", MetricKind.Counter,
         "Records routed to the dead-letter topic, by source topic and stable reason code (invalid-json, missing-field, non-finite-number, duplicate-id, ...).",
+        ["topic", "reason"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["reason"] = Streaming.Validation.ReasonCodes.All } };
+
+    /// <summary>Recorded by PrefOnline.Streaming: the skipped records of <see cref="MessagesTotal"/> again, by reason code.</summary>
+    public static readonly MetricDefinition SkippedRecordsTotal = new(
+        "prefonline_skipped_records_total", MetricKind.Counter,
+        "Refused records skipped without a dead letter, by topic and reason code: policy-topic records, which every generator reads from the start (the record stays at its position there).",
         ["topic", "reason"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["reason"] = Streaming.Validation.ReasonCodes.All } };
 
     /// <summary>Recorded by PrefOnline.Streaming.</summary>
@@ -178,7 +184,7 @@ public static class MetricCatalog
         BuildInfo, Ready, PolicyVersion, GoodVersion, UpdatesTotal, SkippedUpdatesTotal, LastUpdateTimestamp, UpdateDuration,
         Reward, RewardDriftScore, DriftAlarmsTotal, GuardrailState, GuardrailPaused, GuardrailTripsTotal, RewardModelAccuracy,
         KlToReference, Loss, GradNorm, PolicyEntropy, ReplaySize, SampleStaleness, GeneratedTokensTotal, CheckpointsTotal,
-        RollbacksTotal, MessagesTotal, DeadLettersTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
+        RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
     ];
 
     private static readonly Dictionary<string, MetricDefinition> ByName = All.ToDictionary(d => d.Name, StringComparer.Ordinal);

@@ -69,7 +69,10 @@ public sealed class GeneratorPipeline(
 
         var policyTracker = new OffsetTracker();
         await using var policySource = transport.Subscribe($"{kafka.ConsumerGroup}.policy.{Environment.MachineName}.{Environment.ProcessId}", [topics.Policy], policyTracker, SourceStart.Earliest);
-        var policyIntake = new IntakeStage("policy", new ValidatingIntake(policySource, new RecordValidator(limits, SchemaNames.PolicyTopic, time), deadLetters, policyTracker, streamingMetrics), 1024, pipelineLogger);
+        // Refused policy events are skipped and counted, not dead-lettered: every generator reads this topic from
+        // its start at every start, so a dead letter per generator and restart would repeat without bound, while
+        // the record itself stays readable at its position (docs/OPERATIONS.md, "Failure policy").
+        var policyIntake = new IntakeStage("policy", ValidatingIntake.SkippingRefused(policySource, new RecordValidator(limits, SchemaNames.PolicyTopic, time), policyTracker, streamingMetrics, pipelineLogger), 1024, pipelineLogger);
         // Policies served by the learner over HTTP land here (the chart's /tmp emptyDir); only the newest is kept.
         var downloads = Directory.CreateTempSubdirectory($"prefonline-policies-{Environment.ProcessId}-").FullName;
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
@@ -86,7 +89,7 @@ public sealed class GeneratorPipeline(
 
             var promptTracker = new OffsetTracker();
             await using var promptSource = transport.Subscribe($"{kafka.ConsumerGroup}.generators", [topics.Prompts], promptTracker);
-            var promptIntake = new IntakeStage("prompts", new ValidatingIntake(promptSource, new RecordValidator(limits, SchemaNames.PromptTopic, time), deadLetters, promptTracker, streamingMetrics), generation.QueueCapacity, pipelineLogger);
+            var promptIntake = new IntakeStage("prompts", new ValidatingIntake(promptSource, new RecordValidator(limits, SchemaNames.PromptTopic, time), deadLetters, promptTracker, streamingMetrics, pipelineLogger), generation.QueueCapacity, pipelineLogger);
             using var intakeStop = new CancellationTokenSource();
             using var generatorStop = new CancellationTokenSource();
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(shutdown);

@@ -322,16 +322,18 @@ public sealed class LearningState : IDisposable
         {
             if (label.Record is not RatingRecord rating) continue;
             ratings++;
-            metrics.ObserveReward(DriftSource.Human, rating.Reward);
-            guardrail.ObserveHumanRating(rating.Reward);
             var route = RewardTrainer.AddRating(new Rating { Id = rating.Id, Prompt = rating.Prompt, Completion = rating.Completion, Value = rating.Reward, RolloutId = rating.RolloutId });
             if (route == LabelRoute.Rejected)
             {
+                // Unreachable from the worker's intake, which dead-letters ratings off the scale (out-of-range);
+                // a refused rating must not reach the drift detector either.
                 refused++;
                 logger.LogWarning("Reward trainer refused rating {Id}: {Reward} is outside Reward:RatingMin..RatingMax ({Min}..{Max})",
                     rating.Id, rating.Reward, settings.Reward.RatingMin, settings.Reward.RatingMax);
                 continue;
             }
+            metrics.ObserveReward(DriftSource.Human, rating.Reward);
+            guardrail.ObserveHumanRating(rating.Reward);
             var target = RewardTrainer.Options.RatingTarget(rating.Reward);
             if (rating.RolloutId is { } rolloutId && Pending.TryJoinRating(rolloutId, rating.Prompt, rating.Completion, target)) joined++;
         }

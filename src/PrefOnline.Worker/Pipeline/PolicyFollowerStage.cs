@@ -20,6 +20,8 @@ namespace PrefOnline.Worker.Pipeline;
 /// event's uri — <c>file://</c> on a mounted checkpoint volume, or <c>http(s)://</c> served by the learner
 /// and downloaded (<see cref="PolicyDownloader"/>) — is checked against the event's SHA-256 before it is
 /// loaded; a missing, unreachable or mismatching file is refused with a log line and the current policy stays.
+/// A record on the policy topic that is not a valid policy event never gets here: the intake skips it and counts
+/// it (<c>prefonline_skipped_records_total</c>), so the version being served stays too.
 /// </summary>
 public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, OffsetTracker tracker, FollowedPolicy policy, TensorThread thread, PrefOnlineMetrics metrics, PipelineStatus status, ILogger logger,
     PolicyDownloader? downloader = null)
@@ -67,6 +69,12 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
             {
                 Refused++;
                 logger.LogError("Policy v{Version} could not be fetched: {Error}; the current policy stays until the next event", policyEvent.Version, e.Message);
+                return;
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not OutOfMemoryException)
+            {
+                Refused++;
+                logger.LogError(e, "Policy v{Version} could not be fetched: unexpected {ExceptionType}; the current policy stays until the next event", policyEvent.Version, e.GetType().FullName);
                 return;
             }
         }
@@ -128,6 +136,14 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
         {
             Refused++;
             logger.LogError("Policy v{Version} at {Path} does not load: {Error}", policyEvent.Version, path, e.Message);
+            return;
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not OutOfMemoryException)
+        {
+            // Last line of defence, as for records: whatever a policy file holds, the generator keeps serving the
+            // version it has rather than stopping (a restart would read the same event again).
+            Refused++;
+            logger.LogError(e, "Policy v{Version} at {Path} does not load: unexpected {ExceptionType}; the current policy stays", policyEvent.Version, path, e.GetType().FullName);
             return;
         }
         Loads++;

@@ -7,7 +7,8 @@ namespace PrefOnline.Worker.Pipeline;
 /// <summary>
 /// Configuration section <c>Reward</c>: online training of the reward model from incoming labels
 /// (Bradley–Terry on pairs, regression on ratings mapped to the same logit scale), with a held-out
-/// share measured for accuracy. Ratings outside [RatingMin, RatingMax] are refused by the trainer.
+/// share measured for accuracy. Ratings outside [RatingMin, RatingMax] are dead-lettered as <c>out-of-range</c> at
+/// intake (<see cref="Hosting.WorkerSettings.InputValidation"/>); the trainer refuses them too.
 /// </summary>
 public sealed class RewardTrainingOptions : IValidatedOptions
 {
@@ -28,7 +29,7 @@ public sealed class RewardTrainingOptions : IValidatedOptions
     /// <summary>Bradley–Terry label smoothing in [0, 0.5).</summary>
     public double LabelSmoothing { get; set; }
 
-    /// <summary>The deployment's rating scale (ratings outside are refused).</summary>
+    /// <summary>The deployment's rating scale: ratings outside [RatingMin, RatingMax] are dead-lettered as out-of-range at intake.</summary>
     public double RatingMin { get; set; } = -10;
 
     /// <summary>Upper end of the rating scale.</summary>

@@ -50,6 +50,24 @@ public sealed class WorkerProcess
         }
     }
 
+    /// <summary>GET /readyz: the status code and the body (null: not listening yet, or gone).</summary>
+    public async Task<(System.Net.HttpStatusCode Status, string Body)?> ReadinessAsync()
+    {
+        try
+        {
+            using var response = await Http.GetAsync(new Uri($"http://127.0.0.1:{Port}/readyz"));
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits until /readyz answers 200.</summary>
+    public Task WaitReadyAsync(TimeSpan timeout) =>
+        Poll.UntilAsync(async () => (await ReadinessAsync())?.Status == System.Net.HttpStatusCode.OK, timeout, $"{Process.Name} ready", () => Process.Tail());
+
     /// <summary>Sum of every series of <paramref name="name"/> whose labels include all of <paramref name="labels"/> (null: not exposed or no scrape).</summary>
     public async Task<double?> MetricAsync(string name, params (string Key, string Value)[] labels)
     {

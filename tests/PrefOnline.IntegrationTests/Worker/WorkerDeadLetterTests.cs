@@ -16,6 +16,8 @@ namespace PrefOnline.IntegrationTests.Worker;
 /// worker's prompts and feedback topics among good records: each bad record reaches prefonline.dlq with
 /// its reason, its source position and its original bytes, is counted in /metrics, and nothing else is
 /// affected — every good prompt is answered, every good label absorbed, and the worker keeps working.
+/// Besides the corpus, bad only for this worker: ratings outside its rating scale (Reward:RatingMin/RatingMax,
+/// default -10..10), dead-lettered as out-of-range at intake and never seen by the human-rating drift detector.
 /// </summary>
 [Collection(KafkaCollection.Name)]
 public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
@@ -53,10 +55,13 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
         goods.Add((Feedback, RecordSerializer.Serialize(new PreferenceRecord("dlq-long-label", string.Concat(Enumerable.Repeat("Explain. ", 3000)), new string('a', 30_000), "No.")), "preference with 27,000 and 30,000 characters"));
         goods.Add((Feedback, RecordSerializer.Serialize(new RatingRecord("dlq-long-rating", "Say hello.", new string('b', 32 * 1024), 0.5)), "rating of a 32 KiB completion"));
         var goodQueue = new Queue<(string Topic, byte[] Bytes, string Name)>(goods);
-        foreach (var entry in BadRecordCorpus.Bad)
+        var bads = BadRecordCorpus.Bad.Select(b => (Topic: TopicOf(b.Topic), b.Bytes, b.Reason, b.Name)).ToList();
+        bads.Add((Feedback, RecordSerializer.Serialize(new RatingRecord("dlq-rating-above-scale", "Say hello.", "Hi.", 10.5)), ReasonCodes.OutOfRange, "rating above Reward:RatingMax"));
+        bads.Add((Feedback, RecordSerializer.Serialize(new RatingRecord("dlq-rating-below-scale", "Say hello.", "Go away.", -11)), ReasonCodes.OutOfRange, "rating below Reward:RatingMin"));
+        foreach (var entry in bads)
         {
             if (goodQueue.TryDequeue(out var good)) Send(good.Topic, good.Bytes, null, good.Name);
-            Send(TopicOf(entry.Topic), entry.Bytes, entry.Reason, entry.Name);
+            Send(entry.Topic, entry.Bytes, entry.Reason, entry.Name);
         }
         while (goodQueue.TryDequeue(out var good)) Send(good.Topic, good.Bytes, null, good.Name);
         await cluster.FlushAsync(Deadline);
@@ -108,6 +113,10 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
             Assert.Equal(bad.Count(b => b.Topic == topic), scrape[$"prefonline_messages_total{{result=\"dead_letter\",topic=\"{topic}\"}}"]);
             Assert.Equal(sent.Count(s => s.Reason is null && s.Topic == topic), scrape[$"prefonline_messages_total{{result=\"ok\",topic=\"{topic}\"}}"]);
         }
+        // The human-rating stream (what the drift detector watches) holds the good ratings only.
+        var goodRatings = sent.Where(s => s.Reason is null && s.Topic == Feedback).Select(s => RatingOf(s.Bytes)).OfType<double>().ToList();
+        Assert.True(goodRatings.Count >= 3, $"only {goodRatings.Count} good ratings were sent");
+        Assert.Equal(goodRatings.Average(), scrape["prefonline_reward{source=\"human\"}"], 9);
 
         // Never stopped: still live, ready, and still answering a prompt produced after all of this.
         Assert.Equal(HttpStatusCode.OK, await worker.LivenessAsync());
@@ -129,6 +138,9 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
     }
 
     private static string TopicOf(CorpusTopic topic) => topic == CorpusTopic.Prompts ? Prompts : Feedback;
+
+    private static double? RatingOf(byte[] bytes) =>
+        new RecordValidator(new ValidationLimits { DuplicateWindowSize = 0 }, SchemaNames.FeedbackTopic).Validate(bytes).Record is RatingRecord rating ? rating.Reward : null;
 
     private static string PromptId(byte[] bytes)
     {

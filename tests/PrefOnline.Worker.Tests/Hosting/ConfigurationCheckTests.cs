@@ -122,6 +122,30 @@ public sealed class ConfigurationCheckTests : IDisposable
         Assert.Contains("malformed.json", bad.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void TheRewardModelsRatingScaleReachesTheInputValidator()
+    {
+        var (settings, problems) = Check(new() { ["Reward:RatingMin"] = "1", ["Reward:RatingMax"] = "5", ["Validation:MaxIdLength"] = "64" });
+        Assert.Empty(problems);
+        Assert.Equal((1.0, 5.0), settings.InputValidation.RatingScale);
+        Assert.Equal(64, settings.InputValidation.MaxIdLength); // the Validation section's own limits stay
+        Assert.Null(settings.Validation.RatingScale);
+        var validator = new Streaming.Validation.RecordValidator(settings.InputValidation, Streaming.Contracts.SchemaNames.FeedbackTopic);
+        var rating = """{"schema":"prefonline.rating.v1","id":"r-1","prompt":"p","completion":"c","reward":6}"""u8;
+        Assert.Equal(Streaming.Validation.ReasonCodes.OutOfRange, validator.Validate(rating).Failure!.Reason);
+
+        Assert.Equal((-10.0, 10.0), ConfigurationCheck.Check(new ConfigurationBuilder().Build()).Settings.InputValidation.RatingScale);
+    }
+
+    [Fact]
+    public void ARatingScaleTheValidatorCannotHonourIsRefusedAtStart()
+    {
+        var (_, inverted) = Check(new() { ["Reward:RatingMin"] = "5", ["Reward:RatingMax"] = "1" });
+        Assert.Single(inverted, p => p.Contains("Reward:RatingMax", StringComparison.Ordinal));
+        var (_, beyond) = Check(new() { ["Reward:RatingMax"] = "2000", ["Validation:MaxAbsReward"] = "1000" });
+        Assert.Single(beyond, p => p.StartsWith("Reward:RatingMin/RatingMax [-10, 2000] reach beyond Validation:MaxAbsReward (1000)", StringComparison.Ordinal));
+    }
+
     private static (WorkerSettings Settings, IReadOnlyList<string> Problems) Check(Dictionary<string, string?> values) =>
         ConfigurationCheck.Check(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
 

@@ -43,6 +43,8 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
         streaming.CreateCounter<long>("prefonline_messages_total").Add(12, Tag("topic", "prefonline.feedback"), Tag("result", "accepted"));
         streaming.CreateCounter<long>("prefonline_messages_total").Add(1, Tag("topic", "prefonline.feedback"), Tag("result", MessageResults.DeadLetter), Tag("prompt", "leak?"));
         streaming.CreateCounter<long>("prefonline_dead_letters_total").Add(1, Tag("topic", "prefonline.feedback"), Tag("reason", "invalid-json"));
+        streaming.CreateCounter<long>("prefonline_messages_total").Add(1, Tag("topic", "prefonline.policy"), Tag("result", MessageResults.Skipped));
+        streaming.CreateCounter<long>("prefonline_skipped_records_total").Add(1, Tag("topic", "prefonline.policy"), Tag("reason", "lone-surrogate"));
         streaming.CreateObservableGauge("prefonline_consumer_lag", () => new Measurement<long>(42, Tag("topic", "prefonline.prompts"), Tag("partition", 0)));
         streaming.CreateObservableGauge<double>("prefonline_test_broken_callback", (Func<double>)(() => throw new InvalidOperationException("provoked")));
         return (aggregator, metrics, guardrail);
