@@ -488,7 +488,7 @@ public sealed class RecordValidator
         {
             throw new Rejection(ReasonCodes.OutOfRange, $"reward {reward.ToString("R", CultureInfo.InvariantCulture)} exceeds the limit |reward| <= {limits.MaxAbsReward.ToString(CultureInfo.InvariantCulture)}");
         }
-        if (limits.RatingScale is var (min, max) && (reward < min || reward > max))
+        if (limits.GetRatingScale() is var (min, max) && (reward < min || reward > max))
         {
             throw new Rejection(ReasonCodes.OutOfRange,
                 $"reward {reward.ToString("R", CultureInfo.InvariantCulture)} is outside the rating scale [{min.ToString("R", CultureInfo.InvariantCulture)}, {max.ToString("R", CultureInfo.InvariantCulture)}]");

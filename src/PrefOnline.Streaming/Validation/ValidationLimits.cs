@@ -27,11 +27,12 @@ public sealed class ValidationLimits
 
     /// <summary>
     /// The deployment's rating scale [min, max]: a rating outside it is refused as <c>out-of-range</c>
-    /// (inclusive bounds; null = only <see cref="MaxAbsReward"/> applies). Not bound from the <c>Validation</c>
-    /// section: the worker sets it from <c>Reward:RatingMin</c>/<c>RatingMax</c>, the scale the reward model
-    /// maps ratings onto, with <see cref="WithRatingScale"/>.
+    /// (inclusive bounds; null = only <see cref="MaxAbsReward"/> applies). Not part of the <c>Validation</c>
+    /// section (a method, not a property, so the configuration binder neither binds nor silently accepts a key
+    /// for it): the worker sets it from <c>Reward:RatingMin</c>/<c>RatingMax</c>, the scale the reward model maps
+    /// ratings onto, with <see cref="WithRatingScale"/>.
     /// </summary>
-    public (double Min, double Max)? RatingScale => ratingScale;
+    public (double Min, double Max)? GetRatingScale() => ratingScale;
 
     private (double Min, double Max)? ratingScale;
 

@@ -123,7 +123,7 @@ public sealed class RecordValidatorTests
         // Preferences carry no rating; without a scale only |reward| <= MaxAbsReward applies.
         Assert.True(Validate(scaled, """{"schema":"prefonline.preference.v1","id":"s-7","prompt":"p","chosen":"a","rejected":"b"}""").IsValid);
         Assert.True(Validate(FeedbackValidator(), Rating("s-8", "-1e5")).IsValid);
-        Assert.Null(new ValidationLimits().RatingScale);
+        Assert.Null(new ValidationLimits().GetRatingScale());
     }
 
     [Fact]
@@ -133,8 +133,8 @@ public sealed class RecordValidatorTests
         Assert.Contains(new ValidationLimits().WithRatingScale(0, double.PositiveInfinity).Problems(), p => p.Contains("rating scale"));
         Assert.Throws<ArgumentException>(() => FeedbackValidator(new ValidationLimits().WithRatingScale(double.NaN, 1)));
         var limits = new ValidationLimits { MaxIdLength = 7 }.WithRatingScale(-2, 2);
-        Assert.Equal((7, (-2.0, 2.0)), (limits.MaxIdLength, limits.RatingScale!.Value));
-        Assert.Equal(limits.RatingScale, limits.Clone().RatingScale);
+        Assert.Equal((7, (-2.0, 2.0)), (limits.MaxIdLength, limits.GetRatingScale()!.Value));
+        Assert.Equal(limits.GetRatingScale(), limits.Clone().GetRatingScale());
     }
 
     [Theory]

@@ -127,14 +127,14 @@ public sealed class ConfigurationCheckTests : IDisposable
     {
         var (settings, problems) = Check(new() { ["Reward:RatingMin"] = "1", ["Reward:RatingMax"] = "5", ["Validation:MaxIdLength"] = "64" });
         Assert.Empty(problems);
-        Assert.Equal((1.0, 5.0), settings.InputValidation.RatingScale);
+        Assert.Equal((1.0, 5.0), settings.InputValidation.GetRatingScale());
         Assert.Equal(64, settings.InputValidation.MaxIdLength); // the Validation section's own limits stay
-        Assert.Null(settings.Validation.RatingScale);
+        Assert.Null(settings.Validation.GetRatingScale());
         var validator = new Streaming.Validation.RecordValidator(settings.InputValidation, Streaming.Contracts.SchemaNames.FeedbackTopic);
         var rating = """{"schema":"prefonline.rating.v1","id":"r-1","prompt":"p","completion":"c","reward":6}"""u8;
         Assert.Equal(Streaming.Validation.ReasonCodes.OutOfRange, validator.Validate(rating).Failure!.Reason);
 
-        Assert.Equal((-10.0, 10.0), ConfigurationCheck.Check(new ConfigurationBuilder().Build()).Settings.InputValidation.RatingScale);
+        Assert.Equal((-10.0, 10.0), ConfigurationCheck.Check(new ConfigurationBuilder().Build()).Settings.InputValidation.GetRatingScale());
     }
 
     [Fact]
@@ -142,6 +142,8 @@ public sealed class ConfigurationCheckTests : IDisposable
     {
         var (_, inverted) = Check(new() { ["Reward:RatingMin"] = "5", ["Reward:RatingMax"] = "1" });
         Assert.Single(inverted, p => p.Contains("Reward:RatingMax", StringComparison.Ordinal));
+        var (_, elsewhere) = Check(new() { ["Validation:RatingMin"] = "1", ["Validation:RatingScale:Min"] = "1" });
+        Assert.Equal(2, elsewhere.Count(p => p.Contains("is not a known setting", StringComparison.Ordinal)));
         var (_, beyond) = Check(new() { ["Reward:RatingMax"] = "2000", ["Validation:MaxAbsReward"] = "1000" });
         Assert.Single(beyond, p => p.StartsWith("Reward:RatingMin/RatingMax [-10, 2000] reach beyond Validation:MaxAbsReward (1000)", StringComparison.Ordinal));
     }
