@@ -12,14 +12,15 @@ namespace PrefOnline.Streaming.Tests.Validation;
 
 /// <summary>
 /// Property-based fuzzing of <see cref="RecordValidator"/> (issue 11): 1,000,000 inputs per run across three
-/// generators — random bytes, random JSON-token soup, and mutations of every valid contract example (byte and bit
-/// flips, truncations, deletions, duplicated ranges, splices of two examples, escapes such as <c>\ud800</c> and
-/// <c>\udc00</c> inserted into keys and values, values replaced by deep nesting, huge or tiny numbers and odd
-/// literals). Each input is validated under the default limits or under lenient ones (unknown fields ignored, depth
-/// 256, a rating scale). The properties: validation never throws and never needs its last line of defence
-/// (<c>validator-error</c> means an unanticipated exception inside it: a bug); a refusal carries a known reason and a
-/// one-line detail; and every accepted record re-serialises with <see cref="RecordSerializer"/> to bytes that
-/// validate again to an equal record. Seeded: a run is reproducible, and a failure names the input's bytes.
+/// generators — random bytes (150,000), random JSON (150,000: token soup and well-formed random records), and
+/// mutations of every valid contract example (700,000: byte and bit flips, truncations, deletions, duplicated
+/// ranges, splices of two examples, escapes such as <c>\ud800</c> and <c>\udc00</c> inserted into keys and values,
+/// values replaced by deep nesting, huge or tiny numbers and odd literals). Each input is validated under the
+/// default limits or under lenient ones (unknown fields ignored, depth 256, a rating scale). The properties:
+/// validation never throws and never needs its last line of defence (<c>validator-error</c> means an unanticipated
+/// exception inside it: a bug); a refusal carries a known reason and a one-line detail; and every accepted record
+/// re-serialises with <see cref="RecordSerializer"/> to bytes that validate again to an equal record. Seeded: a run
+/// is reproducible, and a failure names the input's bytes.
 /// </summary>
 public sealed class RecordValidatorFuzzTests(ITestOutputHelper output)
 {
