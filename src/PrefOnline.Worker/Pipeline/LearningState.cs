@@ -106,6 +106,9 @@ public sealed class LearningState : IDisposable
     /// <summary>The opt-in label audit (null when off).</summary>
     public LabelAudit? Audit { get; }
 
+    /// <summary>Which absorbed labels the guardrail judges (all, except replays and the abandoned line's after a rollback).</summary>
+    public LabelObservationFilter Observation { get; internal set; } = new();
+
     /// <summary>The published version of the policy's current weights.</summary>
     public long PolicyVersion { get; private set; }
 
@@ -286,7 +289,8 @@ public sealed class LearningState : IDisposable
     /// Absorbs labels: each preference pair is first judged by the current reward model (the verdict goes
     /// to the guardrail's accuracy check before the model learns from it), queued for reward-model
     /// training, put in the human-pair buffer, and joined to the waiting rollouts it names; each rating
-    /// feeds the human drift detector, is queued for training and joined likewise. Labels naming unknown
+    /// feeds the human drift detector, is queued for training and joined likewise. After a rollback, replayed
+    /// labels and labels of the abandoned line are absorbed the same way but not judged (<see cref="Observation"/>). Labels naming unknown
     /// rollouts (e.g. generated before a restart) are used all the same: they are self-contained.
     /// Then the reward model trains on every full batch of queued labels.
     /// </summary>
@@ -294,19 +298,20 @@ public sealed class LearningState : IDisposable
     {
         Enter();
         var now = time.GetUtcNow();
-        var pairs = new List<(PreferencePair Pair, PreferenceRecord Record)>();
+        var pairs = new List<(PreferencePair Pair, PreferenceRecord Record, ValidatedRecord Label)>();
         int ratings = 0, joined = 0, refused = 0;
         foreach (var label in labels)
         {
-            if (label.Record is PreferenceRecord preference) pairs.Add((ToPair(preference, now), preference));
+            if (label.Record is PreferenceRecord preference) pairs.Add((ToPair(preference, now), preference, label));
         }
 
         var intakes = pairs.Count > 0 ? RewardTrainer.AddPairs(pairs.Select(p => p.Pair).ToList()) : [];
         for (var i = 0; i < pairs.Count; i++)
         {
-            var (pair, record) = pairs[i];
+            var (pair, record, label) = pairs[i];
             var intake = intakes[i];
-            if (intake.Agreed is { } agreed && RewardTrainer.Counters.LabelsTrained >= settings.Reward.GuardrailWarmUpLabels) guardrail.ObserveRewardModelPrediction(agreed);
+            if (intake.Agreed is { } agreed && RewardTrainer.Counters.LabelsTrained >= settings.Reward.GuardrailWarmUpLabels && Observation.ShouldObserve(label))
+                guardrail.ObserveRewardModelPrediction(agreed);
             if (intake.Route == LabelRoute.Rejected)
             {
                 // Refused (e.g. chosen == rejected): it neither trains nor orders the rollouts it names.
@@ -322,8 +327,11 @@ public sealed class LearningState : IDisposable
         {
             if (label.Record is not RatingRecord rating) continue;
             ratings++;
-            metrics.ObserveReward(DriftSource.Human, rating.Reward);
-            guardrail.ObserveHumanRating(rating.Reward);
+            if (Observation.ShouldObserve(label))
+            {
+                metrics.ObserveReward(DriftSource.Human, rating.Reward);
+                guardrail.ObserveHumanRating(rating.Reward);
+            }
             var route = RewardTrainer.AddRating(new Rating { Id = rating.Id, Prompt = rating.Prompt, Completion = rating.Completion, Value = rating.Reward, RolloutId = rating.RolloutId });
             if (route == LabelRoute.Rejected)
             {
