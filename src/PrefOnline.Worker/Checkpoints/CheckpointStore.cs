@@ -333,10 +333,10 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             if (current == version) return;
             if (current > version)
                 throw new ArgumentException($"'good' is {CheckpointVersion.DirectoryName(current.Value)} and only moves forward; refusing to mark the older {CheckpointVersion.DirectoryName(version)} (a rollback moves it back)", nameof(version));
-            if (pointers.Latest is { } latest && !await new CheckpointLineage(Root).IsOnLineOfAsync(version, latest, cancellationToken))
-                throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is not on the line of latest ({CheckpointVersion.DirectoryName(latest)}): a rolled-back (abandoned) version never becomes good", nameof(version));
             var verdict = await Reader.VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
             if (!verdict.IsValid) throw new CheckpointCorruptException(Root, version, verdict.Problems);
+            if (pointers.Latest is { } latest && !await new CheckpointLineage(Root).IsOnLineOfAsync(version, latest, cancellationToken))
+                throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is not on the line of latest ({CheckpointVersion.DirectoryName(latest)}): a rolled-back (abandoned) version never becomes good", nameof(version));
             await MoveGoodCoreAsync(current, version, reason: null);
             _logger.LogInformation("Marked checkpoint {Version} good in {Root} (was {Previous})", CheckpointVersion.DirectoryName(version), Root, Describe(current));
         }
@@ -465,7 +465,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         var now = _time.GetUtcNow();
         // good stays where it is when it is the target or one of its ancestors; otherwise (newer than the target,
         // or on another line) it would name a version the rolled-back store has abandoned.
-        var goodAfter = pointers.Good is { } good && await new CheckpointLineage(Root).IsOnLineOfAsync(good, target, ct) ? good : target;
+        // A store without `good` keeps none: a rollback does not vouch for its target.
+        var goodAfter = pointers.Good is not { } good || await new CheckpointLineage(Root).IsOnLineOfAsync(good, target, ct) ? pointers.Good : target;
         if (pointers.Latest == target && pointers.Good == goodAfter)
         {
             if (journalled) await DeleteRequestAsync();
@@ -487,7 +488,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             }, CancellationToken.None);
         }
         // good before latest: in between, good is the target, an ancestor of the old latest's line or on it.
-        if (pointers.Good != goodAfter) await MoveGoodCoreAsync(pointers.Good, goodAfter, $"moved back with latest by the rollback to {CheckpointVersion.DirectoryName(target)}: {reason}");
+        if (goodAfter is { } movedTo && pointers.Good != movedTo) await MoveGoodCoreAsync(pointers.Good, movedTo, $"moved back with latest by the rollback to {CheckpointVersion.DirectoryName(target)}: {reason}");
         if (pointers.Latest != target)
         {
             await RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
@@ -499,7 +500,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         _lineage = Lineage.RolledBack;
         _base = null;
         _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To}, good {GoodFrom} -> {GoodTo} ({Reason})",
-            Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), Describe(pointers.Good), CheckpointVersion.DirectoryName(goodAfter), reason);
+            Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), Describe(pointers.Good), Describe(goodAfter), reason);
         AppendEventBestEffort(new CheckpointEvent { Time = now, Kind = CheckpointEventKind.Rollback, From = pointers.Latest, To = target, Reason = reason });
         await DeleteRequestAsync();
         return new CheckpointRollback(pointers.Latest, target, reason, now, Changed: true, NextVersion(), pointers.Good, goodAfter);
