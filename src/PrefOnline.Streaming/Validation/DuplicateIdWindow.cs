@@ -82,7 +82,7 @@ public sealed class DuplicateIdWindow
     /// <see cref="Ttl"/> is dropped, and it expires when it would have without the restart. Ids already
     /// remembered keep their current entry; capacity applies as usual (the oldest are forgotten first).
     /// </summary>
-    /// <returns>The entries taken over.</returns>
+    /// <returns>The entries taken over (and kept within capacity).</returns>
     public int Restore(IEnumerable<SeenId> entries)
     {
         ArgumentNullException.ThrowIfNull(entries);
@@ -91,7 +91,7 @@ public sealed class DuplicateIdWindow
             var nowStamp = time.GetTimestamp();
             var nowUtc = time.GetUtcNow();
             var combined = order.Select(o => (o.Id, Position: seen[o.Id], o.Timestamp, o.SeenAt)).ToList();
-            var restored = 0;
+            var restored = new HashSet<string>(StringComparer.Ordinal);
             foreach (var entry in entries)
             {
                 var age = nowUtc - entry.SeenAt;
@@ -99,7 +99,7 @@ public sealed class DuplicateIdWindow
                 if (age >= Ttl || seen.ContainsKey(entry.Id)) continue;
                 seen[entry.Id] = entry.Position; // also marks it taken, so a repeated entry counts once
                 combined.Add((entry.Id, entry.Position, nowStamp - (long)(age.TotalSeconds * time.TimestampFrequency), entry.SeenAt));
-                restored++;
+                restored.Add(entry.Id);
             }
             // Oldest first again, and only the newest Capacity entries stay.
             seen.Clear();
@@ -110,7 +110,7 @@ public sealed class DuplicateIdWindow
                 order.Enqueue((id, timestamp, seenAt));
             }
             Evict(nowStamp);
-            return restored;
+            return restored.Count(seen.ContainsKey);
         }
     }
 

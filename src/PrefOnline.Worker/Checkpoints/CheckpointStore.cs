@@ -36,10 +36,9 @@ namespace PrefOnline.Worker.Checkpoints;
 /// the next write, a pending rollback's target, versions registered with <see cref="ProtectFromRetention"/>
 /// (the guardrail's promotion candidates, policies being served), and versions a reader holds
 /// (<see cref="VersionLock"/>: <c>checkpoint verify</c> in another process).</para>
-/// <para><b>A full disk</b> (ENOSPC, EDQUOT) is not retried blindly: the store deletes the oldest versions
-/// retention may delete, ignoring <see cref="CheckpointOptions.KeepLast"/>, until about one version's size
-/// is free, and tries once more; if that fails too the <see cref="CheckpointWriteException"/> says
-/// <see cref="CheckpointWriteException.OutOfSpace"/>.</para>
+/// <para><b>A full disk</b> (ENOSPC, EDQUOT) is not retried blindly: the store deletes the oldest version
+/// retention may delete, ignoring <see cref="CheckpointOptions.KeepLast"/>, and tries again, as long as such a
+/// version exists; then the <see cref="CheckpointWriteException"/> says <see cref="CheckpointWriteException.OutOfSpace"/>.</para>
 /// <para>Every I/O operation runs through the retry pipeline with a <see cref="CheckpointIoOperations"/> key
 /// in its <see cref="ResilienceContext"/>, so a test can inject faults into one kind of operation.</para>
 /// <para>Methods are safe to call from several threads (they run one at a time). Linux only.</para>
@@ -227,17 +226,20 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             CheckpointManifest manifest;
             try
             {
-                try
+                while (true)
                 {
-                    manifest = await WriteVersionAsync();
-                }
-                catch (IOException e) when (PosixFileSystem.IsOutOfSpace(e))
-                {
-                    // Retrying into a full disk cannot help; deleting what retention may delete can. KeepLast is a
-                    // wish for history, a durable checkpoint is the learner's promise: make room, then try once more.
-                    var freed = await FreeSpaceCoreAsync(e, CancellationToken.None);
-                    if (freed == 0) throw;
-                    manifest = await WriteVersionAsync();
+                    try
+                    {
+                        manifest = await WriteVersionAsync();
+                        break;
+                    }
+                    catch (IOException e) when (PosixFileSystem.IsOutOfSpace(e))
+                    {
+                        // Retrying into a full disk cannot help; deleting what retention may delete can. KeepLast is a
+                        // wish for history, a durable checkpoint is the learner's promise: delete the oldest version
+                        // nothing needs and try again, as long as there is one.
+                        if (!await FreeSpaceCoreAsync(e, CancellationToken.None)) throw;
+                    }
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -703,25 +705,20 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
-    /// The device is full: deletes the oldest versions retention may delete at all (KeepLast aside) until
-    /// about one version's worth of bytes (the size of <c>latest</c>, or of the largest version) is free.
-    /// Returns the bytes freed (0: nothing could be deleted).
+    /// The device is full: deletes the oldest version retention may delete at all (KeepLast aside; never one
+    /// <see cref="ProtectedVersions"/> names or a reader holds). False when there is none left.
     /// </summary>
-    private async Task<long> FreeSpaceCoreAsync(IOException cause, CancellationToken ct)
+    private async Task<bool> FreeSpaceCoreAsync(IOException cause, CancellationToken ct)
     {
-        var versions = Reader.ListVersions();
         var keep = ProtectedVersions();
-        var sizes = versions.ToDictionary(v => v, DirectorySize);
-        var needed = Reader.ReadPointers().Latest is { } latest && sizes.TryGetValue(latest, out var size) && size > 0 ? size : sizes.Values.DefaultIfEmpty(0).Max();
-        long freed = 0;
-        foreach (var version in versions.Where(v => !keep.Contains(v)))
+        foreach (var version in Reader.ListVersions().Where(v => !keep.Contains(v)))
         {
-            if (freed >= needed && freed > 0) break;
-            if (await DeleteVersionAsync(version, $"the device is full ({cause.Message}): making room for the next checkpoint, KeepLast aside", ct)) freed += sizes[version];
+            if (!await DeleteVersionAsync(version, $"the device is full ({cause.Message}): making room for the next checkpoint, KeepLast aside", ct)) continue;
+            _logger.LogWarning("Checkpoint store {Root} is full: deleted {Version}, the oldest version nothing needs, to make room", Root, CheckpointVersion.DirectoryName(version));
+            return true;
         }
-        if (freed > 0) _logger.LogWarning("Checkpoint store {Root} is full: deleted the oldest unprotected versions ({Freed} bytes) to make room", Root, freed);
-        else _logger.LogError("Checkpoint store {Root} is full and every version on disk is still needed (latest, good, promotion candidates, served or pinned versions): nothing to delete", Root);
-        return freed;
+        _logger.LogError("Checkpoint store {Root} is full and every version on disk is still needed (latest, good, promotion candidates, served or pinned versions): nothing to delete", Root);
+        return false;
     }
 
     /// <summary>Deletes one version unless a reader holds it (then false). Renamed first, so it vanishes atomically.</summary>
@@ -748,18 +745,6 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         _logger.LogInformation("Deleted checkpoint {Version} from {Root} ({Reason})", name, Root, reason);
         AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Delete, Version = version, Reason = reason });
         return true;
-    }
-
-    private long DirectorySize(long version)
-    {
-        try
-        {
-            return new DirectoryInfo(CheckpointLayout.VersionPath(Root, version)).EnumerateFiles().Sum(f => f.Length);
-        }
-        catch (IOException)
-        {
-            return 0;
-        }
     }
 
     /// <summary>One I/O operation through the retry pipeline, its <see cref="CheckpointIoOperations"/> key in the context.</summary>
