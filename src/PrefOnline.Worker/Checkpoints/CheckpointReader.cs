@@ -177,18 +177,18 @@ public sealed class CheckpointReader
             // Nothing records where this version came from: continue on good's line, the versions known to
             // have passed the guardrail and their ancestors; never a lower number picked blindly, which after
             // a rollback would be an abandoned version.
-            if (pointers.Good is { } good)
+            if (pointers.Good is { } good && (goodLine ??= (await lineage.LineOfAsync(good, cancellationToken)).Line).FirstOrDefault(v => v < version && !abandoned.Contains(v)) is > 0 and var onGoodsLine)
             {
-                goodLine ??= (await lineage.LineOfAsync(good, cancellationToken)).Line;
-                candidate = goodLine.FirstOrDefault(v => v < version && !abandoned.Contains(v));
-                if (candidate == 0) candidate = null;
+                candidate = onGoodsLine;
                 warnings.Add($"the parent of {CheckpointVersion.DirectoryName(version)} is unknown (no manifest, no commit event); falling back on good's line ({CheckpointVersion.DirectoryName(good)} and its ancestors)");
             }
             else
             {
+                // No lineage is left to follow: the next lower number is all there is. Said loudly, because after a
+                // rollback it may be a version the rollback abandoned (the log that would tell is gone too).
                 candidate = onDisk.LastOrDefault(v => v < version && !abandoned.Contains(v));
                 if (candidate == 0) candidate = null;
-                warnings.Add($"the parent of {CheckpointVersion.DirectoryName(version)} is unknown and there is no 'good' pointer; falling back to the next lower version on disk that no rollback abandoned");
+                else warnings.Add($"the parent of {CheckpointVersion.DirectoryName(version)} is unknown and good's line offers nothing older; falling back to the next lower version on disk, {CheckpointVersion.DirectoryName(candidate!.Value)}, which may be one a rollback abandoned: check `prefonline checkpoint list`");
             }
         }
         foreach (var skip in skipped)

@@ -53,6 +53,20 @@ public sealed class LabelObservationFilter
         }
     }
 
+    /// <summary>
+    /// True while labels absorbed by the discarded state are still being read again. Meanwhile the reward model
+    /// catches up with them, so its scores of on-policy samples move for that reason alone: the model-reward
+    /// detector is not fed until the replay is over, and then re-learns its baseline on post-rollback data.
+    /// </summary>
+    public bool ReplayPending => replayUntil.Count > 0;
+
+    /// <summary>Forgets the partitions whose replay is over (the tracker absorbed, or dead-lettered, every replayed record).</summary>
+    public void Progress(OffsetTracker feedback)
+    {
+        foreach (var (partition, until) in replayUntil.ToList())
+            if (feedback.GetResumeOffset(partition) is { } next && next >= until) replayUntil.Remove(partition);
+    }
+
     /// <summary>True when the guardrail may judge this label (see the class summary for when it may not).</summary>
     public bool ShouldObserve(ValidatedRecord label)
     {

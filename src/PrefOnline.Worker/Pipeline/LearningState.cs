@@ -355,6 +355,7 @@ public sealed class LearningState : IDisposable
             Audit?.Add(new AbsorbedLabel(id, schema, label.Source.Topic, label.Source.Partition.Partition, label.Source.Offset, Learner.Counters.UpdatesApplied));
             tracker.Complete(label.Source);
         }
+        if (Observation.ReplayPending) Observation.Progress(tracker);
 
         var steps = RewardTrainer.Train();
         Counters = Counters with
@@ -464,6 +465,9 @@ public sealed class LearningState : IDisposable
         var report = update.Applied
             ? update.ToReport() with { PolicyVersion = predicted }
             : new UpdateReport(predicted, Loss: double.NaN); // a step the NaN guard skipped: the guardrail counts the streak
+        // While labels are read again after a rollback, the reward model relearns them and its scores move for that
+        // reason alone: the model-reward detector waits (LabelObservationFilter.ReplayPending).
+        if (Observation.ReplayPending && report.MeanReward is { } mean && double.IsFinite(mean)) report = report with { MeanReward = null };
         var decision = guardrail.Evaluate(report);
         if (!update.Applied) return new UpdateCycle(update, decision, false, false, PolicyVersion, duration); // weights untouched
 
