@@ -153,6 +153,11 @@ public sealed class CheckpointCliTests
         var again = await RunAsync("checkpoint", "rollback", "--dir", temp.Root);
         Assert.Equal(0, again.ExitCode);
         Assert.Contains("is already v000002; nothing changed", again.StdOut);
+
+        var list = await RunAsync("checkpoint", "list", "--dir", temp.Root, "--json");
+        using var listing = JsonDocument.Parse(list.StdOut);
+        var abandoned = listing.RootElement.GetProperty("versions").EnumerateArray().Where(v => v.GetProperty("abandoned").GetBoolean()).Select(v => v.GetProperty("version").GetInt64());
+        Assert.Equal([4L, 3L], abandoned);
     }
 
     [Fact]
