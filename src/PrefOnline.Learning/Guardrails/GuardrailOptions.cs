@@ -21,7 +21,7 @@ public sealed record GuardrailOptions
     /// <summary>CUSUM on human ratings, one observation per rating record. Longer warm-up: ratings are coarse (often integers).</summary>
     public DriftStreamOptions HumanRating { get; init; } = new() { Cusum = new CusumOptions { WarmUp = 100 } };
 
-    /// <summary>Drift score (max(g⁺, g⁻)/h) at or above which a stream is a warning. 0.5 = halfway to an alarm.</summary>
+    /// <summary>Drift score (max(g⁺, g⁻)/h) at or above which a stream is a warning, and <c>good</c> does not advance. 0.5 = halfway to an alarm.</summary>
     public double DriftWarningScore { get; init; } = 0.5;
 
     /// <summary>

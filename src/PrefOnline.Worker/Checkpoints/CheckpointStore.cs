@@ -475,9 +475,12 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             return new CheckpointRollback(target, target, reason, now, Changed: false, NextVersion(), pointers.Good, goodAfter);
         }
 
-        // The journal first: from here a crash is completed by the next LoadLatestValidAsync.
+        // The journal first: from here a crash is completed by the next LoadLatestValidAsync. A pending request
+        // is replaced, as a newer request replaces an older one (the learner applies requests before its own rollbacks).
         if (!journalled)
         {
+            if (Reader.ReadRollbackRequest().Request is { } pending)
+                _logger.LogWarning("Rollback to {Target} replaces the pending {Request}", CheckpointVersion.DirectoryName(target), pending.ToString());
             var intent = new CheckpointRollbackRequest
             {
                 To = target, Reason = reason, Time = TruncateToMilliseconds(now),

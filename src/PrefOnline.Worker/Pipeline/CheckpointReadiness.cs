@@ -8,8 +8,9 @@ namespace PrefOnline.Worker.Pipeline;
 /// /readyz's <c>checkpoints</c> check on the learner. Fails while checkpoints fail (a full volume, an I/O
 /// error): the learner keeps learning in memory, but nothing new is durable, no offsets are committed and no
 /// policy is published until a checkpoint succeeds again, which is what an operator must hear about. Passes
-/// otherwise, naming the last checkpoint and, for the life of the process, any inconsistency the store had at
-/// start (a pointer to a missing version, a fallback past refused versions) and what the learner did about it.
+/// otherwise, naming the last checkpoint and, for the life of the process, any inconsistency the store had when
+/// the learner loaded it (a pointer to a missing version, a fallback past refused versions, a repaired
+/// <c>good</c>) and what the learner did about it.
 /// Thread-safe: the learner writes, probes read.
 /// </summary>
 public sealed class CheckpointReadiness : IReadinessContributor
@@ -32,8 +33,8 @@ public sealed class CheckpointReadiness : IReadinessContributor
         }
     }
 
-    /// <summary>The store was inconsistent at start; <paramref name="note"/> says how and what was loaded instead (kept in the reason).</summary>
-    public void InconsistentAtStart(string note)
+    /// <summary>The store was inconsistent when loaded; <paramref name="note"/> says how and what was loaded instead (kept in the reason).</summary>
+    public void StoreWasInconsistent(string note)
     {
         lock (gate) startNote = note;
     }
@@ -68,7 +69,7 @@ public sealed class CheckpointReadiness : IReadinessContributor
     {
         lock (gate)
         {
-            var note = startNote is null ? "" : $"; at start: {startNote}";
+            var note = startNote is null ? "" : $"; when loaded: {startNote}";
             if (failure is not null) return Task.FromResult(ProbeResult.Fail(Name, failure + note));
             var last = lastVersion is { } v ? string.Create(CultureInfo.InvariantCulture, $"last checkpoint {CheckpointVersion.DirectoryName(v)} at {lastAt:yyyy-MM-ddTHH:mm:ssZ}") : "no checkpoint yet";
             return Task.FromResult(ProbeResult.Pass(Name, last + note));

@@ -28,7 +28,7 @@ namespace PrefOnline.Worker.Pipeline;
 /// <item>run epochs (<see cref="LearnerEpoch"/>): each resumes every input at the checkpoint's offsets; when one
 ///   ends for a rollback or a refused update, the state is rebuilt from the checkpoint named and a new
 ///   epoch starts — the same path a process restart takes, with two differences (docs/OPERATIONS.md, "What a
-///   rollback does to the input streams"): the generation input continues where the discarded state had read
+///   rollback does"): the generation input continues where the discarded state had read
 ///   it (no prompt is answered twice), and the labels read again are absorbed but not judged by the
 ///   guardrail (<see cref="LabelObservationFilter"/>);</item>
 /// <item>on stop: intake stops, the update in flight finishes, a final checkpoint is written and its offsets
@@ -147,7 +147,13 @@ public sealed class LearnerPipeline(
                 // and labels below it are replays (absorbed again, not judged again).
                 var reached = epoch.Inputs.SelectMany(i => i.Tracker.Snapshot()).ToList();
                 if (end is { Kind: EpochEndKind.GuardrailRollback, TargetVersion: { } target })
-                    await store.RollbackAsync(target, Truncate("guardrail: " + end.Reason), CancellationToken.None).ConfigureAwait(false);
+                {
+                    // An operator's request that arrived meanwhile wins: it is the newer, deliberate decision.
+                    if (await store.ApplyRequestedRollbackAsync(CancellationToken.None).ConfigureAwait(false) is { } requested)
+                        logger.LogWarning("An operator's rollback to v{Requested} arrived with the guardrail's to v{Target}: applied the operator's", requested.To, target);
+                    else
+                        await store.RollbackAsync(target, Truncate("guardrail: " + end.Reason), CancellationToken.None).ConfigureAwait(false);
+                }
 
                 status.SetRunning(false);
                 State = null; // unpublished before disposal: readers (the demo console) must never see a disposed state
@@ -186,7 +192,7 @@ public sealed class LearnerPipeline(
                     if (end.Kind == EpochEndKind.GuardrailRollback)
                     {
                         metrics.RolledBack();
-                        guardrail.RollbackCompleted(checkpoint.Version);
+                        guardrail.RollbackCompleted(store.Reader.ReadPointers().Good ?? checkpoint.Version);
                     }
                     else
                     {
@@ -270,8 +276,8 @@ public sealed class LearnerPipeline(
             // The store was inconsistent (a pointer to a missing version, corrupt versions, a `good` off the line):
             // the learner runs from what it found, and says so on /readyz until it restarts.
             var note = string.Join("; ", result.Skipped.Select(s => $"refused {s}").Concat(result.Warnings)) + $"; resumed from {loaded}";
-            logger.LogError("Checkpoint store {Root} was inconsistent at start: {Note}", store.Root, note);
-            checkpointHealth.InconsistentAtStart(note);
+            logger.LogError("Checkpoint store {Root} was inconsistent when loaded: {Note}", store.Root, note);
+            checkpointHealth.StoreWasInconsistent(note);
         }
         return result.Checkpoint;
     }

@@ -15,7 +15,9 @@ namespace PrefOnline.Worker.Pipeline;
 /// Per update (<see cref="LearningState.RunUpdate"/>, one tensor-thread work item): T inner steps, then the
 /// guardrail's verdict on the version it would become. Then:
 /// <list type="bullet">
-/// <item>accepted → checkpoint (durable) → commit offsets → policy event; <c>good</c> moves when the guardrail says;</item>
+/// <item>accepted → checkpoint (durable) → commit offsets → policy event; <c>good</c> moves when the guardrail says
+///   and the store wrote the pointer; a checkpoint that fails (a full volume) leaves the update in memory, /readyz
+///   failing, until a later one succeeds;</item>
 /// <item>rollback → the epoch ends; the pipeline moves <c>latest</c> to <c>good</c>, reloads, publishes a rollback event;</item>
 /// <item>rejected or paused after the weights changed → the epoch ends; the pipeline reloads <c>latest</c>;</item>
 /// <item>paused → due updates are skipped (counted) while intake, scoring and checkpoints go on.</item>
