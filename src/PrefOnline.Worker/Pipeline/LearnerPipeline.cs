@@ -167,7 +167,8 @@ public sealed class LearnerPipeline(
                 // A reload after a refused update abandons nothing that was published; a rollback abandons the
                 // versions after the restored one up to the one served until now.
                 long? abandonedFrom = rolledBack && abandoned > restored.PolicyVersion ? restored.PolicyVersion + 1 : null;
-                await thread.RunAsync(() => restored.Observation.Extend(reached, abandonedFrom, abandonedFrom is null ? null : abandoned), CancellationToken.None).ConfigureAwait(false);
+                var replayed = Replayed(reached, topics.Feedback, checkpoint);
+                await thread.RunAsync(() => restored.Observation.Extend(replayed, abandonedFrom, abandonedFrom is null ? null : abandoned), CancellationToken.None).ConfigureAwait(false);
                 continueFrom = reached;
                 State = state;
                 Loaded(checkpoint, state);
@@ -248,11 +249,16 @@ public sealed class LearnerPipeline(
         var reached = abandonedManifest.Offsets.SelectMany(t => t.Value.Select(p => new Streaming.Transport.ResumeOffset(t.Key, p.Key, p.Value))).ToList();
         long? abandonedHead = abandonedManifest.Metrics.TryGetValue("policy_version", out var head) && double.IsFinite(head) ? (long)head : null;
         long? abandonedFrom = abandonedHead > state.PolicyVersion ? state.PolicyVersion + 1 : null;
-        await thread.RunAsync(() => state.Observation.Extend(reached, abandonedFrom, abandonedFrom is null ? null : abandonedHead), CancellationToken.None).ConfigureAwait(false);
+        var replayed = Replayed(reached, transport.Topics.Feedback, checkpoint);
+        await thread.RunAsync(() => state.Observation.Extend(replayed, abandonedFrom, abandonedFrom is null ? null : abandonedHead), CancellationToken.None).ConfigureAwait(false);
         logger.LogWarning("Resuming the rollback {From} -> {To} ({Reason}): prompts continue where {From} had read, its labels are absorbed again without being judged by the guardrail",
             CheckpointVersion.DirectoryName(from), checkpoint.ToString(), rollback.Reason, CheckpointVersion.DirectoryName(from));
         return reached;
     }
+
+    /// <summary>The feedback partitions the restored state reads again: where the discarded one had absorbed more than <paramref name="restored"/> holds.</summary>
+    private static List<Streaming.Transport.ResumeOffset> Replayed(IEnumerable<Streaming.Transport.ResumeOffset> reached, string feedbackTopic, Checkpoint restored) =>
+        reached.Where(r => r.Partition.Topic == feedbackTopic && r.NextOffset > (restored.NextOffset(feedbackTopic, r.Partition.Partition) ?? 0)).ToList();
 
     private void Loaded(Checkpoint checkpoint, LearningState state)
     {

@@ -113,7 +113,13 @@ public sealed class LearnerStage(
     private async Task<EpochEnd?> UpdateAsync()
     {
         // Not cancellable: an update that started finishes, and so does its checkpoint.
-        var cycle = await thread.RunAsync(() => state.RunUpdate(coordinator.Store.PeekNextVersion, CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
+        var feedback = inputs.FirstOrDefault(i => i.Name == "feedback")?.Tracker;
+        var cycle = await thread.RunAsync(() =>
+        {
+            // A replay after a rollback may end with records the intake dead-lettered (they never reach the state).
+            if (feedback is not null && state.Observation.ReplayPending) state.Observation.Progress(feedback);
+            return state.RunUpdate(coordinator.Store.PeekNextVersion, CancellationToken.None);
+        }, CancellationToken.None).ConfigureAwait(false);
         lastUpdate = time.GetTimestamp();
         var update = cycle.Update;
         if (cycle.Decision is { } decision) ReportGuardrail(decision);

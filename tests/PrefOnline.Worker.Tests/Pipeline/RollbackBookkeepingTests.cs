@@ -69,6 +69,17 @@ public sealed class RollbackBookkeepingTests
         Assert.True(filter.ShouldObserve(Preference(106, "p.v13.s0.aa1", "p.v13.s1.aa2")));
         Assert.True(filter.ShouldObserve(new ValidatedRecord(new RatingRecord("x", "p", "c", 1), Consumed(new TopicPartitionId("prefonline.feedback", 1), 0))));
 
+        // The model-reward detector waits while the replay lasts: until the feedback tracker passed every boundary.
+        Assert.True(filter.ReplayPending);
+        var tracker = new OffsetTracker([new ResumeOffset(Feedback0, 99)]);
+        filter.Progress(tracker);
+        Assert.True(filter.ReplayPending);
+        Assert.True(tracker.MarkAbsorbed(Consumed(Feedback0, 99)));
+        filter.Progress(tracker);
+        Assert.False(filter.ReplayPending);
+        Assert.False(filter.ShouldObserve(Rating(101, "p.v9.s1.ab12cd343"))); // abandoned versions stay recognised
+        filter.Extend([new ResumeOffset(Feedback0, 100)], abandonedFrom: 8, abandonedTo: 12);
+
         // Saved with the state in worker.json and read back the same.
         var restored = LabelObservationFilter.FromJson(System.Text.Json.Nodes.JsonNode.Parse(filter.ToJson().ToJsonString()));
         Assert.Equal(filter.ReplayUntil, restored.ReplayUntil);
