@@ -78,7 +78,7 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
         {
             (early, late) = users.RewardAfter(mark);
             return late >= early + Recovery;
-        }, worker, $"the users' mean reward after the rollback rising by {Recovery} nats", () => $"first 40 rollouts after the rollback {early:0.###}, last 40 {late:0.###}");
+        }, worker, $"the users' mean reward after the rollback rising by {Recovery} nats", () => $"first 32 rollouts after the rollback {early:0.###}, last 32 {late:0.###}");
         var recoveredAt = clock.Elapsed;
         output.WriteLine($"{recoveredAt.TotalSeconds:0.0} s: users' reward {early:0.###} right after the rollback -> {late:0.###} (new preference: shorter)");
 
@@ -132,12 +132,12 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
         ["Guardrails:Action"] = "Rollback",
         ["Guardrails:KlBudget"] = "1e9",
         ["Guardrails:AccuracyFloor"] = "0",
-        ["Guardrails:HumanRating:Cusum:WarmUp"] = "40",
+        ["Guardrails:HumanRating:Cusum:WarmUp"] = "30",
         ["Generation:MaxNewTokens"] = "24",
         ["Generation:MaxPromptsPerBatch"] = "8",
         ["Learner:UpdateEverySamples"] = "16",
         ["Learner:BatchSize"] = "32",
-        ["Learner:LearningRate"] = "2e-4",
+        ["Learner:LearningRate"] = "3e-4",
         ["Learner:MaxSamplesAhead"] = "96",
         ["Scoring:LabelWait"] = "00:00:01",
     };
@@ -223,13 +223,13 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
             lock (newUtility) return newUtility.Count;
         }
 
-        /// <summary>Mean utility under the new preference of the first and of the last 40 rollouts after <paramref name="mark"/> (NaN until 80 arrived).</summary>
+        /// <summary>Mean utility under the new preference of the first and of the last 32 rollouts after <paramref name="mark"/> (NaN until 64 arrived).</summary>
         public (double First, double Last) RewardAfter(int mark)
         {
             lock (newUtility)
             {
                 var after = newUtility.Skip(mark).ToList();
-                return after.Count < 80 ? (double.NaN, double.NaN) : (after.Take(40).Average(), after.TakeLast(40).Average());
+                return after.Count < 64 ? (double.NaN, double.NaN) : (after.Take(32).Average(), after.TakeLast(32).Average());
             }
         }
 
