@@ -209,12 +209,15 @@ public sealed class Guardrail
                     _ => GuardrailAction.None,
                 };
 
-            // A version qualifies for `good` only if nothing failed, it was not rejected, and the
-            // model-reward detector was armed (during a warm-up drift cannot be judged); versions
-            // inside the detector's current run towards a tripping alarm wait (suspectFrom).
-            var passed = state != GuardrailState.Tripped && !reject
-                         && (!options.ModelReward.Enabled || report.MeanReward is null || modelDetector.IsArmed);
-            var promote = good.OnEvaluation(report.PolicyVersion, passed, suspectFrom);
+            // A version qualifies for `good` only if nothing failed and it was not rejected; versions
+            // inside the model detector's current run towards a tripping alarm wait (suspectFrom), and
+            // nothing is proposed while either detector is halfway to an alarm (hold). The detectors'
+            // warm-ups do not hold `good` back: with the model stream's 50 updates that kept `good` on the
+            // first version for minutes, and a rollback then discarded the whole run (issue 11).
+            var passed = state != GuardrailState.Tripped && !reject;
+            var hold = (options.ModelReward.Enabled && modelDetector.Score >= options.DriftWarningScore)
+                       || (options.HumanRating.Enabled && humanDetector.Score >= options.DriftWarningScore);
+            var promote = good.OnEvaluation(report.PolicyVersion, passed, suspectFrom, hold);
 
             return new GuardrailDecision(
                 report.PolicyVersion,
@@ -228,10 +231,29 @@ public sealed class Guardrail
         }
     }
 
-    /// <summary>A durable checkpoint of <paramref name="version"/> was written. Returns the new <c>good</c> version if it advanced.</summary>
+    /// <summary>A durable checkpoint of <paramref name="version"/> was written. Returns a version to move <c>good</c> to (with zero confirmations).</summary>
     public long? CheckpointWritten(long version)
     {
         lock (gate) return good.CheckpointWritten(version);
+    }
+
+    /// <summary>
+    /// The store's <c>good</c> pointer now names <paramref name="version"/> (a <see cref="GuardrailDecision.PromoteGood"/>
+    /// was written). Only from here on is it the rollback target and <see cref="GuardrailStatus.GoodVersion"/>:
+    /// a proposal whose write failed is proposed again, and the target always exists on disk.
+    /// </summary>
+    public void GoodMarked(long version)
+    {
+        lock (gate) good.Marked(version);
+    }
+
+    /// <summary>Checkpointed versions waiting to become <c>good</c> (retention must keep them), oldest first.</summary>
+    public IReadOnlyList<long> PromotionCandidates
+    {
+        get
+        {
+            lock (gate) return good.PendingVersions;
+        }
     }
 
     /// <summary>
@@ -251,11 +273,11 @@ public sealed class Guardrail
 
     /// <summary>
     /// An operator rolled the policy back by hand (<c>prefonline checkpoint rollback</c>) and <c>good</c> is now
-    /// <paramref name="goodVersion"/>. Versions awaiting promotion belonged to the abandoned line and are
+    /// <paramref name="goodVersion"/> (the store moves it back with <c>latest</c> when it was newer than the target). Versions awaiting promotion belonged to the abandoned line and are
     /// dropped, the monitors restart on the restored policy, and a trip is lifted (the operator has acted);
     /// unlike a guardrail rollback this starts no cool-down.
     /// </summary>
-    public void OperatorRolledBack(long goodVersion)
+    public void OperatorRolledBack(long? goodVersion)
     {
         lock (gate)
         {

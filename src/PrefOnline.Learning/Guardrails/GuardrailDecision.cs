@@ -15,7 +15,7 @@ namespace PrefOnline.Learning.Guardrails;
 /// <param name="Reasons">Why, one line per failing or warning check; empty when everything passes.</param>
 /// <param name="IsNewTrip">True on the evaluation that moved the state to Tripped.</param>
 /// <param name="RejectUpdate">True when this update's metrics were not finite: do not checkpoint or publish this version.</param>
-/// <param name="PromoteGood">When set, move the <c>good</c> pointer to this (already checkpointed) version.</param>
+/// <param name="PromoteGood">When set, move the <c>good</c> pointer to this (already checkpointed) version, then report it with <see cref="Guardrail.GoodMarked"/>.</param>
 /// <param name="RollbackTo">The <c>good</c> version to roll back to (set with <see cref="GuardrailAction.Rollback"/>; null if no version has qualified yet).</param>
 public sealed record GuardrailDecision(
     long PolicyVersion,

@@ -21,7 +21,7 @@ public sealed record GuardrailOptions
     /// <summary>CUSUM on human ratings, one observation per rating record. Longer warm-up: ratings are coarse (often integers).</summary>
     public DriftStreamOptions HumanRating { get; init; } = new() { Cusum = new CusumOptions { WarmUp = 100 } };
 
-    /// <summary>Drift score (max(g⁺, g⁻)/h) at or above which a stream is a warning. 0.5 = halfway to an alarm.</summary>
+    /// <summary>Drift score (max(g⁺, g⁻)/h) at or above which a stream is a warning, and <c>good</c> does not advance. 0.5 = halfway to an alarm.</summary>
     public double DriftWarningScore { get; init; } = 0.5;
 
     /// <summary>
@@ -75,8 +75,12 @@ public sealed record GuardrailOptions
     public TimeSpan RollbackCooldown { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
-    /// A checkpointed version becomes <c>good</c> only after this many later evaluations also passed,
-    /// so versions written inside the drift detector's detection delay do not become rollback targets.
+    /// A checkpointed version becomes <c>good</c> (the rollback target, <c>prefonline_good_version</c>) once this
+    /// many later updates also passed every check — from the first updates on, not only after the detectors'
+    /// warm-ups — unless a drift detector is halfway to an alarm or the version lies inside the model-reward
+    /// detector's run towards one; so <c>good</c> trails the newest version by about this many updates and
+    /// versions written inside a drift's detection delay do not become rollback targets. The full rule:
+    /// docs/OPERATIONS.md, "The good pointer".
     /// </summary>
     public int GoodConfirmations { get; init; } = 2;
 

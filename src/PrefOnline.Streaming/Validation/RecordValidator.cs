@@ -58,6 +58,9 @@ public sealed class RecordValidator
 
     public IReadOnlyCollection<string> AcceptedSchemas => accepted;
 
+    /// <summary>The duplicate-id window (null when <see cref="ValidationLimits.DuplicateWindowSize"/> is 0), to save with a checkpoint and restore on load.</summary>
+    public DuplicateIdWindow? DuplicateWindow => duplicates;
+
     /// <summary>A copy of the limits in force.</summary>
     public ValidationLimits Limits => limits.Clone();
 

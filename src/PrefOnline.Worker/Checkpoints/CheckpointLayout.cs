@@ -10,7 +10,7 @@ namespace PrefOnline.Worker.Checkpoints;
 ///   .lock                      exclusive flock of the single writer (holds pid/host/since, informational)
 ///   latest, good               pointer files: one line, e.g. "v000009"
 ///   events.jsonl               append-only audit log (commit, mark_good, rollback, rollback_refused, delete, cleanup)
-///   rollback.request           an operator's rollback waiting for the running learner (see CheckpointRollbackRequest)
+///   rollback.request           an operator's rollback waiting for the running learner, or the journal of a rollback in progress (see CheckpointRollbackRequest)
 ///   v000009/manifest.json      + manifest.sha256 + the artefacts the manifest lists, nothing else
 ///   .tmp-v000010-&lt;guid&gt;/      a write in progress (or left by a crash: removed by the next writer)
 ///   .deleting-v000003-&lt;guid&gt;/  a version being removed by retention (renamed first so it vanishes atomically)

@@ -26,9 +26,12 @@ public sealed class CheckpointOptions
     public string Directory { get; set; } = "checkpoints";
 
     /// <summary>
-    /// How many of the newest versions retention keeps, besides whatever <c>latest</c> and <c>good</c>
-    /// name (those are never deleted). Default 5: enough to roll back a few updates, while each version
-    /// costs a full copy of policy, reward model, optimizer and replay. 1..10000.
+    /// How many of the newest versions retention keeps, besides what is still needed (never deleted: what
+    /// <c>latest</c> and <c>good</c> name, the guardrail's promotion candidates, a pending rollback's target,
+    /// policies being served to generators, versions another process is reading). Default 5: enough to roll
+    /// back a few updates, while each version costs a full copy of policy, reward model, optimizer and replay.
+    /// On a full volume the oldest versions beyond it are deleted to make room (docs/OPERATIONS.md,
+    /// "Checkpoint retention and a full volume"). 1..10000.
     /// </summary>
     public int KeepLast { get; set; } = 5;
 

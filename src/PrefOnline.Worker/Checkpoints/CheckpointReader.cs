@@ -76,7 +76,21 @@ public sealed class CheckpointReader
     public Task<CheckpointVerification> VerifyAsync(long version, CheckpointVerificationLevel level = CheckpointVerificationLevel.Full, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(version, CheckpointVersion.First);
-        return _io.ExecuteAsync(token => new ValueTask<CheckpointVerification>(CheckpointVerifier.VerifyAsync(Root, version, level, token)), cancellationToken).AsTask();
+        return VerifyCoreAsync(version, level, cancellationToken);
+    }
+
+    private async Task<CheckpointVerification> VerifyCoreAsync(long version, CheckpointVerificationLevel level, CancellationToken cancellationToken)
+    {
+        var context = ResilienceContextPool.Shared.Get(CheckpointIoOperations.Read, cancellationToken);
+        try
+        {
+            return await _io.ExecuteAsync(static (context, state) => new ValueTask<CheckpointVerification>(CheckpointVerifier.VerifyAsync(state.Root, state.version, state.level, context.CancellationToken)),
+                context, (Root, version, level));
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
     }
 
     /// <summary>Every version on disk, newest first, with its verdict and pointer marks.</summary>
@@ -103,11 +117,14 @@ public sealed class CheckpointReader
     /// <summary>
     /// Loads what a restarting worker should resume from: <c>latest</c> if it verifies, else the newest
     /// valid version on its lineage. The walk goes latest → its parent → ..., taking the parent from
-    /// the manifest, or (when the manifest is unreadable) from the commit line in events.jsonl, or else
-    /// the next lower version on disk. Following parents rather than numbers matters after a rollback:
-    /// the versions that were rolled back away are newer than the ones <c>latest</c> descends from, and
-    /// a fallback must not bring them back. Without a <c>latest</c> pointer (a crash before the first
-    /// commit, or a deleted pointer) the walk starts at the highest version on disk.
+    /// the manifest, or (when the manifest is unreadable) from the commit line in events.jsonl. Following
+    /// parents rather than numbers matters after a rollback: the versions that were rolled back away are
+    /// newer than the ones <c>latest</c> descends from, and a fallback must not bring them back. When the
+    /// walk reaches a version whose parent nothing records (its directory and its log line are gone), it
+    /// continues on <c>good</c>'s line (<c>good</c> and its ancestors) below that version; only a store
+    /// without a <c>good</c> pointer falls back to the next lower version on disk, and never to one a
+    /// rollback abandoned. Without a <c>latest</c> pointer (a crash before the first commit, or a deleted
+    /// pointer) the walk starts at the highest version on disk that no rollback abandoned.
     /// Every refused version is in <see cref="CheckpointLoadResult.Skipped"/> with its reason.
     /// </summary>
     public async Task<CheckpointLoadResult> LoadLatestValidAsync(CancellationToken cancellationToken = default)
@@ -123,14 +140,17 @@ public sealed class CheckpointReader
         var onDisk = ListVersions();
         var pointers = ReadPointers();
         warnings.AddRange(pointers.Problems);
+        var lineage = new CheckpointLineage(Root);
+        var abandoned = onDisk.Count == 0 ? new HashSet<long>() : await lineage.AbandonedAsync(pointers.Latest, cancellationToken);
         long? candidate = pointers.Latest;
         if (candidate is null && onDisk.Count > 0)
         {
-            candidate = onDisk[^1];
-            warnings.Add($"no readable 'latest' pointer; starting from the highest version on disk, {CheckpointVersion.DirectoryName(onDisk[^1])}");
+            candidate = onDisk.LastOrDefault(v => !abandoned.Contains(v));
+            if (candidate == 0) candidate = onDisk[^1];
+            warnings.Add($"no readable 'latest' pointer; starting from the highest version on disk that no rollback abandoned, {CheckpointVersion.DirectoryName(candidate.Value)}");
         }
 
-        Dictionary<long, long?>? parentsFromEvents = null;
+        IReadOnlyList<long>? goodLine = null;
         while (candidate is { } version)
         {
             var verdict = await VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
@@ -143,29 +163,50 @@ public sealed class CheckpointReader
                 return new CheckpointLoadResult(new Checkpoint(Root, verdict.Manifest!), skipped, warnings);
             }
             skipped.Add(new SkippedCheckpoint(version, verdict.Reason));
-            candidate = PredecessorOf(version, verdict, onDisk, ref parentsFromEvents);
+
+            // A parsed manifest knows its parent, even if its files are damaged; else the commit event does.
+            var (known, parent) = verdict.Manifest is { } manifest && manifest.Version == version && (manifest.Parent is null || manifest.Parent < version)
+                ? (true, manifest.Parent)
+                : await lineage.ParentOfAsync(version, cancellationToken);
+            if (known)
+            {
+                candidate = parent; // null: the start of the lineage, nothing older belongs to it
+                continue;
+            }
+
+            // Nothing records where this version came from: continue on good's line, the versions known to
+            // have passed the guardrail and their ancestors; never a lower number picked blindly, which after
+            // a rollback would be an abandoned version.
+            if (pointers.Good is { } good && (goodLine ??= (await lineage.LineOfAsync(good, cancellationToken)).Line).FirstOrDefault(v => v < version && !abandoned.Contains(v)) is > 0 and var onGoodsLine)
+            {
+                candidate = onGoodsLine;
+                warnings.Add($"the parent of {CheckpointVersion.DirectoryName(version)} is unknown (no manifest, no commit event); falling back on good's line ({CheckpointVersion.DirectoryName(good)} and its ancestors)");
+            }
+            else
+            {
+                // No lineage is left to follow: the next lower number is all there is. Said loudly, because after a
+                // rollback it may be a version the rollback abandoned (the log that would tell is gone too).
+                candidate = onDisk.LastOrDefault(v => v < version && !abandoned.Contains(v));
+                if (candidate == 0) candidate = null;
+                else warnings.Add($"the parent of {CheckpointVersion.DirectoryName(version)} is unknown and good's line offers nothing older; falling back to the next lower version on disk, {CheckpointVersion.DirectoryName(candidate!.Value)}, which may be one a rollback abandoned: check `prefonline checkpoint list`");
+            }
         }
         foreach (var skip in skipped)
             _logger.LogWarning("Refused checkpoint {Version} in {Root}: {Reason}", CheckpointVersion.DirectoryName(skip.Version), Root, skip.Reason);
         return new CheckpointLoadResult(null, skipped, warnings);
     }
 
-    /// <summary>The version to try after <paramref name="version"/> failed; always strictly older, so the walk ends.</summary>
-    private long? PredecessorOf(long version, CheckpointVerification verdict, IReadOnlyList<long> onDisk, ref Dictionary<long, long?>? parentsFromEvents)
-    {
-        // A parsed manifest knows its parent, even if its files are damaged. Null parent = start of a lineage: stop.
-        if (verdict.Manifest is { } manifest && manifest.Version == version && (manifest.Parent is null || manifest.Parent < version))
-            return manifest.Parent;
+    /// <summary>
+    /// Versions a rollback left behind (on the line of a rollback's <c>from</c>, not on its target's nor
+    /// on <c>latest</c>'s line), recognised from the parent chains and the rollback events.
+    /// </summary>
+    public Task<IReadOnlySet<long>> AbandonedVersionsAsync(CancellationToken cancellationToken = default) =>
+        new CheckpointLineage(Root).AbandonedAsync(ReadPointers().Latest, cancellationToken);
 
-        parentsFromEvents ??= CheckpointEventLog.Read(Root).Events
-            .Where(e => e is { Kind: CheckpointEventKind.Commit, Version: not null })
-            .GroupBy(e => e.Version!.Value)
-            .ToDictionary(g => g.Key, g => g.Last().Parent);
-        if (parentsFromEvents.TryGetValue(version, out var parent) && (parent is null || parent < version))
-            return parent;
-
-        for (var i = onDisk.Count - 1; i >= 0; i--)
-            if (onDisk[i] < version) return onDisk[i];
-        return null;
-    }
+    /// <summary>
+    /// The last rollback (its <c>from</c>, <c>to</c> and reason in a <see cref="CheckpointEvent"/>) when
+    /// <c>latest</c> still names its target and nothing was committed since: a learner starting now resumes
+    /// from the target for the first time. Null otherwise.
+    /// </summary>
+    public CheckpointEvent? RollbackNotYetResumed() => new CheckpointLineage(Root).RollbackNotYetResumed(ReadPointers().Latest);
 }

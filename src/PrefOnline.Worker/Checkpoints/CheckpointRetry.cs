@@ -12,19 +12,26 @@ namespace PrefOnline.Worker.Checkpoints;
 public static class CheckpointRetry
 {
     /// <summary>
-    /// True for faults worth another try: an <see cref="IOException"/> (EIO, ENOSPC, a flaky volume)
-    /// except those that name a fact that will not change: a missing file or directory, a path too
-    /// long, an unexpected end of file (truncation = corruption). Corruption
+    /// True for faults worth another try: an <see cref="IOException"/> (EIO, a flaky volume) except a full
+    /// device (<see cref="IsOutOfSpace"/>) and those that name a fact that will not change: a missing file or
+    /// directory, a path too long, an unexpected end of file (truncation = corruption). Corruption
     /// (<see cref="CheckpointCorruptException"/>), a held lock and caller bugs are never transient.
     /// </summary>
     public static bool IsTransient(Exception exception) =>
         exception is IOException
-        and not FileNotFoundException
-        and not DirectoryNotFoundException
-        and not PathTooLongException
-        and not EndOfStreamException
-        and not CheckpointWriteException
-        and not CheckpointCorruptException;
+            and not FileNotFoundException
+            and not DirectoryNotFoundException
+            and not PathTooLongException
+            and not EndOfStreamException
+            and not CheckpointWriteException
+            and not CheckpointCorruptException
+        && !IsOutOfSpace(exception);
+
+    /// <summary>
+    /// True for a full device or quota (ENOSPC, EDQUOT), also wrapped: not retried blindly (waiting does not
+    /// free space); the store deletes what retention may delete and tries once more.
+    /// </summary>
+    public static bool IsOutOfSpace(Exception exception) => PosixFileSystem.IsOutOfSpace(exception);
 
     public static RetryStrategyOptions CreateStrategyOptions(CheckpointOptions options, ILogger? logger = null)
     {

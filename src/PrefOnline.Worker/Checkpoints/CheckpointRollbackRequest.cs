@@ -9,7 +9,9 @@ namespace PrefOnline.Worker.Checkpoints;
 /// request instead, and the learner applies it at its next update boundary
 /// (<see cref="CheckpointStore.ApplyRequestedRollbackAsync"/>, also run by LoadLatestValidAsync).
 /// While a request is pending the learner cannot commit (WriteAsync refuses), so the operator's intent
-/// is never overwritten by a checkpoint of the state being rolled back.
+/// is never overwritten by a checkpoint of the state being rolled back, and retention keeps its target.
+/// The store also writes one itself as the journal of every rollback (removed once both pointers moved),
+/// so a rollback cut short by a crash is completed at the next start.
 /// </summary>
 public sealed record CheckpointRollbackRequest
 {

@@ -28,6 +28,19 @@ namespace PrefOnline.Worker.Checkpoints;
 /// <para><b>Operator rollbacks while the learner runs</b> arrive as <c>rollback.request</c> (the CLI cannot
 /// take the lock): call <see cref="ApplyRequestedRollbackAsync"/> at every update boundary, and reload
 /// when it returns a rollback. Until it is applied, <see cref="WriteAsync"/> refuses to commit.</para>
+/// <para><b>Pointers</b>: <c>good</c> is always <c>latest</c> or one of its ancestors. A rollback moves both
+/// (<c>good</c> back to the target when it was newer or off the target's line), with the rollback request file
+/// as its journal, so a crash half-way is completed by the next open; <see cref="LoadLatestValidAsync"/>
+/// repairs a <c>good</c> that names a missing or abandoned version.</para>
+/// <para><b>Retention</b> never deletes what something still needs: <c>latest</c>, <c>good</c>, the parent of
+/// the next write, a pending rollback's target, versions registered with <see cref="ProtectFromRetention"/>
+/// (the guardrail's promotion candidates, policies being served), and versions a reader holds
+/// (<see cref="VersionLock"/>: <c>checkpoint verify</c> in another process).</para>
+/// <para><b>A full disk</b> (ENOSPC, EDQUOT) is not retried blindly: the store deletes the oldest version
+/// retention may delete, ignoring <see cref="CheckpointOptions.KeepLast"/>, and tries again, as long as such a
+/// version exists; then the <see cref="CheckpointWriteException"/> says <see cref="CheckpointWriteException.OutOfSpace"/>.</para>
+/// <para>Every I/O operation runs through the retry pipeline with a <see cref="CheckpointIoOperations"/> key
+/// in its <see cref="ResilienceContext"/>, so a test can inject faults into one kind of operation.</para>
 /// <para>Methods are safe to call from several threads (they run one at a time). Linux only.</para>
 /// </summary>
 public sealed class CheckpointStore : IDisposable, IAsyncDisposable
@@ -38,6 +51,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly StoreLock _lock;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> _protectors = [];
     private Lineage _lineage = Lineage.Unknown;
     private long? _base;
     private long _highestWritten;
@@ -97,7 +111,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         if (File.Exists(snapshot.Directory))
             throw new ArgumentException($"{CheckpointOptions.SectionName}:Directory {snapshot.Directory} is a file, not a directory", nameof(options));
 
-        await io.ExecuteAsync(_ =>
+        await RunIoAsync(io, CheckpointIoOperations.Open, _ =>
         {
             if (!Directory.Exists(snapshot.Directory))
             {
@@ -105,17 +119,17 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 var parent = Path.GetDirectoryName(Path.GetFullPath(snapshot.Directory));
                 if (parent is not null) PosixFileSystem.Fsync(parent, isDirectory: true);
             }
-            return ValueTask.CompletedTask;
+            return ValueTask.FromResult(true);
         }, cancellationToken);
 
         var storeLock = StoreLock.Acquire(snapshot.Directory, timeProvider);
         try
         {
             var store = new CheckpointStore(snapshot, io, logger, timeProvider, storeLock);
-            await io.ExecuteAsync(_ =>
+            await RunIoAsync(io, CheckpointIoOperations.Cleanup, _ =>
             {
                 store.RemoveLeftovers();
-                return ValueTask.CompletedTask;
+                return ValueTask.FromResult(true);
             }, cancellationToken);
             return store;
         }
@@ -133,6 +147,10 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     /// A pending operator rollback (<c>rollback.request</c>) is applied first.
     /// If versions exist but none is valid, nothing is loaded, and the next write starts a new lineage:
     /// inspect <see cref="CheckpointLoadResult.Skipped"/> and decide (the worker's policy: log, count, continue).
+    /// A <c>good</c> pointer that names a missing or invalid version, or one off the loaded version's line (an
+    /// abandoned version, left by an older build's rollback), is moved to the newest valid version on the
+    /// loaded line not newer than it (or removed when there is none); the repair is in
+    /// <see cref="CheckpointLoadResult.Warnings"/> and events.jsonl.
     /// </summary>
     public async Task<CheckpointLoadResult> LoadLatestValidAsync(CancellationToken cancellationToken = default)
     {
@@ -143,6 +161,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             var result = await Reader.LoadLatestValidAsync(cancellationToken);
             _base = result.Checkpoint?.Version;
             _lineage = Lineage.Known;
+            if (result.Checkpoint is { } loaded && await RepairGoodCoreAsync(loaded.Version, cancellationToken) is { } repair)
+                result = result with { Warnings = [.. result.Warnings, repair] };
             return result;
         }
         finally
@@ -206,18 +226,29 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             CheckpointManifest manifest;
             try
             {
-                manifest = await _io.ExecuteAsync(async token =>
+                while (true)
                 {
-                    attempts++;
-                    return await WriteVersionDirectoryAsync(manifestBase, draft, token);
-                }, cancellationToken);
+                    try
+                    {
+                        manifest = await WriteVersionAsync();
+                        break;
+                    }
+                    catch (IOException e) when (PosixFileSystem.IsOutOfSpace(e))
+                    {
+                        // Retrying into a full disk cannot help; deleting what retention may delete can. KeepLast is a
+                        // wish for history, a durable checkpoint is the learner's promise: delete the oldest version
+                        // nothing needs and try again, as long as there is one.
+                        if (!await FreeSpaceCoreAsync(e, CancellationToken.None)) throw;
+                    }
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 _highestWritten = Math.Max(_highestWritten, version); // the number may be half-used; never reuse it
+                var full = PosixFileSystem.IsOutOfSpace(e);
                 throw new CheckpointWriteException(
-                    $"checkpoint {CheckpointVersion.DirectoryName(version)} could not be written to {Root} after {attempts} attempt(s); latest is still {Describe(previousLatest)}: {e.Message}",
-                    version, previousLatest, attempts, e);
+                    $"checkpoint {CheckpointVersion.DirectoryName(version)} could not be written to {Root} after {attempts} attempt(s){(full ? " (the device is full, even after retention made what room it could)" : "")}; latest is still {Describe(previousLatest)}: {e.Message}",
+                    version, previousLatest, attempts, e) { OutOfSpace = full };
             }
             _highestWritten = Math.Max(_highestWritten, version);
 
@@ -226,18 +257,18 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             attempts = 0;
             try
             {
-                await _io.ExecuteAsync(_ =>
+                await RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
                 {
                     attempts++;
                     PointerFile.WriteAtomic(Root, CheckpointLayout.LatestPointer, version);
-                    return ValueTask.CompletedTask;
+                    return ValueTask.FromResult(true);
                 }, CancellationToken.None);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new CheckpointWriteException(
                     $"checkpoint {CheckpointVersion.DirectoryName(version)} was written but the 'latest' pointer could not be moved after {attempts} attempt(s); latest is still {Describe(previousLatest)}: {e.Message}",
-                    version, previousLatest, attempts, e);
+                    version, previousLatest, attempts, e) { OutOfSpace = PosixFileSystem.IsOutOfSpace(e) };
             }
             _base = version;
             _logger.LogInformation("Committed checkpoint {Version} (parent {Parent}, {Files} files, {Bytes} bytes) in {Root}",
@@ -254,11 +285,28 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 _logger.LogWarning(e, "Retention after checkpoint {Version} failed in {Root}; will retry after the next write", CheckpointVersion.DirectoryName(version), Root);
             }
             return new Checkpoint(Root, manifest);
+
+            Task<CheckpointManifest> WriteVersionAsync() => RunIoAsync(_io, CheckpointIoOperations.WriteVersion, async token =>
+            {
+                attempts++;
+                return await WriteVersionDirectoryAsync(manifestBase, draft, token);
+            }, cancellationToken).AsTask();
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Registers versions something else still needs (read at every retention run, from any thread): the
+    /// guardrail's promotion candidates, the policies being served to generators. Retention never deletes them.
+    /// </summary>
+    public void ProtectFromRetention(string owner, Func<IReadOnlyCollection<long>> versions)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(owner);
+        ArgumentNullException.ThrowIfNull(versions);
+        lock (_protectors) _protectors.Add((owner, versions));
     }
 
     /// <summary>
@@ -270,8 +318,10 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Moves <c>good</c> to <paramref name="version"/> after verifying it in full, so <c>good</c> never names
-    /// a version that does not verify. <c>good</c> only moves forward: a version older than the current
-    /// <c>good</c> is refused (<see cref="ArgumentException"/>); the same version is a no-op.
+    /// a version that does not verify. This is the guardrail's promotion and only moves forward along
+    /// <c>latest</c>'s line: a version older than the current <c>good</c>, or one that is not <c>latest</c> or an
+    /// ancestor of it (an abandoned version), is refused (<see cref="ArgumentException"/>); the same version is
+    /// a no-op. <c>good</c> moves back only with a rollback (<see cref="RollbackAsync"/>).
     /// </summary>
     /// <exception cref="CheckpointCorruptException">The version is missing or does not verify.</exception>
     public async Task MarkGoodAsync(long version, CancellationToken cancellationToken = default)
@@ -280,19 +330,17 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         await EnterAsync(cancellationToken);
         try
         {
-            var current = Reader.ReadPointers().Good;
+            var pointers = Reader.ReadPointers();
+            var current = pointers.Good;
             if (current == version) return;
             if (current > version)
-                throw new ArgumentException($"'good' is {CheckpointVersion.DirectoryName(current.Value)} and only moves forward; refusing to mark the older {CheckpointVersion.DirectoryName(version)}", nameof(version));
+                throw new ArgumentException($"'good' is {CheckpointVersion.DirectoryName(current.Value)} and only moves forward; refusing to mark the older {CheckpointVersion.DirectoryName(version)} (a rollback moves it back)", nameof(version));
             var verdict = await Reader.VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
             if (!verdict.IsValid) throw new CheckpointCorruptException(Root, version, verdict.Problems);
-            await _io.ExecuteAsync(_ =>
-            {
-                PointerFile.WriteAtomic(Root, CheckpointLayout.GoodPointer, version);
-                return ValueTask.CompletedTask;
-            }, CancellationToken.None);
+            if (pointers.Latest is { } latest && !await new CheckpointLineage(Root).IsOnLineOfAsync(version, latest, cancellationToken))
+                throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is not on the line of latest ({CheckpointVersion.DirectoryName(latest)}): a rolled-back (abandoned) version never becomes good", nameof(version));
+            await MoveGoodCoreAsync(current, version, reason: null);
             _logger.LogInformation("Marked checkpoint {Version} good in {Root} (was {Previous})", CheckpointVersion.DirectoryName(version), Root, Describe(current));
-            AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.MarkGood, From = current, To = version });
         }
         finally
         {
@@ -302,11 +350,16 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Points <c>latest</c> at an existing, fully verified version: <paramref name="toVersion"/>, or
-    /// <c>good</c> when null. Deletes nothing; newer versions stay for inspection until retention.
-    /// The next write gets max(existing) + 1 with parent = the target. Records a rollback event with
-    /// <paramref name="reason"/>. Afterwards the caller must <see cref="LoadLatestValidAsync"/> before
-    /// writing again (its in-memory state is the rolled-back-away one).
-    /// Any valid version may be named, also one newer than <c>latest</c> (to undo a rollback).
+    /// <c>good</c> when null, and moves <c>good</c> back with it when <c>good</c> was newer than the target or
+    /// not on its line (so a later rollback to <c>good</c> never returns to the abandoned versions). Deletes
+    /// nothing; newer versions stay for inspection until retention. The next write gets max(existing) + 1
+    /// with parent = the target. The two pointer moves are journalled (<c>rollback.request</c> is written
+    /// first and removed last; <c>good</c> moves before <c>latest</c>), so a crash in between leaves
+    /// <c>good</c> on <c>latest</c>'s line and the next open completes the rollback. Records a
+    /// <c>mark_good</c> event (when <c>good</c> moved) and a <c>rollback</c> event with <paramref name="reason"/>.
+    /// Afterwards the caller must <see cref="LoadLatestValidAsync"/> before writing again (its in-memory
+    /// state is the rolled-back-away one). Any valid version may be named, also one newer than
+    /// <c>latest</c> (to undo a rollback).
     /// </summary>
     /// <exception cref="InvalidOperationException">No target given and no <c>good</c> pointer exists.</exception>
     /// <exception cref="CheckpointCorruptException">The target is missing or does not verify.</exception>
@@ -387,7 +440,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         {
             try
             {
-                outcome = await RollbackCoreAsync(request.To, $"{request.Reason} (requested by {request.User ?? "?"}@{request.Host ?? "?"} at {request.Time:yyyy-MM-ddTHH:mm:ssZ})", ct);
+                outcome = await RollbackCoreAsync(request.To, $"{request.Reason} (requested by {request.User ?? "?"}@{request.Host ?? "?"} at {request.Time:yyyy-MM-ddTHH:mm:ssZ})", ct, journalled: true);
             }
             catch (CheckpointCorruptException e)
             {
@@ -398,16 +451,13 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         {
             _logger.LogError("Refused the requested rollback in {Root}: {Reason}", Root, refusal);
             AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.RollbackRefused, To = request?.To, Reason = refusal });
+            await DeleteRequestAsync();
         }
-        await _io.ExecuteAsync(_ =>
-        {
-            RollbackRequestFile.Delete(Root);
-            return ValueTask.CompletedTask;
-        }, CancellationToken.None);
         return outcome is { Changed: true } ? outcome : null;
     }
 
-    private async Task<CheckpointRollback> RollbackCoreAsync(long? toVersion, string reason, CancellationToken ct)
+    /// <param name="journalled">True when <c>rollback.request</c> already holds this rollback (an operator's request, or a journal left by a crash).</param>
+    private async Task<CheckpointRollback> RollbackCoreAsync(long? toVersion, string reason, CancellationToken ct, bool journalled = false)
     {
         var pointers = Reader.ReadPointers();
         var target = toVersion ?? pointers.Good
@@ -415,26 +465,115 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         var verdict = await Reader.VerifyAsync(target, CheckpointVerificationLevel.Full, ct);
         if (!verdict.IsValid) throw new CheckpointCorruptException(Root, target, verdict.Problems);
         var now = _time.GetUtcNow();
-        if (pointers.Latest == target)
-            return new CheckpointRollback(target, target, reason, now, Changed: false, NextVersion());
-
-        await _io.ExecuteAsync(_ =>
+        // good stays where it is when it is the target or one of its ancestors; otherwise (newer than the target,
+        // or on another line) it would name a version the rolled-back store has abandoned.
+        // A store without `good` keeps none: a rollback does not vouch for its target.
+        var goodAfter = pointers.Good is not { } good || await new CheckpointLineage(Root).IsOnLineOfAsync(good, target, ct) ? pointers.Good : target;
+        if (pointers.Latest == target && pointers.Good == goodAfter)
         {
-            PointerFile.WriteAtomic(Root, CheckpointLayout.LatestPointer, target);
-            return ValueTask.CompletedTask;
-        }, CancellationToken.None);
+            if (journalled) await DeleteRequestAsync();
+            return new CheckpointRollback(target, target, reason, now, Changed: false, NextVersion(), pointers.Good, goodAfter);
+        }
+
+        // The journal first: from here a crash is completed by the next LoadLatestValidAsync. A pending request
+        // is replaced, as a newer request replaces an older one (the learner applies requests before its own rollbacks).
+        if (!journalled)
+        {
+            if (Reader.ReadRollbackRequest().Request is { } pending)
+                _logger.LogWarning("Rollback to {Target} replaces the pending {Request}", CheckpointVersion.DirectoryName(target), pending.ToString());
+            var intent = new CheckpointRollbackRequest
+            {
+                To = target, Reason = reason, Time = TruncateToMilliseconds(now),
+                User = Environment.UserName, Host = Environment.MachineName, ProcessId = Environment.ProcessId,
+            };
+            await RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
+            {
+                RollbackRequestFile.WriteAtomic(Root, intent);
+                return ValueTask.FromResult(true);
+            }, CancellationToken.None);
+        }
+        // good before latest: in between, good is the target, an ancestor of the old latest's line or on it.
+        if (goodAfter is { } movedTo && pointers.Good != movedTo) await MoveGoodCoreAsync(pointers.Good, movedTo, $"moved back with latest by the rollback to {CheckpointVersion.DirectoryName(target)}: {reason}");
+        if (pointers.Latest != target)
+        {
+            await RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
+            {
+                PointerFile.WriteAtomic(Root, CheckpointLayout.LatestPointer, target);
+                return ValueTask.FromResult(true);
+            }, CancellationToken.None);
+        }
         _lineage = Lineage.RolledBack;
         _base = null;
-        _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To} ({Reason})", Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), reason);
+        _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To}, good {GoodFrom} -> {GoodTo} ({Reason})",
+            Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), Describe(pointers.Good), Describe(goodAfter), reason);
         AppendEventBestEffort(new CheckpointEvent { Time = now, Kind = CheckpointEventKind.Rollback, From = pointers.Latest, To = target, Reason = reason });
-        return new CheckpointRollback(pointers.Latest, target, reason, now, Changed: true, NextVersion());
+        await DeleteRequestAsync();
+        return new CheckpointRollback(pointers.Latest, target, reason, now, Changed: true, NextVersion(), pointers.Good, goodAfter);
+    }
+
+    /// <summary>Writes the <c>good</c> pointer (the caller verified the version) and records the move.</summary>
+    private async Task MoveGoodCoreAsync(long? from, long to, string? reason)
+    {
+        await RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
+        {
+            PointerFile.WriteAtomic(Root, CheckpointLayout.GoodPointer, to);
+            return ValueTask.FromResult(true);
+        }, CancellationToken.None);
+        AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.MarkGood, From = from, To = to, Reason = reason });
+    }
+
+    private Task DeleteRequestAsync() => RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
+    {
+        RollbackRequestFile.Delete(Root);
+        return ValueTask.FromResult(true);
+    }, CancellationToken.None).AsTask();
+
+    /// <summary>
+    /// After a load of <paramref name="loaded"/>: <c>good</c> must name a valid version on the loaded line.
+    /// Returns a warning when it had to be repaired (moved back, or removed when no valid version qualifies).
+    /// </summary>
+    private async Task<string?> RepairGoodCoreAsync(long loaded, CancellationToken ct)
+    {
+        var (good, problem) = PointerFile.Read(Root, CheckpointLayout.GoodPointer);
+        if (good is null && problem is null) return null; // never marked: nothing to repair
+        var lineage = new CheckpointLineage(Root);
+        string why;
+        if (good is not { } named) why = problem!;
+        else if (!await lineage.IsOnLineOfAsync(named, loaded, ct))
+            why = $"'good' named {CheckpointVersion.DirectoryName(named)}, which is not on the line of the loaded {CheckpointVersion.DirectoryName(loaded)} (abandoned by a rollback, or newer than a fallback)";
+        else if (await Reader.VerifyAsync(named, CheckpointVerificationLevel.Quick, ct) is { IsValid: false } verdict)
+            why = $"'good' named {CheckpointVersion.DirectoryName(named)}, which is invalid: {verdict.Reason}";
+        else return null;
+
+        // The newest valid version on the loaded line that is not newer than what good named.
+        var ceiling = good ?? loaded;
+        var (line, _) = await lineage.LineOfAsync(loaded, ct);
+        foreach (var candidate in line.Where(v => v <= ceiling))
+        {
+            if (!(await Reader.VerifyAsync(candidate, CheckpointVerificationLevel.Full, ct)).IsValid) continue;
+            await MoveGoodCoreAsync(good, candidate, "repair at load: " + why);
+            var repaired = $"{why}; 'good' moved to {CheckpointVersion.DirectoryName(candidate)}, the newest valid version on the loaded line not newer than it";
+            _logger.LogError("Checkpoint store {Root} was inconsistent: {Repair}", Root, repaired);
+            return repaired;
+        }
+        await RunIoAsync(_io, CheckpointIoOperations.MovePointer, _ =>
+        {
+            File.Delete(Path.Combine(Root, CheckpointLayout.GoodPointer));
+            PosixFileSystem.Fsync(Root, isDirectory: true);
+            return ValueTask.FromResult(true);
+        }, CancellationToken.None);
+        AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.MarkGood, From = good, Reason = "repair at load: " + why + "; no valid version on the loaded line qualifies, pointer removed" });
+        var removed = $"{why}; no valid version on the loaded line qualifies, so 'good' was removed (a rollback trip pauses until a version qualifies)";
+        _logger.LogError("Checkpoint store {Root} was inconsistent: {Repair}", Root, removed);
+        return removed;
     }
 
     /// <summary>
-    /// Deletes versions beyond the newest <see cref="CheckpointOptions.KeepLast"/>, never the ones
-    /// <c>latest</c> or <c>good</c> name, nor the parent of the next write. Runs after every write; call it
-    /// yourself only after lowering KeepLast. Each version is renamed to <c>.deleting-…</c> first, so it
-    /// disappears atomically even if the deletion itself is interrupted. Returns the deleted versions.
+    /// Deletes versions beyond the newest <see cref="CheckpointOptions.KeepLast"/>, never one something still
+    /// needs (<see cref="ProtectedVersions"/>) nor one a reader holds (it is tried again after the next write).
+    /// Runs after every write; call it yourself only after lowering KeepLast. Each version is renamed to
+    /// <c>.deleting-…</c> first, so it disappears atomically even if the deletion itself is interrupted.
+    /// Returns the deleted versions.
     /// </summary>
     public async Task<IReadOnlyList<long>> ApplyRetentionAsync(CancellationToken cancellationToken = default)
     {
@@ -449,6 +588,23 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// What retention must keep whatever KeepLast says: <c>latest</c>, <c>good</c>, the parent of the next
+    /// write, the target of a pending rollback request, and what <see cref="ProtectFromRetention"/> registered.
+    /// </summary>
+    public IReadOnlySet<long> ProtectedVersions()
+    {
+        var keep = new HashSet<long>();
+        var pointers = Reader.ReadPointers();
+        if (pointers.Latest is { } latest) keep.Add(latest);
+        if (pointers.Good is { } good) keep.Add(good);
+        if (_base is { } parentOfNext) keep.Add(parentOfNext);
+        if (Reader.ReadRollbackRequest().Request is { } request) keep.Add(request.To);
+        List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> protectors;
+        lock (_protectors) protectors = [.. _protectors];
+        foreach (var (_, versions) in protectors) keep.UnionWith(versions());
+        return keep;
+    }
     /// <summary>
     /// Waits for an operation in flight to finish (the lock is never released mid-write), then releases
     /// the writer lock. Later calls throw <see cref="ObjectDisposedException"/>.
@@ -540,29 +696,72 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     private async Task<IReadOnlyList<long>> ApplyRetentionCoreAsync(CancellationToken ct)
     {
         var versions = Reader.ListVersions();
-        var pointers = Reader.ReadPointers();
-        var keep = versions.TakeLast(_options.KeepLast).ToHashSet();
-        if (pointers.Latest is { } latest) keep.Add(latest);
-        if (pointers.Good is { } good) keep.Add(good);
-        if (_base is { } parentOfNext) keep.Add(parentOfNext);
+        var keep = ProtectedVersions().ToHashSet();
+        keep.UnionWith(versions.TakeLast(_options.KeepLast));
         var deleted = new List<long>();
         foreach (var version in versions.Where(v => !keep.Contains(v)))
         {
             ct.ThrowIfCancellationRequested();
-            var name = CheckpointVersion.DirectoryName(version);
-            await _io.ExecuteAsync(_ =>
+            if (await DeleteVersionAsync(version, $"retention: keep last {_options.KeepLast}", ct)) deleted.Add(version);
+        }
+        return deleted;
+    }
+
+    /// <summary>
+    /// The device is full: deletes the oldest version retention may delete at all (KeepLast aside; never one
+    /// <see cref="ProtectedVersions"/> names or a reader holds). False when there is none left.
+    /// </summary>
+    private async Task<bool> FreeSpaceCoreAsync(IOException cause, CancellationToken ct)
+    {
+        var keep = ProtectedVersions();
+        foreach (var version in Reader.ListVersions().Where(v => !keep.Contains(v)))
+        {
+            if (!await DeleteVersionAsync(version, $"the device is full ({cause.Message}): making room for the next checkpoint, KeepLast aside", ct)) continue;
+            _logger.LogWarning("Checkpoint store {Root} is full: deleted {Version}, the oldest version nothing needs, to make room", Root, CheckpointVersion.DirectoryName(version));
+            return true;
+        }
+        _logger.LogError("Checkpoint store {Root} is full and every version on disk is still needed (latest, good, promotion candidates, served or pinned versions): nothing to delete", Root);
+        return false;
+    }
+
+    /// <summary>Deletes one version unless a reader holds it (then false). Renamed first, so it vanishes atomically.</summary>
+    private async Task<bool> DeleteVersionAsync(long version, string reason, CancellationToken ct)
+    {
+        var name = CheckpointVersion.DirectoryName(version);
+        var (outcome, exclusive) = VersionLock.TryAcquire(Root, version, exclusive: true);
+        using (exclusive)
+        {
+            if (outcome == VersionLock.Outcome.Busy)
+            {
+                _logger.LogInformation("Retention kept checkpoint {Version} in {Root}: a reader holds it (checkpoint verify, a load); tried again after the next write", name, Root);
+                return false;
+            }
+            await RunIoAsync(_io, CheckpointIoOperations.Retention, _ =>
             {
                 var doomed = Path.Combine(Root, $"{CheckpointLayout.DeletingDirectoryPrefix}{name}-{Guid.NewGuid():N}");
                 Directory.Move(Path.Combine(Root, name), doomed);
                 PosixFileSystem.Fsync(Root, isDirectory: true);
                 Directory.Delete(doomed, recursive: true);
-                return ValueTask.CompletedTask;
+                return ValueTask.FromResult(true);
             }, ct);
-            deleted.Add(version);
-            _logger.LogInformation("Retention deleted checkpoint {Version} from {Root} (keeping the last {KeepLast} and the pointed-to versions)", name, Root, _options.KeepLast);
-            AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Delete, Version = version, Reason = $"retention: keep last {_options.KeepLast}" });
         }
-        return deleted;
+        _logger.LogInformation("Deleted checkpoint {Version} from {Root} ({Reason})", name, Root, reason);
+        AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Delete, Version = version, Reason = reason });
+        return true;
+    }
+
+    /// <summary>One I/O operation through the retry pipeline, its <see cref="CheckpointIoOperations"/> key in the context.</summary>
+    private static async ValueTask<T> RunIoAsync<T>(ResiliencePipeline io, string operation, Func<CancellationToken, ValueTask<T>> action, CancellationToken ct)
+    {
+        var context = ResilienceContextPool.Shared.Get(operation, ct);
+        try
+        {
+            return await io.ExecuteAsync(static (context, action) => action(context.CancellationToken), context, action);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
     }
 
     private void RemoveLeftovers()

@@ -23,6 +23,12 @@ internal static class CheckpointVerifier
         if (!Directory.Exists(directory))
             return new CheckpointVerification(version, level, null, [$"{name} does not exist"]);
 
+        // Pinned while it is read: retention skips a version a reader holds (see VersionLock).
+        var (outcome, pin) = VersionLock.TryAcquire(root, version, exclusive: false);
+        using var _ = pin;
+        if (outcome == VersionLock.Outcome.Busy)
+            return new CheckpointVerification(version, level, null, [$"{name} is being deleted by retention"]);
+
         var manifest = await ReadManifestAsync(directory, problems, ct);
         if (manifest is null) return new CheckpointVerification(version, level, null, problems);
         problems.AddRange(ManifestProblems(manifest, version));
@@ -112,7 +118,7 @@ internal static class CheckpointVerifier
     /// Reads and parses manifest.json after checking it against manifest.sha256. A manifest that does not
     /// match its checksum is not trusted at all (null): its parent or offsets could be the damaged part.
     /// </summary>
-    private static async Task<CheckpointManifest?> ReadManifestAsync(string directory, List<string> problems, CancellationToken ct)
+    public static async Task<CheckpointManifest?> ReadManifestAsync(string directory, List<string> problems, CancellationToken ct)
     {
         const string m = CheckpointLayout.ManifestFileName;
         var manifestBytes = await ReadSmallFileAsync(Path.Combine(directory, m), problems, ct);

@@ -15,4 +15,10 @@ public sealed class CheckpointWriteException(string message, long version, long?
     public long? LatestVersion { get; } = latestVersion;
 
     public int Attempts { get; } = attempts;
+
+    /// <summary>
+    /// True when the device or quota is full (ENOSPC, EDQUOT) even after the store deleted what it could: the
+    /// write succeeds again once space is freed; nothing else is wrong with the store.
+    /// </summary>
+    public bool OutOfSpace { get; init; }
 }

@@ -16,11 +16,16 @@ internal static class PosixFileSystem
     private const int ReadWrite = 0x2;       // O_RDWR
     private const int Create = 0x40;         // O_CREAT
     private const int CloseOnExec = 0x80000; // O_CLOEXEC: a child process must not inherit the lock
+    private const int LockShared = 1;        // LOCK_SH
     private const int LockExclusive = 2;     // LOCK_EX
     private const int LockNonBlocking = 4;   // LOCK_NB
     private const int ErrorWouldBlock = 11;  // EWOULDBLOCK == EAGAIN on Linux
     private const int ErrorInvalid = 22;     // EINVAL: a file system that cannot fsync directories
     private const int ErrorInterrupted = 4;  // EINTR
+    private const int ErrorNoEntry = 2;      // ENOENT
+    private const int ErrorNotDirectory = 20; // ENOTDIR
+    private const int ErrorNoSpace = 28;     // ENOSPC
+    private const int ErrorQuota = 122;      // EDQUOT
 
     /// <summary>Flushes a file's or a directory's data and metadata to the device (fsync(2)).</summary>
     public static void Fsync(string path, bool isDirectory)
@@ -59,6 +64,28 @@ internal static class PosixFileSystem
         throw ErrorFor("flock", path);
     }
 
+    /// <summary>
+    /// Opens an existing file read-only for an flock (the version pins of <see cref="VersionLock"/>); -1 when it
+    /// does not exist (any other failure throws).
+    /// </summary>
+    public static int OpenExisting(string path)
+    {
+        EnsureLinux();
+        var fd = Open(path, ReadOnly | CloseOnExec, 0);
+        if (fd >= 0) return fd;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno is ErrorNoEntry or ErrorNotDirectory) return -1;
+        throw ErrorFor("open", path);
+    }
+
+    /// <summary>Takes a shared flock without waiting; false when an exclusive one is held.</summary>
+    public static bool TryLockShared(int fd, string path)
+    {
+        if (flock(fd, LockShared | LockNonBlocking) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == ErrorWouldBlock) return false;
+        throw ErrorFor("flock", path);
+    }
+
     /// <summary>Replaces the content of an open file (the lock file's holder note).</summary>
     public static void Overwrite(int fd, byte[] content, string path)
     {
@@ -76,6 +103,17 @@ internal static class PosixFileSystem
     }
 
     public static void Close(int fd) => close(fd);
+
+    /// <summary>
+    /// True for "the device is full" (ENOSPC) or "the quota is used up" (EDQUOT): .NET and this class put the
+    /// errno in <see cref="Exception.HResult"/> (measured: a full tmpfs gives HResult 28).
+    /// </summary>
+    public static bool IsOutOfSpace(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is IOException { HResult: ErrorNoSpace or ErrorQuota }) return true;
+        return false;
+    }
 
     private static void EnsureLinux()
     {

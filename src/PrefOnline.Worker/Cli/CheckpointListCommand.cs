@@ -9,8 +9,8 @@ namespace PrefOnline.Worker.Cli;
 
 /// <summary>
 /// <c>prefonline checkpoint list --dir DIR [--quick] [--json]</c>: every version, newest first, with when
-/// it was written, its parent, which pointers name it, its size, key metrics and whether it verifies.
-/// Exit 0 whatever the verdicts (use <c>verify</c> to gate on them).
+/// it was written, its parent, which pointers name it (and "abandoned" for versions a rollback left behind:
+/// never loaded, never good again), its size, key metrics and whether it verifies. Exit 0 whatever the verdicts (use <c>verify</c> to gate on them).
 /// </summary>
 public static class CheckpointListCommand
 {
@@ -32,8 +32,9 @@ public static class CheckpointListCommand
             var level = parse.GetValue(quick) ? CheckpointVerificationLevel.Quick : CheckpointVerificationLevel.Full;
             var rows = await reader.ListAsync(level, token);
             var pointers = reader.ReadPointers();
+            var abandoned = await reader.AbandonedVersionsAsync(token);
             var warnings = Warnings(reader, pointers, rows);
-            Console.Write(parse.GetValue(json) ? Json(root, pointers, rows, warnings) : Table(root, pointers, rows, warnings, level));
+            Console.Write(parse.GetValue(json) ? Json(root, pointers, rows, abandoned, warnings) : Table(root, pointers, rows, abandoned, warnings, level));
             return 0;
         }, ct));
         return command;
@@ -53,7 +54,7 @@ public static class CheckpointListCommand
         return warnings;
     }
 
-    private static string Table(string root, CheckpointPointers pointers, IReadOnlyList<CheckpointSummary> rows, List<string> warnings, CheckpointVerificationLevel level)
+    private static string Table(string root, CheckpointPointers pointers, IReadOnlyList<CheckpointSummary> rows, IReadOnlySet<long> abandoned, List<string> warnings, CheckpointVerificationLevel level)
     {
         var output = new StringBuilder();
         output.Append(CultureInfo.InvariantCulture,
@@ -63,7 +64,7 @@ public static class CheckpointListCommand
             var table = new List<string[]> { new[] { "VERSION", "CREATED (UTC)", "PARENT", "POINTERS", "SIZE", "VERIFIED", "METRICS" } };
             foreach (var row in rows)
             {
-                var marks = string.Join(",", new[] { row.IsLatest ? "latest" : null, row.IsGood ? "good" : null }.OfType<string>());
+                var marks = string.Join(",", new[] { row.IsLatest ? "latest" : null, row.IsGood ? "good" : null, abandoned.Contains(row.Version) ? "abandoned" : null }.OfType<string>());
                 table.Add(
                 [
                     CheckpointVersion.DirectoryName(row.Version),
@@ -86,7 +87,7 @@ public static class CheckpointListCommand
         return output.ToString();
     }
 
-    private static string Json(string root, CheckpointPointers pointers, IReadOnlyList<CheckpointSummary> rows, List<string> warnings)
+    private static string Json(string root, CheckpointPointers pointers, IReadOnlyList<CheckpointSummary> rows, IReadOnlySet<long> abandoned, List<string> warnings)
     {
         var versions = new JsonArray();
         foreach (var row in rows)
@@ -100,6 +101,7 @@ public static class CheckpointListCommand
                 ["parent"] = m?.Parent,
                 ["latest"] = row.IsLatest,
                 ["good"] = row.IsGood,
+                ["abandoned"] = abandoned.Contains(row.Version),
                 ["size_bytes"] = m?.TotalBytes,
                 ["valid"] = row.Verification.IsValid,
                 ["verification"] = row.Verification.Level == CheckpointVerificationLevel.Full ? "full" : "quick",

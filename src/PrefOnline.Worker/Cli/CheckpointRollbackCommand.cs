@@ -5,8 +5,9 @@ namespace PrefOnline.Worker.Cli;
 
 /// <summary>
 /// <c>prefonline checkpoint rollback --dir DIR [--to N|good] [--reason TEXT]</c>: points <c>latest</c> at an
-/// earlier (fully verified) version, <c>good</c> by default, deleting nothing; the event goes to
-/// events.jsonl. When no learner runs, it takes the writer lock and moves <c>latest</c> itself. When a
+/// earlier (fully verified) version, <c>good</c> by default, deleting nothing, and moves <c>good</c> back with it
+/// when <c>good</c> was newer (so a later guardrail rollback never returns to the abandoned versions); the
+/// events go to events.jsonl. When no learner runs, it takes the writer lock and moves <c>latest</c> itself. When a
 /// learner holds the store (the usual case inside its pod), it verifies the target and leaves a
 /// <c>rollback.request</c> that the learner applies before its next checkpoint, reloading from it.
 /// </summary>
@@ -19,7 +20,7 @@ public static class CheckpointRollbackCommand
         var directory = new CheckpointCliDirectory();
         var to = new Option<string?>("--to") { Description = "The version to roll back to (7, v000007) or 'good' (the default).", HelpName = "N|good" };
         var reason = new Option<string?>("--reason") { Description = "Why, for the audit log (events.jsonl).", HelpName = "TEXT" };
-        var command = new Command("rollback", "Point 'latest' back at an earlier version (default: the last good one); nothing is deleted.");
+        var command = new Command("rollback", "Point 'latest' back at an earlier version (default: the last good one), and 'good' with it when it was newer; nothing is deleted.");
         directory.AddTo(command);
         command.Options.Add(to);
         command.Options.Add(reason);
@@ -59,8 +60,11 @@ public static class CheckpointRollbackCommand
             {
                 var outcome = await store.RollbackAsync(version, rollbackReason, token);
                 var next = $"the next checkpoint will be {CheckpointVersion.DirectoryName(outcome.NextVersion)} with parent {CheckpointVersion.DirectoryName(outcome.To)}";
+                var good = outcome.GoodFrom != outcome.GoodTo
+                    ? $"; good {(outcome.GoodFrom is { } g ? CheckpointVersion.DirectoryName(g) : "none")} -> {CheckpointVersion.DirectoryName(outcome.To)} (it named a version after the target, now abandoned)"
+                    : "";
                 Console.WriteLine(outcome.Changed
-                    ? $"rolled back {root}: latest {(outcome.From is { } f ? CheckpointVersion.DirectoryName(f) : "none")} -> {CheckpointVersion.DirectoryName(outcome.To)} (reason: {outcome.Reason}); {next}"
+                    ? $"rolled back {root}: latest {(outcome.From is { } f ? CheckpointVersion.DirectoryName(f) : "none")} -> {CheckpointVersion.DirectoryName(outcome.To)}{good} (reason: {outcome.Reason}); {next}"
                     : $"latest in {root} is already {CheckpointVersion.DirectoryName(outcome.To)}; nothing changed");
                 return 0;
             }

@@ -91,6 +91,9 @@ public static class WorkerHost
         if (settings.Worker.Role != WorkerRole.Generator)
         {
             services.AddSingleton<IReadinessContributor>(provider => new HeldGuardrailReadinessContributor(provider.GetRequiredService<GuardrailHolder>()));
+            services.AddSingleton<CheckpointReadiness>();
+            services.AddSingleton<IReadinessContributor>(provider => provider.GetRequiredService<CheckpointReadiness>());
+            services.AddSingleton(provider => new PolicyServingLeases(provider.GetRequiredService<TimeProvider>()));
             services.AddSingleton(provider => CreateLearnerPipeline(provider, settings, configuration));
         }
         else
@@ -121,7 +124,8 @@ public static class WorkerHost
 
         var app = builder.Build();
         app.MapPrefOnlineObservability();
-        if (settings.Worker.Role != WorkerRole.Generator) app.MapPolicyFiles(settings.Checkpoints.Directory); // generators fetch published policies here
+        if (settings.Worker.Role != WorkerRole.Generator) // generators fetch published policies here
+            app.MapPolicyFiles(settings.Checkpoints.Directory, app.Services.GetRequiredService<PolicyServingLeases>());
         return app;
     }
 
@@ -137,7 +141,9 @@ public static class WorkerHost
             provider.GetRequiredService<IStreamTransport>(), provider.GetRequiredService<TensorThread>(), initial,
             provider.GetRequiredService<PrefOnlineMetrics>(), provider.GetRequiredService<StreamingMetrics>(), provider.GetRequiredService<GuardrailHolder>(),
             provider.GetRequiredService<ReadinessGate>(), provider.GetRequiredService<PipelineStatus>(), ConfigHash(settings),
-            provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>());
+            provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>(),
+            provider.GetRequiredService<CheckpointReadiness>(), provider.GetRequiredService<PolicyServingLeases>(),
+            provider.GetService<CheckpointIoPipeline>()?.Pipeline);
     }
 
     /// <summary>

@@ -36,7 +36,7 @@ public static class MetricCatalog
 
     public static readonly MetricDefinition GoodVersion = new(
         "prefonline_good_version", MetricKind.Gauge,
-        "Version the good checkpoint pointer names: the newest version that passed every guardrail check (the rollback target).",
+        "Version the good checkpoint pointer names (the rollback target): the newest checkpointed version followed by Guardrails:GoodConfirmations passing updates; moves only after the pointer is written.",
         None);
 
     public static readonly MetricDefinition UpdatesTotal = new(
@@ -138,6 +138,14 @@ public static class MetricCatalog
         "Checkpoints written durably.",
         None);
 
+    /// <summary>Values of the <c>reason</c> label of <see cref="CheckpointFailuresTotal"/>.</summary>
+    public static readonly IReadOnlyList<string> CheckpointFailureReasons = ["out_of_space", "io_error"];
+
+    public static readonly MetricDefinition CheckpointFailuresTotal = new(
+        "prefonline_checkpoint_failures_total", MetricKind.Counter,
+        "Checkpoints that could not be written (reason=out_of_space: the volume is full even after retention made room; io_error: any other I/O failure). The learner keeps learning in memory and retries; /readyz fails until one succeeds.",
+        ["reason"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["reason"] = CheckpointFailureReasons } };
+
     public static readonly MetricDefinition RollbacksTotal = new(
         "prefonline_rollbacks_total", MetricKind.Counter,
         "Rollbacks to the good checkpoint performed by the worker (guardrail-triggered).",
@@ -184,7 +192,7 @@ public static class MetricCatalog
         BuildInfo, Ready, PolicyVersion, GoodVersion, UpdatesTotal, SkippedUpdatesTotal, LastUpdateTimestamp, UpdateDuration,
         Reward, RewardDriftScore, DriftAlarmsTotal, GuardrailState, GuardrailPaused, GuardrailTripsTotal, RewardModelAccuracy,
         KlToReference, Loss, GradNorm, PolicyEntropy, ReplaySize, SampleStaleness, GeneratedTokensTotal, CheckpointsTotal,
-        RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
+        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
     ];
 
     private static readonly Dictionary<string, MetricDefinition> ByName = All.ToDictionary(d => d.Name, StringComparer.Ordinal);

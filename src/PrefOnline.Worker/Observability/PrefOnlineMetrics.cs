@@ -34,6 +34,7 @@ public sealed class PrefOnlineMetrics : IDisposable
     private readonly Counter<long> generatedTokens;
     private readonly Counter<long> checkpoints;
     private readonly Counter<long> rollbacks;
+    private readonly Counter<long> checkpointFailures;
     private readonly RollingMean modelReward = new(RewardWindow);
     private readonly RollingMean humanReward = new(RewardWindow);
     private Guardrail? guardrail;
@@ -75,6 +76,7 @@ public sealed class PrefOnlineMetrics : IDisposable
         generatedTokens = Counter(MetricCatalog.GeneratedTokensTotal);
         checkpoints = Counter(MetricCatalog.CheckpointsTotal);
         rollbacks = Counter(MetricCatalog.RollbacksTotal);
+        checkpointFailures = Counter(MetricCatalog.CheckpointFailuresTotal);
 
         meter.CreateObservableGauge(MetricCatalog.Reward.Name, ObserveRewards, unit: null, MetricCatalog.Reward.Help);
         meter.CreateObservableGauge(MetricCatalog.RewardDriftScore.Name, ObserveDriftScores, unit: null, MetricCatalog.RewardDriftScore.Help);
@@ -142,6 +144,10 @@ public sealed class PrefOnlineMetrics : IDisposable
     }
 
     public void CheckpointWritten() => checkpoints.Add(1);
+
+    /// <summary>A checkpoint could not be written (<paramref name="outOfSpace"/>: the volume is full).</summary>
+    public void CheckpointFailed(bool outOfSpace) =>
+        checkpointFailures.Add(1, new KeyValuePair<string, object?>("reason", outOfSpace ? "out_of_space" : "io_error"));
 
     public void RolledBack() => rollbacks.Add(1);
 

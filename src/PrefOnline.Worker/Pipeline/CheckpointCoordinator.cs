@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Transport;
+using PrefOnline.Streaming.Validation;
 using PrefOnline.Torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Observability;
@@ -30,16 +31,22 @@ public sealed class CheckpointCoordinator(
 
     public CheckpointStore Store => store;
 
+    /// <summary>The duplicate-id windows of the learner's input topics, saved with every checkpoint (set before the first write).</summary>
+    public IReadOnlyList<(string Topic, DuplicateIdWindow Window)> DuplicateWindows { get; set; } = [];
+
     /// <summary>
     /// Writes a checkpoint of <paramref name="state"/> with what <paramref name="inputs"/> have absorbed,
     /// commits those offsets, and (with <paramref name="publish"/>) publishes the policy. The write is not
     /// cancellable once started: a stop waits for it (the final checkpoint is the point of a clean stop).
     /// <paramref name="cancellationToken"/> only gives up on the commit and the policy event that follow the
     /// durable write (both are redone later: by the next checkpoint, by the next start).
+    /// A write that fails (<see cref="CheckpointWriteException"/>, e.g. a full volume; an <see cref="IOException"/>
+    /// while staging) changes nothing: the state keeps what it absorbed, nothing is committed or published.
     /// </summary>
     public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
     {
-        var staged = await thread.RunAsync(() => files.Stage(state, inputs.Select(i => i.Tracker), policyChanged, updateMetrics), CancellationToken.None).ConfigureAwait(false);
+        var windows = DuplicateWindows;
+        var staged = await thread.RunAsync(() => files.Stage(state, inputs.Select(i => i.Tracker), policyChanged, updateMetrics, windows), CancellationToken.None).ConfigureAwait(false);
         Checkpoint checkpoint;
         try
         {
@@ -49,6 +56,12 @@ public sealed class CheckpointCoordinator(
             foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
             draft.WithConfigHash(configHash);
             checkpoint = await store.WriteAsync(draft, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch
+        {
+            // The audit entries the staging took belong in the next checkpoint that is written.
+            await thread.RunAsync(() => files.Unstage(state, staged), CancellationToken.None).ConfigureAwait(false);
+            throw;
         }
         finally
         {

@@ -20,6 +20,13 @@ public sealed class LabelAudit
 
     public void Add(AbsorbedLabel label) => entries.Add(label);
 
+    /// <summary>Entries a checkpoint took but could not write: back in front of the ones added since, in order.</summary>
+    public void Return(IReadOnlyList<AbsorbedLabel> taken)
+    {
+        if (taken.Count == 0) return;
+        entries = [.. taken, .. entries];
+    }
+
     /// <summary>Hands the entries to a checkpoint and starts a new list.</summary>
     public IReadOnlyList<AbsorbedLabel> Take()
     {

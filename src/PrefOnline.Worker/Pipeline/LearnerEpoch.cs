@@ -34,12 +34,22 @@ public sealed class LearnerEpoch
     private Task? generatorTask;
     private Task<EpochEnd>? learnerTask;
 
-    public LearnerEpoch(LearnerPipelineContext context, LearningState state, Checkpoint checkpoint, bool useCheckpointOffsets)
+    private readonly IReadOnlyList<ResumeOffset> continueFrom;
+
+    /// <param name="continueFrom">
+    /// After a rollback or reload: how far the discarded state had read its generation input (prompts in role
+    /// all, rollouts in role learner). Those partitions resume there when it is beyond the checkpoint's offset:
+    /// prompts the abandoned line answered are not answered again (their rollouts are published; labels for
+    /// them still arrive and train the reward model). Feedback always resumes at the checkpoint's offsets, so
+    /// the restored state learns every label once (see <see cref="LabelObservationFilter"/>).
+    /// </param>
+    public LearnerEpoch(LearnerPipelineContext context, LearningState state, Checkpoint checkpoint, bool useCheckpointOffsets, IReadOnlyList<ResumeOffset>? continueFrom = null)
     {
         this.context = context;
         this.state = state;
         Checkpoint = checkpoint;
         UseCheckpointOffsets = useCheckpointOffsets;
+        this.continueFrom = continueFrom ?? [];
     }
 
     public Checkpoint Checkpoint { get; }
@@ -90,14 +100,14 @@ public sealed class LearnerEpoch
             var topics = context.Transport.Topics;
             var settings = context.Settings;
             var group = context.ConsumerGroup;
-            var feedbackInput = Subscribe("feedback", $"{group}.feedback", topics.Feedback);
+            var feedbackInput = Subscribe("feedback", $"{group}.feedback", topics.Feedback, continues: false);
             var feedbackIntake = Intake(feedbackInput, context.FeedbackValidator, context.Feedback.QueueCapacity);
             Feedback = new FeedbackStage(feedbackIntake.Records, context.Feedback, context.Thread, state, feedbackInput.Tracker, context.Status, context.Logger);
             tasks.Add(("feedback", Feedback.RunAsync(stagesStop.Token)));
 
             if (context.Role == WorkerRole.All)
             {
-                var promptInput = Subscribe("prompts", $"{group}.generators", topics.Prompts);
+                var promptInput = Subscribe("prompts", $"{group}.generators", topics.Prompts, continues: true);
                 var promptIntake = Intake(promptInput, context.PromptValidator, settings.Generation.QueueCapacity);
                 var budget = new SampleBudget(state, settings.Learner.MaxSamplesAhead, settings.Scoring.MaxPendingRollouts, () => context.Guardrail.UpdatesPaused);
                 Generator = new GeneratorStage(promptIntake.Records, settings.Generation, new StateRolloutGenerator(context.Thread, state, context.Time),
@@ -109,7 +119,7 @@ public sealed class LearnerEpoch
             }
             else
             {
-                var rolloutInput = Subscribe("rollouts", $"{group}.rollouts", topics.Rollouts);
+                var rolloutInput = Subscribe("rollouts", $"{group}.rollouts", topics.Rollouts, continues: true);
                 var rolloutIntake = Intake(rolloutInput, context.RolloutValidator, settings.Scoring.RewardBatchSize * 2);
                 var admit = new RolloutIntakeStage(rolloutIntake.Records, settings.Scoring.RewardBatchSize, settings.Scoring.MaxPendingRollouts, context.Thread, state, rolloutInput.Tracker);
                 tasks.Add(("rollout-intake", admit.RunAsync(stagesStop.Token)));
@@ -117,7 +127,8 @@ public sealed class LearnerEpoch
 
             Scorer = new ScorerStage(settings.Scoring, context.Thread, state, context.Status, context.Logger, context.Time);
             tasks.Add(("scorer", Scorer.RunAsync(stagesStop.Token)));
-            Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status, context.Logger, context.Time);
+            Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status,
+                context.Checkpoints, context.Logger, context.Time);
             learnerToken = CancellationTokenSource.CreateLinkedTokenSource(stopping, learnerStop.Token);
             learnerTask = Learner.RunAsync(learnerToken.Token, giveUpOutput.Token);
         }
@@ -163,8 +174,17 @@ public sealed class LearnerEpoch
             context.Logger.LogWarning("An operator rollback is pending: no final checkpoint (the next start applies the rollback and resumes from there)");
             return;
         }
-        var checkpoint = await context.Coordinator.WriteAsync(state, inputs, policyChanged: false, new Dictionary<string, double>(), publish: false, cancellationToken).ConfigureAwait(false);
-        context.Logger.LogInformation("Final checkpoint {Checkpoint} written; offsets committed", checkpoint.ToString());
+        try
+        {
+            var checkpoint = await context.Coordinator.WriteAsync(state, inputs, policyChanged: false, new Dictionary<string, double>(), publish: false, cancellationToken).ConfigureAwait(false);
+            context.Logger.LogInformation("Final checkpoint {Checkpoint} written; offsets committed", checkpoint.ToString());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Nothing is lost: the offsets stay at the last durable checkpoint, and the next start reads the rest again.
+            context.Logger.LogError("Final checkpoint failed{Full}: {Error}; the next start resumes from {Checkpoint} and reads what came after it again",
+                CheckpointRetry.IsOutOfSpace(e) ? " (the checkpoint volume is full)" : "", e.Message, context.Coordinator.Store.Reader.ReadPointers().Latest is { } v ? CheckpointVersion.DirectoryName(v) : "the last checkpoint");
+        }
     }
 
     /// <summary>Sources leave their consumer groups (a replacement pod gets the partitions at once, not after session.timeout).</summary>
@@ -184,12 +204,17 @@ public sealed class LearnerEpoch
         }
     }
 
-    private EpochInput Subscribe(string name, string groupId, string topic)
+    private EpochInput Subscribe(string name, string groupId, string topic, bool continues)
     {
-        var restored = UseCheckpointOffsets && Checkpoint.Offsets.TryGetValue(topic, out var partitions)
-            ? partitions.Select(p => new ResumeOffset(topic, p.Key, p.Value)).ToList()
-            : [];
-        var tracker = new OffsetTracker(restored);
+        var restored = new Dictionary<TopicPartitionId, long>();
+        if (UseCheckpointOffsets && Checkpoint.Offsets.TryGetValue(topic, out var partitions))
+            foreach (var (partition, offset) in partitions) restored[new TopicPartitionId(topic, partition)] = offset;
+        if (continues)
+        {
+            foreach (var reached in continueFrom.Where(o => o.Partition.Topic == topic))
+                restored[reached.Partition] = Math.Max(restored.GetValueOrDefault(reached.Partition), reached.NextOffset);
+        }
+        var tracker = new OffsetTracker(restored.Select(r => new ResumeOffset(r.Key, r.Value)));
         var source = context.Transport.Subscribe(groupId, [topic], new CheckpointResume(tracker));
         var input = new EpochInput(name, source, tracker);
         inputs.Add(input);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Polly;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.DeadLetters;
@@ -26,7 +27,10 @@ namespace PrefOnline.Worker.Pipeline;
 ///   <c>good</c> pointer, publish the loaded policy;</item>
 /// <item>run epochs (<see cref="LearnerEpoch"/>): each resumes every input at the checkpoint's offsets; when one
 ///   ends for a rollback or a refused update, the state is rebuilt from the checkpoint named and a new
-///   epoch starts — the same path a process restart takes;</item>
+///   epoch starts — the same path a process restart takes, with two differences (docs/OPERATIONS.md, "What a
+///   rollback does"): the generation input continues where the discarded state had read
+///   it (no prompt is answered twice), and the labels read again are absorbed but not judged by the
+///   guardrail (<see cref="LabelObservationFilter"/>);</item>
 /// <item>on stop: intake stops, the update in flight finishes, a final checkpoint is written and its offsets
 ///   committed.</item>
 /// </list>
@@ -49,8 +53,13 @@ public sealed class LearnerPipeline(
     PipelineStatus status,
     string configHash,
     ILoggerFactory loggers,
-    TimeProvider time)
+    TimeProvider time,
+    CheckpointReadiness? checkpointReadiness = null,
+    PolicyServingLeases? servingLeases = null,
+    ResiliencePipeline? checkpointIo = null)
 {
+    private readonly CheckpointReadiness checkpointHealth = checkpointReadiness ?? new CheckpointReadiness();
+
     private readonly ILogger logger = loggers.CreateLogger<LearnerPipeline>();
 
     /// <summary>The state of the running epoch (null before the first load); for tests and the demo console.</summary>
@@ -63,7 +72,7 @@ public sealed class LearnerPipeline(
     public async Task RunAsync(CancellationToken stopping, CancellationToken shutdown)
     {
         using var staging = new StagingArea(settings.Worker.StagingDirectory);
-        await using var store = await CheckpointStore.OpenAsync(checkpointOptions, loggers.CreateLogger<CheckpointStore>(), timeProvider: time).ConfigureAwait(false);
+        await using var store = await CheckpointStore.OpenAsync(checkpointOptions, loggers.CreateLogger<CheckpointStore>(), checkpointIo, time).ConfigureAwait(false);
         var sink = transport.Sink;
         var topics = transport.Topics;
         var publisher = new PolicyPublisher(sink, topics.Policy, loggers.CreateLogger<PolicyPublisher>(), time);
@@ -80,12 +89,18 @@ public sealed class LearnerPipeline(
         var guardrail = new Guardrail(guardrailOptions, time, good);
         guardrailHolder.Set(guardrail);
         metrics.AttachGuardrail(guardrail);
+        store.ProtectFromRetention("guardrail promotion candidates", () => guardrail.PromotionCandidates);
+        if (servingLeases is not null) store.ProtectFromRetention("policies served to generators", servingLeases.Active);
         var files = new LearningStateFiles(settings, thread, guardrail, metrics, staging, time, loggers.CreateLogger<LearningState>());
         var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time, new PolicyLocation(settings.Worker.PolicyBaseUrl));
         var deadLetters = new DeadLetterRouter(sink, topics.DeadLetter, streamingMetrics, loggers.CreateLogger<DeadLetterRouter>());
         var context = new LearnerPipelineContext(role, settings, feedback, kafka.ConsumerGroup, transport, thread, coordinator, guardrail, metrics, streamingMetrics,
             new RecordValidator(limits, SchemaNames.PromptTopic, time), new RecordValidator(limits, SchemaNames.FeedbackTopic, time), new RecordValidator(limits, SchemaNames.RolloutTopic, time),
-            deadLetters, status, loggers.CreateLogger("PrefOnline.Worker.Pipeline"), time);
+            deadLetters, status, checkpointHealth, loggers.CreateLogger("PrefOnline.Worker.Pipeline"), time);
+        var windows = new List<(string Topic, DuplicateIdWindow Window)>();
+        foreach (var (topic, validator) in new[] { (topics.Feedback, context.FeedbackValidator), (role == WorkerRole.All ? topics.Prompts : topics.Rollouts, role == WorkerRole.All ? context.PromptValidator : context.RolloutValidator) })
+            if (validator.DuplicateWindow is { } window) windows.Add((topic, window));
+        coordinator.DuplicateWindows = windows;
 
         var checkpoint = loaded;
         var state = await thread.RunAsync(() => files.Load(checkpoint), stopping).ConfigureAwait(false);
@@ -99,11 +114,14 @@ public sealed class LearnerPipeline(
         // The embedded broker lives and dies with this process: offsets in checkpoints of an earlier process
         // name records of a broker that no longer exists, so only this process's checkpoints are resumed from.
         var offsetsValidFrom = transport.IsEmbedded ? store.PeekNextVersion() : 0;
+        if (checkpoint.Version >= offsetsValidFrom) RestoreDuplicateWindows(files, checkpoint, windows);
+        // A rollback made while no learner ran (`prefonline checkpoint rollback`): continue as after an online one.
+        IReadOnlyList<Streaming.Transport.ResumeOffset> continueFrom = checkpoint.Version >= offsetsValidFrom ? await ResumeOfflineRollbackAsync(store, checkpoint, state).ConfigureAwait(false) : [];
         try
         {
             while (true)
             {
-                var epoch = new LearnerEpoch(context, state, checkpoint, useCheckpointOffsets: checkpoint.Version >= offsetsValidFrom);
+                var epoch = new LearnerEpoch(context, state, checkpoint, useCheckpointOffsets: checkpoint.Version >= offsetsValidFrom, continueFrom);
                 Epoch = epoch;
                 status.SetRunning(true);
                 EpochEnd end;
@@ -125,8 +143,17 @@ public sealed class LearnerPipeline(
                 logger.LogWarning("Restarting the pipeline from a checkpoint ({Kind}): {Reason}", end.Kind, end.Reason);
                 await epoch.StopAsync(finalCheckpoint: false, shutdown).ConfigureAwait(false);
                 var abandoned = state.PolicyVersion;
+                // What the discarded state had absorbed: the new epoch continues the generation input from there,
+                // and labels below it are replays (absorbed again, not judged again).
+                var reached = epoch.Inputs.SelectMany(i => i.Tracker.Snapshot()).ToList();
                 if (end is { Kind: EpochEndKind.GuardrailRollback, TargetVersion: { } target })
-                    await store.RollbackAsync(target, Truncate("guardrail: " + end.Reason), CancellationToken.None).ConfigureAwait(false);
+                {
+                    // An operator's request that arrived meanwhile wins: it is the newer, deliberate decision.
+                    if (await store.ApplyRequestedRollbackAsync(CancellationToken.None).ConfigureAwait(false) is { } requested)
+                        logger.LogWarning("An operator's rollback to v{Requested} arrived with the guardrail's to v{Target}: applied the operator's", requested.To, target);
+                    else
+                        await store.RollbackAsync(target, Truncate("guardrail: " + end.Reason), CancellationToken.None).ConfigureAwait(false);
+                }
 
                 status.SetRunning(false);
                 State = null; // unpublished before disposal: readers (the demo console) must never see a disposed state
@@ -135,10 +162,18 @@ public sealed class LearnerPipeline(
                              ?? throw new InvalidOperationException($"no valid checkpoint left in {store.Root} to restart from");
                 var reloaded = checkpoint;
                 state = await thread.RunAsync(() => files.Load(reloaded), CancellationToken.None).ConfigureAwait(false);
+                var rolledBack = end.Kind is EpochEndKind.GuardrailRollback or EpochEndKind.OperatorRollback;
+                var restored = state;
+                // A reload after a refused update abandons nothing that was published; a rollback abandons the
+                // versions after the restored one up to the one served until now.
+                long? abandonedFrom = rolledBack && abandoned > restored.PolicyVersion ? restored.PolicyVersion + 1 : null;
+                var replayed = Replayed(reached, topics.Feedback, checkpoint);
+                await thread.RunAsync(() => restored.Observation.Extend(replayed, abandonedFrom, abandonedFrom is null ? null : abandoned), CancellationToken.None).ConfigureAwait(false);
+                continueFrom = reached;
                 State = state;
                 Loaded(checkpoint, state);
 
-                if (end.Kind is EpochEndKind.GuardrailRollback or EpochEndKind.OperatorRollback)
+                if (rolledBack)
                 {
                     var policyEvent = coordinator.EventFor(checkpoint, state.PolicyVersion, checkpoint.Metrics, abandoned, Truncate(end.Reason));
                     using (var either = CancellationTokenSource.CreateLinkedTokenSource(stopping, shutdown))
@@ -158,15 +193,14 @@ public sealed class LearnerPipeline(
                     if (end.Kind == EpochEndKind.GuardrailRollback)
                     {
                         metrics.RolledBack();
-                        guardrail.RollbackCompleted(checkpoint.Version);
+                        guardrail.RollbackCompleted(store.Reader.ReadPointers().Good ?? checkpoint.Version);
                     }
                     else
                     {
-                        // The operator rejected everything after the target: none of it may become good later,
-                        // and the monitors must not judge the restored policy by the abandoned versions' data.
-                        var goodNow = store.Reader.ReadPointers().Good;
-                        if (goodNow is { } g && g > checkpoint.Version) await store.MarkGoodAsync(checkpoint.Version, CancellationToken.None).ConfigureAwait(false);
-                        guardrail.OperatorRolledBack(Math.Min(goodNow ?? checkpoint.Version, checkpoint.Version));
+                        // The operator rejected everything after the target: the store moved `good` back with `latest`
+                        // when it was newer, none of the abandoned versions may become good later, and the monitors
+                        // must not judge the restored policy by the abandoned versions' data.
+                        guardrail.OperatorRolledBack(store.Reader.ReadPointers().Good);
                     }
                     logger.LogWarning("Rolled back: serving v{Version} (from v{From}) from checkpoint {Checkpoint}; learning resumes from there", state.PolicyVersion, abandoned, checkpoint.ToString());
                 }
@@ -184,8 +218,51 @@ public sealed class LearnerPipeline(
         }
     }
 
+    /// <summary>Gives the validators back the duplicate-id windows the loaded checkpoint saved (exactly-once includes duplicates).</summary>
+    private void RestoreDuplicateWindows(LearningStateFiles files, Checkpoint checkpoint, IReadOnlyList<(string Topic, DuplicateIdWindow Window)> windows)
+    {
+        var saved = files.ReadDuplicateWindows(checkpoint);
+        foreach (var (topic, window) in windows)
+        {
+            if (!saved.TryGetValue(topic, out var entries)) continue;
+            var restored = window.Restore(entries);
+            logger.LogInformation("Restored {Count} recent ids of {Topic} from checkpoint {Checkpoint}: duplicates of what it absorbed are refused after the restart too",
+                restored, topic, checkpoint.ToString());
+        }
+    }
+
+    /// <summary>
+    /// When the loaded checkpoint is the target of a rollback nothing has resumed from yet (an offline
+    /// <c>prefonline checkpoint rollback</c>, or a crash right after an online one), the input streams continue as
+    /// after an online rollback, from what the abandoned version had absorbed (its manifest's offsets).
+    /// </summary>
+    private async Task<IReadOnlyList<Streaming.Transport.ResumeOffset>> ResumeOfflineRollbackAsync(CheckpointStore store, Checkpoint checkpoint, LearningState state)
+    {
+        if (store.Reader.RollbackNotYetResumed() is not { From: { } from } rollback || rollback.To != checkpoint.Version || from == checkpoint.Version) return [];
+        var verdict = await store.Reader.VerifyAsync(from, CheckpointVerificationLevel.Quick, CancellationToken.None).ConfigureAwait(false);
+        if (verdict.Manifest is not { } abandonedManifest)
+        {
+            logger.LogWarning("Resuming the rollback {From} -> {To}: the abandoned version is gone, so its inputs are read again from the target's offsets and judged by the guardrail",
+                CheckpointVersion.DirectoryName(from), checkpoint.ToString());
+            return [];
+        }
+        var reached = abandonedManifest.Offsets.SelectMany(t => t.Value.Select(p => new Streaming.Transport.ResumeOffset(t.Key, p.Key, p.Value))).ToList();
+        long? abandonedHead = abandonedManifest.Metrics.TryGetValue("policy_version", out var head) && double.IsFinite(head) ? (long)head : null;
+        long? abandonedFrom = abandonedHead > state.PolicyVersion ? state.PolicyVersion + 1 : null;
+        var replayed = Replayed(reached, transport.Topics.Feedback, checkpoint);
+        await thread.RunAsync(() => state.Observation.Extend(replayed, abandonedFrom, abandonedFrom is null ? null : abandonedHead), CancellationToken.None).ConfigureAwait(false);
+        logger.LogWarning("Resuming the rollback {From} -> {To} ({Reason}): prompts continue where {From} had read, its labels are absorbed again without being judged by the guardrail",
+            CheckpointVersion.DirectoryName(from), checkpoint.ToString(), rollback.Reason, CheckpointVersion.DirectoryName(from));
+        return reached;
+    }
+
+    /// <summary>The feedback partitions the restored state reads again: where the discarded one had absorbed more than <paramref name="restored"/> holds.</summary>
+    private static List<Streaming.Transport.ResumeOffset> Replayed(IEnumerable<Streaming.Transport.ResumeOffset> reached, string feedbackTopic, Checkpoint restored) =>
+        reached.Where(r => r.Partition.Topic == feedbackTopic && r.NextOffset > (restored.NextOffset(feedbackTopic, r.Partition.Partition) ?? 0)).ToList();
+
     private void Loaded(Checkpoint checkpoint, LearningState state)
     {
+        checkpointHealth.Succeeded(checkpoint.Version, time.GetUtcNow());
         metrics.SetPolicyVersion(state.PolicyVersion);
         status.SetPolicyVersion(state.PolicyVersion);
         status.CheckpointLoaded(checkpoint.Version);
@@ -200,6 +277,14 @@ public sealed class LearnerPipeline(
         foreach (var skipped in result.Skipped) logger.LogError("Refused checkpoint v{Version}: {Reason}", skipped.Version, skipped.Reason);
         if (result.Checkpoint is null && result.Skipped.Count > 0)
             throw new InvalidDataException($"no valid checkpoint in {store.Root}: every version was refused (see above); repair or move the directory, or roll back by hand");
+        if (result.Checkpoint is { } loaded && (result.Skipped.Count > 0 || result.Warnings.Count > 0))
+        {
+            // The store was inconsistent (a pointer to a missing version, corrupt versions, a `good` off the line):
+            // the learner runs from what it found, and says so on /readyz until it restarts.
+            var note = string.Join("; ", result.Skipped.Select(s => $"refused {s}").Concat(result.Warnings)) + $"; resumed from {loaded}";
+            logger.LogError("Checkpoint store {Root} was inconsistent when loaded: {Note}", store.Root, note);
+            checkpointHealth.StoreWasInconsistent(note);
+        }
         return result.Checkpoint;
     }
 

@@ -31,5 +31,6 @@ public sealed record LearnerPipelineContext(
     RecordValidator RolloutValidator,
     DeadLetterRouter DeadLetters,
     PipelineStatus Status,
+    CheckpointReadiness Checkpoints,
     ILogger Logger,
     TimeProvider Time);

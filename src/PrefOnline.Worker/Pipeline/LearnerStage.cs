@@ -15,7 +15,9 @@ namespace PrefOnline.Worker.Pipeline;
 /// Per update (<see cref="LearningState.RunUpdate"/>, one tensor-thread work item): T inner steps, then the
 /// guardrail's verdict on the version it would become. Then:
 /// <list type="bullet">
-/// <item>accepted → checkpoint (durable) → commit offsets → policy event; <c>good</c> moves when the guardrail says;</item>
+/// <item>accepted → checkpoint (durable) → commit offsets → policy event; <c>good</c> moves when the guardrail says
+///   and the store wrote the pointer; a checkpoint that fails (a full volume) leaves the update in memory, /readyz
+///   failing, until a later one succeeds;</item>
 /// <item>rollback → the epoch ends; the pipeline moves <c>latest</c> to <c>good</c>, reloads, publishes a rollback event;</item>
 /// <item>rejected or paused after the weights changed → the epoch ends; the pipeline reloads <c>latest</c>;</item>
 /// <item>paused → due updates are skipped (counted) while intake, scoring and checkpoints go on.</item>
@@ -34,6 +36,7 @@ public sealed class LearnerStage(
     Guardrail guardrail,
     PrefOnlineMetrics metrics,
     PipelineStatus status,
+    CheckpointReadiness readiness,
     ILogger logger,
     TimeProvider time)
 {
@@ -110,7 +113,13 @@ public sealed class LearnerStage(
     private async Task<EpochEnd?> UpdateAsync()
     {
         // Not cancellable: an update that started finishes, and so does its checkpoint.
-        var cycle = await thread.RunAsync(() => state.RunUpdate(coordinator.Store.PeekNextVersion, CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
+        var feedback = inputs.FirstOrDefault(i => i.Name == "feedback")?.Tracker;
+        var cycle = await thread.RunAsync(() =>
+        {
+            // A replay after a rollback may end with records the intake dead-lettered (they never reach the state).
+            if (feedback is not null && state.Observation.ReplayPending) state.Observation.Progress(feedback);
+            return state.RunUpdate(coordinator.Store.PeekNextVersion, CancellationToken.None);
+        }, CancellationToken.None).ConfigureAwait(false);
         lastUpdate = time.GetTimestamp();
         var update = cycle.Update;
         if (cycle.Decision is { } decision) ReportGuardrail(decision);
@@ -143,38 +152,71 @@ public sealed class LearnerStage(
         var updateMetrics = UpdateMetrics(update);
         var checkpoint = await CheckpointAsync(policyChanged: true, updateMetrics).ConfigureAwait(false);
         Updates++;
-        if (checkpoint.Version != cycle.PolicyVersion)
+        if (checkpoint is not null && checkpoint.Version != cycle.PolicyVersion)
             logger.LogWarning("Update was judged as v{Predicted} but checkpointed as {Checkpoint}", cycle.PolicyVersion, checkpoint.ToString());
         metrics.UpdateApplied(update.ToReport() with { PolicyVersion = cycle.PolicyVersion }, cycle.Duration, time.GetUtcNow(), update.StalenessMean);
         status.UpdateAccepted(new UpdatePoint(status.RunningSeconds, cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward));
         logger.LogInformation("Update v{Version}: loss {Loss:0.####}, KL {Kl:0.####}, reward {Reward:0.###}, {Rollouts} rollouts ({Fresh} fresh) + {Pairs} human pairs, {Seconds:0.00} s",
             cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward, update.Rollouts, update.FreshRollouts, update.HumanPairs, cycle.Duration.TotalSeconds);
 
-        if (guardrail.CheckpointWritten(checkpoint.Version) is { } promoted) await MarkGoodAsync(promoted).ConfigureAwait(false);
+        // An update whose checkpoint failed lives in memory only: it is never a candidate for good (nothing on disk to roll back to).
+        if (checkpoint is not null && guardrail.CheckpointWritten(checkpoint.Version) is { } promoted) await MarkGoodAsync(promoted).ConfigureAwait(false);
         if (cycle.Decision?.PromoteGood is { } good) await MarkGoodAsync(good).ConfigureAwait(false);
         return null;
     }
 
-    private async Task<Checkpoint> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
+    /// <summary>
+    /// A checkpoint of the state with what the inputs absorbed; null when it could not be written (a full volume,
+    /// an I/O error, a rollback request arriving meanwhile): the learner carries on in memory, /readyz says why,
+    /// and the next update or checkpoint interval tries again. Nothing is committed or published meanwhile.
+    /// </summary>
+    private async Task<Checkpoint?> CheckpointAsync(bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics)
     {
-        // Every checkpoint announces its policy, changed or not: the newest event must always name a file that
-        // retention (Checkpoints:KeepLast) has kept, or a generator starting later could not load it.
-        var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, giveUpOutput).ConfigureAwait(false);
-        lastCheckpoint = time.GetTimestamp();
-        lastOffsets = OffsetsKey(inputs);
-        return checkpoint;
+        try
+        {
+            // Every checkpoint announces its policy, changed or not: the newest event must always name a file that
+            // retention (Checkpoints:KeepLast) has kept, or a generator starting later could not load it.
+            var checkpoint = await coordinator.WriteAsync(state, inputs, policyChanged, updateMetrics, publish: true, giveUpOutput).ConfigureAwait(false);
+            lastCheckpoint = time.GetTimestamp();
+            lastOffsets = OffsetsKey(inputs);
+            if (readiness.Failing) logger.LogInformation("Checkpoint {Checkpoint} written: checkpoints work again", checkpoint.ToString());
+            readiness.Succeeded(checkpoint.Version, time.GetUtcNow());
+            return checkpoint;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            lastCheckpoint = time.GetTimestamp(); // the next periodic attempt after a full interval, not every tick
+            var outOfSpace = CheckpointRetry.IsOutOfSpace(e);
+            metrics.CheckpointFailed(outOfSpace);
+            readiness.Failed(e, time.GetUtcNow());
+            logger.LogError("Checkpoint failed{Full}: {Error}; learning continues in memory, offsets stay uncommitted until a checkpoint succeeds",
+                outOfSpace ? " (the checkpoint volume is full)" : "", e.Message);
+            return null;
+        }
+        catch (InvalidOperationException) when (coordinator.Store.Reader.ReadRollbackRequest().Request is not null)
+        {
+            // An operator's rollback request arrived during the update: the loop applies it next.
+            logger.LogWarning("Checkpoint skipped: an operator rollback request arrived; applying it");
+            return null;
+        }
     }
 
+    /// <summary>
+    /// Writes a proposal to the store's <c>good</c> pointer; only when that succeeded does the guardrail's own
+    /// <c>good</c> (its rollback target, <c>prefonline_good_version</c>) move. A failed write leaves the
+    /// proposal a candidate: it is proposed again at the next evaluation.
+    /// </summary>
     private async Task MarkGoodAsync(long version)
     {
         try
         {
             await coordinator.Store.MarkGoodAsync(version, CancellationToken.None).ConfigureAwait(false);
+            guardrail.GoodMarked(version);
             logger.LogInformation("Checkpoint v{Version} is now good (passed the guardrail and its confirmations)", version);
         }
-        catch (Exception e) when (e is ArgumentException or CheckpointCorruptException or InvalidOperationException)
+        catch (Exception e) when (e is ArgumentException or CheckpointCorruptException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
-            logger.LogWarning("Could not move good to v{Version}: {Error}", version, e.Message);
+            logger.LogWarning("Could not move good to v{Version}: {Error}; the guardrail's rollback target stays v{Good}", version, e.Message, guardrail.Status.GoodVersion);
         }
     }
 

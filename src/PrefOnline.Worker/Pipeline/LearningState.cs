@@ -106,6 +106,9 @@ public sealed class LearningState : IDisposable
     /// <summary>The opt-in label audit (null when off).</summary>
     public LabelAudit? Audit { get; }
 
+    /// <summary>Which absorbed labels the guardrail judges (all, except replays and the abandoned line's after a rollback).</summary>
+    public LabelObservationFilter Observation { get; internal set; } = new();
+
     /// <summary>The published version of the policy's current weights.</summary>
     public long PolicyVersion { get; private set; }
 
@@ -286,7 +289,8 @@ public sealed class LearningState : IDisposable
     /// Absorbs labels: each preference pair is first judged by the current reward model (the verdict goes
     /// to the guardrail's accuracy check before the model learns from it), queued for reward-model
     /// training, put in the human-pair buffer, and joined to the waiting rollouts it names; each rating
-    /// feeds the human drift detector, is queued for training and joined likewise. Labels naming unknown
+    /// feeds the human drift detector, is queued for training and joined likewise. After a rollback, replayed
+    /// labels and labels of the abandoned line are absorbed the same way but not judged (<see cref="Observation"/>). Labels naming unknown
     /// rollouts (e.g. generated before a restart) are used all the same: they are self-contained.
     /// Then the reward model trains on every full batch of queued labels.
     /// </summary>
@@ -294,19 +298,20 @@ public sealed class LearningState : IDisposable
     {
         Enter();
         var now = time.GetUtcNow();
-        var pairs = new List<(PreferencePair Pair, PreferenceRecord Record)>();
+        var pairs = new List<(PreferencePair Pair, PreferenceRecord Record, ValidatedRecord Label)>();
         int ratings = 0, joined = 0, refused = 0;
         foreach (var label in labels)
         {
-            if (label.Record is PreferenceRecord preference) pairs.Add((ToPair(preference, now), preference));
+            if (label.Record is PreferenceRecord preference) pairs.Add((ToPair(preference, now), preference, label));
         }
 
         var intakes = pairs.Count > 0 ? RewardTrainer.AddPairs(pairs.Select(p => p.Pair).ToList()) : [];
         for (var i = 0; i < pairs.Count; i++)
         {
-            var (pair, record) = pairs[i];
+            var (pair, record, label) = pairs[i];
             var intake = intakes[i];
-            if (intake.Agreed is { } agreed && RewardTrainer.Counters.LabelsTrained >= settings.Reward.GuardrailWarmUpLabels) guardrail.ObserveRewardModelPrediction(agreed);
+            if (intake.Agreed is { } agreed && RewardTrainer.Counters.LabelsTrained >= settings.Reward.GuardrailWarmUpLabels && Observation.ShouldObserve(label))
+                guardrail.ObserveRewardModelPrediction(agreed);
             if (intake.Route == LabelRoute.Rejected)
             {
                 // Refused (e.g. chosen == rejected): it neither trains nor orders the rollouts it names.
@@ -332,8 +337,11 @@ public sealed class LearningState : IDisposable
                     rating.Id, rating.Reward, settings.Reward.RatingMin, settings.Reward.RatingMax);
                 continue;
             }
-            metrics.ObserveReward(DriftSource.Human, rating.Reward);
-            guardrail.ObserveHumanRating(rating.Reward);
+            if (Observation.ShouldObserve(label))
+            {
+                metrics.ObserveReward(DriftSource.Human, rating.Reward);
+                guardrail.ObserveHumanRating(rating.Reward);
+            }
             var target = RewardTrainer.Options.RatingTarget(rating.Reward);
             if (rating.RolloutId is { } rolloutId && Pending.TryJoinRating(rolloutId, rating.Prompt, rating.Completion, target)) joined++;
         }
@@ -349,6 +357,7 @@ public sealed class LearningState : IDisposable
             Audit?.Add(new AbsorbedLabel(id, schema, label.Source.Topic, label.Source.Partition.Partition, label.Source.Offset, Learner.Counters.UpdatesApplied));
             tracker.Complete(label.Source);
         }
+        if (Observation.ReplayPending) Observation.Progress(tracker);
 
         var steps = RewardTrainer.Train();
         Counters = Counters with
@@ -458,6 +467,9 @@ public sealed class LearningState : IDisposable
         var report = update.Applied
             ? update.ToReport() with { PolicyVersion = predicted }
             : new UpdateReport(predicted, Loss: double.NaN); // a step the NaN guard skipped: the guardrail counts the streak
+        // While labels are read again after a rollback, the reward model relearns them and its scores move for that
+        // reason alone: the model-reward detector waits (LabelObservationFilter.ReplayPending).
+        if (Observation.ReplayPending && report.MeanReward is { } mean && double.IsFinite(mean)) report = report with { MeanReward = null };
         var decision = guardrail.Evaluate(report);
         if (!update.Applied) return new UpdateCycle(update, decision, false, false, PolicyVersion, duration); // weights untouched
 

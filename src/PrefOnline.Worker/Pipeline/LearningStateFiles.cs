@@ -12,6 +12,7 @@ using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.TrainingData;
 using PrefOnline.Streaming.Transport;
+using PrefOnline.Streaming.Validation;
 using PrefOnline.Torch;
 using PrefOnline.Torch.Serialization;
 using PrefOnline.Worker.Checkpoints;
@@ -116,10 +117,13 @@ public sealed class LearningStateFiles(
                 using var reader = new BinaryReader(stream);
                 pending = PendingJoins.Read(reader, time.GetTimestamp() + (long)(settings.Scoring.LabelWait.TotalSeconds * time.TimestampFrequency));
             }
-            var (policyVersion, versions, counters) = ReadWorkerFile(checkpoint);
+            var (policyVersion, versions, counters, observation) = ReadWorkerFile(checkpoint);
             SaveTokenizer(tokenizer);
             return new LearningState(settings, thread, guardrail, metrics, time, logger,
-                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters);
+                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters)
+            {
+                Observation = observation,
+            };
         }
         catch (Exception e) when (e is InvalidCheckpointException or SafeTensorsFormatException or JsonException or KeyNotFoundException or EndOfStreamException or IOException or ArgumentException or TorchException)
         {
@@ -135,15 +139,58 @@ public sealed class LearningStateFiles(
 
     /// <summary>
     /// Writes the whole state into a new staging directory, with the offsets of <paramref name="trackers"/>
-    /// read in the same work item (so they are exactly what the files hold). Takes the audit entries.
+    /// read in the same work item (so they are exactly what the files hold) and, read after them, the
+    /// duplicate-id <paramref name="windows"/> (every id the offsets cover was registered before its record was
+    /// absorbed). Takes the audit entries; a checkpoint that then fails gives them back with <see cref="Unstage"/>.
+    /// A failure here (the staging volume is full) deletes what was staged and changes nothing in the state.
     /// </summary>
-    public StagedCheckpoint Stage(LearningState state, IEnumerable<OffsetTracker> trackers, bool policyChanged, IReadOnlyDictionary<string, double> metricsToRecord)
+    public StagedCheckpoint Stage(LearningState state, IEnumerable<OffsetTracker> trackers, bool policyChanged, IReadOnlyDictionary<string, double> metricsToRecord,
+                                  IReadOnlyList<(string Topic, DuplicateIdWindow Window)>? windows = null)
     {
         thread.VerifyAccess();
         state.Enter();
         var directory = staging.NewDirectory("checkpoint");
+        try
+        {
+            return StageInto(directory, state, trackers, policyChanged, metricsToRecord, windows ?? []);
+        }
+        catch
+        {
+            StagingArea.Delete(directory);
+            throw;
+        }
+    }
+
+    /// <summary>A staged checkpoint was not written: its audit entries go back to the state, for the next one.</summary>
+    public void Unstage(LearningState state, StagedCheckpoint staged)
+    {
+        thread.VerifyAccess();
+        state.Enter();
+        state.Audit?.Return(staged.Audit);
+    }
+
+    /// <summary>The duplicate-id windows a checkpoint saved (topic → entries), empty for checkpoints of older builds.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<SeenId>> ReadDuplicateWindows(Checkpoint checkpoint)
+    {
+        if (!checkpoint.Contains(StateFiles.DuplicateIds)) return new Dictionary<string, IReadOnlyList<SeenId>>();
+        using var stream = checkpoint.OpenRead(StateFiles.DuplicateIds);
+        try
+        {
+            return DuplicateWindowFile.Read(stream);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"checkpoint {checkpoint}: {StateFiles.DuplicateIds}: {e.Message}", e);
+        }
+    }
+
+    private StagedCheckpoint StageInto(string directory, LearningState state, IEnumerable<OffsetTracker> trackers, bool policyChanged, IReadOnlyDictionary<string, double> metricsToRecord,
+                                       IReadOnlyList<(string Topic, DuplicateIdWindow Window)> windows)
+    {
         var files = new Dictionary<string, string>(StringComparer.Ordinal);
         string At(string name) => files[name] = Path.Combine(directory, name);
+        var offsets = trackers.SelectMany(t => t.Snapshot()).ToList();
+        if (windows.Count > 0) DuplicateWindowFile.Write(At(StateFiles.DuplicateIds), windows, offsets);
 
         PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), state.Policy);
         files[StateFiles.Reference] = state.ReferenceFile;
@@ -158,15 +205,21 @@ public sealed class LearningStateFiles(
         File.WriteAllText(At(StateFiles.Worker), WorkerJson(state));
         foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
             files[Path.GetFileName(file)] = file;
-        var audited = 0;
+        IReadOnlyList<AbsorbedLabel> audited = [];
         if (state.Audit is { } audit)
         {
-            var labels = audit.Take();
-            File.WriteAllBytes(At(LabelAudit.FileName), LabelAudit.Serialize(labels));
-            audited = labels.Count;
+            audited = audit.Take();
+            try
+            {
+                File.WriteAllBytes(At(LabelAudit.FileName), LabelAudit.Serialize(audited));
+            }
+            catch
+            {
+                audit.Return(audited);
+                throw;
+            }
         }
 
-        var offsets = trackers.SelectMany(t => t.Snapshot()).ToList();
         var recorded = new Dictionary<string, double>(metricsToRecord, StringComparer.Ordinal)
         {
             ["policy_version"] = state.PolicyVersion,
@@ -222,11 +275,12 @@ public sealed class LearningStateFiles(
             ["learner_version"] = state.Learner.PolicyVersion,
             ["version_map"] = map,
             ["counters"] = JsonSerializer.SerializeToNode(state.Counters, CountersJson),
+            ["observation"] = state.Observation.ToJson(),
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static (long PolicyVersion, Dictionary<long, long> Versions, WorkerStateCounters Counters) ReadWorkerFile(Checkpoint checkpoint)
+    private static (long PolicyVersion, Dictionary<long, long> Versions, WorkerStateCounters Counters, LabelObservationFilter Observation) ReadWorkerFile(Checkpoint checkpoint)
     {
         var text = File.ReadAllText(checkpoint.GetPath(StateFiles.Worker));
         var root = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException($"{StateFiles.Worker} is not a JSON object");
@@ -239,7 +293,7 @@ public sealed class LearningStateFiles(
                 versions[long.Parse(key, System.Globalization.CultureInfo.InvariantCulture)] = value!.GetValue<long>();
         }
         var counters = root["counters"].Deserialize<WorkerStateCounters>(CountersJson) ?? new WorkerStateCounters();
-        return (policyVersion, versions, counters);
+        return (policyVersion, versions, counters, LabelObservationFilter.FromJson(root["observation"]));
     }
 
     private static readonly JsonSerializerOptions CountersJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

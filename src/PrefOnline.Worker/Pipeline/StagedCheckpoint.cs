@@ -13,7 +13,7 @@ namespace PrefOnline.Worker.Pipeline;
 /// <param name="Metrics">Numbers for the manifest (shown by <c>prefonline checkpoint list</c>).</param>
 /// <param name="PolicyVersion">The published policy version the snapshot's weights carry.</param>
 /// <param name="PolicyChanged">True when these weights are new (an accepted update, or the first checkpoint).</param>
-/// <param name="AuditedLabels">Labels listed in the audit artefact (0 when the audit is off).</param>
+/// <param name="Audit">The labels listed in the audit artefact (empty when the audit is off), taken from the state.</param>
 public sealed record StagedCheckpoint(
     string Directory,
     IReadOnlyDictionary<string, string> Files,
@@ -21,4 +21,8 @@ public sealed record StagedCheckpoint(
     IReadOnlyDictionary<string, double> Metrics,
     long PolicyVersion,
     bool PolicyChanged,
-    int AuditedLabels);
+    IReadOnlyList<AbsorbedLabel> Audit)
+{
+    /// <summary>Labels listed in the audit artefact (0 when the audit is off).</summary>
+    public int AuditedLabels => Audit.Count;
+}

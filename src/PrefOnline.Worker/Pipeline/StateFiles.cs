@@ -34,6 +34,9 @@ public static class StateFiles
     /// <summary>Rollouts waiting for labels, with the labels already joined to them.</summary>
     public const string Pending = "pending.bin";
 
-    /// <summary>The worker's own state: published policy version, version map, counters.</summary>
+    /// <summary>The worker's own state: published policy version, version map, counters, the guardrail's label filter after a rollback.</summary>
     public const string Worker = "worker.json";
+
+    /// <summary>The duplicate-id windows of the input topics (<see cref="DuplicateWindowFile"/>): exactly-once across restarts includes duplicates.</summary>
+    public const string DuplicateIds = "duplicate-ids.bin";
 }

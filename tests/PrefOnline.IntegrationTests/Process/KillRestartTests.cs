@@ -9,6 +9,9 @@ namespace PrefOnline.IntegrationTests.Process;
 /// then restarted on the same checkpoint store and broker. The proof comes from the worker's opt-in audit
 /// (<c>Worker:AuditAbsorbedLabels</c>): each checkpoint lists the labels absorbed since its parent, so the
 /// lineage of the final checkpoint lists every label its state absorbed — compared here with the ids kcat produced.
+/// Exactly-once includes duplicates (issue 11 item 5): the producer re-sends ids before the kill (refused, some of
+/// them read again after the restart) and after it (ids the crashed process had absorbed and checkpointed); the
+/// restarted worker refuses every one of them, from the duplicate-id window its checkpoint saved.
 /// </summary>
 [Collection(ProcessCollection.Name)]
 public sealed class KillRestartTests(ITestOutputHelper output)
@@ -47,6 +50,12 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         await Poll.UntilAsync(() => (CheckpointFiles.TryReadLatest(store)?.Metric("labels_absorbed") ?? 0) >= FirstWave / 2, Patience,
             "a checkpoint holding half of the first wave", () => first.Process.Tail());
 
+        // Re-sent before the kill: ids of the first wave again, at new positions (same key, so after the original in
+        // its partition). Refused as duplicates; those the checkpoint at the kill has not passed are read again
+        // after the restart and must be refused again, not absorbed.
+        var resentBeforeKill = labels.Take(FirstWave).Where((_, i) => i % 20 == 7).ToList();
+        await kcat.ProduceAsync(Feedback, resentBeforeKill);
+
         // Kill while the worker's state holds labels it has absorbed but not checkpointed (lost with the process:
         // they must be absorbed again, once) besides labels it has only read ahead (they must not be lost). The
         // validated-records counter runs ahead of absorption by at most the feedback queue, one batch and the
@@ -77,8 +86,19 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         var expectedSeek = string.Join(", ", Enumerable.Range(0, Partitions).Select(p => $"{Feedback}[{p}]@{atKill.NextOffset(Feedback, p)}"));
         Assert.Contains(expectedSeek, assigned.Text);
 
+        // Re-sent after the restart: ids the crashed process absorbed into a checkpoint (positions below the
+        // offsets of the checkpoint at the kill), which the new process has never read itself.
+        var beforeKillPositions = (await kcat.ReadAllAsync(Feedback)).Where(r => r.Offset < atKill.NextOffset(Feedback, r.Partition)).Select(r => r.Key).ToHashSet();
+        var resentAfterRestart = labels.Where(l => beforeKillPositions.Contains(l.Key)).Where((_, i) => i % 10 == 4).Take(20).ToList();
+        Assert.Equal(20, resentAfterRestart.Count);
+        await kcat.ProduceAsync(Feedback, resentAfterRestart);
+        var resent = resentBeforeKill.Count + resentAfterRestart.Count;
+
         await Poll.UntilAsync(() => (CheckpointFiles.TryReadLatest(store)?.Metric("labels_absorbed") ?? 0) >= labels.Count, Patience,
             $"a checkpoint holding all {labels.Count} labels", () => second.Process.Tail());
+        var feedbackEnd = await KafkaOffsets.EndAsync(bootstrap, Feedback, Partitions);
+        await Poll.UntilAsync(() => CheckpointFiles.TryReadLatest(store) is { } latest && Enumerable.Range(0, Partitions).All(p => latest.NextOffset(Feedback, p) == feedbackEnd[p]), Patience,
+            "a checkpoint past every label and every re-sent duplicate", () => second.Process.Tail());
         await second.Process.TerminateAsync();
         Assert.Equal(0, await second.Process.WaitForExitAsync(TimeSpan.FromSeconds(45)));
         await VerifyStoreAsync(workspace, store, "verify-at-end");
@@ -102,15 +122,32 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         Assert.Equal(0, unexpected);
         Assert.Equal(labels.Count, (int)final.Metric("labels_absorbed")!.Value);
 
-        // ... at exactly the offsets kcat wrote them to, contiguous per partition, and run 2 started where v{killedAt} ended.
-        var positions = (await kcat.ReadAllAsync(Feedback)).ToDictionary(r => r.Key, r => (r.Partition, r.Offset));
-        Assert.All(audited, a => Assert.Equal(positions[a.Label.Id], (a.Label.Partition, a.Label.Offset)));
+        // ... each at the position kcat first wrote it to (a re-sent copy is never the one absorbed); the re-sent
+        // copies are the gaps, and every one is in the dead-letter topic as duplicate-id (some twice: refused before
+        // the kill, read again and refused again after it); run 2 started where v{killedAt} ended.
+        var written = await kcat.ReadAllAsync(Feedback);
+        Assert.Equal(labels.Count + resent, written.Count);
+        var firstPositions = written.GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.OrderBy(r => r.Offset).First());
+        Assert.All(audited, a => Assert.Equal((firstPositions[a.Label.Id].Partition, firstPositions[a.Label.Id].Offset), (a.Label.Partition, a.Label.Offset)));
+        var copies = written.Where(r => firstPositions[r.Key] != r).ToList();
+        Assert.Equal(resent, copies.Count);
+        var refused = (await kcat.ReadAllAsync(DeadLetter)).Where(d => d.Headers.GetValueOrDefault("source-topic") == Feedback).ToList();
+        foreach (var copy in copies)
+        {
+            var letters = refused.Where(d => d.Headers["source-partition"] == copy.Partition.ToString() && d.Headers["source-offset"] == copy.Offset.ToString()).ToList();
+            Assert.True(letters.Count > 0, $"the re-sent {copy.Key} at {Feedback}[{copy.Partition}]@{copy.Offset} was not dead-lettered");
+            Assert.All(letters, d => Assert.Equal("duplicate-id", d.Headers["reason"]));
+        }
+        Assert.All(refused, d => Assert.Contains(copies, c => d.Headers["source-partition"] == c.Partition.ToString() && d.Headers["source-offset"] == c.Offset.ToString()));
+        var refusedAgain = refused.Count - refused.Select(d => (d.Headers["source-partition"], d.Headers["source-offset"])).Distinct().Count();
+        workspace.Log($"re-sent {resent} ids ({resentBeforeKill.Count} before the kill, {resentAfterRestart.Count} after the restart): {refused.Count} dead letters, {refusedAgain} of them for a copy refused before the kill and read again after it");
         for (var partition = 0; partition < Partitions; partition++)
         {
-            var offsets = audited.Where(a => a.Label.Partition == partition).Select(a => a.Label.Offset).Order().ToList();
+            var offsets = audited.Where(a => a.Label.Partition == partition).Select(a => a.Label.Offset)
+                .Concat(copies.Where(c => c.Partition == partition).Select(c => c.Offset)).Order().ToList();
             Assert.Equal(Enumerable.Range(0, offsets.Count).Select(o => (long)o), offsets);
             var resumed = afterRestart.Where(a => a.Label.Partition == partition).Select(a => a.Label.Offset).DefaultIfEmpty(-1).Min();
-            if (resumed >= 0) Assert.Equal(atKill.NextOffset(Feedback, partition), resumed);
+            if (resumed >= 0) Assert.True(resumed >= atKill.NextOffset(Feedback, partition), $"run 2 absorbed {Feedback}[{partition}]@{resumed}, before v{killedAt}'s offset");
         }
 
         // Committed offsets caught up with the final checkpoint (the end of the topic).

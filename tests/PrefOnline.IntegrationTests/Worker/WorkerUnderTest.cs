@@ -68,13 +68,16 @@ public sealed class WorkerUnderTest : IAsyncDisposable
     /// An earlier worker's <see cref="Root"/> to restart on its checkpoints (the caller deletes it); null: a new
     /// directory, deleted on dispose.
     /// </param>
-    public static async Task<WorkerUnderTest> StartAsync(WorkerCluster cluster, ITestOutputHelper output, IReadOnlyDictionary<string, string?>? overrides = null, string? root = null)
+    /// <param name="services">Extra service registrations (e.g. a <see cref="CheckpointIoPipeline"/> that injects faults).</param>
+    /// <param name="initialPolicy">Writes the initial policy into the directory it is given (default: <see cref="CreateInitialPolicyAsync"/>).</param>
+    public static async Task<WorkerUnderTest> StartAsync(WorkerCluster cluster, ITestOutputHelper output, IReadOnlyDictionary<string, string?>? overrides = null, string? root = null,
+                                                         Action<IServiceCollection>? services = null, Func<string, Task>? initialPolicy = null)
     {
         var ownsRoot = root is null;
         root ??= Path.Combine(Path.GetTempPath(), "prefonline-worker-it-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(root);
         var policy = Path.Combine(root, "initial-policy");
-        if (!Directory.Exists(policy)) await CreateInitialPolicyAsync(policy);
+        if (!Directory.Exists(policy)) await (initialPolicy ?? CreateInitialPolicyAsync)(policy);
         var checkpoints = Path.Combine(root, "checkpoints");
 
         var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
@@ -128,10 +131,11 @@ public sealed class WorkerUnderTest : IAsyncDisposable
         Assert.True(problems.Count == 0, "configuration problems: " + string.Join("; ", problems));
 
         var logs = new TestOutputLoggerProvider(output);
-        var app = WorkerHost.Build(configuration, workerSettings, services =>
+        var app = WorkerHost.Build(configuration, workerSettings, collection =>
         {
-            services.RemoveAll<ILoggerProvider>(); // the console's lines go to the xunit output instead
-            services.AddSingleton<ILoggerProvider>(logs);
+            collection.RemoveAll<ILoggerProvider>(); // the console's lines go to the xunit output instead
+            collection.AddSingleton<ILoggerProvider>(logs);
+            services?.Invoke(collection);
         });
         await app.StartAsync();
         return new WorkerUnderTest(app, root, checkpoints, ownsRoot);
@@ -191,6 +195,18 @@ public sealed class WorkerUnderTest : IAsyncDisposable
             samples[line[..space]] = double.Parse(line[(space + 1)..], CultureInfo.InvariantCulture);
         }
         return samples;
+    }
+
+    /// <summary>One sample of the scrape: the metric with (at least) these labels, or null when absent.</summary>
+    public async Task<double?> MetricAsync(string name, params (string Name, string Value)[] labels)
+    {
+        foreach (var (key, value) in await ScrapeAsync())
+        {
+            var brace = key.IndexOf('{');
+            if ((brace < 0 ? key : key[..brace]) != name) continue;
+            if (labels.All(l => key.Contains($"{l.Name}=\"{l.Value}\"", StringComparison.Ordinal))) return value;
+        }
+        return null;
     }
 
     /// <summary>Fails the test at once if the worker stopped by itself (a fatal error).</summary>

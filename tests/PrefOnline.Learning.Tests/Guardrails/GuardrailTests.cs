@@ -15,14 +15,18 @@ public sealed class GuardrailTests
         GoodConfirmations = 2,
     };
 
-    /// <summary>Runs stable updates (reward N(0.5, 0.05²)), checkpointing each, until a good version exists; returns the next version number.</summary>
+    /// <summary>
+    /// Runs stable updates (reward N(0.5, 0.05²)), checkpointing each and writing every promotion (as the worker
+    /// does: the store's pointer first, then <see cref="Guardrail.GoodMarked"/>); returns the next version number.
+    /// </summary>
     private static long WarmUpToGood(Guardrail guardrail, SeededNoise noise, long version = 1, int updates = 30)
     {
         for (var i = 0; i < updates; i++, version++)
         {
             var decision = guardrail.Evaluate(new UpdateReport(version, Loss: 0.7, GradNorm: 1, KlToReference: 0.5, Entropy: 2, MeanReward: noise.Normal(0.5, 0.05)));
             Assert.Equal(GuardrailAction.None, decision.Action);
-            guardrail.CheckpointWritten(version);
+            if (guardrail.CheckpointWritten(version) is { } now) guardrail.GoodMarked(now);
+            if (decision.PromoteGood is { } promoted) guardrail.GoodMarked(promoted);
         }
         Assert.NotNull(guardrail.Status.GoodVersion);
         return version;
@@ -35,23 +39,65 @@ public sealed class GuardrailTests
         var noise = new SeededNoise(1);
         var next = WarmUpToGood(guardrail, noise);
         Assert.Equal(GuardrailState.Ok, guardrail.State);
-        // Good trails the newest version by the confirmations and never points into the warm-up.
+        // Good trails the newest version by the confirmations (plus whatever a short CUSUM run holds back).
         var good = guardrail.Status.GoodVersion!.Value;
-        Assert.InRange(good, 20, next - 1 - 2);
+        Assert.InRange(good, next - 1 - 2 - 3, next - 1 - 2);
     }
 
     [Fact]
-    public void NoVersionBecomesGoodWhileTheModelRewardDetectorWarmsUp()
+    public void GoodAdvancesByThePredictableRuleFromTheFirstUpdatesNotOnlyOnceTheDetectorIsArmed()
     {
+        // Issue 11: `good` waited for the model-reward detector's warm-up (50 updates), so for minutes it stayed
+        // on the first version and a rollback discarded the whole run. The rule is now: a checkpointed version is
+        // proposed once GoodConfirmations (2) later updates passed, warm-up or not.
         var guardrail = new Guardrail(Options());
         var noise = new SeededNoise(2);
+        var proposals = new List<(long Evaluated, long Proposed)>();
         for (long v = 1; v <= 19; v++)
         {
             var decision = guardrail.Evaluate(new UpdateReport(v, MeanReward: noise.Normal(0.5, 0.05)));
-            Assert.Null(decision.PromoteGood);
+            Assert.False(guardrail.Status.ModelDetectorArmed); // warm-up is 20
+            if (decision.PromoteGood is { } promoted)
+            {
+                proposals.Add((v, promoted));
+                guardrail.GoodMarked(promoted);
+            }
             guardrail.CheckpointWritten(v);
         }
-        Assert.Null(guardrail.Status.GoodVersion);
+        Assert.Equal(Enumerable.Range(3, 17).Select(v => ((long)v, (long)v - 2)), proposals);
+        Assert.Equal(17, guardrail.Status.GoodVersion);
+    }
+
+    [Fact]
+    public void TheGuardrailsGoodMovesOnlyWhenTheStoreReportsThePointerWritten()
+    {
+        // Issue 11: the tracker used to move `good` (the rollback target, prefonline_good_version) when it proposed a
+        // version, before the store wrote the pointer; a failed write was only logged, and a rollback then asked
+        // for a version the store had never marked.
+        var guardrail = new Guardrail(Options(), initialGood: 1);
+        var noise = new SeededNoise(6);
+        var proposals = new List<long>();
+        for (long v = 2; v <= 5; v++)
+        {
+            if (guardrail.Evaluate(new UpdateReport(v, MeanReward: noise.Normal(0.5, 0.05))).PromoteGood is { } proposed) proposals.Add(proposed);
+            guardrail.CheckpointWritten(v);
+        }
+        Assert.Equal([2L, 3L], proposals);
+        Assert.Equal(1, guardrail.Status.GoodVersion); // the write "failed": nothing reported
+        Assert.Equal([2L, 3L, 4L, 5L], guardrail.PromotionCandidates);
+
+        // The next evaluation proposes again (the newest confirmed version); once written, good moves.
+        var again = guardrail.Evaluate(new UpdateReport(6, MeanReward: noise.Normal(0.5, 0.05)));
+        Assert.Equal(4, again.PromoteGood);
+        guardrail.GoodMarked(4);
+        Assert.Equal(4, guardrail.Status.GoodVersion);
+        Assert.Equal([5L], guardrail.PromotionCandidates);
+
+        // A trip now rolls back to what the store marked.
+        var trip = guardrail.Evaluate(new UpdateReport(7, Loss: double.NaN));
+        for (var i = 0; i < 2 && trip.Action != GuardrailAction.Rollback; i++) trip = guardrail.Evaluate(new UpdateReport(8 + i, Loss: double.NaN));
+        Assert.Equal(GuardrailAction.Rollback, trip.Action);
+        Assert.Equal(4, trip.RollbackTo);
     }
 
     [Fact]

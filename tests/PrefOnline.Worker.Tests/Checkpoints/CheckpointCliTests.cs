@@ -139,6 +139,28 @@ public sealed class CheckpointCliTests
     }
 
     [Fact]
+    public async Task Offline_rollback_below_good_moves_good_too_so_the_next_rollback_to_good_stays_on_the_new_line()
+    {
+        // Issue 11 item 3: the offline rollback left `good` ahead of `latest`; a later rollback to `good` went forward
+        // to the abandoned line.
+        using var temp = new TempStore();
+        using (var store = await OpenWithVersionsAsync(temp, 4)) await store.MarkGoodAsync(3);
+        var run = await RunAsync("checkpoint", "rollback", "--dir", temp.Root, "--to", "2", "--reason", "bad labels after v2");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal($"rolled back {temp.Root}: latest v000004 -> v000002; good v000003 -> v000002 (it named a version after the target, now abandoned) (reason: bad labels after v2); the next checkpoint will be v000005 with parent v000002\n", run.StdOut);
+        Assert.Equal((2L, 2L), (temp.Reader().ReadPointers().Latest!.Value, temp.Reader().ReadPointers().Good!.Value));
+
+        var again = await RunAsync("checkpoint", "rollback", "--dir", temp.Root);
+        Assert.Equal(0, again.ExitCode);
+        Assert.Contains("is already v000002; nothing changed", again.StdOut);
+
+        var list = await RunAsync("checkpoint", "list", "--dir", temp.Root, "--json");
+        using var listing = JsonDocument.Parse(list.StdOut);
+        var abandoned = listing.RootElement.GetProperty("versions").EnumerateArray().Where(v => v.GetProperty("abandoned").GetBoolean()).Select(v => v.GetProperty("version").GetInt64());
+        Assert.Equal([4L, 3L], abandoned);
+    }
+
+    [Fact]
     public async Task Rollback_to_a_corrupt_or_absent_version_is_refused_and_latest_stays()
     {
         using var temp = await StoreWithThreeVersionsAsync();

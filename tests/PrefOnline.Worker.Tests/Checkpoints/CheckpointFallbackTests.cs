@@ -137,4 +137,85 @@ public sealed class CheckpointFallbackTests
         Assert.Contains("does not exist", Assert.Single(result.Warnings));
         Assert.Empty(reader.ListVersions());
     }
+
+    [Fact]
+    public async Task A_latest_pointer_to_a_missing_version_with_no_lineage_left_falls_back_on_goods_line_never_to_an_abandoned_version()
+    {
+        // Issue 11 item 4: with the latest version and the log gone, the fallback took the next lower number on
+        // disk, which after a rollback is a version the rollback abandoned.
+        using var temp = new TempStore();
+        using (var store = await OpenWithVersionsAsync(temp, 4))
+        {
+            await store.MarkGoodAsync(2);
+            await store.RollbackAsync(2, "operator");
+            await store.LoadLatestValidAsync();
+            await store.WriteAsync(Draft(5)); // parent v2
+            await store.WriteAsync(Draft(6)); // parent v5
+        }
+        Directory.Delete(temp.VersionDir(6), recursive: true);
+        Directory.Delete(temp.VersionDir(5), recursive: true);
+        File.Delete(Path.Combine(temp.Root, "events.jsonl"));
+
+        var result = await temp.Reader().LoadLatestValidAsync();
+        Assert.Equal(2, result.Checkpoint!.Version); // not v4 (abandoned) nor v3
+        Assert.Equal("v000006: v000006 does not exist", Assert.Single(result.Skipped).ToString());
+        Assert.Contains(result.Warnings, w => w.Contains("the parent of v000006 is unknown (no manifest, no commit event); falling back on good's line", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task With_the_log_intact_abandoned_versions_are_recognised_and_skipped_even_without_good()
+    {
+        using var temp = new TempStore();
+        using (var store = await OpenWithVersionsAsync(temp, 4))
+        {
+            await store.RollbackAsync(2, "operator");
+            await store.LoadLatestValidAsync();
+            await store.WriteAsync(Draft(5)); // parent v2
+        }
+        File.Delete(Path.Combine(temp.Root, "latest"));
+        Assert.Equal<long>([3L, 4L], (await temp.Reader().AbandonedVersionsAsync()).Order().ToList());
+        var result = await temp.Reader().LoadLatestValidAsync();
+        Assert.Equal(5, result.Checkpoint!.Version);
+
+        Directory.Delete(temp.VersionDir(5), recursive: true);
+        var without = await temp.Reader().LoadLatestValidAsync();
+        Assert.Equal(2, without.Checkpoint!.Version); // the highest version no rollback abandoned
+    }
+
+    [Fact]
+    public async Task A_good_pointer_to_a_missing_version_is_moved_back_on_the_loaded_line_at_load_so_a_rollback_to_good_works()
+    {
+        using var temp = new TempStore();
+        using (var store = await OpenWithVersionsAsync(temp, 4)) await store.MarkGoodAsync(3);
+        Directory.Delete(temp.VersionDir(3), recursive: true);
+
+        using var reopened = await temp.OpenAsync();
+        var result = await reopened.LoadLatestValidAsync();
+        Assert.Equal(4, result.Checkpoint!.Version);
+        Assert.Contains(result.Warnings, w => w.StartsWith("'good' named v000003, which is invalid: v000003 does not exist; 'good' moved to v000002", StringComparison.Ordinal));
+        Assert.Equal(2, temp.Reader().ReadPointers().Good);
+        var repair = temp.Reader().ReadEvents().Last(e => e.Kind == CheckpointEventKind.MarkGood);
+        Assert.Equal((3L, 2L), (repair.From!.Value, repair.To!.Value));
+        Assert.StartsWith("repair at load: ", repair.Reason);
+
+        var rollback = await reopened.RollbackAsync(null, "guardrail");
+        Assert.Equal(2, rollback.To);
+    }
+
+    [Fact]
+    public async Task A_good_pointer_left_ahead_of_latest_by_an_older_build_is_moved_back_to_latests_line_at_load()
+    {
+        using var temp = new TempStore();
+        using (var store = await OpenWithVersionsAsync(temp, 5)) await store.MarkGoodAsync(4);
+        WritePointer(temp.Root, "latest", "v000002\n"); // what `checkpoint rollback` did before: latest only
+
+        using var reopened = await temp.OpenAsync();
+        var result = await reopened.LoadLatestValidAsync();
+        Assert.Equal(2, result.Checkpoint!.Version);
+        Assert.Contains(result.Warnings, w => w.StartsWith("'good' named v000004, which is not on the line of the loaded v000002", StringComparison.Ordinal));
+        Assert.Equal(2, temp.Reader().ReadPointers().Good);
+        var next = await reopened.WriteAsync(Draft(6));
+        Assert.Equal(2, next.Parent);
+        Assert.Equal(2, (await reopened.RollbackAsync(null, "guardrail")).To); // never forward to v4
+    }
 }

@@ -116,6 +116,43 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
         Assert.Single(problems, p => p.StartsWith("Worker:PolicyBaseUrl must be an absolute http:// or https:// URL", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_version_served_to_generators_is_kept_by_retention_while_its_lease_lasts()
+    {
+        // Issue 11 item 4: a generator fetches a version's files one request after another; retention must not
+        // delete the version in between.
+        using var temp = new Checkpoints.TempStore();
+        using (await Checkpoints.CheckpointTestKit.OpenWithVersionsAsync(temp, 4, keepLast: 10)) { }
+        var clock = new LeaseClock();
+        var leases = new PolicyServingLeases(clock);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var server = builder.Build();
+        server.MapPolicyFiles(temp.Root, leases);
+        await server.StartAsync();
+        using (var response = await http.GetAsync(new Uri(new Uri(server.Urls.First()), "/policy/2/policy.safetensors")))
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        using var store = await temp.OpenAsync(keepLast: 1);
+        await store.LoadLatestValidAsync();
+        store.ProtectFromRetention("policies served to generators", leases.Active);
+        Assert.Equal([1L, 3L], await store.ApplyRetentionAsync());
+        Assert.Equal([2L, 4L], temp.Reader().ListVersions().ToArray());
+
+        clock.Advance(PolicyServingLeases.Duration);
+        Assert.Equal([2L], await store.ApplyRetentionAsync());
+    }
+
+    private sealed class LeaseClock : TimeProvider
+    {
+        private DateTimeOffset now = new(2025, 6, 1, 12, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => now;
+
+        public void Advance(TimeSpan by) => now += by;
+    }
+
     private byte[] WriteVersion(long version, int seed)
     {
         var directory = Path.Combine(store, $"v{version:D6}");
