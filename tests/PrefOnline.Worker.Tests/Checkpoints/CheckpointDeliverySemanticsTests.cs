@@ -48,7 +48,7 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
         for (var restart = 0; ; restart++)
         {
             Assert.True(restart < 200, "the schedule must finish");
-            using var store = await temp.OpenAsync(keepLast: 3);
+            using var store = await temp.ReopenAsync(keepLast: 3);
             var resumed = (await store.LoadLatestValidAsync()).Checkpoint;
             var state = resumed is null ? [] : JsonSerializer.Deserialize<List<string>>(await File.ReadAllBytesAsync(resumed.GetPath("state.json")))!;
             var positions = Enumerable.Range(0, Partitions).Select(p => resumed?.NextOffset(Topic, p) ?? 0L).ToArray(); // seek

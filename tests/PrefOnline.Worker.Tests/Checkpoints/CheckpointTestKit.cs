@@ -21,6 +21,29 @@ internal sealed class TempStore : IDisposable
     public Task<CheckpointStore> OpenAsync(int keepLast = 5, ResiliencePipeline? pipeline = null, TimeProvider? time = null) =>
         CheckpointStore.OpenAsync(Options(keepLast), ioPipeline: pipeline, timeProvider: time ?? new SteppingTimeProvider());
 
+    /// <summary>
+    /// Opens the store again right after this process disposed its previous writer (a simulated crash). The
+    /// lock's descriptor is close-on-exec, but a child process that another test forks at that moment holds a
+    /// copy of it until its exec, so the flock can outlive our close by the fork-to-exec window (milliseconds
+    /// on a loaded machine). Waits for that window to pass instead of failing on it; a writer that never lets
+    /// go still fails after 10 s.
+    /// </summary>
+    public async Task<CheckpointStore> ReopenAsync(int keepLast = 5)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            try
+            {
+                return await OpenAsync(keepLast);
+            }
+            catch (CheckpointLockedException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+        }
+    }
+
     public CheckpointReader Reader() => new(Root, CheckpointRetry.CreatePipeline(Options()));
 
     public string VersionDir(long version) => Path.Combine(Root, CheckpointVersion.DirectoryName(version));
