@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Runtime.InteropServices;
 using TorchSharp;
 
@@ -21,8 +22,35 @@ public static class TorchEngine
         if (LoadError.Value is { } error) throw new TorchEngineException(Explain(error), error);
     }
 
+    /// <summary>
+    /// Sets libtorch's intra-op thread count (torch.set_num_threads) for the calling thread's kernels.
+    /// libtorch's OpenMP backend keeps the count per OS thread once a thread has used it, which is one
+    /// more reason all tensor work runs on one <see cref="TensorThread"/>: it calls this once, at start.
+    /// </summary>
+    public static void SetThreads(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        EnsureLoaded();
+        if (torch.get_num_threads() != threads) torch.set_num_threads(threads);
+    }
+
+    /// <summary>libtorch's intra-op thread count in effect on the calling thread.</summary>
+    public static int Threads
+    {
+        get
+        {
+            EnsureLoaded();
+            return torch.get_num_threads();
+        }
+    }
+
     /// <summary>The LibTorch release TorchSharp was built against (e.g. 2.10.0).</summary>
     public static string LibTorchVersion => Version.TryParse(torch.__version__, out var v) ? v.ToString(3) : torch.__version__;
+
+    /// <summary>The TorchBackend this build was made with: <c>cpu</c> (TorchSharp-cpu) or <c>cuda</c>
+    /// (TorchSharp-cuda-linux). See Directory.Build.props.</summary>
+    public static string Backend { get; } =
+        typeof(TorchEngine).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "TorchBackend")?.Value ?? "cpu";
 
     /// <summary>The TorchSharp assembly's version (e.g. 0.107.0).</summary>
     public static string TorchSharpVersion => typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "unknown";

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.PolicyDistribution;

@@ -1,8 +1,10 @@
+using PrefOnline.Learning.Tests.Support;
 using System.Diagnostics;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Sampling;
 
@@ -14,10 +16,10 @@ public class SamplingMemoryTests
     [Fact]
     public void Generating_ten_thousand_sequences_leaves_memory_flat()
     {
-        var liveBefore = TorchRuntime.LiveTensors;
+        var liveBefore = LiveTensors.Count;
         var config = Gpt2Config.Tiny();
         using (var weights = new RandomPolicyWeights(config, 1))
-        using (var sampler = PolicySampler.Create(config, weights.Weights, ByteTokenizer.Instance))
+        using (var sampler = PolicySampler.Create(weights.Model, ByteTokenizer.Instance))
         {
             var prompts = Enumerable.Range(0, 250).Select(i => string.Concat(Enumerable.Range(0, 4 + i % 13).Select(j => (char)('a' + (i + j) % 26)))).ToArray();
             var options = new SamplingOptions { SamplesPerPrompt = 4, MaxNewTokens = 8, BatchSize = 64, StopStrings = ["zz"] };
@@ -40,6 +42,6 @@ public class SamplingMemoryTests
             var growth = (end - warm) / (1024.0 * 1024.0);
             Assert.True(growth < 16, $"resident memory grew by {growth:F1} MiB over 8,000 sequences");
         }
-        Assert.Equal(liveBefore, TorchRuntime.LiveTensors);
+        Assert.Equal(liveBefore, LiveTensors.Count);
     }
 }
