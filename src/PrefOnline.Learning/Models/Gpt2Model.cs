@@ -14,8 +14,9 @@ namespace PrefOnline.Learning.Models;
 
 /// <summary>How one forward attends: causal over the positions given, or through an explicit mask, and
 /// whether keys and values go through a <see cref="KvCache"/>.</summary>
-/// <param name="Mask">bool, true where query i may look at key j, broadcastable to (B, H, T, S); null
-/// with <paramref name="Causal"/> (plain causal attention) or for a single new position that may see every key.</param>
+/// <param name="Mask">Additive, in the model's dtype: 0 where query i may look at key j, the dtype's most
+/// negative finite value where it may not; broadcastable to (B, H, T, S). Null with <paramref name="Causal"/>
+/// (plain causal attention) or for a single new position that may see every key.</param>
 /// <param name="Causal">No mask: query i sees keys 0..i (training and scoring, right padding).</param>
 internal sealed record AttentionSpec(Tensor? Mask, bool Causal, KvCache? Cache);
 
@@ -73,8 +74,8 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     {
         var (t, s) = (q.size(2), k.size(2));
         var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(q.size(3));  // (B, H, T, S)
-        var allowed = spec.Mask ?? (spec.Causal ? ones(t, s, ScalarType.Bool, q.device).tril(s - t) : null);
-        if (allowed is not null) scores = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity);
+        if (spec.Mask is { } mask) scores = scores + mask;
+        else if (spec.Causal) scores = scores.masked_fill(ones(t, s, ScalarType.Bool, q.device).tril(s - t).logical_not(), double.NegativeInfinity);
         var weights = dropoutSource.Apply(scores.softmax(-1), dropout, training: true);
         return weights.matmul(v);                                           // (B, H, T, D)
     }
@@ -247,8 +248,9 @@ public class Gpt2Model : nn.Module<Tensor, Tensor>
         CheckCompanion(positionIds, "positionIds", b, t);
 
         using var scope = NewDisposeScope();
-        var device = TokenEmbedding.device;
-        var spec = Spec(tokens.device, t, past, attentionMask, cache);
+        var embedding = TokenEmbedding;
+        var device = embedding.device;
+        var spec = Spec(device, embedding.dtype, t, past, attentionMask, cache);
         var positions = positionIds ?? arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(0); // (B or 1, T)
         var x = wte.forward(tokens) + wpe.forward(positions);              // (B, T, C)
         x = dropoutSource.Apply(x, Config.Dropout, training);
@@ -258,25 +260,39 @@ public class Gpt2Model : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Which keys each query may see: itself and the real keys before it. A padding query sees only
-    /// itself, so no row of the softmax is empty (its output is never read).
+    /// Which keys each query may see: the keys up to itself that are not padding, as an additive mask
+    /// (0 visible, the dtype's most negative finite value hidden; Hugging Face's convention). A padding
+    /// query sees nothing, so its softmax is uniform over every key rather than NaN; its output is never read.
     /// </summary>
-    private static AttentionSpec Spec(Device device, long t, long past, Tensor? attentionMask, KvCache? cache)
+    private static AttentionSpec Spec(Device device, ScalarType dtype, long t, long past, Tensor? attentionMask, KvCache? cache)
     {
         var s = past + t;
+        Tensor? hidden = null;                                                                  // bool, true = hidden
         if (attentionMask is null)
         {
             if (cache is null) return new AttentionSpec(null, Causal: true, Cache: null);
             // One new position may see every key; several see the past and the new ones up to themselves.
-            var causal = t == 1 ? null : ones(t, s, ScalarType.Bool, device).tril(past);   // (T, S)
-            return new AttentionSpec(causal, Causal: false, Cache: cache);
+            if (t > 1) hidden = ones(t, s, ScalarType.Bool, device).tril(past).logical_not();   // (T, S)
         }
-        var b = attentionMask.size(0);
-        var future = ones(t, s, ScalarType.Bool, device).tril(past).view(1, 1, t, s);              // (1, 1, T, S)
-        var realKeys = attentionMask.to(ScalarType.Bool).view(b, 1, 1, s);                         // (B, 1, 1, S)
-        var self = eye(t, s, ScalarType.Bool, device).roll(past, 1).view(1, 1, t, s);               // (1, 1, T, S): key past + i for query i
-        return new AttentionSpec(future.logical_and(realKeys).logical_or(self), Causal: false, Cache: cache); // (B, 1, T, S)
+        else
+        {
+            var b = attentionMask.size(0);
+            var future = ones(t, s, ScalarType.Bool, device).tril(past).logical_not().view(1, 1, t, s); // (1, 1, T, S)
+            var padding = attentionMask.to(device).eq(0).view(b, 1, 1, s);                      // (B, 1, 1, S)
+            hidden = future.logical_or(padding);                                                // (B, 1, T, S)
+        }
+        var additive = hidden is null ? null : zeros(hidden.shape, dtype, device).masked_fill(hidden, MostNegative(dtype));
+        return new AttentionSpec(additive, Causal: false, Cache: cache);
     }
+
+    /// <summary>The most negative finite value of a floating dtype (torch.finfo(dtype).min).</summary>
+    private static double MostNegative(ScalarType dtype) => dtype switch
+    {
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        ScalarType.Float16 => -65504.0,
+        ScalarType.Float64 => double.MinValue,
+        _ => float.MinValue,
+    };
 
     private static void CheckCompanion(Tensor? companion, string name, long b, long t)
     {

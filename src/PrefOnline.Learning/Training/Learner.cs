@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -544,16 +543,10 @@ public sealed class Learner : IDisposable
         if (movingAverage is not null && baseline is { } check && (check.Count < 0 || !double.IsFinite(check.Mean) || !(check.Variance >= 0)))
             throw new InvalidDataException($"learner state has an invalid baseline {check}");
 
-        try
-        {
-            // Checked on a scratch generator first, so a bad state cannot leave the learner half restored.
-            using var probe = new Generator(0);
-            probe.set_state(generatorState);
-        }
-        catch (Exception e) when (e is ExternalException or ArgumentException)
-        {
-            throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {e.Message}", e);
-        }
+        // Checked before anything changes, so a bad state cannot leave the learner half restored (and
+        // libtorch's own check would abort the process: see GeneratorState).
+        if (GeneratorState.Problem(generatorState) is { } problem)
+            throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {problem}");
 
         // Checked; now apply. AdamW validates its own entries before it changes anything.
         optimizer.LoadStateDict(optimizerState);

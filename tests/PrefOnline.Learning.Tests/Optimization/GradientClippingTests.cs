@@ -57,8 +57,9 @@ public class GradientClippingTests
 
         var norm = GradientClipping.ClipGradNorm(parameters, maxNorm);
 
-        // The same ops in the same order as PyTorch (libtorch 2.10 here, 1.13 there): identical to the last bit.
-        const double tolerance = 0;
+        // The same ops in the same order as PyTorch; libtorch 2.10's norm reductions may round the last bit
+        // differently from 1.13's (measured: 1 ulp), so relative few-ulp tolerances.
+        var tolerance = dtype == ScalarType.Float32 ? 1e-6 : 1e-14;
         var expectedNorm = expected["norm"]!.GetValue<double>();
         Assert.True(Math.Abs(norm - expectedNorm) <= tolerance * expectedNorm, $"norm: torch {expectedNorm:R}, ours {norm:R}");
         for (var i = 0; i < parameters.Length; i++)

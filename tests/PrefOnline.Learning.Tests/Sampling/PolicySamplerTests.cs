@@ -61,7 +61,9 @@ public class PolicySamplerTests
         {
             var other = sampler.Sample(prompts, options with { BatchSize = batch });
             Assert.Equal(reference.Select(c => c.Tokens), other.Select(c => c.Tokens));
-            Assert.Equal(reference.Select(c => c.PolicyLogProbs), other.Select(c => c.PolicyLogProbs));
+            // Other batches pad the prompts differently and change the GEMM shapes: the same values up to float rounding.
+            foreach (var (a, b) in reference.Zip(other))
+                for (var i = 0; i < a.PolicyLogProbs.Length; i++) Assert.Equal(a.PolicyLogProbs[i], b.PolicyLogProbs[i], 1e-4f);
             Assert.Equal(reference.Select(c => (c.PromptIndex, c.SampleIndex, c.Seed)), other.Select(c => (c.PromptIndex, c.SampleIndex, c.Seed)));
         }
         var reseeded = sampler.Sample(prompts, options with { Seed = 78 });

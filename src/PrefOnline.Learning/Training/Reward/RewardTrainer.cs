@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Models.LogProbs;
@@ -6,6 +5,7 @@ using PrefOnline.Learning.Models.Reward;
 using PrefOnline.Learning.Randomness;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.TrainingData;
+using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;
@@ -408,15 +408,9 @@ public sealed class RewardTrainer : IDisposable
         if (!(learningRate >= 0) || double.IsInfinity(learningRate)) throw new InvalidDataException($"reward trainer state has an invalid learning rate {learningRate}");
         if (!state.Tensors.TryGetValue(DropoutGeneratorKey, out var generatorState))
             throw new InvalidDataException($"reward trainer state lacks '{DropoutGeneratorKey}'");
-        try
-        {
-            using var probe = new Generator(0);
-            probe.set_state(generatorState);
-        }
-        catch (Exception e) when (e is ExternalException or ArgumentException)
-        {
-            throw new InvalidDataException($"reward trainer state's '{DropoutGeneratorKey}' is not a generator state: {e.Message}", e);
-        }
+        // Checked before anything changes (libtorch's own check would abort the process: see GeneratorState).
+        if (GeneratorState.Problem(generatorState) is { } problem)
+            throw new InvalidDataException($"reward trainer state's '{DropoutGeneratorKey}' is not a generator state: {problem}");
         var optimizerState = state.Tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
 
