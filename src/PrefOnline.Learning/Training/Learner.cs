@@ -45,7 +45,9 @@ namespace PrefOnline.Learning.Training;
 /// so a cancelled update never leaves weights changed without a new version.</para>
 /// <para>Deterministic: same weights, options, state and batch ⇒ bit-identical weights after the update
 /// (all randomness is the policy's dropout generator, seeded by <see cref="LearnerOptions.Seed"/>, and
-/// saved with the state).</para>
+/// saved with the state) — with one intra-op thread, or with MKL in reproducible mode (MKL_CBWR=AUTO,STRICT)
+/// at any thread count: libtorch 2.10's multi-threaded MKL GEMMs may otherwise differ in the last bit
+/// (docs/OPERATIONS.md, "Reproducibility").</para>
 /// <para>Does not own the policy, the reference or the tokenizer; owns its optimizer.</para>
 /// </remarks>
 public sealed class Learner : IDisposable
