@@ -7,6 +7,9 @@ internal static class BuildFacts
 {
     public const string TorchSharpVersion = "0.107.0";
 
+    /// <summary>The libtorch-cpu-linux-x64 package TorchSharp-cpu 0.107.0 depends on.</summary>
+    public const string LibTorchVersion = "2.10.0";
+
     public static string RepositoryRoot { get; } = FindRoot();
 
     public static string NuGetPackageRoot { get; } =
@@ -19,6 +22,13 @@ internal static class BuildFacts
 
     /// <summary>The copy in this test's output directory, which the build patched where needed.</summary>
     public static string OutputLibTorchSharp => Path.Combine(AppContext.BaseDirectory, "libLibTorchSharp.so");
+
+    /// <summary>LibTorch's libtorch_cpu.so as restored (must never be modified).</summary>
+    public static string PackagedLibTorchCpu =>
+        Path.Combine(NuGetPackageRoot, "libtorch-cpu-linux-x64", LibTorchVersion, "runtimes", "linux-x64", "native", "libtorch_cpu.so");
+
+    /// <summary>The copy in this test's output directory, whose MKL vendor check the build patched.</summary>
+    public static string OutputLibTorchCpu => Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so");
 
     private static string FindRoot()
     {
