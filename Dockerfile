@@ -15,6 +15,8 @@
 # native libraries.
 # Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
 # libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
+# The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
+# CPUs"), does apply: PATCH_MKL_VENDOR_CHECK=false ships the library exactly as packaged.
 # The runtime is the ASP.NET Core runtime image (CPU) or NVIDIA's CUDA runtime image with the same
 # ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND, plus librdkafka.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/prefonline).
@@ -22,6 +24,8 @@
 ARG DOTNET_VERSION=10.0
 # cpu | cuda: the TorchSharp runtime package and the runtime base image.
 ARG TORCH_BACKEND=cpu
+# true | false: MSBuild's PatchMklVendorCheck (fast MKL kernels on AMD CPUs).
+ARG PATCH_MKL_VENDOR_CHECK=true
 # The CUDA runtime TorchSharp-cuda-linux 0.107 (libtorch 2.10, CUDA 12.8) runs on; cuDNN included.
 ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
@@ -30,6 +34,7 @@ FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS dotnet-aspnet
 # ---------------------------------------------------------------------------------------------------
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION}-noble AS build
 ARG TORCH_BACKEND
+ARG PATCH_MKL_VENDOR_CHECK
 ENV DEBIAN_FRONTEND=noninteractive \
     DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1 \
@@ -50,7 +55,8 @@ COPY src/PrefOnline.Worker/PrefOnline.Worker.csproj src/PrefOnline.Worker/
 RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}
 COPY src/ src/
 COPY config/appsettings.json config/
-RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} --no-restore -o /app \
+RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
+        -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
     && test -x /app/prefonline
 

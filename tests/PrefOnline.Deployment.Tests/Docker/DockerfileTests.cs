@@ -75,6 +75,10 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         Assert.Contains(build, l => l.StartsWith("RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal));
         Assert.Contains(build, l => l.StartsWith("RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal)
                                      && l.Contains("test -f /app/libLibTorchSharp.so"));
+        // MKL's vendor-check patch (README "MKL on AMD CPUs") on by default, switchable per image.
+        Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK=true", lines);
+        Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK", build);
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet publish", StringComparison.Ordinal) && l.Contains("-p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK}"));
         // One runtime stage per backend, the final one chosen by the argument; both Ubuntu 24.04.
         Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS runtime-cpu", lines);
         Assert.Contains("FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda", lines);
