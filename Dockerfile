@@ -1,68 +1,81 @@
 # syntax=docker/dockerfile:1
 #
 # PrefOnline worker image. Build (from the repository root):
-#   docker build -t prefonline:dev .
+#   docker build -t prefonline:dev .                                   # CPU image (TorchSharp-cpu)
+#   docker build --build-arg TORCH_BACKEND=cuda -t prefonline:gpu .    # GPU image (TorchSharp-cuda-linux, CUDA 12.8)
 # Run the embedded demo (no Kafka):
 #   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp -v prefonline-ckpt:/var/lib/prefonline prefonline:dev
+# On a GPU: docker run --gpus all ... -e PREFONLINE__Model__Device=cuda prefonline:gpu
 # Any verb works: docker run --rm prefonline:dev checkpoint list
 #
-# Stage 1 builds the native libtorch shim and the .NET app with `dotnet publish`: the same MSBuild
-# target (BuildNativeShim, CMake over Debian's libtorch) that `./dev.sh build` runs. The apt packages
-# are dev.sh's build packages (APT_PACKAGES minus the test-only tools kcat, python3-torch, python3-regex, prometheus,
-# yamllint, unzip); tests/PrefOnline.Deployment.Tests checks the two lists agree.
-# Stage 2 is Debian 12 with the ASP.NET Core runtime and only the runtime libraries: libtorch 1.13,
-# OpenBLAS (openmp flavour: the reference BLAS makes training ~25x slower) and librdkafka.
-# Debian 12 in both stages because the shim is built against, and must run with, Debian 12's libtorch 1.13.
+# Stage "build" publishes the .NET app with the same MSBuild switch as a local build
+# (-p:TorchBackend=cpu|cuda, Directory.Build.props). Its apt packages are dev.sh's build packages
+# (APT_PACKAGES minus the test-only tools); tests/PrefOnline.Deployment.Tests checks the two lists agree.
+# The tensor engine (TorchSharp, LibTorch 2.10) comes from NuGet and is published into /app with its
+# native libraries.
+# Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
+# libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
+# The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
+# CPUs"), does apply: PATCH_MKL_VENDOR_CHECK=false ships the library exactly as packaged.
+# The runtime is the ASP.NET Core runtime image (CPU) or NVIDIA's CUDA runtime image with the same
+# ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND, plus librdkafka.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/prefonline).
 
 ARG DOTNET_VERSION=10.0
+# cpu | cuda: the TorchSharp runtime package and the runtime base image.
+ARG TORCH_BACKEND=cpu
+# false | true: MSBuild's PatchMklVendorCheck (opt-in: MKL's fast kernels on AMD CPUs by changing
+# code in the bundled MKL; README "MKL on AMD CPUs" says why it is off by default).
+ARG PATCH_MKL_VENDOR_CHECK=false
+# The CUDA runtime TorchSharp-cuda-linux 0.107 (libtorch 2.10, CUDA 12.8) runs on; cuDNN included.
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
-# The .NET SDK and ASP.NET runtime are copied from Microsoft's images (portable builds that run on
-# Debian 12's glibc), so the base stays Debian 12 and the .NET version stays pinned in one ARG.
-FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION} AS dotnet-sdk
-FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS dotnet-aspnet
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS dotnet-aspnet
 
 # ---------------------------------------------------------------------------------------------------
-FROM debian:12-slim AS build
+FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION}-noble AS build
+ARG TORCH_BACKEND
+ARG PATCH_MKL_VENDOR_CHECK
 ENV DEBIAN_FRONTEND=noninteractive \
-    DOTNET_ROOT=/usr/share/dotnet \
     DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1 \
     DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libtorch-dev libopenblas0-openmp cmake g++ librdkafka1 librdkafka-dev \
-        ca-certificates libssl3 zlib1g \
+        librdkafka1 librdkafka-dev \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=dotnet-sdk /usr/share/dotnet /usr/share/dotnet
-RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
 
 WORKDIR /src
 # Restore in its own layer so source edits do not re-download packages.
-COPY Directory.Build.props Directory.Packages.props ./
-COPY src/PrefOnline.Torch/PrefOnline.Torch.csproj src/PrefOnline.Torch/
+COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
+COPY build/ build/
+COPY src/PrefOnline.Tensors/PrefOnline.Tensors.csproj src/PrefOnline.Tensors/
 COPY src/PrefOnline.Learning/PrefOnline.Learning.csproj src/PrefOnline.Learning/
 COPY src/PrefOnline.Streaming/PrefOnline.Streaming.csproj src/PrefOnline.Streaming/
 COPY src/PrefOnline.Worker/PrefOnline.Worker.csproj src/PrefOnline.Worker/
-RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj
+RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}
 COPY src/ src/
-RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release --no-restore -o /app \
-    && test -f /app/libprefonline_torch.so \
+COPY config/appsettings.json config/
+RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
+        -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
+    && test -f /app/libLibTorchSharp.so \
     && test -x /app/prefonline
 
 # ---------------------------------------------------------------------------------------------------
-FROM debian:12-slim AS runtime
-ENV DEBIAN_FRONTEND=noninteractive
-# libgomp1: the shim links OpenMP itself (its fused optimiser kernel uses at::parallel_for).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
-        libtorch1.13 libopenblas0-openmp libgomp1 librdkafka1 \
-        ca-certificates libssl3 zlib1g tzdata \
-    && update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 \
-    && update-alternatives --set liblapack.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 \
-    && rm -rf /var/lib/apt/lists/*
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS runtime-cpu
+
+FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda
 COPY --from=dotnet-aspnet /usr/share/dotnet /usr/share/dotnet
 RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
+
+# ---------------------------------------------------------------------------------------------------
+FROM runtime-${TORCH_BACKEND} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        librdkafka1 \
+        ca-certificates libssl3t64 zlib1g tzdata \
+    && rm -rf /var/lib/apt/lists/*
 
 # A fixed non-root uid/gid (10001) that the Helm chart's securityContext names.
 RUN groupadd --system --gid 10001 prefonline \

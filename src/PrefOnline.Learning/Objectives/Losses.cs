@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Objectives;
 
@@ -31,15 +32,15 @@ public static class Losses
     /// <summary>ℓ per pair: (P,) from four (P,) tensors.</summary>
     public static Tensor LogRatioMargin(Tensor policyChosen, Tensor referenceChosen, Tensor policyRejected, Tensor referenceRejected)
     {
-        using var scope = DisposeScope.Enter();
-        return ((policyChosen - referenceChosen) - (policyRejected - referenceRejected)).MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return ((policyChosen - referenceChosen) - (policyRejected - referenceRejected)).MoveToOuterDisposeScope();
     }
 
     /// <summary>SFT / Pref-FT / (iterated) Best-of-N: −mean log π(y) over the target sequences (N,).</summary>
     public static Tensor Sft(Tensor targetLogProbs)
     {
-        using var scope = DisposeScope.Enter();
-        return targetLogProbs.Mean().Neg().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return targetLogProbs.mean().neg().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -49,32 +50,32 @@ public static class Losses
     /// </summary>
     public static Tensor Rwr(Tensor logProbs, Tensor rewards, double temperature, double maxWeight)
     {
-        using var scope = DisposeScope.Enter();
-        return (RwrWeights(rewards, temperature, maxWeight) * logProbs).Mean().Neg().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return (RwrWeights(rewards, temperature, maxWeight) * logProbs).mean().neg().MoveToOuterDisposeScope();
     }
 
     /// <summary>The RWR weights min(exp(r/τ), w_max), computed as exp(min(r/τ, log w_max)) so a large
     /// reward cannot overflow to ∞ before the clip. (B,), detached.</summary>
     public static Tensor RwrWeights(Tensor rewards, double temperature, double maxWeight)
     {
-        using var scope = DisposeScope.Enter();
-        var scaled = rewards.Detach() / temperature;
-        if (!double.IsPositiveInfinity(maxWeight)) scaled = scaled.Clamp(max: Math.Log(maxWeight));
-        return scaled.Exp().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        var scaled = rewards.detach() / temperature;
+        if (!double.IsPositiveInfinity(maxWeight)) scaled = scaled.clamp(max: Math.Log(maxWeight));
+        return scaled.exp().MoveToOuterDisposeScope();
     }
 
     /// <summary>Max-likelihood with a negative gradient: mean(−log π(w) + β·log π(l)).</summary>
     public static Tensor NegativeGradientSft(Tensor policyChosen, Tensor policyRejected, double negativeWeight)
     {
-        using var scope = DisposeScope.Enter();
-        return (policyRejected * negativeWeight - policyChosen).Mean().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return (policyRejected * negativeWeight - policyChosen).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>REINFORCE: −mean(A·log π(y)); the advantages are constants (detached here).</summary>
     public static Tensor Reinforce(Tensor logProbs, Tensor advantages)
     {
-        using var scope = DisposeScope.Enter();
-        return (advantages.Detach() * logProbs).Mean().Neg().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return (advantages.detach() * logProbs).mean().neg().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -89,21 +90,21 @@ public static class Losses
     /// <param name="advantages">(B,) one advantage per sequence, broadcast over its tokens.</param>
     public static Tensor PpoClip(Tensor policyTokens, Tensor behaviourTokens, Tensor mask, Tensor advantages, double clipRange)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var terms = PpoTerms(policyTokens, behaviourTokens, advantages, clipRange).Terms;
-        return (terms * FloatMask(mask, terms)).Sum(1).Mean().MoveToOuterScope();
+        return (terms * FloatMask(mask, terms)).sum(1).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>PPO's per-token pieces, shared by the loss and its diagnostics: the ratio ρ (B, T),
     /// the unclipped term −A·ρ, and the chosen term max(−A·ρ, −A·clip ρ).</summary>
     public static (Tensor Ratio, Tensor Unclipped, Tensor Terms) PpoTerms(Tensor policyTokens, Tensor behaviourTokens, Tensor advantages, double clipRange)
     {
-        using var scope = DisposeScope.Enter();
-        var ratio = (policyTokens - behaviourTokens.Detach()).Exp();                // (B, T)
-        var negAdvantage = advantages.Detach().Neg().Unsqueeze(1);                   // (B, 1)
+        using var scope = NewDisposeScope();
+        var ratio = (policyTokens - behaviourTokens.detach()).exp();                // (B, T)
+        var negAdvantage = advantages.detach().neg().unsqueeze(1);                   // (B, 1)
         var unclipped = negAdvantage * ratio;
-        var clipped = negAdvantage * ratio.Clamp(1 - clipRange, 1 + clipRange);
-        var terms = Tensor.Maximum(unclipped, clipped);
+        var clipped = negAdvantage * ratio.clamp(1 - clipRange, 1 + clipRange);
+        var terms = maximum(unclipped, clipped);
         scope.MoveToOuter(ratio, unclipped, terms);
         return (ratio, unclipped, terms);
     }
@@ -111,27 +112,27 @@ public static class Losses
     /// <summary>DPO: −mean log σ(β·ℓ).</summary>
     public static Tensor Dpo(Tensor logRatioMargin, double beta)
     {
-        using var scope = DisposeScope.Enter();
-        return (logRatioMargin * beta).LogSigmoid().Mean().Neg().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return (logRatioMargin * beta).log_sigmoid().mean().neg().MoveToOuterDisposeScope();
     }
 
     /// <summary>Conservative DPO: −mean[(1−ε)·log σ(β·ℓ) + ε·log σ(−β·ℓ)] (TRL's sigmoid loss with label smoothing).</summary>
     public static Tensor ConservativeDpo(Tensor logRatioMargin, double beta, double labelSmoothing)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var z = logRatioMargin * beta;
-        var loss = z.LogSigmoid() * (1 - labelSmoothing) + z.Neg().LogSigmoid() * labelSmoothing;
-        return loss.Mean().Neg().MoveToOuterScope();
+        var loss = z.log_sigmoid() * (1 - labelSmoothing) + z.neg().log_sigmoid() * labelSmoothing;
+        return loss.mean().neg().MoveToOuterDisposeScope();
     }
 
     /// <summary>IPO: mean (ℓ − 1/(2β))². The bandit's official code writes it with the target margin
     /// m directly, (ℓ − m)²: the same loss with β = 1/(2m).</summary>
     public static Tensor Ipo(Tensor logRatioMargin, double beta)
     {
-        using var scope = DisposeScope.Enter();
-        return (logRatioMargin - 1.0 / (2.0 * beta)).Pow(2).Mean().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return (logRatioMargin - 1.0 / (2.0 * beta)).pow(2).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>A mask as the dtype of <paramref name="like"/> (bool masks are accepted everywhere).</summary>
-    internal static Tensor FloatMask(Tensor mask, Tensor like) => mask.Dtype == like.Dtype ? mask.Alias() : mask.To(like.Dtype);
+    internal static Tensor FloatMask(Tensor mask, Tensor like) => mask.dtype == like.dtype ? mask.alias() : mask.to(like.dtype);
 }

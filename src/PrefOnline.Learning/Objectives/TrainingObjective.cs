@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Objectives;
 
@@ -51,7 +52,7 @@ public sealed class TrainingObjective
         var batch = CheckInputs(inputs, klCoefficient > 0);
 
         var diagnostics = new Dictionary<string, double>(StringComparer.Ordinal);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var o = Options;
         Tensor objective = Name switch
         {
@@ -70,26 +71,26 @@ public sealed class TrainingObjective
         };
 
         var loss = objective;
-        using (NoGradScope.Enter())
+        using (no_grad())
         {
             diagnostics[DiagnosticNames.ObjectiveLoss] = objective.ToDouble();
-            diagnostics[DiagnosticNames.LogProbMean] = batch == 0 ? 0 : inputs.PolicyLogProbs.Detach().Mean().ToDouble();
+            diagnostics[DiagnosticNames.LogProbMean] = batch == 0 ? 0 : inputs.PolicyLogProbs.detach().mean().ToDouble();
             if (inputs.ReferenceLogProbs is not null && batch > 0)
-                diagnostics[DiagnosticNames.KlToReference] = (inputs.PolicyLogProbs.Detach() - inputs.ReferenceLogProbs).Mean().ToDouble();
+                diagnostics[DiagnosticNames.KlToReference] = (inputs.PolicyLogProbs.detach() - inputs.ReferenceLogProbs).mean().ToDouble();
         }
 
         if (klCoefficient > 0)
         {
             var (policyTokens, referenceTokens, mask) = TokenViewForKl(inputs);
             var perSequence = KlPenalty.PerSequence(policyTokens, referenceTokens, mask, o.KlEstimator);   // (B,)
-            var penalty = batch == 0 ? ZeroLike(inputs.PolicyLogProbs) : perSequence.Mean();
+            var penalty = batch == 0 ? ZeroLike(inputs.PolicyLogProbs) : perSequence.mean();
             loss = objective + penalty * klCoefficient;
             diagnostics[DiagnosticNames.KlPenalty] = penalty.ToDouble();
             diagnostics[DiagnosticNames.KlCoefficient] = klCoefficient;
         }
 
         diagnostics[DiagnosticNames.Loss] = loss.ToDouble();
-        return new ObjectiveResult(loss.MoveToOuterScope(), diagnostics);
+        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), diagnostics);
     }
 
     // ---- the cases -------------------------------------------------------------------------------
@@ -100,42 +101,42 @@ public sealed class TrainingObjective
     private Tensor Pairwise(ObjectiveInputs inputs, Dictionary<string, double> diagnostics, Func<PairViews, Tensor> loss)
     {
         var pairs = inputs.Pairs!;
-        var count = pairs.Size(0);
+        var count = pairs.size(0);
         diagnostics[DiagnosticNames.Pairs] = count;
         if (count == 0) return ZeroLike(inputs.PolicyLogProbs);
 
-        var chosenIndex = pairs.Select(1, 0);                                        // (P,)
-        var rejectedIndex = pairs.Select(1, 1);
-        var policyChosen = inputs.PolicyLogProbs.IndexSelect(0, chosenIndex);       // (P,)
-        var policyRejected = inputs.PolicyLogProbs.IndexSelect(0, rejectedIndex);
+        var chosenIndex = pairs.select(1, 0);                                        // (P,)
+        var rejectedIndex = pairs.select(1, 1);
+        var policyChosen = inputs.PolicyLogProbs.index_select(0, chosenIndex);       // (P,)
+        var policyRejected = inputs.PolicyLogProbs.index_select(0, rejectedIndex);
         Tensor? margin = null;
         Tensor? chosenRatio = null, rejectedRatio = null;
         if (inputs.ReferenceLogProbs is { } reference)
         {
-            var referenceChosen = reference.IndexSelect(0, chosenIndex);
-            var referenceRejected = reference.IndexSelect(0, rejectedIndex);
+            var referenceChosen = reference.index_select(0, chosenIndex);
+            var referenceRejected = reference.index_select(0, rejectedIndex);
             margin = Losses.LogRatioMargin(policyChosen, referenceChosen, policyRejected, referenceRejected);
-            using var _ = NoGradScope.Enter();
-            chosenRatio = policyChosen.Detach() - referenceChosen;
-            rejectedRatio = policyRejected.Detach() - referenceRejected;
+            using var _ = no_grad();
+            chosenRatio = policyChosen.detach() - referenceChosen;
+            rejectedRatio = policyRejected.detach() - referenceRejected;
         }
 
         var result = loss(new PairViews(policyChosen, policyRejected, margin));
 
-        using (NoGradScope.Enter())
+        using (no_grad())
         {
-            diagnostics[DiagnosticNames.LogProbChosen] = policyChosen.Detach().Mean().ToDouble();
-            diagnostics[DiagnosticNames.LogProbRejected] = policyRejected.Detach().Mean().ToDouble();
+            diagnostics[DiagnosticNames.LogProbChosen] = policyChosen.detach().mean().ToDouble();
+            diagnostics[DiagnosticNames.LogProbRejected] = policyRejected.detach().mean().ToDouble();
             if (chosenRatio is not null && rejectedRatio is not null)
             {
                 var beta = Options.Beta;
                 var chosenReward = chosenRatio * beta;
                 var rejectedReward = rejectedRatio * beta;
-                diagnostics[DiagnosticNames.RewardChosen] = chosenReward.Mean().ToDouble();
-                diagnostics[DiagnosticNames.RewardRejected] = rejectedReward.Mean().ToDouble();
-                diagnostics[DiagnosticNames.RewardMargin] = (chosenReward - rejectedReward).Mean().ToDouble();
-                diagnostics[DiagnosticNames.RewardAccuracy] = chosenReward.Gt(rejectedReward).To(ScalarType.Float64).Mean().ToDouble();
-                diagnostics[DiagnosticNames.LogRatioMargin] = margin!.Detach().Mean().ToDouble();
+                diagnostics[DiagnosticNames.RewardChosen] = chosenReward.mean().ToDouble();
+                diagnostics[DiagnosticNames.RewardRejected] = rejectedReward.mean().ToDouble();
+                diagnostics[DiagnosticNames.RewardMargin] = (chosenReward - rejectedReward).mean().ToDouble();
+                diagnostics[DiagnosticNames.RewardAccuracy] = chosenReward.gt(rejectedReward).to(ScalarType.Float64).mean().ToDouble();
+                diagnostics[DiagnosticNames.LogRatioMargin] = margin!.detach().mean().ToDouble();
             }
         }
         return result;
@@ -143,74 +144,74 @@ public sealed class TrainingObjective
 
     private Tensor Rwr(ObjectiveInputs inputs, Dictionary<string, double> diagnostics)
     {
-        if (inputs.PolicyLogProbs.Size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
+        if (inputs.PolicyLogProbs.size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
         var o = Options;
-        using (NoGradScope.Enter())
+        using (no_grad())
         {
             var weights = Losses.RwrWeights(inputs.Rewards!, o.RwrTemperature, o.RwrMaxWeight);
-            diagnostics[DiagnosticNames.RwrWeightMean] = weights.Mean().ToDouble();
-            diagnostics[DiagnosticNames.RwrWeightMax] = weights.Max().ToDouble();
-            var raw = (inputs.Rewards!.To(ScalarType.Float64) / o.RwrTemperature).Exp();
-            diagnostics[DiagnosticNames.RwrClippedFraction] = raw.Gt(o.RwrMaxWeight).To(ScalarType.Float64).Mean().ToDouble();
+            diagnostics[DiagnosticNames.RwrWeightMean] = weights.mean().ToDouble();
+            diagnostics[DiagnosticNames.RwrWeightMax] = weights.max().ToDouble();
+            var raw = (inputs.Rewards!.to(ScalarType.Float64) / o.RwrTemperature).exp();
+            diagnostics[DiagnosticNames.RwrClippedFraction] = raw.gt(o.RwrMaxWeight).to(ScalarType.Float64).mean().ToDouble();
         }
         return Losses.Rwr(inputs.PolicyLogProbs, inputs.Rewards!, o.RwrTemperature, o.RwrMaxWeight);
     }
 
     private static Tensor Reinforce(ObjectiveInputs inputs, Dictionary<string, double> diagnostics)
     {
-        if (inputs.PolicyLogProbs.Size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
+        if (inputs.PolicyLogProbs.size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
         AdvantageDiagnostics(inputs.Advantages!, diagnostics);
         return Losses.Reinforce(inputs.PolicyLogProbs, inputs.Advantages!);
     }
 
     private Tensor Ppo(ObjectiveInputs inputs, Dictionary<string, double> diagnostics)
     {
-        if (inputs.PolicyLogProbs.Size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
+        if (inputs.PolicyLogProbs.size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
         AdvantageDiagnostics(inputs.Advantages!, diagnostics);
         // Sequence-level inputs are the one-token case of the per-token ratio (B, 1).
-        var policy = inputs.Tokens?.Policy ?? inputs.PolicyLogProbs.Unsqueeze(1);
-        var behaviour = inputs.Tokens?.Behaviour ?? inputs.BehaviourLogProbs!.Unsqueeze(1);
-        var mask = inputs.Tokens?.Mask ?? inputs.PolicyLogProbs.Detach().OnesLike().Unsqueeze(1);
+        var policy = inputs.Tokens?.Policy ?? inputs.PolicyLogProbs.unsqueeze(1);
+        var behaviour = inputs.Tokens?.Behaviour ?? inputs.BehaviourLogProbs!.unsqueeze(1);
+        var mask = inputs.Tokens?.Mask ?? inputs.PolicyLogProbs.detach().ones_like().unsqueeze(1);
         var loss = Losses.PpoClip(policy, behaviour, mask, inputs.Advantages!, Options.PpoClipRange);
 
-        using (NoGradScope.Enter())
+        using (no_grad())
         {
-            var (ratio, unclipped, terms) = Losses.PpoTerms(policy.Detach(), behaviour, inputs.Advantages!, Options.PpoClipRange);
+            var (ratio, unclipped, terms) = Losses.PpoTerms(policy.detach(), behaviour, inputs.Advantages!, Options.PpoClipRange);
             var m = Losses.FloatMask(mask, ratio);
-            var tokens = m.Sum().Clamp(min: 1);
-            diagnostics[DiagnosticNames.ClipFraction] = (terms.Gt(unclipped).To(ratio.Dtype) * m).Sum().Div(tokens).ToDouble();
-            diagnostics[DiagnosticNames.RatioMean] = (ratio * m).Sum().Div(tokens).ToDouble();
-            diagnostics[DiagnosticNames.ApproxKl] = (((ratio - 1.0) - ratio.Log()) * m).Sum(1).Mean().ToDouble();
+            var tokens = m.sum().clamp(min: 1);
+            diagnostics[DiagnosticNames.ClipFraction] = (terms.gt(unclipped).to(ratio.dtype) * m).sum().div(tokens).ToDouble();
+            diagnostics[DiagnosticNames.RatioMean] = (ratio * m).sum().div(tokens).ToDouble();
+            diagnostics[DiagnosticNames.ApproxKl] = (((ratio - 1.0) - ratio.log()) * m).sum(1).mean().ToDouble();
         }
         return loss;
     }
 
     private static void AdvantageDiagnostics(Tensor advantages, Dictionary<string, double> diagnostics)
     {
-        using var _ = NoGradScope.Enter();
-        var a = advantages.To(ScalarType.Float64);
-        diagnostics[DiagnosticNames.AdvantageMean] = a.Mean().ToDouble();
-        diagnostics[DiagnosticNames.AdvantageStd] = a.Size(0) > 1 ? a.Var(0, unbiased: false).Sqrt().ToDouble() : 0;
+        using var _ = no_grad();
+        var a = advantages.to(ScalarType.Float64);
+        diagnostics[DiagnosticNames.AdvantageMean] = a.mean().ToDouble();
+        diagnostics[DiagnosticNames.AdvantageStd] = a.size(0) > 1 ? a.var(0, unbiased: false).sqrt().ToDouble() : 0;
     }
 
     // ---- helpers ---------------------------------------------------------------------------------
 
     /// <summary>0 · Σ log π: an exact zero connected to the graph, so Backward gives zero gradients.</summary>
-    private static Tensor ZeroLike(Tensor policyLogProbs) => policyLogProbs.Sum() * 0.0;
+    private static Tensor ZeroLike(Tensor policyLogProbs) => policyLogProbs.sum() * 0.0;
 
     private static (Tensor Policy, Tensor Reference, Tensor Mask) TokenViewForKl(ObjectiveInputs inputs)
     {
         if (inputs.Tokens is { Reference: not null } tokens) return (tokens.Policy, tokens.Reference, tokens.Mask);
-        var policy = inputs.PolicyLogProbs.Unsqueeze(1);                              // (B, 1)
-        return (policy, inputs.ReferenceLogProbs!.Unsqueeze(1), policy.Detach().OnesLike());
+        var policy = inputs.PolicyLogProbs.unsqueeze(1);                              // (B, 1)
+        return (policy, inputs.ReferenceLogProbs!.unsqueeze(1), policy.detach().ones_like());
     }
 
     /// <summary>Presence and shape checks; returns B.</summary>
     private long CheckInputs(ObjectiveInputs inputs, bool penalised)
     {
         var policy = inputs.PolicyLogProbs ?? throw new ArgumentException("PolicyLogProbs is required", nameof(inputs));
-        if (policy.Dim != 1) throw new ArgumentException($"PolicyLogProbs must be (B,), got [{string.Join(", ", policy.Shape)}]", nameof(inputs));
-        var batch = policy.Size(0);
+        if (policy.dim() != 1) throw new ArgumentException($"PolicyLogProbs must be (B,), got [{string.Join(", ", policy.shape)}]", nameof(inputs));
+        var batch = policy.size(0);
 
         void RequireVector(Tensor? t, string name, bool required, string why)
         {
@@ -219,19 +220,19 @@ public sealed class TrainingObjective
                 if (required) throw new ArgumentException($"objective '{Name}' needs {name} ({why})", nameof(inputs));
                 return;
             }
-            if (t.Dim != 1 || t.Size(0) != batch)
-                throw new ArgumentException($"{name} must be ({batch},) like PolicyLogProbs, got [{string.Join(", ", t.Shape)}]", nameof(inputs));
+            if (t.dim() != 1 || t.size(0) != batch)
+                throw new ArgumentException($"{name} must be ({batch},) like PolicyLogProbs, got [{string.Join(", ", t.shape)}]", nameof(inputs));
         }
 
         var tokens = inputs.Tokens;
         if (tokens is not null)
         {
-            var shape = tokens.Policy.Shape;
+            var shape = tokens.Policy.shape;
             if (shape.Length != 2 || shape[0] != batch)
                 throw new ArgumentException($"Tokens.Policy must be ({batch}, T), got [{string.Join(", ", shape)}]", nameof(inputs));
             foreach (var (t, name) in new[] { (tokens.Reference, "Tokens.Reference"), (tokens.Behaviour, "Tokens.Behaviour"), ((Tensor?)tokens.Mask, "Tokens.Mask") })
-                if (t is not null && !t.Shape.SequenceEqual(shape))
-                    throw new ArgumentException($"{name} must be [{string.Join(", ", shape)}] like Tokens.Policy, got [{string.Join(", ", t.Shape)}]", nameof(inputs));
+                if (t is not null && !t.shape.SequenceEqual(shape))
+                    throw new ArgumentException($"{name} must be [{string.Join(", ", shape)}] like Tokens.Policy, got [{string.Join(", ", t.shape)}]", nameof(inputs));
         }
 
         var referenceForPenalty = penalised && tokens?.Reference is null;
@@ -244,8 +245,8 @@ public sealed class TrainingObjective
 
         if (NeedsPairs && inputs.Pairs is null)
             throw new ArgumentException($"objective '{Name}' needs Pairs (chosen, rejected indices)", nameof(inputs));
-        if (inputs.Pairs is { } pairs && (pairs.Dim != 2 || pairs.Size(1) != 2 || pairs.Dtype != ScalarType.Int64))
-            throw new ArgumentException($"Pairs must be (P, 2) int64, got {pairs.Dtype} [{string.Join(", ", pairs.Shape)}]", nameof(inputs));
+        if (inputs.Pairs is { } pairs && (pairs.dim() != 2 || pairs.size(1) != 2 || pairs.dtype != ScalarType.Int64))
+            throw new ArgumentException($"Pairs must be (P, 2) int64, got {pairs.dtype} [{string.Join(", ", pairs.shape)}]", nameof(inputs));
         return batch;
     }
 }

@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Pairs;
 
@@ -88,6 +89,6 @@ public sealed class PairBuilder
             flat[2 * k] = pairs[k].Chosen;
             flat[2 * k + 1] = pairs[k].Rejected;
         }
-        return Tensor.FromArray(flat, pairs.Count, 2);
+        return tensor(flat, [pairs.Count, 2]);
     }
 }

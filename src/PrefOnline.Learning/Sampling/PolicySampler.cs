@@ -2,15 +2,13 @@ using System.Security.Cryptography;
 using System.Text;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Decoding;
 
 namespace PrefOnline.Learning.Sampling;
 
 /// <summary>
 /// Samples completions from the policy: text (or token) prompts in, <see cref="SampledCompletion"/>s
-/// out, K per prompt, through the fused native <see cref="Gpt2Decoder"/> (KV cache, the whole decode
-/// loop in one native call per batch).
+/// out, K per prompt, through an <see cref="IPolicyDecoder"/> (KV cache; the backend chosen by
+/// <see cref="PolicyDecoderFactory"/> when the sampler is created).
 /// </summary>
 /// <remarks>
 /// <para>Prompts: an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
@@ -19,7 +17,7 @@ namespace PrefOnline.Learning.Sampling;
 /// truncation: the most recent text matters most to a continuation) and is flagged
 /// <see cref="SampledCompletion.PromptTruncated"/>.</para>
 /// <para>Stop strings: generation of a row stops at the first token whose bytes complete a stop
-/// string (checked natively after every token). The completion is then cut so that
+/// string (checked after every token). The completion is then cut so that
 /// <see cref="SampledCompletion.Text"/> = decode(<see cref="SampledCompletion.Tokens"/>) ends before
 /// the first occurrence: every token that holds any byte of the stop string is dropped with its
 /// log-probs (a token straddling the boundary goes too, so the text may end slightly before the stop
@@ -28,53 +26,47 @@ namespace PrefOnline.Learning.Sampling;
 /// vocabulary padded to a round size). Their probability still counts in the policy log-probs, as in
 /// the learner's softmax; the sampler log-probs are renormalised without them.</para>
 /// <para>Reproducibility: each completion has its own seed, derived from
-/// <see cref="SamplingOptions.Seed"/>, its prompt index and its sample index, and each row is decoded
-/// independently of the others (no padding, per-row cache and generator). So the same seed, weights
-/// and options give the same completions whatever the batch size. (A different batch size changes
-/// the order of float sums in the layers, ~1e-7 relative; that can flip a sample only when a uniform
-/// draw lands within that distance of a boundary.)</para>
-/// <para>Runs synchronously on the calling thread: call it from the <see cref="TensorThread"/>.</para>
+/// <see cref="SamplingOptions.Seed"/>, its prompt index and its sample index, and its own random
+/// stream. So the same seed, weights and options give the same completions whatever the batch size,
+/// up to float rounding: a different batch (other prompts padded beside it) changes the order of float
+/// sums in the layers, ~1e-7 relative, which can flip a sample only when a uniform draw lands within
+/// that distance of a boundary.</para>
+/// <para>Runs synchronously on the calling thread: call it from the tensor thread.</para>
 /// </remarks>
 public sealed class PolicySampler : IDisposable
 {
-    private readonly bool ownsDecoder;
     private readonly Func<long> policyVersion;
     private (TokenByteTable Table, int[] Suppressed)? tokenTable;
 
-    /// <param name="decoder">The decoder over the policy's weights (not owned: the caller disposes it).</param>
+    /// <param name="decoder">The decoder over the policy's weights (owned: disposed with the sampler).</param>
     /// <param name="tokenizer">Turns prompts into ids and completions into text.</param>
     /// <param name="policyVersion">Read once per <see cref="Sample(IReadOnlyList{int[]}, SamplingOptions, CancellationToken)"/>
     /// call and stamped on every completion of it.</param>
-    public PolicySampler(Gpt2Decoder decoder, ITokenizer tokenizer, Func<long> policyVersion)
-        : this(decoder, tokenizer, policyVersion, ownsDecoder: false)
-    {
-    }
-
-    private PolicySampler(Gpt2Decoder decoder, ITokenizer tokenizer, Func<long> policyVersion, bool ownsDecoder)
+    public PolicySampler(IPolicyDecoder decoder, ITokenizer tokenizer, Func<long> policyVersion)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(policyVersion);
-        if (tokenizer.VocabularySize > decoder.Shape.VocabularySize)
+        if (tokenizer.VocabularySize > decoder.Config.VocabularySize)
             throw new ArgumentException(
-                $"the tokenizer has {tokenizer.VocabularySize} ids but the model's vocabulary is {decoder.Shape.VocabularySize}: they do not belong together");
-        if (tokenizer.EndOfSequenceId < 0 || tokenizer.EndOfSequenceId >= decoder.Shape.VocabularySize)
+                $"the tokenizer has {tokenizer.VocabularySize} ids but the model's vocabulary is {decoder.Config.VocabularySize}: they do not belong together");
+        if (tokenizer.EndOfSequenceId < 0 || tokenizer.EndOfSequenceId >= decoder.Config.VocabularySize)
             throw new ArgumentException($"the tokenizer's end-of-sequence id {tokenizer.EndOfSequenceId} is outside the model's vocabulary");
         Decoder = decoder;
         Tokenizer = tokenizer;
         this.policyVersion = policyVersion;
-        this.ownsDecoder = ownsDecoder;
     }
 
-    /// <summary>A sampler that owns a new decoder over <paramref name="weights"/> (the model's state dict,
-    /// Hugging Face names; shared, not copied, so in-place training updates are sampled from at once).</summary>
-    public static PolicySampler Create(Gpt2Config config, IReadOnlyDictionary<string, Tensor> weights, ITokenizer tokenizer, Func<long>? policyVersion = null)
+    /// <summary>A sampler over <paramref name="model"/>'s own parameters (shared, not copied: every
+    /// in-place training update is sampled from at once; always evaluated without dropout), with the
+    /// first backend of <paramref name="decoders"/> (default: <see cref="PolicyDecoderFactory.Default"/>) that supports it.</summary>
+    public static PolicySampler Create(PolicyModel model, ITokenizer tokenizer, Func<long>? policyVersion = null, PolicyDecoderFactory? decoders = null)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        var decoder = new Gpt2Decoder(ShapeOf(config.Validated()), weights);
+        ArgumentNullException.ThrowIfNull(model);
+        var decoder = (decoders ?? PolicyDecoderFactory.Default).Create(model);
         try
         {
-            return new PolicySampler(decoder, tokenizer, policyVersion ?? (() => 0), ownsDecoder: true);
+            return new PolicySampler(decoder, tokenizer, policyVersion ?? (() => 0));
         }
         catch
         {
@@ -83,18 +75,7 @@ public sealed class PolicySampler : IDisposable
         }
     }
 
-    /// <summary>A sampler over <paramref name="model"/>'s own parameters (shared, not copied: every
-    /// in-place training update is sampled from at once; always evaluated without dropout).</summary>
-    public static PolicySampler Create(PolicyModel model, ITokenizer tokenizer, Func<long>? policyVersion = null)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        return Create(model.Config, model.StateDict(), tokenizer, policyVersion);
-    }
-
-    public static Gpt2DecoderShape ShapeOf(Gpt2Config config) =>
-        new(config.Layers, config.Heads, config.Width, config.VocabularySize, config.ContextLength, config.LayerNormEpsilon);
-
-    public Gpt2Decoder Decoder { get; }
+    public IPolicyDecoder Decoder { get; }
 
     public ITokenizer Tokenizer { get; }
 
@@ -116,7 +97,7 @@ public sealed class PolicySampler : IDisposable
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(options);
-        var shape = Decoder.Shape;
+        var shape = Decoder.Config;
         options.Validated(shape.ContextLength);
         if (prompts.Count == 0) return [];
 
@@ -173,10 +154,7 @@ public sealed class PolicySampler : IDisposable
         return results;
     }
 
-    public void Dispose()
-    {
-        if (ownsDecoder) Decoder.Dispose();
-    }
+    public void Dispose() => Decoder.Dispose();
 
     /// <summary>Splits P×K rows into native calls of at most batchSize rows: whole prompts (all K samples)
     /// when K fits, else one prompt per call with a slice of its samples.</summary>
@@ -257,7 +235,7 @@ public sealed class PolicySampler : IDisposable
     {
         if (tokenTable is { } built) return built;
         var suppressed = new List<int>();
-        var table = TokenByteTable.Build(Decoder.Shape.VocabularySize, id =>
+        var table = TokenByteTable.Build(Decoder.Config.VocabularySize, id =>
         {
             if (id >= Tokenizer.VocabularySize)
             {
@@ -274,7 +252,7 @@ public sealed class PolicySampler : IDisposable
                 return [];
             }
         });
-        if (Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Shape.VocabularySize)
+        if (Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Config.VocabularySize)
             suppressed.Add(Tokenizer.PaddingId);
         if (suppressed.Contains(Tokenizer.EndOfSequenceId))
             throw new ArgumentException($"the tokenizer cannot decode its own end-of-sequence id {Tokenizer.EndOfSequenceId}");

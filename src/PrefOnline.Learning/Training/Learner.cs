@@ -9,8 +9,11 @@ using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.TrainingData;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using PrefOnline.Learning.Optimization;
 
 namespace PrefOnline.Learning.Training;
 
@@ -33,7 +36,7 @@ namespace PrefOnline.Learning.Training;
 /// </code>
 /// The NaN/Inf guard skips a bad step before the optimizer sees it: weights and optimizer state stay
 /// exactly as they were, the skip is counted, and the update stops there (another step on the same
-/// weights and data would fail alike). A guarded step never calls <see cref="AdamW.Step"/>.
+/// weights and data would fail alike). A guarded step never calls <see cref="AdamWOptimizer.Step"/>.
 /// </summary>
 /// <remarks>
 /// <para>Runs synchronously on the caller's thread; the worker calls it on its TensorThread. Every
@@ -42,7 +45,9 @@ namespace PrefOnline.Learning.Training;
 /// so a cancelled update never leaves weights changed without a new version.</para>
 /// <para>Deterministic: same weights, options, state and batch ⇒ bit-identical weights after the update
 /// (all randomness is the policy's dropout generator, seeded by <see cref="LearnerOptions.Seed"/>, and
-/// saved with the state).</para>
+/// saved with the state) — with one intra-op thread, or with MKL in reproducible mode (MKL_CBWR=AUTO,STRICT)
+/// at any thread count: libtorch 2.10's multi-threaded MKL GEMMs may otherwise differ in the last bit
+/// (docs/OPERATIONS.md, "Reproducibility").</para>
 /// <para>Does not own the policy, the reference or the tokenizer; owns its optimizer.</para>
 /// </remarks>
 public sealed class Learner : IDisposable
@@ -62,8 +67,8 @@ public sealed class Learner : IDisposable
     private readonly PairBuilder pairBuilder;
     private readonly IKlController klController;
     private readonly MovingAverageBaseline? movingAverage;
-    private readonly AdamW optimizer;
-    private readonly IReadOnlyList<Tensor> parameters;
+    private readonly AdamWOptimizer optimizer;
+    private readonly IReadOnlyList<Parameter> parameters;
     private LearnerCounters counters;
     private bool disposed;
 
@@ -101,9 +106,9 @@ public sealed class Learner : IDisposable
         movingAverage = options.Baseline == AdvantageBaseline.MovingAverage
             ? new MovingAverageBaseline(options.BaselineDecay, options.NormalizeAdvantages)
             : null;
-        parameters = policy.Parameters();
-        policy.DropoutGenerator.SetSeed(options.Seed);
-        optimizer = new AdamW(parameters, options.Optimizer);
+        parameters = policy.parameters().ToList();
+        policy.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
+        optimizer = new AdamWOptimizer(parameters, options.Optimizer);
     }
 
     public LearnerOptions Options { get; }
@@ -166,11 +171,11 @@ public sealed class Learner : IDisposable
         }
         else
         {
-            var wasTraining = policy.Training;
-            policy.Train();
+            var wasTraining = policy.training;
+            policy.train();
             try
             {
-                using var updateScope = DisposeScope.Enter();
+                using var updateScope = NewDisposeScope();
                 // 4. layout
                 using var sequences = SequenceBatch.FromTokens(plan.Rows.Select(r => (r.Prompt, r.Completion)).ToList(), policy.Config.ContextLength, tokenizer.PaddingId);
                 var rowTokens = Enumerable.Range(0, sequences.Count).Sum(i => (long)sequences.PromptLengths[i] + sequences.CompletionLengths[i]);
@@ -181,7 +186,7 @@ public sealed class Learner : IDisposable
 
                 for (var t = 0; t < Options.InnerSteps; t++)
                 {
-                    using var stepScope = DisposeScope.Enter();
+                    using var stepScope = NewDisposeScope();
                     tokensProcessed += rowTokens;
                     // 6. policy log-probs (the log-softmax is kept: autograd holds it anyway, the entropy reads it)
                     var policyLogProbs = SequenceLogProbs.Compute(policy, sequences, Options.Reduction, keepDistributions: true);
@@ -189,9 +194,9 @@ public sealed class Learner : IDisposable
                     // this update's first step, so the ratio measures only this update's movement.
                     if (t == 0 && inputs.BehaviourTokens is { } recorded && inputs.UnsampledRows is { } unsampled)
                     {
-                        using var noGrad = NoGradScope.Enter();
-                        var filled = recorded + policyLogProbs.TokenLogProbs.Detach() * unsampled;          // (B, Tc)
-                        inputs = inputs with { BehaviourTokens = filled.MoveToOuterScope() };
+                        using var noGrad = no_grad();
+                        var filled = recorded + policyLogProbs.TokenLogProbs.detach() * unsampled;          // (B, Tc)
+                        inputs = inputs with { BehaviourTokens = filled.MoveToOuterDisposeScope() };
                     }
                     // 7. loss
                     var result = objective.Compute(Inputs(inputs, policyLogProbs, referenceLogProbs), klCoefficient);
@@ -204,10 +209,10 @@ public sealed class Learner : IDisposable
                     }
                     // 8. backward
                     optimizer.ZeroGrad();
-                    result.Loss.Backward();
+                    result.Loss.backward();
                     AfterBackward?.Invoke(parameters);
                     // 9. clip (measures the norm first; a non-finite norm scales nothing)
-                    var norm = GradientTools.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
+                    var norm = GradientClipping.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
                     if (!double.IsFinite(norm))
                     {
                         optimizer.ZeroGrad();
@@ -231,21 +236,21 @@ public sealed class Learner : IDisposable
                 //     — from one more forward without gradient (the steps' forwards saw the weights before each step).
                 if (stepsApplied > 0)
                 {
-                    using var measureScope = DisposeScope.Enter();
-                    using var noGrad = NoGradScope.Enter();
-                    policy.Eval(); // measured without dropout; the finally below restores the caller's mode
+                    using var measureScope = NewDisposeScope();
+                    using var noGrad = no_grad();
+                    policy.eval(); // measured without dropout; the finally below restores the caller's mode
                     var final = SequenceLogProbs.Compute(policy, sequences, Options.Reduction, keepDistributions: true);
                     entropy = PolicyDivergence.MeanOverTokens(PolicyDivergence.Entropy(final), final.Mask).ToDouble();
                     if (referenceLogProbs is not null)
                     {
                         var perToken = PolicyDivergence.TokenKl(final, referenceLogProbs, Options.KlMetric);   // (B, Tc)
-                        kl = perToken.Sum(1).Mean().ToDouble();
+                        kl = perToken.sum(1).mean().ToDouble();
                     }
                 }
             }
             finally
             {
-                policy.Train(wasTraining);
+                policy.train(wasTraining);
             }
         }
 
@@ -408,13 +413,15 @@ public sealed class Learner : IDisposable
     private StaticTensors StaticInputs(RowPlan plan, SequenceBatch sequences)
     {
         var rows = plan.Rows;
-        Tensor? pairs = plan.Pairs is { } p ? PairBuilder.ToTensor(p) : null;
-        Tensor? rewards = objective.NeedsRewards ? Tensor.FromArray(rows.Select(r => (float)r.Reward).ToArray()) : null;
-        Tensor? advantages = plan.Advantages is { } a ? Tensor.FromArray(a.Select(x => (float)x).ToArray()) : null;
+        // On the policy's device, in float32 like the log-probs they meet.
+        var device = policy.TokenEmbedding.device;
+        Tensor? pairs = plan.Pairs is { } p ? PairBuilder.ToTensor(p).to(device) : null;
+        Tensor? rewards = objective.NeedsRewards ? tensor(rows.Select(r => (float)r.Reward).ToArray()).to(device) : null;
+        Tensor? advantages = plan.Advantages is { } a ? tensor(a.Select(x => (float)x).ToArray()).to(device) : null;
         Tensor? behaviour = null, unsampled = null;
         if (objective.NeedsBehaviour)
         {
-            var (b, tc) = (rows.Count, (int)sequences.CompletionTokens.Size(1));
+            var (b, tc) = (rows.Count, (int)sequences.CompletionTokens.size(1));
             var values = new float[b * tc];
             var missing = new float[b * tc];
             for (var i = 0; i < b; i++)
@@ -430,8 +437,8 @@ public sealed class Learner : IDisposable
                     for (var j = 0; j < length; j++) missing[i * tc + j] = 1;
                 }
             }
-            behaviour = Tensor.FromArray(values, b, tc);                                   // (B, Tc)
-            if (rows.Any(r => r.Behaviour is null)) unsampled = Tensor.FromArray(missing, b, tc);
+            behaviour = tensor(values, [b, tc]).to(device);                        // (B, Tc)
+            if (rows.Any(r => r.Behaviour is null)) unsampled = tensor(missing, [b, tc]).to(device);
         }
         return new StaticTensors(pairs, rewards, advantages, behaviour, unsampled);
     }
@@ -464,10 +471,10 @@ public sealed class Learner : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        using (var scope = DisposeScope.Enter())
+        using (var scope = NewDisposeScope())
         {
-            foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterScope();
-            tensors[DropoutGeneratorKey] = policy.DropoutGenerator.GetState().MoveToOuterScope();
+            foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterDisposeScope();
+            tensors[DropoutGeneratorKey] = policy.DropoutGenerator.get_state().MoveToOuterDisposeScope();
         }
         var json = new JsonObject
         {
@@ -538,20 +545,14 @@ public sealed class Learner : IDisposable
         if (movingAverage is not null && baseline is { } check && (check.Count < 0 || !double.IsFinite(check.Mean) || !(check.Variance >= 0)))
             throw new InvalidDataException($"learner state has an invalid baseline {check}");
 
-        try
-        {
-            // Checked on a scratch generator first, so a bad state cannot leave the learner half restored.
-            using var probe = new Generator(0);
-            probe.SetState(generatorState);
-        }
-        catch (TorchException e)
-        {
-            throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {e.Message}", e);
-        }
+        // Checked before anything changes, so a bad state cannot leave the learner half restored (and
+        // libtorch's own check would abort the process: see GeneratorState).
+        if (GeneratorState.Problem(generatorState) is { } problem)
+            throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {problem}");
 
         // Checked; now apply. AdamW validates its own entries before it changes anything.
         optimizer.LoadStateDict(optimizerState);
-        policy.DropoutGenerator.SetState(generatorState);
+        policy.DropoutGenerator.set_state(generatorState);
         // The learning rate and a fixed KL coefficient are configuration: the options win, so an operator's
         // change applies on restart (the stored values are a record). An adaptive coefficient is state — unless
         // the state was written under a fixed coefficient of 0 (the controller was just switched on): then the

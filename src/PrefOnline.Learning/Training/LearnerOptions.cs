@@ -2,7 +2,7 @@ using PrefOnline.Learning.Models.LogProbs;
 using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
-using PrefOnline.Torch.Optim;
+using PrefOnline.Learning.Optimization;
 
 namespace PrefOnline.Learning.Training;
 
@@ -30,12 +30,10 @@ public sealed record LearnerOptions
     /// <summary>Human preference pairs drawn per update from the pair buffer (0 = none).</summary>
     public int HumanPairsPerUpdate { get; init; } = 16;
 
-    /// <summary>The policy's own AdamW. Fused by default: the step is one pass over memory (~1.5× faster
-    /// than PyTorch's eight ops), elementwise and therefore still bit-reproducible run to run; it differs
-    /// from torch.optim.AdamW only in the last bit, which matters for cross-checks against PyTorch, not
-    /// for training. Weight decay 0: decay pulls towards zero, not towards the reference, so the KL
-    /// penalty is the leash. lr 1e-5 suits GPT-2-sized policies; tiny ones want ~1e-4–1e-3.</summary>
-    public AdamWOptions Optimizer { get; init; } = new() { LearningRate = 1e-5, WeightDecay = 0, Fused = true };
+    /// <summary>The policy's own AdamW (TorchSharp's, torch.optim.AdamW's update). Weight decay 0: decay
+    /// pulls towards zero, not towards the reference, so the KL penalty is the leash. lr 1e-5 suits
+    /// GPT-2-sized policies; tiny ones want ~1e-4–1e-3.</summary>
+    public AdamWOptions Optimizer { get; init; } = new() { LearningRate = 1e-5, WeightDecay = 0 };
 
     /// <summary>Gradients are clipped to this global L2 norm (torch's clip_grad_norm_) before each step;
     /// null leaves them unclipped (the norm is still measured and a non-finite one still skips the step).</summary>

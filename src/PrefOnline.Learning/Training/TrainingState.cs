@@ -1,5 +1,6 @@
-using PrefOnline.Torch;
-using PrefOnline.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Tensors.Serialization;
 
 namespace PrefOnline.Learning.Training;
 
@@ -15,7 +16,7 @@ public sealed class TrainingState : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tensors);
         ArgumentNullException.ThrowIfNull(json);
-        foreach (var t in tensors.Values) t.DetachFromScope();
+        foreach (var t in tensors.Values) t.DetachFromDisposeScope();
         Tensors = tensors;
         Json = json;
     }

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Benchmarks;
 

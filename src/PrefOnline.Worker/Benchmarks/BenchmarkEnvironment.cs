@@ -10,7 +10,7 @@ public sealed record BenchmarkEnvironment
     public required bool Quick { get; init; }
     public string? Libtorch { get; init; }
     public int? LibtorchThreads { get; init; }
-    public string? BlasLibrary { get; init; }
+    public string? TorchSharp { get; init; }
     public string? ReferenceTorch { get; init; }
     public string? ReferencePython { get; init; }
     public int? ReferenceThreads { get; init; }

@@ -30,7 +30,7 @@ public sealed record BenchmarkReport(BenchmarkEnvironment Environment, IReadOnly
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"threads {e.Threads} (cores {e.ProcessorCount}), rounds {e.Rounds}{(e.Quick ? ", QUICK sizes (not a measurement)" : "")}"));
         if (e.Libtorch is not null)
-            output.WriteLine($"ours:      libtorch {e.Libtorch} via the PrefOnline shim, intra-op threads {e.LibtorchThreads}, BLAS {e.BlasLibrary ?? "not mapped"}");
+            output.WriteLine($"ours:      libtorch {e.Libtorch} via TorchSharp {e.TorchSharp}, intra-op threads {e.LibtorchThreads}");
         if (e.ReferenceTorch is not null)
             output.WriteLine($"reference: PyTorch {e.ReferenceTorch} (python {e.ReferencePython}), intra-op threads {e.ReferenceThreads}");
         output.WriteLine();

@@ -1,4 +1,4 @@
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Benchmarks;
 
@@ -64,9 +64,11 @@ public sealed class BenchmarkRunner(BenchmarkRunOptions options, TextWriter log)
             };
             if (context.HasTensorThread)
             {
-                var (version, threads, blas) = await context.TensorThread.RunAsync(
-                    () => (TorchRuntime.Version, TorchRuntime.NumThreads, BlasProbe.LoadedBlasLibrary()), cancellationToken);
-                environment = environment with { Libtorch = version, LibtorchThreads = threads, BlasLibrary = blas };
+                var threads = await context.TensorThread.RunAsync(() => TorchEngine.Threads, cancellationToken);
+                environment = environment with
+                {
+                    Libtorch = TorchEngine.LibTorchVersion, LibtorchThreads = threads, TorchSharp = $"{TorchEngine.TorchSharpVersion} ({TorchEngine.Backend})",
+                };
             }
             return new BenchmarkReport(environment, results);
         }

@@ -14,7 +14,7 @@ using PrefOnline.Streaming.Kafka.Mock;
 using PrefOnline.Streaming.Simulation;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;

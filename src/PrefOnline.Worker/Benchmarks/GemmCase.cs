@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Worker.Benchmarks;
 
@@ -38,8 +40,8 @@ internal sealed class GemmCase : BenchmarkCase
         this.n = n;
         this.iterations = iterations;
         using var generator = new Generator(0);
-        a = Tensor.Randn([n, n], generator);
-        b = Tensor.Randn([n, n], generator);
+        a = randn([n, n], generator: generator);
+        b = randn([n, n], generator: generator);
     }
 
     public override ReferenceCase Reference => new("gemm", new JsonObject { ["n"] = n, ["iterations"] = iterations });
@@ -47,7 +49,7 @@ internal sealed class GemmCase : BenchmarkCase
     public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
         TimeOnTensorThreadAsync(thread, () =>
         {
-            for (var i = 0; i < iterations; i++) a.Matmul(b).Dispose();
+            for (var i = 0; i < iterations; i++) a.matmul(b).Dispose();
         }, cancellationToken);
 
     public override async ValueTask DisposeAsync()

@@ -1,17 +1,19 @@
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Models;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Decoding;
+using PrefOnline.Learning.Sampling;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>
-/// <c>prefonline bench generate</c>: sampling tokens/s of the fused native decoder
-/// (<see cref="Gpt2Decoder"/>) against the obvious PyTorch eager loop with a KV cache (GPT-2 written
-/// with nn.Linear / nn.LayerNorm, past keys and values grown with torch.cat, torch.multinomial on the
-/// softmax, under torch.no_grad), on the same shapes and threads: prompts of 16 tokens, 64 new tokens,
-/// batch 1 and 16, presets <c>tiny</c> and <c>small</c>. Goals (issue 3): ≥ 3x at batch 1 on tiny,
-/// ≥ 2x at batch 1 on small, ≥ 1.5x at batch 16.
+/// <c>prefonline bench generate</c>: sampling tokens/s of the policy's decoder (the backend
+/// <see cref="PolicyDecoderFactory.Default"/> picks for the model: TorchSharp with a preallocated KV
+/// cache unless a faster backend supports it) against PyTorch eager made fair first: a preallocated KV
+/// cache written in place (no torch.cat growth), the LM head on the last prefill position only,
+/// torch.inference_mode, torch.multinomial on the softmax; same shapes and threads: prompts of 16
+/// tokens, 64 new tokens, batch 1 and 16, presets <c>tiny</c> and <c>small</c>.
 /// Batch 1 streams every weight once per token, so it is bounded by memory bandwidth: the
 /// "copy bandwidth" case measures that bound first in the same run (STREAM convention: bytes read +
 /// written per second), and each batch-1 row notes its fraction of it:
@@ -25,7 +27,7 @@ public sealed class GenerateBenchmark : IBenchmark
 
     public string Name => "generate";
 
-    public string Description => "sampling tokens/s (prompt 16, 64 new; batch 1 and 16; tiny and small) vs a PyTorch eager KV-cache loop";
+    public string Description => "sampling tokens/s (prompt 16, 64 new; batch 1 and 16; tiny and small) vs a PyTorch eager loop with a preallocated KV cache";
 
     public string? ReferenceSource => """
         import math
@@ -43,24 +45,22 @@ public sealed class GenerateBenchmark : IBenchmark
                 self.c_fc = nn.Linear(width, 4 * width)
                 self.mlp_proj = nn.Linear(4 * width, width)
 
-            def forward(self, x, past):
+            def forward(self, x, cache, start):
                 B, T, C = x.shape
                 H = self.heads
                 q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
                 q = q.view(B, T, H, C // H).transpose(1, 2)
-                k = k.view(B, T, H, C // H).transpose(1, 2)
-                v = v.view(B, T, H, C // H).transpose(1, 2)
-                if past is not None:
-                    k = torch.cat([past[0], k], dim=2)
-                    v = torch.cat([past[1], v], dim=2)
+                cache[0][:, :, start:start + T] = k.view(B, T, H, C // H).transpose(1, 2)
+                cache[1][:, :, start:start + T] = v.view(B, T, H, C // H).transpose(1, 2)
+                k = cache[0][:, :, :start + T]
+                v = cache[1][:, :, :start + T]
                 att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
                 if T > 1:
                     mask = torch.ones(T, k.size(2), dtype=torch.bool).tril(k.size(2) - T)
                     att = att.masked_fill(~mask, float("-inf"))
                 y = (att.softmax(dim=-1) @ v).transpose(1, 2).contiguous().view(B, T, C)
                 x = x + self.c_proj(y)
-                x = x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-                return x, (k, v)
+                return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
 
         class Gpt2(nn.Module):
             def __init__(self, vocab, context, layers, heads, width, eps):
@@ -70,31 +70,30 @@ public sealed class GenerateBenchmark : IBenchmark
                 self.h = nn.ModuleList([Block(width, heads, eps) for _ in range(layers)])
                 self.ln_f = nn.LayerNorm(width, eps=eps)
 
-            def forward(self, idx, start, past=None):
+            def forward(self, idx, start, caches):
                 positions = torch.arange(start, start + idx.size(1))
                 x = self.wte(idx) + self.wpe(positions)
-                present = []
-                for i, block in enumerate(self.h):
-                    x, kv = block(x, None if past is None else past[i])
-                    present.append(kv)
-                return self.ln_f(x) @ self.wte.weight.t(), present
+                for block, cache in zip(self.h, caches):
+                    x = block(x, cache, start)
+                # The LM head on the last position only: the only logits sampling reads.
+                return self.ln_f(x[:, -1]) @ self.wte.weight.t()
 
         def setup_generate(args):
             torch.manual_seed(args["seed"])
             model = Gpt2(args["vocab"], args["context"], args["layers"], args["heads"], args["width"], args["eps"]).eval()
             g = torch.Generator().manual_seed(args["seed"])
-            prompts = torch.randint(0, args["vocab"], (args["batch"], args["prompt"]), generator=g)
-            new_tokens = args["new"]
+            B, P, N, H, C = args["batch"], args["prompt"], args["new"], args["heads"], args["width"]
+            prompts = torch.randint(0, args["vocab"], (B, P), generator=g)
+            caches = [(torch.empty(B, H, P + N, C // H), torch.empty(B, H, P + N, C // H)) for _ in range(args["layers"])]
 
-            @torch.no_grad()
+            @torch.inference_mode()
             def round():
-                logits, past = model(prompts, 0)
-                position = prompts.size(1)
-                for i in range(new_tokens):
-                    probs = torch.softmax(logits[:, -1, :], dim=-1)
-                    token = torch.multinomial(probs, 1, generator=g)
-                    if i + 1 < new_tokens:
-                        logits, past = model(token, position, past)
+                logits = model(prompts, 0, caches)
+                position = P
+                for i in range(N):
+                    token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=g)
+                    if i + 1 < N:
+                        logits = model(token, position, caches)
                         position += 1
             return round
 
@@ -143,8 +142,8 @@ public sealed class GenerateBenchmark : IBenchmark
         private const int Seed = 0;
         private readonly TensorThread thread;
         private readonly JsonObject arguments;
-        private readonly Dictionary<string, Tensor> weights = new(StringComparer.Ordinal);
-        private readonly Gpt2Decoder decoder;
+        private readonly PolicyModel model;
+        private readonly IPolicyDecoder decoder;
         private readonly DecodeRequest request;
 
         public GenerateCase(TensorThread thread, string preset, Gpt2Config config, int batch, int promptTokens, int newTokens)
@@ -157,15 +156,8 @@ public sealed class GenerateBenchmark : IBenchmark
                 ["heads"] = config.Heads, ["width"] = config.Width, ["eps"] = config.LayerNormEpsilon, ["batch"] = batch,
                 ["prompt"] = promptTokens, ["new"] = newTokens,
             };
-            using var generator = new Generator(Seed);
-            var shape = PolicySamplerShape(config);
-            foreach (var name in Gpt2Decoder.WeightNames(config.Layers))
-            {
-                var t = Tensor.Empty(ShapeOf(name, config)).DetachFromScope();
-                t.NormalInPlace(name.Contains("ln_", StringComparison.Ordinal) && name.EndsWith("weight", StringComparison.Ordinal) ? 1.0 : 0.0, 0.02, generator);
-                weights[name] = t;
-            }
-            decoder = new Gpt2Decoder(shape, weights);
+            model = PolicyModel.Create(config, Seed);
+            decoder = PolicyDecoderFactory.Default.Create(model);
             var random = new Random(Seed);
             request = new DecodeRequest
             {
@@ -184,17 +176,18 @@ public sealed class GenerateBenchmark : IBenchmark
         /// measured earlier in this run (the faster side's median, so both sides face the same bound).</summary>
         public override string? Note(BenchmarkCaseResult result, IReadOnlyList<BenchmarkCaseResult> earlier)
         {
-            if (request.Prompts.Count != 1) return null;
+            var backend = $"decoder backend: {decoder.Backend}";
+            if (request.Prompts.Count != 1) return backend;
             var copy = earlier.LastOrDefault(r => r.Case.StartsWith(CopyCase.NamePrefix, StringComparison.Ordinal));
-            if (copy is null) return null;
+            if (copy is null) return backend;
             var bound = Math.Max(copy.Ours.Median, copy.Reference?.Median ?? 0);
-            var bytes = (double)decoder.Shape.WeightBytesPerToken;
+            var bytes = (double)WeightBytesPerToken(model.Config);
             string Side(string who, double tokensPerSecond)
             {
                 var stream = tokensPerSecond * bytes / 1e9;
                 return FormattableString.Invariant($"{who} {stream:F1} GB/s = {100 * stream / bound:F0}%");
             }
-            var note = FormattableString.Invariant($"weights streamed ({bytes / 1e6:F1} MB/token, median rounds) vs copy bandwidth {bound:F1} GB/s: ")
+            var note = FormattableString.Invariant($"{backend}; weights streamed ({bytes / 1e6:F1} MB/token, median rounds) vs copy bandwidth {bound:F1} GB/s: ")
                        + Side("ours", result.Ours.Median);
             if (result.Reference is not null) note += ", " + Side("PyTorch", result.Reference.Median);
             return note + " (above 100%: part of the weights stays in the CPU caches between tokens)";
@@ -205,7 +198,7 @@ public sealed class GenerateBenchmark : IBenchmark
             await thread.RunAsync(() =>
             {
                 decoder.Dispose();
-                foreach (var t in weights.Values) t.Dispose();
+                model.Dispose();
             });
             await base.DisposeAsync();
         }
@@ -213,24 +206,13 @@ public sealed class GenerateBenchmark : IBenchmark
         private static string Label(string preset, int batch, int promptTokens, int newTokens) =>
             $"generate {preset} b{batch} (prompt {promptTokens}, {newTokens} new)";
 
-        private static Gpt2DecoderShape PolicySamplerShape(Gpt2Config config) => Learning.Sampling.PolicySampler.ShapeOf(config);
-
-        private static long[] ShapeOf(string name, Gpt2Config config)
-        {
-            long c = config.Width;
-            return name switch
-            {
-                "wte.weight" => [config.VocabularySize, c],
-                "wpe.weight" => [config.ContextLength, c],
-                _ when name.EndsWith("attn.c_attn.weight", StringComparison.Ordinal) => [c, 3 * c],
-                _ when name.EndsWith("attn.c_attn.bias", StringComparison.Ordinal) => [3 * c],
-                _ when name.EndsWith("attn.c_proj.weight", StringComparison.Ordinal) => [c, c],
-                _ when name.EndsWith("mlp.c_fc.weight", StringComparison.Ordinal) => [c, 4 * c],
-                _ when name.EndsWith("mlp.c_fc.bias", StringComparison.Ordinal) => [4 * c],
-                _ when name.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal) => [4 * c, c],
-                _ => [c],
-            };
-        }
+        /// <summary>
+        /// Weight bytes one decode step must read at batch 1 (float32): the whole token embedding (it is
+        /// also the LM head), every block weight, the final norm, and one row of the position table. The
+        /// memory-bandwidth bound on batch-1 tokens/s is copy bandwidth divided by this.
+        /// </summary>
+        private static long WeightBytesPerToken(Gpt2Config c) =>
+            4 * ((long)c.VocabularySize * c.Width + 3L * c.Width + c.Layers * (12L * c.Width * c.Width + 13L * c.Width));
     }
 
     /// <summary>Memory copy bandwidth (STREAM convention: bytes read + bytes written per second) of a

@@ -1,3 +1,5 @@
+using PrefOnline.Tensors;
+
 namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>

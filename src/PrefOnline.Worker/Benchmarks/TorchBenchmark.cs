@@ -1,22 +1,23 @@
 using System.Text.Json.Nodes;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Modules;
-using PrefOnline.Torch.Optim;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using PrefOnline.Learning.Optimization;
 
 namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>
-/// <c>prefonline bench torch</c>: the libtorch bridge against PyTorch on the same engine and threads.
-/// fp32 GEMM shows BLAS and threading are set up alike (goal: at least 140 GFLOP/s on 2 threads with
-/// OpenBLAS); the MLP train steps (forward + backward + AdamW) show what the bridge adds per op: the
-/// large one is compute-bound, the tiny one is dominated by per-call overhead, which the op-call
-/// case measures alone.
+/// <c>prefonline bench torch</c>: TorchSharp (LibTorch 2.10) against Debian's PyTorch 1.13 on the same
+/// threads. fp32 GEMM compares the two libtorch builds' BLAS (goal: at least 140 GFLOP/s on 2 threads);
+/// the MLP train steps (forward + backward + AdamW) show what TorchSharp adds per op: the large one is
+/// compute-bound, the tiny one is dominated by per-call overhead, which the op-call case measures alone.
 /// </summary>
 public sealed class TorchBenchmark : IBenchmark
 {
     public string Name => "torch";
 
-    public string Description => "fp32 GEMM GFLOP/s and MLP train steps/s, PrefOnline's libtorch bridge vs PyTorch";
+    public string Description => "fp32 GEMM GFLOP/s and MLP train steps/s, TorchSharp vs PyTorch";
 
     public string? ReferenceSource => GemmCase.ReferenceSource + """
         import torch.nn.functional as F
@@ -59,15 +60,14 @@ public sealed class TorchBenchmark : IBenchmark
             {
                 cases.Add(await thread.RunAsync(() => new GemmCase(thread, "gemm 256x256x256 fp32", n: 256, iterations: 2), cancellationToken));
                 cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 100), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5, fused: false), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 8, inputs: 16, hidden: 32, outputs: 16, steps: 5), cancellationToken));
             }
             else
             {
                 cases.Add(await thread.RunAsync(() => new GemmCase(thread, "gemm 1024x1024x1024 fp32", n: 1024, iterations: 10) { TargetThroughput = 140 }, cancellationToken));
                 cases.Add(await thread.RunAsync(() => new OpCase(thread, ops: 20_000), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: false), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50, fused: true), cancellationToken));
-                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 500, fused: false), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 64, inputs: 256, hidden: 1024, outputs: 256, steps: 50), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new MlpCase(thread, batch: 16, inputs: 32, hidden: 64, outputs: 32, steps: 500), cancellationToken));
             }
             return cases;
         }
@@ -81,8 +81,8 @@ public sealed class TorchBenchmark : IBenchmark
 
     /// <summary>
     /// The cost of one op call itself: a 4-element add, result freed at once. On our side that is the
-    /// P/Invoke, the SafeHandle and the Tensor object; on PyTorch's the Python dispatch. ATen's own
-    /// dispatch is the same on both sides.
+    /// P/Invoke and the Tensor object (TorchSharp); on PyTorch's the Python dispatch. ATen's own
+    /// dispatch is in both.
     /// </summary>
     private sealed class OpCase : BenchmarkCase
     {
@@ -96,8 +96,8 @@ public sealed class TorchBenchmark : IBenchmark
         {
             this.thread = thread;
             this.ops = ops;
-            a = Tensor.Ones([4]);
-            b = Tensor.Ones([4]);
+            a = ones([4]);
+            b = ones([4]);
         }
 
         public override ReferenceCase Reference => new("op", new JsonObject { ["ops"] = ops });
@@ -105,7 +105,7 @@ public sealed class TorchBenchmark : IBenchmark
         public override Task<double> RunRoundAsync(CancellationToken cancellationToken) =>
             TimeOnTensorThreadAsync(thread, () =>
             {
-                for (var i = 0; i < ops; i++) a.Add(b).Dispose();
+                for (var i = 0; i < ops; i++) a.add(b).Dispose();
             }, cancellationToken);
 
         public override async ValueTask DisposeAsync()
@@ -119,9 +119,8 @@ public sealed class TorchBenchmark : IBenchmark
         }
     }
 
-    /// <summary>Linear → ReLU → Linear, MSE loss, AdamW(lr 1e-3): <c>steps</c> full train steps per round.
-    /// The reference is always torch.optim.AdamW's default (single-tensor) step; <c>fused</c> switches
-    /// our side to the one-pass kernel (AdamWOptions.Fused).</summary>
+    /// <summary>Linear → ReLU → Linear, MSE loss, AdamW(lr 1e-3): <c>steps</c> full train steps per round,
+    /// TorchSharp's AdamW against torch.optim.AdamW's default (single-tensor) step.</summary>
     private sealed class MlpCase : BenchmarkCase
     {
         private const int Seed = 0;
@@ -130,12 +129,12 @@ public sealed class TorchBenchmark : IBenchmark
         private readonly int steps;
         private readonly Linear first;
         private readonly Linear second;
-        private readonly AdamW optimizer;
+        private readonly AdamWOptimizer optimizer;
         private readonly Tensor x;
         private readonly Tensor target;
 
-        public MlpCase(TensorThread thread, int batch, int inputs, int hidden, int outputs, int steps, bool fused)
-            : base($"mlp train step {inputs}-{hidden}-{outputs} batch {batch}{(fused ? ", fused AdamW" : "")}", "steps/s", steps)
+        public MlpCase(TensorThread thread, int batch, int inputs, int hidden, int outputs, int steps)
+            : base($"mlp train step {inputs}-{hidden}-{outputs} batch {batch}", "steps/s", steps)
         {
             this.thread = thread;
             this.steps = steps;
@@ -144,11 +143,11 @@ public sealed class TorchBenchmark : IBenchmark
                 ["seed"] = Seed, ["batch"] = batch, ["inputs"] = inputs, ["hidden"] = hidden, ["outputs"] = outputs, ["steps"] = steps,
             };
             using var generator = new Generator(Seed);
-            first = new Linear(inputs, hidden, generator: generator);
-            second = new Linear(hidden, outputs, generator: generator);
-            optimizer = new AdamW([.. first.Parameters(), .. second.Parameters()], new AdamWOptions { LearningRate = 1e-3, Fused = fused });
-            x = Tensor.Randn([batch, inputs], generator);
-            target = Tensor.Randn([batch, outputs], generator);
+            first = nn.Linear(inputs, hidden);
+            second = nn.Linear(hidden, outputs);
+            optimizer = new AdamWOptimizer([.. first.parameters(), .. second.parameters()], new AdamWOptions { LearningRate = 1e-3 });
+            x = randn([batch, inputs], generator: generator);
+            target = randn([batch, outputs], generator: generator);
         }
 
         public override ReferenceCase Reference => new("mlp", arguments);
@@ -158,10 +157,10 @@ public sealed class TorchBenchmark : IBenchmark
             {
                 for (var i = 0; i < steps; i++)
                 {
-                    using var scope = DisposeScope.Enter();
+                    using var scope = NewDisposeScope();
                     optimizer.ZeroGrad();
-                    var loss = Functional.MseLoss(second.Forward(first.Forward(x).Relu()), target);
-                    loss.Backward();
+                    var loss = nn.functional.mse_loss(second.forward(first.forward(x).relu()), target);
+                    loss.backward();
                     optimizer.Step();
                 }
             }, cancellationToken);

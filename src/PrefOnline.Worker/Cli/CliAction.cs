@@ -1,3 +1,4 @@
+using PrefOnline.Tensors;
 namespace PrefOnline.Worker.Cli;
 
 /// <summary>
@@ -26,7 +27,7 @@ public static class CliAction
             await Console.Error.WriteLineAsync("prefonline: cancelled");
             return 130;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException or Torch.TorchException
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException or System.Runtime.InteropServices.ExternalException or TorchEngineException
                                       or System.Text.Json.JsonException or FormatException or InvalidOperationException or KeyNotFoundException)
         {
             await Console.Error.WriteLineAsync($"prefonline: {e.Message}");

@@ -4,7 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Sampling;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Cli;
 

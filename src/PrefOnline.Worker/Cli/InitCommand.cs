@@ -2,7 +2,7 @@ using PrefOnline.Learning.Tokenization;
 using System.CommandLine;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Cli;
 
@@ -38,7 +38,7 @@ public static class InitCommand
             {
                 using var model = PolicyModel.Create(config, seedValue);
                 PolicyCheckpoint.Save(directory, model, ByteTokenizer.Instance);
-                return model.ParameterCount();
+                return StateDicts.ParameterCount(model);
             }, token);
             Console.WriteLine($"wrote {parse.GetValue(preset)} policy ({parameters:N0} parameters, seed {seedValue}) to {Path.GetFullPath(directory)}");
             return 0;

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using PrefOnline.Learning.Experiments.Length;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Worker.Cli;
 

@@ -3,7 +3,9 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Worker.Cli;
 
@@ -38,16 +40,16 @@ public static class LogProbsCommand
     private static string Score(string directory, string prompt, string completion, bool appendEos)
     {
         using var policy = PolicyCheckpoint.Load(directory);
-        policy.Model.Eval();
+        policy.Model.eval();
         var tokenizer = policy.Tokenizer;
         using var batch = SequenceBatch.FromText(tokenizer, [(prompt, completion)], policy.Config.ContextLength, appendEos);
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var sum = SequenceLogProbs.Compute(policy.Model, batch, LogProbReduction.Sum);
         var mean = SequenceLogProbs.Reduce(sum.TokenLogProbs, sum.Mask, LogProbReduction.Mean);
         var count = batch.CompletionLengths[0];
-        var values = sum.TokenLogProbs.ToArray<float>();
-        var ids = batch.CompletionTokens.ToArray<long>();
+        var values = sum.TokenLogProbs.data<float>().ToArray();
+        var ids = batch.CompletionTokens.data<long>().ToArray();
 
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))

@@ -1,25 +1,26 @@
 using System.CommandLine;
 using System.Reflection;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Cli;
 
-/// <summary><c>prefonline info</c>: versions and what the machine gives (threads, CUDA, BLAS speed).</summary>
+/// <summary><c>prefonline info</c>: versions and what the machine gives (threads, CUDA, GEMM speed).</summary>
 public static class VersionCommand
 {
     public static Command Create()
     {
-        var command = new Command("info", "Print versions, device availability and a BLAS speed check.");
+        var command = new Command("info", "Print versions, device availability and a GEMM speed check.");
         command.SetAction((_, ct) => CliAction.RunAsync(async token =>
         {
             using var thread = new TensorThread("tensor");
-            var (torch, cuda, threads, blas) = await thread.RunAsync(
-                () => (TorchRuntime.Version, TorchRuntime.CudaAvailable, TorchRuntime.NumThreads, BlasProbe.Check()), token);
+            var (threads, cuda, gflops, library) = await thread.RunAsync(
+                () => (TorchEngine.Threads, new TensorPlacement("cuda", "float32").Problem(), GemmProbe.MeasureGflops(n: 512, repeats: 3), TorchEngine.LoadedNativeLibrary()), token);
             var version = typeof(VersionCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
             Console.WriteLine($"prefonline {version}");
-            Console.WriteLine($"libtorch   {torch} (cuda: {(cuda ? "yes" : "no")}, intra-op threads: {threads})");
-            Console.WriteLine($"blas       {blas.Library ?? "not mapped"} ({blas.Kind}): {blas.Gflops:F1} GFLOP/s fp32 GEMM");
-            if (blas.Warning is not null) Console.WriteLine($"warning    {blas.Warning}");
+            Console.WriteLine($"torchsharp {TorchEngine.TorchSharpVersion} ({TorchEngine.Backend} build), libtorch {TorchEngine.LibTorchVersion}, intra-op threads: {threads}");
+            Console.WriteLine($"native     {library ?? "not mapped"}");
+            Console.WriteLine($"cuda       {cuda ?? "available"}");
+            Console.WriteLine($"gemm       {gflops:F1} GFLOP/s fp32 (512³)");
             return 0;
         }, ct));
         return command;

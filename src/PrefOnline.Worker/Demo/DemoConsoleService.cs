@@ -3,7 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Streaming.Simulation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;
 

@@ -1,7 +1,7 @@
 using System.Reflection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Pipeline;
 
@@ -37,9 +37,9 @@ public sealed class PipelineService(
         metrics.SetBuildInfo(Version, role);
         try
         {
-            var blas = await thread.RunAsync(BlasProbe.Check, stoppingToken).ConfigureAwait(false);
-            if (blas.Warning is { } warning) logger.LogWarning("{Warning}", warning);
-            else logger.LogInformation("BLAS: {Library} at {Gflops:0} GFLOP/s on {Threads} thread(s)", blas.Library ?? "unknown", blas.Gflops, thread.IntraOpThreads);
+            var gflops = await thread.RunAsync(() => GemmProbe.MeasureGflops(n: 384, repeats: 3), stoppingToken).ConfigureAwait(false);
+            logger.LogInformation("Tensor engine: TorchSharp {TorchSharp} ({Backend}), LibTorch {LibTorch}, models on {Placement}; fp32 GEMM {Gflops:0} GFLOP/s on {Threads} thread(s)",
+                TorchEngine.TorchSharpVersion, TorchEngine.Backend, TorchEngine.LibTorchVersion, settings.Model.Placement, gflops, thread.IntraOpThreads);
             logger.LogInformation("prefonline {Version} running role {Role} on the {Transport} transport", Version, role, settings.Embedded ? "embedded" : "Kafka");
             await run(stoppingToken, shutdown.Token).ConfigureAwait(false);
             completed = true;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Hosting;
 

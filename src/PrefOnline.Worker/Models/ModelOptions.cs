@@ -1,10 +1,12 @@
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;
 
 namespace PrefOnline.Worker.Models;
 
 /// <summary>
 /// Configuration section <c>Model</c>: where the first policy comes from when the checkpoint store is
-/// empty. Once a checkpoint exists, the worker always resumes from it and these settings are not read.
+/// empty (once a checkpoint exists, the worker resumes from it and InitialPolicy, InitialRewardModel and
+/// Seed are not read), and where every model's tensors live (Device, Dtype: always read).
 /// </summary>
 public sealed class ModelOptions : IValidatedOptions
 {
@@ -24,6 +26,23 @@ public sealed class ModelOptions : IValidatedOptions
     /// <summary>Seed of the reward head's initialisation.</summary>
     public ulong Seed { get; set; } = 1;
 
+    /// <summary>
+    /// Where the policy, the reference, the reward model, the optimizer state and sampling run: cpu, cuda
+    /// (the first GPU) or cuda:N. CUDA needs the GPU build (TorchBackend=cuda, the GPU image) and a visible
+    /// device; asking for it elsewhere stops the worker at start with the reason.
+    /// </summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>
+    /// The models' floating-point precision: float32 or bfloat16 (half the memory; on CPUs without bfloat16
+    /// arithmetic it is slower). Checkpoints are written in this dtype; any floating dtype loads and converts.
+    /// Log-probabilities, losses and rewards are computed in float32 either way.
+    /// </summary>
+    public string Dtype { get; set; } = "float32";
+
+    /// <summary>Device and dtype as one value (valid once <see cref="Problems"/> is empty).</summary>
+    public TensorPlacement Placement => new(Device, Dtype);
+
     public IReadOnlyList<string> Problems()
     {
         var p = new ProblemList(SectionName);
@@ -31,6 +50,25 @@ public sealed class ModelOptions : IValidatedOptions
             p.Add(nameof(InitialPolicy), $"{InitialPolicy} is not a directory (expected a Hugging Face GPT-2 checkpoint directory)");
         if (!string.IsNullOrWhiteSpace(InitialRewardModel) && !File.Exists(InitialRewardModel))
             p.Add(nameof(InitialRewardModel), $"{InitialRewardModel} does not exist (expected a safetensors file)");
+        string? device = null;
+        try
+        {
+            device = TensorPlacement.CanonicalDevice(Device ?? "");
+        }
+        catch (FormatException e)
+        {
+            p.Add(nameof(Device), $"{e.Message}");
+        }
+        try
+        {
+            TensorPlacement.ParseDtype(Dtype ?? "");
+        }
+        catch (FormatException e)
+        {
+            p.Add(nameof(Dtype), $"{e.Message}");
+        }
+        if (device is not null && new TensorPlacement(device, "float32").Problem() is { } unavailable)
+            p.Add(nameof(Device), $"{unavailable}");
         return p.Items;
     }
 }

@@ -1,3 +1,5 @@
+using PrefOnline.Tensors;
+
 namespace PrefOnline.Worker.Observability;
 
 /// <summary>Configuration section <c>Observability</c>: where /metrics, /healthz and /readyz listen, probe timing, OTLP.</summary>

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.PolicyDistribution;

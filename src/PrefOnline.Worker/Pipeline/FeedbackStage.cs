@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Pipeline;
 

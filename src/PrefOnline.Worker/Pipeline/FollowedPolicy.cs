@@ -1,17 +1,20 @@
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
 /// Role generator's policy: the version the policy topic last named, loaded from the checkpoint file the
 /// event points to. A new version of the same shape is copied into the existing weights (the sampler
-/// shares them, so the next batch samples from it); a different shape replaces model and sampler.
-/// Every member runs on the tensor thread (checked).
+/// shares them, so the next batch samples from it); a different shape replaces model and sampler. Every
+/// model adopted is placed on <paramref name="placement"/> (Model:Device, Model:Dtype) first. Every
+/// member runs on the tensor thread (checked).
 /// </summary>
-public sealed class FollowedPolicy(TensorThread thread, TimeProvider time) : IRolloutGenerator, IDisposable
+public sealed class FollowedPolicy(TensorThread thread, TimeProvider time, TensorPlacement placement) : IRolloutGenerator, IDisposable
 {
     private readonly TaskCompletionSource loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PolicyModel? model;
@@ -31,12 +34,21 @@ public sealed class FollowedPolicy(TensorThread thread, TimeProvider time) : IRo
     public void Adopt(PolicyModel next, ITokenizer nextTokenizer, long version, string? sha256)
     {
         thread.VerifyAccess();
+        try
+        {
+            next.Place(placement);
+        }
+        catch
+        {
+            next.Dispose();
+            throw;
+        }
         if (model is not null && model.Config == next.Config && tokenizer?.VocabularySize == nextTokenizer.VocabularySize && tokenizer.GetType() == nextTokenizer.GetType())
         {
             try
             {
-                using var scope = DisposeScope.Enter();
-                model.LoadStateDict(next.StateDict());
+                using var scope = NewDisposeScope();
+                StateDicts.Load(model, next.state_dict());
             }
             finally
             {
@@ -48,7 +60,7 @@ public sealed class FollowedPolicy(TensorThread thread, TimeProvider time) : IRo
             sampler?.Dispose();
             model?.Dispose();
             model = next;
-            model.Eval();
+            model.eval();
             tokenizer = nextTokenizer;
             sampler = PolicySampler.Create(model, nextTokenizer, () => Version);
         }

@@ -39,7 +39,7 @@ public sealed class GenerationOptions : IValidatedOptions
     /// <summary>Prompts read ahead of generation (a bounded channel: a busy generator stops the prompt consumer).</summary>
     public int QueueCapacity { get; set; } = 64;
 
-    /// <summary>Rows decoded per native call (bounds the KV cache).</summary>
+    /// <summary>Rows decoded together (one KV cache; bounds its memory).</summary>
     public int DecodeBatchSize { get; set; } = 32;
 
     /// <summary>Base seed of sampling; each batch gets its own seed derived from it and a batch counter.</summary>

@@ -6,7 +6,9 @@ using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Metrics;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
@@ -48,7 +50,7 @@ public sealed class GeneratorPipeline(
 
     public async Task RunAsync(CancellationToken stopping, CancellationToken shutdown)
     {
-        var policy = new FollowedPolicy(thread, time);
+        var policy = new FollowedPolicy(thread, time, model.Placement);
         try
         {
             await RunWithAsync(policy, stopping, shutdown).ConfigureAwait(false);

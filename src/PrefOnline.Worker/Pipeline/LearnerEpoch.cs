@@ -3,7 +3,9 @@ using PrefOnline.Learning.Guardrails;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 

@@ -5,7 +5,7 @@ using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.DeadLetters;
 using PrefOnline.Streaming.Metrics;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Guardrails;
 using PrefOnline.Worker.Hosting;

@@ -3,7 +3,7 @@ using PrefOnline.Learning.Guardrails;
 using PrefOnline.Streaming.DeadLetters;
 using PrefOnline.Streaming.Metrics;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Transport;

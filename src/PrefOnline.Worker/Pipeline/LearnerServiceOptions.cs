@@ -2,7 +2,7 @@ using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Training;
-using PrefOnline.Torch.Optim;
+using PrefOnline.Learning.Optimization;
 using PrefOnline.Worker.Hosting;
 using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
@@ -108,7 +108,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         InnerSteps = InnerSteps,
         BatchSize = BatchSize,
         HumanPairsPerUpdate = HumanPairsPerUpdate,
-        Optimizer = new AdamWOptions { LearningRate = LearningRate, WeightDecay = WeightDecay, Fused = true },
+        Optimizer = new AdamWOptions { LearningRate = LearningRate, WeightDecay = WeightDecay },
         MaxGradNorm = MaxGradNorm > 0 ? MaxGradNorm : null,
         Reduction = Reduction,
         Kl = new KlControlOptions { Coefficient = KlCoefficient, TargetKl = TargetKl },

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Learning.Training;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Observability;

@@ -13,7 +13,9 @@ using PrefOnline.Learning.TrainingData;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 using PrefOnline.Worker.Observability;
 using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
 
@@ -131,14 +133,14 @@ public sealed class LearningState : IDisposable
         Enter();
         if (Quiesced) return [];
         sampler ??= PolicySampler.Create(Policy, Tokenizer, () => PolicyVersion);
-        var wasTraining = Policy.Training;
+        var wasTraining = Policy.training;
         try
         {
             return sampler.Sample(prompts, options, cancellationToken);
         }
         finally
         {
-            Policy.Train(wasTraining);
+            Policy.train(wasTraining);
         }
     }
 
@@ -241,18 +243,18 @@ public sealed class LearningState : IDisposable
     private float[][] BehaviourLogProbs(IReadOnlyList<(int[] Prompt, int[] Completion)> rows)
     {
         var result = new float[rows.Count][];
-        var wasTraining = Policy.Training;
-        Policy.Eval();
+        var wasTraining = Policy.training;
+        Policy.eval();
         try
         {
-            using var noGrad = NoGradScope.Enter();
+            using var noGrad = no_grad();
             const int chunk = 32;
             for (var start = 0; start < rows.Count; start += chunk)
             {
-                using var scope = DisposeScope.Enter();
+                using var scope = NewDisposeScope();
                 var part = rows.Skip(start).Take(chunk).ToList();
                 using var batch = SequenceBatch.FromTokens(part, Policy.Config.ContextLength, Tokenizer.PaddingId);
-                var values = SequenceLogProbs.Compute(Policy, batch, LogProbReduction.Sum).TokenLogProbs.ToArray<float>(); // (B, Tc) flattened
+                var values = SequenceLogProbs.Compute(Policy, batch, LogProbReduction.Sum).TokenLogProbs.data<float>().ToArray(); // (B, Tc) flattened
                 var width = values.Length / part.Count;
                 for (var i = 0; i < part.Count; i++)
                 {
@@ -266,7 +268,7 @@ public sealed class LearningState : IDisposable
         }
         finally
         {
-            Policy.Train(wasTraining);
+            Policy.train(wasTraining);
         }
         return result;
     }

@@ -13,8 +13,8 @@ using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.TrainingData;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Serialization;
+using PrefOnline.Tensors;
+using PrefOnline.Tensors.Serialization;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Observability;
 using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
@@ -39,6 +39,7 @@ public sealed class LearningStateFiles(
     public LearningState CreateFresh(PolicyModel policy, ITokenizer tokenizer)
     {
         thread.VerifyAccess();
+        policy.Place(settings.Model.Placement);  // reference and reward model are copies of it: they follow
         var referenceFile = Path.Combine(staging.NewDirectory("reference"), StateFiles.Reference);
         PolicyCheckpoint.SaveWeightsFile(referenceFile, policy);
         var reference = new ReferenceModel(policy);
@@ -49,7 +50,7 @@ public sealed class LearningStateFiles(
         {
             rewardModel = string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
                 ? RewardModel.FromPolicy(policy, settings.Model.Seed)
-                : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config);
+                : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config, policy.Placement);
             trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions());
             learner = new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions());
             SaveTokenizer(tokenizer);
@@ -97,7 +98,7 @@ public sealed class LearningStateFiles(
             var policy = Own(owned, LoadPolicy(checkpoint.GetPath(StateFiles.Policy)));
             ReferenceModel reference;
             using (var referenceWeights = LoadPolicy(referenceFile)) reference = Own(owned, new ReferenceModel(referenceWeights));
-            var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config));
+            var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config, policy.Placement));
             var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions()));
             if (checkpoint.Contains(StateFiles.RewardOptimizer) && checkpoint.Contains(StateFiles.RewardTrainerState))
             {
@@ -125,7 +126,7 @@ public sealed class LearningStateFiles(
                 Observation = observation,
             };
         }
-        catch (Exception e) when (e is InvalidCheckpointException or SafeTensorsFormatException or JsonException or KeyNotFoundException or EndOfStreamException or IOException or ArgumentException or TorchException)
+        catch (Exception e) when (e is InvalidCheckpointException or SafeTensorsFormatException or JsonException or KeyNotFoundException or EndOfStreamException or IOException or ArgumentException or System.Runtime.InteropServices.ExternalException)
         {
             foreach (var item in Enumerable.Reverse(owned)) item.Dispose();
             throw new InvalidDataException($"checkpoint {checkpoint} in {checkpoint.DirectoryPath} verified but its content does not load: {e.Message}", e);
@@ -240,7 +241,7 @@ public sealed class LearningStateFiles(
         tokenizerDirectory = directory;
     }
 
-    private static PolicyModel LoadPolicy(string path) => PolicyCheckpoint.LoadWeightsFile(path);
+    private PolicyModel LoadPolicy(string path) => PolicyCheckpoint.LoadWeightsFile(path, placement: settings.Model.Placement);
 
     private static T Own<T>(List<IDisposable> owned, T item) where T : IDisposable
     {

@@ -6,8 +6,10 @@ using PrefOnline.Learning.Tokenization;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Serialization;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Tensors.Serialization;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.PolicyDistribution;
 
@@ -132,7 +134,7 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
                 policy.Adopt(model, tokenizer, policyEvent.Version, actual);
             }, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is InvalidCheckpointException or TokenizerFormatException or IOException or InvalidDataException or TorchException or SafeTensorsFormatException)
+        catch (Exception e) when (e is InvalidCheckpointException or TokenizerFormatException or IOException or InvalidDataException or System.Runtime.InteropServices.ExternalException or SafeTensorsFormatException)
         {
             Refused++;
             logger.LogError("Policy v{Version} at {Path} does not load: {Error}", policyEvent.Version, path, e.Message);

@@ -1,5 +1,5 @@
 using PrefOnline.Learning.Training.Reward;
-using PrefOnline.Torch.Optim;
+using PrefOnline.Learning.Optimization;
 using PrefOnline.Worker.Hosting;
 
 namespace PrefOnline.Worker.Pipeline;
@@ -68,7 +68,7 @@ public sealed class RewardTrainingOptions : IValidatedOptions
 
     public RewardTrainerOptions ToTrainerOptions() => new()
     {
-        Optimizer = new AdamWOptions { LearningRate = LearningRate, WeightDecay = 0, Fused = true },
+        Optimizer = new AdamWOptions { LearningRate = LearningRate, WeightDecay = 0 },
         BatchSize = BatchSize,
         ReplayPerStep = ReplayPerStep,
         WindowCapacity = WindowCapacity,

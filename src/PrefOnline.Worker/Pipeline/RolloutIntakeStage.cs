@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Pipeline;
 

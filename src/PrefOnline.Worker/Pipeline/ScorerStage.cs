@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Pipeline;
 

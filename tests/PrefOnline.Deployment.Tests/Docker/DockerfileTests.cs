@@ -5,8 +5,10 @@ using Xunit.Abstractions;
 namespace PrefOnline.Deployment.Tests.Docker;
 
 /// <summary>
-/// No Docker engine runs here, so the Dockerfile is checked statically: its stages, user, entry point
-/// and packages, and that its package lists agree with dev.sh and with what the built shim links.
+/// No Docker engine runs here, so the Dockerfile is checked statically: its stages (CPU by default, GPU
+/// by a build argument, Ubuntu 24.04 bases whose libstdc++ TorchSharp's native library accepts), user,
+/// entry point and packages, that its package lists agree with dev.sh, and that every library the
+/// published tensor engine links is either published with it or part of the base system.
 /// </summary>
 public sealed partial class DockerfileTests(ITestOutputHelper output)
 {
@@ -14,7 +16,14 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     /// <summary>dev.sh packages only tests and benchmarks need. A new dev.sh package fails the test below until it is
     /// classified: into the Dockerfile's build stage if building needs it, or here if only tests do.</summary>
     private static readonly string[] TestOnlyPackages = ["kcat", "python3-torch", "python3-regex", "prometheus", "yamllint", "unzip"];
-    private static readonly string[] DotnetDependencies = ["ca-certificates", "libssl3", "zlib1g", "tzdata"];
+    private static readonly string[] DotnetDependencies = ["ca-certificates", "libssl3t64", "zlib1g", "tzdata"];
+
+    /// <summary>Libraries every glibc-based base image provides (libc6, libgcc-s1, libstdc++6).</summary>
+    private static readonly string[] BaseSystemLibraries =
+        ["libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", "ld-linux-x86-64.so.2", "libgcc_s.so.1", "libstdc++.so.6"];
+
+    /// <summary>GLIBCXX of Ubuntu 24.04's libstdc++ (GCC 13/14): the newest version the images provide.</summary>
+    private static readonly Version UbuntuNobleGlibcxx = new(3, 4, 33);
 
     private static string Dockerfile => File.ReadAllText(DockerfilePath);
 
@@ -56,12 +65,27 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void TwoDebian12StagesBuildThenRun()
+    public void A_noble_build_stage_publishes_for_the_chosen_backend_and_the_runtime_follows_it()
     {
-        var froms = Instructions().Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)).ToList();
-        Assert.Contains("FROM debian:12-slim AS build", froms);
-        Assert.Equal("FROM debian:12-slim AS runtime", froms[^1]);
-        Assert.Contains(Stage("build"), l => l.StartsWith("RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release", StringComparison.Ordinal));
+        var lines = Instructions();
+        Assert.Contains("ARG TORCH_BACKEND=cpu", lines);
+        Assert.Contains("FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION}-noble AS build", lines);
+        var build = Stage("build");
+        Assert.Contains("ARG TORCH_BACKEND", build);
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal));
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal)
+                                     && l.Contains("test -f /app/libLibTorchSharp.so"));
+        // MKL's vendor-check patch (README "MKL on AMD CPUs"): off by default, opt-in per image.
+        Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK=false", lines); // opt-in: it changes code in the bundled MKL
+        Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK", build);
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet publish", StringComparison.Ordinal) && l.Contains("-p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK}"));
+        // One runtime stage per backend, the final one chosen by the argument; both Ubuntu 24.04.
+        Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS runtime-cpu", lines);
+        Assert.Contains("FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda", lines);
+        Assert.Contains(lines, l => l.StartsWith("ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:", StringComparison.Ordinal) && l.EndsWith("-ubuntu24.04", StringComparison.Ordinal));
+        Assert.Contains(Stage("runtime-cuda"), l => l == "COPY --from=dotnet-aspnet /usr/share/dotnet /usr/share/dotnet");
+        var froms = lines.Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)).ToList();
+        Assert.Equal("FROM runtime-${TORCH_BACKEND} AS runtime", froms[^1]);
         Assert.Contains(Stage("runtime"), l => l == "COPY --from=build /app /app");
     }
 
@@ -81,14 +105,12 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void TheRuntimeHasLibtorchOpenBlasOpenmpAndLibrdkafkaAndSelectsOpenBlas()
+    public void The_runtime_installs_librdkafka_and_no_development_packages_or_system_libtorch()
     {
-        var runtime = Stage("runtime");
-        var packages = AptPackages(runtime);
-        foreach (var required in new[] { "libtorch1.13", "libopenblas0-openmp", "librdkafka1" }) Assert.Contains(required, packages);
-        Assert.DoesNotContain("libopenblas0-pthread", packages);
+        var packages = AptPackages(Stage("runtime"));
+        Assert.Contains("librdkafka1", packages);
         Assert.DoesNotContain(packages, p => p.EndsWith("-dev", StringComparison.Ordinal));
-        Assert.Contains(runtime, l => l.Contains("update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3"));
+        Assert.DoesNotContain(packages, p => p.Contains("libtorch", StringComparison.Ordinal) || p.Contains("openblas", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -104,22 +126,31 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         Assert.True(extra.Count == 0, $"the Dockerfile's build stage installs {string.Join(", ", extra)} which dev.sh (the README's setup) does not");
     }
 
+    /// <summary>
+    /// The published tensor engine (the worker's build output, which is what `dotnet publish` copies)
+    /// needs nothing beyond its own files and the base system, and no libstdc++ newer than Ubuntu 24.04's:
+    /// so the images need no extra package and no patch.
+    /// </summary>
     [Fact]
-    public async Task EveryLibraryTheBuiltShimLinksComesFromARuntimePackage()
+    public async Task Every_native_library_of_the_tensor_engine_links_only_published_or_base_system_libraries()
     {
-        var shim = Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Torch", "obj", "native"), "libprefonline_torch.so", SearchOption.AllDirectories)
-            .OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
-        Assert.True(shim is not null, "build the solution first (dotnet build PrefOnline.sln): the native shim is not built");
-        var readelf = await ExternalTool.RunAsync(ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils"), ["-d", shim!]);
-        var needed = NeededLibrary().Matches(readelf.StdOut).Select(m => m.Groups[1].Value).ToList();
-        Assert.Contains("libtorch.so.1.13", needed);
-        var runtime = AptPackages(Stage("runtime")).Union(["libc6", "libgcc-s1", "libstdc++6"]).ToHashSet();
-        foreach (var library in needed)
+        var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Worker", "bin", "Release", "net10.0");
+        Assert.True(File.Exists(Path.Combine(bin, "libLibTorchSharp.so")), $"build the worker first (dotnet build -c Release): no libLibTorchSharp.so in {bin}");
+        var readelf = ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils");
+        var published = Directory.GetFiles(bin, "*.so*").Select(Path.GetFileName).ToHashSet();
+        foreach (var library in new[] { "libLibTorchSharp.so", "libtorch_cpu.so", "libtorch.so", "libc10.so" })
         {
-            var owner = await ExternalTool.RunAsync("/usr/bin/dpkg", ["-S", $"*/{library}"]);
-            var packages = owner.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(':')[0]).Distinct().ToList();
-            output.WriteLine($"{library}: {string.Join(", ", packages)}");
-            Assert.True(packages.Any(runtime.Contains), $"{library} comes from {string.Join(", ", packages)}, none of which the runtime stage installs");
+            var dynamic = await ExternalTool.RunAsync(readelf, ["-d", Path.Combine(bin, library)]);
+            var needed = NeededLibrary().Matches(dynamic.StdOut).Select(m => m.Groups[1].Value).ToList();
+            output.WriteLine($"{library}: {string.Join(", ", needed)}");
+            Assert.NotEmpty(needed);
+            foreach (var dependency in needed)
+                Assert.True(published.Contains(dependency) || BaseSystemLibraries.Contains(dependency),
+                    $"{library} needs {dependency}, which is neither published beside it nor part of the base system");
+
+            var versions = await ExternalTool.RunAsync(readelf, ["-V", Path.Combine(bin, library)]);
+            var newest = GlibcxxVersion().Matches(versions.StdOut).Select(m => Version.Parse(m.Groups[1].Value)).DefaultIfEmpty(new Version(3, 4)).Max()!;
+            Assert.True(newest <= UbuntuNobleGlibcxx, $"{library} needs GLIBCXX_{newest}, newer than Ubuntu 24.04's {UbuntuNobleGlibcxx}");
         }
     }
 
@@ -147,4 +178,7 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
 
     [GeneratedRegex(@"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")]
     private static partial Regex NeededLibrary();
+
+    [GeneratedRegex(@"GLIBCXX_(\d+\.\d+\.\d+)")]
+    private static partial Regex GlibcxxVersion();
 }

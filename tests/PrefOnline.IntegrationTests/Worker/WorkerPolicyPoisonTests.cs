@@ -6,7 +6,7 @@ using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Pipeline;
 using Xunit.Abstractions;
 using static PrefOnline.IntegrationTests.Worker.WorkerCluster;

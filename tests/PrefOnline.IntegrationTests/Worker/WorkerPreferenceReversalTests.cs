@@ -9,7 +9,7 @@ using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.DeadLetters;
 using PrefOnline.Streaming.Simulation;
 using PrefOnline.Streaming.Validation;
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Demo;
 using PrefOnline.Worker.Guardrails;

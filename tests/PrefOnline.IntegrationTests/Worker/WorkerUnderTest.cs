@@ -1,3 +1,4 @@
+using PrefOnline.Tensors;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -9,7 +10,8 @@ using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;

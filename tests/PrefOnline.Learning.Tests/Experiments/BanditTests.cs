@@ -1,7 +1,9 @@
+using PrefOnline.Learning.Models;
 using System.Text.Json;
 using System.Xml.Linq;
 using PrefOnline.Learning.Experiments.Bandit;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Experiments;
 
@@ -30,7 +32,7 @@ public sealed class BanditTests
         var options = new BanditOptions { Peak = peak };
         for (var seed = 1; seed <= 3; seed++)
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             using var environment = BanditEnvironment.Create(options, seed);
             Assert.InRange(environment.ReferenceReward, anchor - 0.01, anchor + 0.01);   // our 10,000-sample histogram
             Assert.Equal(1.0, environment.ReferenceProbabilities.Sum(), 12);
@@ -51,20 +53,20 @@ public sealed class BanditTests
     [Fact]
     public void Policy_has_the_official_shape_and_starts_near_uniform()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var generator = new Generator(1);
         using var policy = new BanditPolicy(100, 100, generator);
         // 100→50 (+LayerNorm 50) → 256 → 256 → 100, with biases.
-        Assert.Equal(100 * 50 + 50 + 50 + 50 + 50 * 256 + 256 + 256 * 256 + 256 + 256 * 100 + 100, policy.ParameterCount());
-        var logp = policy.Forward(Tensor.Rand([4, 100], generator)).LogSoftmax(1);
-        var entropy = -(logp.Exp() * logp).Sum(1).Mean().ToDouble();
+        Assert.Equal(100 * 50 + 50 + 50 + 50 + 50 * 256 + 256 + 256 * 256 + 256 + 256 * 100 + 100, StateDicts.ParameterCount(policy));
+        var logp = policy.forward(rand([4, 100], generator: generator)).log_softmax(1);
+        var entropy = -(logp.exp() * logp).sum(1).mean().ToDouble();
         Assert.InRange(entropy, Math.Log(100) - 0.01, Math.Log(100) + 1e-5);   // float32 rounding can overshoot by ~1e-7
     }
 
     [Fact]
     public void Pretraining_fits_the_policy_onto_the_reference()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var options = new BanditOptions();
         using var environment = BanditEnvironment.Create(options, 1);
         using var initGenerator = new Generator(BanditExperiment.DeriveSeed(1, "init"));

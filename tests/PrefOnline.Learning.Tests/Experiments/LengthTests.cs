@@ -4,7 +4,8 @@ using PrefOnline.Learning.Experiments.Length;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Randomness;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Experiments;
 
@@ -128,14 +129,14 @@ public sealed class LengthTests(LengthReferenceFixture fixture) : IClassFixture<
         // One prompt, so Evaluate's average over prompts is that prompt's distribution; an unfitted policy
         // spreads mass everywhere, which makes every term non-trivial.
         var corpus = new LengthCorpus(maxLength: 6, meanLength: 3, lengthStd: 2, promptLetters: 1);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = PolicyModel.Create(Gpt2Config.Tiny(LengthExperiment.Tokenizer.VocabularySize), seed: 5);
         var evaluation = LengthExperiment.Evaluate(policy, corpus, LengthTask.Mode);
         var rows = Enumerable.Range(1, 6).Select(l => (Prompt: LengthExperiment.Tokenizer.Encode("a:"), Completion: Tokens(LengthCorpus.Completion("a:", l)))).ToList();
         using var batch = SequenceBatch.FromTokens(rows, policy.Config.ContextLength, LengthExperiment.Tokenizer.PaddingId);
         double[] logProbs;
-        using (NoGradScope.Enter())
-            logProbs = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum).Values.To(ScalarType.Float64).ToArray<double>();
+        using (no_grad())
+            logProbs = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum).Values.to(ScalarType.Float64).data<double>().ToArray();
         for (var l = 1; l <= 6; l++)
             Assert.Equal(Math.Exp(logProbs[l - 1]), evaluation.LengthProbabilities[l], 1e-6);
         Assert.Equal(evaluation.LengthProbabilities.Sum(), evaluation.ValidMass, 12);

@@ -4,8 +4,9 @@ using System.Text;
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Tensors.Serialization;
 using static PrefOnline.Learning.Tests.Models.ModelTestSupport;
 
 namespace PrefOnline.Learning.Tests.Models;
@@ -36,11 +37,11 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(model.Config, loaded.Config);
         Assert.Equal(258, loaded.Tokenizer.VocabularySize);
         Assert.Equal(256, loaded.Tokenizer.EndOfSequenceId);
-        var saved = model.StateDict();
-        var read = loaded.Model.StateDict();
+        var saved = model.state_dict();
+        var read = loaded.Model.state_dict();
         Assert.Equal(saved.Keys.Order(), read.Keys.Order());
         foreach (var (name, tensor) in saved)
-            Assert.True(tensor.Eq(read[name]).All().ToDouble() == 1, $"{name} changed in the round trip");
+            Assert.True(tensor.eq(read[name]).all().ToDouble() == 1, $"{name} changed in the round trip");
 
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
         Assert.Equal("gpt2", config["model_type"]!.GetValue<string>());
@@ -82,7 +83,7 @@ public sealed class CheckpointTests : IDisposable
         Assert.False(File.Exists(Path.Combine(dir, "stale.txt")));
         Assert.Equal(["policy"], Directory.GetFileSystemEntries(root).Select(f => Path.GetFileName(f)!).ToArray());
         using var loaded = PolicyCheckpoint.LoadModel(dir);
-        Assert.True(loaded.StateDict()["wte.weight"].Eq(second.StateDict()["wte.weight"]).All().ToDouble() == 1);
+        Assert.True(loaded.state_dict()["wte.weight"].eq(second.state_dict()["wte.weight"]).all().ToDouble() == 1);
     }
 
     [Fact]
@@ -93,7 +94,7 @@ public sealed class CheckpointTests : IDisposable
         PolicyCheckpoint.SaveWeightsFile(path, model);
         using var loaded = PolicyCheckpoint.LoadWeightsFile(path);
         Assert.Equal(model.Config, loaded.Config);
-        Assert.True(loaded.StateDict()["h.1.mlp.c_fc.weight"].Eq(model.StateDict()["h.1.mlp.c_fc.weight"]).All().ToDouble() == 1);
+        Assert.True(loaded.state_dict()["h.1.mlp.c_fc.weight"].eq(model.state_dict()["h.1.mlp.c_fc.weight"]).all().ToDouble() == 1);
     }
 
     [Fact]
@@ -141,8 +142,8 @@ public sealed class CheckpointTests : IDisposable
         var tensors = ReadAll(weights);
         tensors.Remove("h.1.ln_2.bias");
         tensors.Remove("wpe.weight");
-        tensors["h.0.attn.c_attn.weight"] = Tensor.Zeros([96, 32]);          // transposed: Linear layout, not Conv1D
-        tensors["h.7.mlp.c_fc.weight"] = Tensor.Zeros([1]);
+        tensors["h.0.attn.c_attn.weight"] = zeros([96, 32]);          // transposed: Linear layout, not Conv1D
+        tensors["h.7.mlp.c_fc.weight"] = zeros([1]);
         SafeTensorsFile.Write(weights, tensors);
         var message = Load(dir);
         Assert.Contains("missing tensors: ", message);
@@ -158,12 +159,12 @@ public sealed class CheckpointTests : IDisposable
         var dir = SaveMicro("untied");
         var weights = Path.Combine(dir, "model.safetensors");
         var tensors = ReadAll(weights);
-        tensors["lm_head.weight"] = tensors["wte.weight"].Add(1);
+        tensors["lm_head.weight"] = tensors["wte.weight"].add(1);
         SafeTensorsFile.Write(weights, tensors);
         Assert.Contains("lm_head.weight differs from wte.weight", Load(dir));
 
         tensors.Remove("lm_head.weight");
-        tensors["ln_f.weight"] = Tensor.Full([32], double.NaN);
+        tensors["ln_f.weight"] = full([32], double.NaN);
         SafeTensorsFile.Write(weights, tensors);
         Assert.Contains("NaN or Inf: ln_f.weight", Load(dir));
 
@@ -197,6 +198,6 @@ public sealed class CheckpointTests : IDisposable
     private static Dictionary<string, Tensor> ReadAll(string path)
     {
         using var content = SafeTensorsFile.Read(path);
-        return content.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Clone());
+        return content.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.clone());
     }
 }

@@ -2,7 +2,8 @@ using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using static PrefOnline.Learning.Tests.Models.ModelTestSupport;
 
 namespace PrefOnline.Learning.Tests.Models;
@@ -21,17 +22,17 @@ public sealed class LogProbTests
         var other = (RandomTokens(random, 9), RandomTokens(random, 1));
         using var alone = SequenceBatch.FromTokens([row], 64, Pad);
         using var batched = SequenceBatch.FromTokens([longer, row, other], 64, Pad);
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var a = SequenceLogProbs.Compute(model, alone, LogProbReduction.Sum);
         var b = SequenceLogProbs.Compute(model, batched, LogProbReduction.Sum);
-        Assert.Equal([3L, 30], b.TokenLogProbs.Shape);
-        var aTokens = a.TokenLogProbs.ToArray<float>();
-        var bTokens = b.TokenLogProbs.Select(0, 1).Slice(0, 0, 4).Contiguous().ToArray<float>();
+        Assert.Equal([3L, 30], b.TokenLogProbs.shape);
+        var aTokens = a.TokenLogProbs.data<float>().ToArray();
+        var bTokens = b.TokenLogProbs.select(0, 1).slice(0, 0, 4, 1).contiguous().data<float>().ToArray();
         Assert.True(MaxAbsDiff(aTokens, bTokens) < 1e-5);
-        Assert.Equal(a.Values.ToArray<float>()[0], b.Values.ToArray<float>()[1], 4);
-        Assert.All(b.TokenLogProbs.Select(0, 1).Slice(0, 4, 30).Contiguous().ToArray<float>(), v => Assert.Equal(0f, v));
-        Assert.Equal([30f, 4f, 1f], b.TokenCounts().ToArray<float>());
+        Assert.Equal(a.Values.data<float>().ToArray()[0], b.Values.data<float>().ToArray()[1], 4);
+        Assert.All(b.TokenLogProbs.select(0, 1).slice(0, 4, 30, 1).contiguous().data<float>().ToArray(), v => Assert.Equal(0f, v));
+        Assert.Equal([30f, 4f, 1f], b.TokenCounts().data<float>().ToArray());
     }
 
     [Fact]
@@ -39,10 +40,10 @@ public sealed class LogProbTests
     {
         using var model = PolicyModel.Create(Micro(), 2);
         using var batch = SequenceBatch.FromTokens([([1, 2], [3, 4, 5]), ([6], [7])], 64, Pad);
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
-        var sum = SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.ToArray<float>();
-        var mean = SequenceLogProbs.Compute(model, batch, LogProbReduction.Mean).Values.ToArray<float>();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var sum = SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.data<float>().ToArray();
+        var mean = SequenceLogProbs.Compute(model, batch, LogProbReduction.Mean).Values.data<float>().ToArray();
         Assert.Equal(sum[0] / 3, mean[0], 5);
         Assert.Equal(sum[1], mean[1], 5);
         Assert.All(sum, v => Assert.True(v < 0));
@@ -58,10 +59,10 @@ public sealed class LogProbTests
 
         float[] GradOf(SequenceBatch b)
         {
-            model.ZeroGrad();
-            using var scope = DisposeScope.Enter();
-            SequenceLogProbs.Compute(model, b, LogProbReduction.Sum).Values.Sum().Backward();
-            return model.StateDict()["h.0.attn.c_attn.weight"].Grad!.ToArray<float>();
+            model.zero_grad();
+            using var scope = NewDisposeScope();
+            SequenceLogProbs.Compute(model, b, LogProbReduction.Sum).Values.sum().backward();
+            return model.state_dict()["h.0.attn.c_attn.weight"].grad!.data<float>().ToArray();
         }
 
         var g = GradOf(batch);
@@ -73,16 +74,16 @@ public sealed class LogProbTests
         // One small step along the gradient raises the summed log-prob (first-order sanity).
         double Objective()
         {
-            using var scope = DisposeScope.Enter();
-            using var noGrad = NoGradScope.Enter();
-            return SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.Sum().ToDouble();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            return SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.sum().ToDouble();
         }
         var before = Objective();
-        model.ZeroGrad();
-        using (var scope = DisposeScope.Enter()) SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.Sum().Backward();
-        using (var scope = DisposeScope.Enter())
+        model.zero_grad();
+        using (var scope = NewDisposeScope()) SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.sum().backward();
+        using (var scope = NewDisposeScope())
         {
-            foreach (var p in model.Parameters()) p.AddInPlace(p.Grad!, alpha: 1e-3);
+            using (no_grad()) foreach (var p in model.parameters()) p.add_(p.grad!, alpha: 1e-3);
         }
         Assert.True(Objective() > before + 1e-4);
     }
@@ -92,10 +93,10 @@ public sealed class LogProbTests
     {
         using var model = PolicyModel.Create(Micro(), 4);
         using var batch = SequenceBatch.FromTokens([([1], [2, 3])], 64, Pad);
-        using var scope = DisposeScope.Enter();
-        Assert.True(SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.RequiresGrad);
-        using var noGrad = NoGradScope.Enter();
-        Assert.False(SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.RequiresGrad);
+        using var scope = NewDisposeScope();
+        Assert.True(SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.requires_grad);
+        using var noGrad = no_grad();
+        Assert.False(SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.requires_grad);
     }
 
     [Fact]
@@ -106,13 +107,13 @@ public sealed class LogProbTests
         Assert.Equal(5, fits.PromptLengths[0]);
         Assert.Equal(5, fits.PromptTokensDropped[0]);
         Assert.False(fits.CompletionTruncated[0]);
-        Assert.Equal([6L, 7, 8, 9, 10, 100, 101, 102], fits.Tokens.ToArray<long>());
+        Assert.Equal([6L, 7, 8, 9, 10, 100, 101, 102], fits.Tokens.data<long>().ToArray());
 
         using var cut = SequenceBatch.FromTokens([(prompt, Enumerable.Range(100, 12).ToArray())], 8, Pad);
         Assert.True(cut.CompletionTruncated[0]);
         Assert.Equal(1, cut.PromptLengths[0]);
         Assert.Equal(7, cut.CompletionLengths[0]);
-        Assert.Equal([10L, 100, 101, 102, 103, 104, 105, 106], cut.Tokens.ToArray<long>());
+        Assert.Equal([10L, 100, 101, 102, 103, 104, 105, 106], cut.Tokens.data<long>().ToArray());
 
         Assert.Throws<ArgumentException>(() => SequenceBatch.FromTokens([([], [1])], 8, Pad));
         Assert.Throws<ArgumentException>(() => SequenceBatch.FromTokens([([-1], [1])], 8, Pad));
@@ -125,10 +126,10 @@ public sealed class LogProbTests
         using var batch = SequenceBatch.FromText(tokenizer, [("", "ab"), ("hi", "")], 64);
         Assert.Equal([1, 2], batch.PromptLengths);
         Assert.Equal([3, 1], batch.CompletionLengths);
-        Assert.Equal([256L, 97, 98, 256, 104, 105, 256, 257], batch.Tokens.ToArray<long>());
-        Assert.Equal([97L, 98, 256, 256, 257, 257], batch.CompletionTokens.ToArray<long>());
-        Assert.Equal([1f, 1, 1, 1, 0, 0], batch.CompletionMask.ToArray<float>());
-        Assert.Equal([3L, 2], batch.LastTokenPositions.ToArray<long>());
+        Assert.Equal([256L, 97, 98, 256, 104, 105, 256, 257], batch.Tokens.data<long>().ToArray());
+        Assert.Equal([97L, 98, 256, 256, 257, 257], batch.CompletionTokens.data<long>().ToArray());
+        Assert.Equal([1f, 1, 1, 1, 0, 0], batch.CompletionMask.data<float>().ToArray());
+        Assert.Equal([3L, 2], batch.LastTokenPositions.data<long>().ToArray());
 
         using var model = PolicyModel.Create(Micro() with { VocabularySize = 200 }, 0);
         Assert.Contains("outside the model's vocabulary", Assert.Throws<ArgumentException>(() => SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum)).Message);
@@ -140,18 +141,18 @@ public sealed class LogProbTests
         using var policy = PolicyModel.Create(Micro(), 6);
         using var reference = new ReferenceModel(policy);
         using var batch = SequenceBatch.FromTokens([([1, 2], [3, 4, 5])], 64, Pad);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var before = reference.Compute(batch, LogProbReduction.Sum);
-        Assert.False(before.Values.RequiresGrad);
-        Assert.All(reference.StateDictCopy().Values, t => Assert.False(t.RequiresGrad));
+        Assert.False(before.Values.requires_grad);
+        Assert.All(reference.StateDictCopy().Values, t => Assert.False(t.requires_grad));
 
-        SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum).Values.Sum().Backward();
-        foreach (var p in policy.Parameters()) p.AddInPlace(p.Grad!, alpha: 0.1);
+        SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum).Values.sum().backward();
+        using (no_grad()) foreach (var p in policy.parameters()) p.add_(p.grad!, alpha: 0.1);
 
         var after = reference.Compute(batch, LogProbReduction.Sum);
-        Assert.Equal(before.Values.ToArray<float>(), after.Values.ToArray<float>());
-        using var noGrad = NoGradScope.Enter();
-        Assert.NotEqual(before.Values.ToArray<float>(), SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum).Values.ToArray<float>());
+        Assert.Equal(before.Values.data<float>().ToArray(), after.Values.data<float>().ToArray());
+        using var noGrad = no_grad();
+        Assert.NotEqual(before.Values.data<float>().ToArray(), SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum).Values.data<float>().ToArray());
     }
 
     [Fact]
@@ -160,35 +161,35 @@ public sealed class LogProbTests
         using var policy = PolicyModel.Create(Micro(), 6);
         using var reference = new ReferenceModel(policy);
         using var batch = SequenceBatch.FromTokens([([1, 2], [3, 4, 5]), ([9], [8])], 64, Pad);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
 
         var p = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum, keepDistributions: true);
         var q = reference.Compute(batch, LogProbReduction.Sum, keepDistributions: true);
         foreach (var estimator in Enum.GetValues<KlEstimator>())
-            Assert.True(PolicyDivergence.TokenKl(p, q, estimator).Abs().Max().ToDouble() < 1e-6, estimator.ToString());
+            Assert.True(PolicyDivergence.TokenKl(p, q, estimator).abs().max().ToDouble() < 1e-6, estimator.ToString());
 
-        using (NoGradScope.Enter())
+        using (no_grad())
         {
-            foreach (var param in policy.Parameters()) param.AddInPlace(param.Detach().Sign(), alpha: 0.05);
+            using (no_grad()) foreach (var param in policy.parameters()) param.add_(param.detach().sign(), alpha: 0.05);
         }
         p = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum, keepDistributions: true);
         var k1 = PolicyDivergence.TokenKl(p, q, KlEstimator.LogRatio);
         var k3 = PolicyDivergence.TokenKl(p, q, KlEstimator.LowVariance);
         var full = PolicyDivergence.TokenKl(p, q, KlEstimator.FullVocabulary);
-        Assert.Equal((p.TokenLogProbs - q.TokenLogProbs).ToArray<float>(), k1.ToArray<float>());
-        Assert.True(k3.Min().ToDouble() >= 0);
-        Assert.True(full.Min().ToDouble() >= -1e-6);
-        Assert.True(full.Max().ToDouble() > 1e-3);
-        Assert.Equal(0f, full.ToArray<float>()[4]);                     // padding of row 1
-        Assert.True(full.RequiresGrad, "the KL term must carry the policy's gradient");
+        Assert.Equal((p.TokenLogProbs - q.TokenLogProbs).data<float>().ToArray(), k1.data<float>().ToArray());
+        Assert.True(k3.min().ToDouble() >= 0);
+        Assert.True(full.min().ToDouble() >= -1e-6);
+        Assert.True(full.max().ToDouble() > 1e-3);
+        Assert.Equal(0f, full.data<float>().ToArray()[4]);                     // padding of row 1
+        Assert.True(full.requires_grad, "the KL term must carry the policy's gradient");
 
         // Full KL by hand at one position: Σ p (log p − log q).
-        var lp = p.LogDistributions!.Select(0, 0).Select(0, 0);
-        var lq = q.LogDistributions!.Select(0, 0).Select(0, 0);
-        Assert.Equal((lp.Exp() * (lp - lq)).Sum().ToDouble(), full.ToArray<float>()[0], 5);
+        var lp = p.LogDistributions!.select(0, 0).select(0, 0);
+        var lq = q.LogDistributions!.select(0, 0).select(0, 0);
+        Assert.Equal((lp.exp() * (lp - lq)).sum().ToDouble(), full.data<float>().ToArray()[0], 5);
 
         var meanKl = PolicyDivergence.MeanOverTokens(full, p.Mask).ToDouble();
-        Assert.Equal(full.Sum().ToDouble() / 4, meanKl, 5);
+        Assert.Equal(full.sum().ToDouble() / 4, meanKl, 5);
         Assert.Throws<ArgumentException>(() => PolicyDivergence.TokenKl(SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum), q, KlEstimator.FullVocabulary));
     }
 
@@ -196,14 +197,14 @@ public sealed class LogProbTests
     public void Entropy_of_a_uniform_policy_is_log_vocabulary()
     {
         using var policy = PolicyModel.Create(Micro(), 6);
-        policy.Wte.Weight.Fill(0);                                       // tied head: all logits 0
+        using (no_grad()) policy.TokenEmbedding.fill_(0);               // tied head: all logits 0
         using var batch = SequenceBatch.FromTokens([([1, 2], [3, 4]), ([5], [6])], 64, Pad);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var p = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum, keepDistributions: true);
-        var entropy = PolicyDivergence.Entropy(p).ToArray<float>();
+        var entropy = PolicyDivergence.Entropy(p).data<float>().ToArray();
         Assert.Equal(Math.Log(258), entropy[0], 4);
         Assert.Equal(Math.Log(258), entropy[2], 4);
         Assert.Equal(0f, entropy[3]);                                    // padding
-        Assert.Equal(-2 * Math.Log(258), p.Values.ToArray<float>()[0], 3);
+        Assert.Equal(-2 * Math.Log(258), p.Values.data<float>().ToArray()[0], 3);
     }
 }

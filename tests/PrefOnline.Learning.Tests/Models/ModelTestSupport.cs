@@ -1,5 +1,6 @@
 using PrefOnline.Learning.Models;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Models;
 
@@ -17,7 +18,7 @@ internal static class ModelTestSupport
             if (rows[i].Length != t) throw new ArgumentException("rows must have one length");
             for (var j = 0; j < t; j++) flat[i * t + j] = rows[i][j];
         }
-        return Tensor.FromArray(flat, rows.Length, t);
+        return tensor(flat, [rows.Length, t]);
     }
 
     public static int[] RandomTokens(Random random, int length, int vocabulary = 256) =>
@@ -35,13 +36,13 @@ internal static class ModelTestSupport
     public static int[] Greedy(PolicyModel model, int[] prompt, int steps)
     {
         var sequence = prompt.ToList();
-        using var noGrad = NoGradScope.Enter();
+        using var noGrad = no_grad();
         for (var s = 0; s < steps; s++)
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             var window = sequence.Skip(Math.Max(0, sequence.Count - model.Config.ContextLength)).ToArray();
             var logits = model.Forward(Tokens([window]));                   // (1, T, V)
-            sequence.Add((int)logits.Select(1, window.Length - 1).ArgMax(-1).ToInt64());
+            sequence.Add((int)logits.select(1, window.Length - 1).argmax(-1).ToInt64());
         }
         return sequence.Skip(prompt.Length).ToArray();
     }

@@ -5,7 +5,8 @@ using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Models.Reward;
 using PrefOnline.Learning.Tests.Models.Reference;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using static PrefOnline.Learning.Tests.Models.ModelTestSupport;
 using F = PrefOnline.Learning.Tests.Models.Reference.PyTorchReferenceFixture;
 
@@ -27,12 +28,12 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
     {
         using var model = PolicyCheckpoint.LoadModel(reference.PathOf("tiny"));
         Assert.Equal(Gpt2Config.Tiny(), model.Config);
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var logits = model.Forward(Tokens(F.LogitRows));
-        Assert.Equal([3L, 40, 258], logits.Shape);
+        Assert.Equal([3L, 40, 258], logits.shape);
         var expected = PythonReference.Flatten(Answers("tiny")["logits"]![0]!);
-        var diff = MaxAbsDiff(expected, logits.ToArray<float>());
+        var diff = MaxAbsDiff(expected, logits.data<float>().ToArray());
         Assert.True(diff < LogitTolerance, $"max |Δlogit| = {diff}");
         // The comparison must be able to fail: logits are far from constant.
         Assert.True(expected.Max() - expected.Min() > 5, "reference logits are degenerate");
@@ -42,17 +43,17 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
     public void Logits_match_pytorch_with_left_padding_attention_mask_and_position_ids()
     {
         using var model = PolicyCheckpoint.LoadModel(reference.PathOf("tiny"));
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var logits = model.Forward(Tokens(F.LeftPaddedRows), Tokens(F.LeftPaddedMask), Tokens(F.LeftPaddedPositions));
         var expected = PythonReference.Flatten(Answers("tiny")["logits"]![1]!);
-        var actual = logits.ToArray<float>();
+        var actual = logits.data<float>().ToArray();
         Assert.All(actual, v => Assert.True(float.IsFinite(v)));
         Assert.True(MaxAbsDiff(expected, actual) < LogitTolerance, $"max |Δlogit| = {MaxAbsDiff(expected, actual)}");
 
         // The padded row's real tokens see exactly what an unpadded run of them sees.
-        var alone = model.Forward(Tokens([[10, 20, 30, 40, 50]])).ToArray<float>();
-        var paddedRowReal = logits.Select(0, 0).Slice(0, 3, 8).Contiguous().ToArray<float>();
+        var alone = model.Forward(Tokens([[10, 20, 30, 40, 50]])).data<float>().ToArray();
+        var paddedRowReal = logits.select(0, 0).slice(0, 3, 8, 1).contiguous().data<float>().ToArray();
         Assert.True(MaxAbsDiff(alone, paddedRowReal) < 1e-4);
     }
 
@@ -61,16 +62,16 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
     {
         using var model = PolicyCheckpoint.LoadModel(reference.PathOf("tiny"));
         using var batch = SequenceBatch.FromTokens(F.LogProbPairs.Select(p => (p.Prompt, p.Completion)).ToList(), model.Config.ContextLength, paddingId: 257);
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var result = SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum);
-        var sums = result.Values.ToArray<float>();
+        var sums = result.Values.data<float>().ToArray();
         var expectedSums = Answers("tiny")["logprobs"]!.AsArray().Select(n => n!.GetValue<double>()).ToArray();
         for (var i = 0; i < sums.Length; i++)
             Assert.True(Math.Abs(sums[i] - expectedSums[i]) < 1e-3, $"row {i}: {sums[i]} vs {expectedSums[i]}");
 
-        var perToken = result.TokenLogProbs.ToArray<float>();
-        var tc = (int)result.TokenLogProbs.Size(1);
+        var perToken = result.TokenLogProbs.data<float>().ToArray();
+        var tc = (int)result.TokenLogProbs.size(1);
         var expectedTokens = Answers("tiny")["token_logprobs"]!.AsArray();
         for (var i = 0; i < sums.Length; i++)
         {
@@ -83,7 +84,7 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
             }
         }
 
-        var means = SequenceLogProbs.Compute(model, batch, LogProbReduction.Mean).Values.ToArray<float>();
+        var means = SequenceLogProbs.Compute(model, batch, LogProbReduction.Mean).Values.data<float>().ToArray();
         for (var i = 0; i < sums.Length; i++)
             Assert.Equal(expectedSums[i] / F.LogProbPairs[i].Completion.Length, means[i], 3);
     }
@@ -108,10 +109,10 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
     {
         // fp16 also carries the transformer. prefix, h.{i}.attn.bias / masked_bias buffers and a tied lm_head.weight.
         using var model = PolicyCheckpoint.LoadModel(reference.PathOf(name));
-        Assert.All(model.Parameters(), p => Assert.Equal(ScalarType.Float32, p.Dtype));
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
-        var logits = model.Forward(Tokens(F.LogitRows.Select(r => r[..32]).ToArray())).ToArray<float>();
+        Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var logits = model.Forward(Tokens(F.LogitRows.Select(r => r[..32]).ToArray())).data<float>().ToArray();
         var expected = PythonReference.Flatten(Answers(name)["logits"]![0]!);
         Assert.True(MaxAbsDiff(expected, logits) < LogitTolerance, $"max |Δlogit| = {MaxAbsDiff(expected, logits)}");
     }
@@ -122,15 +123,15 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
         var weightsDir = reference.PathOf("grad");
         using var model = PolicyCheckpoint.LoadModel(weightsDir);
         using var batch = SequenceBatch.FromTokens(F.LogProbPairs.Select(p => (p.Prompt, p.Completion)).ToList(), model.Config.ContextLength, 257);
-        using var scope = DisposeScope.Enter();
-        var objective = SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.Sum();
+        using var scope = NewDisposeScope();
+        var objective = SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum).Values.sum();
         Assert.Equal(Answers("grad")["grad_objective"]!.GetValue<double>(), objective.ToDouble(), 3);
-        objective.Backward();
-        var parameters = model.StateDict();
+        objective.backward();
+        var parameters = model.state_dict();
         foreach (var name in F.GradParameters)
         {
             var want = PythonReference.Flatten(Answers("grad")["grad"]![name]!);
-            var got = parameters[name].Grad!.ToArray<float>();
+            var got = parameters[name].grad!.data<float>().ToArray();
             var scale = want.Max(Math.Abs);
             Assert.True(scale > 1e-3, $"{name}: reference gradient is ~0");
             var diff = MaxAbsDiff(want, got);
@@ -147,9 +148,9 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
         using var model = RewardCheckpoint.Load(reference.PathOf(name + ".safetensors"));
         var rows = F.RewardRows.Select(r => (new[] { r[0] }, r[1..])).ToList();
         using var batch = SequenceBatch.FromTokens(rows, model.Config.ContextLength, 257);
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
-        var rewards = model.Forward(batch).ToArray<float>();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var rewards = model.Forward(batch).data<float>().ToArray();
         var expected = Answers(name)["rewards"]!.AsArray().Select(n => n!.GetValue<float>()).ToArray();
         Assert.True(MaxAbsDiff(expected, rewards) < 1e-4, $"rewards {string.Join(", ", rewards)} vs {string.Join(", ", expected)}");
         Assert.True(expected.Max() - expected.Min() > 1e-2, "reference rewards are degenerate");
@@ -175,13 +176,13 @@ public sealed class PyTorchCrossCheckTests(PyTorchReferenceFixture reference) : 
             };
             var answers = PythonReference.Run(spec, Path.Combine(dir, "torch"));
 
-            using var scope = DisposeScope.Enter();
-            using var noGrad = NoGradScope.Enter();
-            var logits = model.Forward(Tokens(rows)).ToArray<float>();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var logits = model.Forward(Tokens(rows)).data<float>().ToArray();
             Assert.True(MaxAbsDiff(PythonReference.Flatten(answers["policy"]!["logits"]![0]!), logits) < 1e-5);
 
             using var batch = SequenceBatch.FromTokens(F.RewardRows.Select(r => (new[] { r[0] }, r[1..])).ToList(), 64, 257);
-            var rewards = reward.Forward(batch).ToArray<float>();
+            var rewards = reward.Forward(batch).data<float>().ToArray();
             Assert.True(MaxAbsDiff(PythonReference.Flatten(answers["reward"]!["rewards"]!), rewards) < 1e-5);
         }
         finally

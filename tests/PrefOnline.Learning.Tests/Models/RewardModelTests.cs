@@ -2,8 +2,9 @@ using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.Reward;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using static PrefOnline.Learning.Tests.Models.ModelTestSupport;
 
 namespace PrefOnline.Learning.Tests.Models;
@@ -13,9 +14,9 @@ public sealed class RewardModelTests
     [Fact]
     public void Bradley_terry_and_regression_losses_follow_their_formulas()
     {
-        using var scope = DisposeScope.Enter();
-        var chosen = Tensor.FromArray([2f, 0f, -1f]);
-        var rejected = Tensor.FromArray([1f, 0f, 1f]);
+        using var scope = NewDisposeScope();
+        var chosen = tensor([2f, 0f, -1f]);
+        var rejected = tensor([1f, 0f, 1f]);
         static double LogSigmoid(double x) => -Math.Log(1 + Math.Exp(-x));
         double[] margins = [1, 0, -2];
         Assert.Equal(-margins.Average(LogSigmoid), RewardLoss.BradleyTerry(chosen, rejected).ToDouble(), 5);
@@ -23,7 +24,7 @@ public sealed class RewardModelTests
         Assert.Equal(smoothed, RewardLoss.BradleyTerry(chosen, rejected, labelSmoothing: 0.1).ToDouble(), 5);
         Assert.Equal((1 + 0 + 4) / 3.0, RewardLoss.Regression(chosen, rejected).ToDouble(), 5);
         Assert.Throws<ArgumentOutOfRangeException>(() => RewardLoss.BradleyTerry(chosen, rejected, 0.5));
-        Assert.Throws<ArgumentException>(() => RewardLoss.Regression(chosen, Tensor.FromArray([1f])));
+        Assert.Throws<ArgumentException>(() => RewardLoss.Regression(chosen, tensor([1f])));
     }
 
     [Fact]
@@ -44,16 +45,16 @@ public sealed class RewardModelTests
 
         using var model = RewardModel.Create(Micro(), seed: 1);
         var before = model.Evaluate(tokenizer, heldOut);
-        using var optimizer = new AdamW(model.Parameters(), new AdamWOptions { LearningRate = 3e-3, WeightDecay = 0 });
+        using var optimizer = new AdamWOptimizer(model.parameters(), new AdamWOptions { LearningRate = 3e-3, WeightDecay = 0 });
         double firstLoss = 0, lastLoss = 0;
         for (var step = 0; step < 60; step++)
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             var batch = train.Skip(step * 16 % train.Count).Take(16).ToList();
             var (chosen, rejected) = model.PairRewards(tokenizer, batch);
             var loss = RewardLoss.BradleyTerry(chosen, rejected, labelSmoothing: 0.05);
             optimizer.ZeroGrad();
-            loss.Backward();
+            loss.backward();
             optimizer.Step();
             if (step == 0) firstLoss = loss.ToDouble();
             lastLoss = loss.ToDouble();
@@ -71,15 +72,15 @@ public sealed class RewardModelTests
         var tokenizer = ByteTokenizer.Instance;
         var items = new List<(string, string)> { ("q", "good"), ("q", "bad"), ("q", "fine"), ("q", "awful") };
         using var model = RewardModel.Create(Micro(), seed: 2);
-        using var optimizer = new AdamW(model.Parameters(), new AdamWOptions { LearningRate = 1e-2, WeightDecay = 0 });
+        using var optimizer = new AdamWOptimizer(model.parameters(), new AdamWOptions { LearningRate = 1e-2, WeightDecay = 0 });
         double loss = double.NaN;
         for (var step = 0; step < 80; step++)
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             using var batch = Learning.Models.LogProbs.SequenceBatch.FromText(tokenizer, items, 64);
-            var l = RewardLoss.Regression(model.Forward(batch), Tensor.FromArray([1f, -1f, 0.5f, -2f]));
+            var l = RewardLoss.Regression(model.Forward(batch), tensor([1f, -1f, 0.5f, -2f]));
             optimizer.ZeroGrad();
-            l.Backward();
+            l.backward();
             optimizer.Step();
             loss = l.ToDouble();
         }
@@ -98,7 +99,7 @@ public sealed class RewardModelTests
         var batched = model.Score(tokenizer, items, batchSize: 8);
         var single = model.Score(tokenizer, items, batchSize: 1);
         Assert.True(MaxAbsDiff(batched, single) < 1e-5);
-        Assert.True(model.Training);
+        Assert.True(model.training);
     }
 
     [Fact]
@@ -109,14 +110,14 @@ public sealed class RewardModelTests
         {
             using var policy = PolicyModel.Create(Micro(), 8);
             using var model = RewardModel.FromPolicy(policy, seed: 9);
-            Assert.True(model.StateDict()["transformer.h.1.attn.c_proj.weight"].Eq(policy.StateDict()["h.1.attn.c_proj.weight"]).All().ToDouble() == 1);
+            Assert.True(model.state_dict()["transformer.h.1.attn.c_proj.weight"].eq(policy.state_dict()["h.1.attn.c_proj.weight"]).all().ToDouble() == 1);
             var path = Path.Combine(dir, "reward.safetensors");
             RewardCheckpoint.Save(path, model);
             using var loaded = RewardCheckpoint.Load(path);
             Assert.Equal(model.Config, loaded.Config);
-            foreach (var (name, tensor) in model.StateDict())
-                Assert.True(tensor.Eq(loaded.StateDict()[name]).All().ToDouble() == 1, name);
-            Assert.Contains("score.weight", loaded.StateDict().Keys);
+            foreach (var (name, tensor) in model.state_dict())
+                Assert.True(tensor.eq(loaded.state_dict()[name]).all().ToDouble() == 1, name);
+            Assert.Contains("score.weight", loaded.state_dict().Keys);
 
             var policyFile = Path.Combine(dir, "policy.safetensors");
             PolicyCheckpoint.SaveWeightsFile(policyFile, policy);

@@ -26,13 +26,13 @@ public sealed class SequenceBatchPropertyTests
         {
             var (context, rows) = sample;
             using var batch = SequenceBatch.FromTokens(rows, context, Pad);
-            var tokens = batch.Tokens.ToArray<long>();
-            var t = (int)batch.Tokens.Size(1);
-            var tc = (int)batch.CompletionTokens.Size(1);
-            var completionTokens = batch.CompletionTokens.ToArray<long>();
-            var mask = batch.CompletionMask.ToArray<float>();
-            var predictors = batch.PredictorPositions.ToArray<long>();
-            var last = batch.LastTokenPositions.ToArray<long>();
+            var tokens = batch.Tokens.data<long>().ToArray();
+            var t = (int)batch.Tokens.size(1);
+            var tc = (int)batch.CompletionTokens.size(1);
+            var completionTokens = batch.CompletionTokens.data<long>().ToArray();
+            var mask = batch.CompletionMask.data<float>().ToArray();
+            var predictors = batch.PredictorPositions.data<long>().ToArray();
+            var last = batch.LastTokenPositions.data<long>().ToArray();
             if (t > context) return false;
             for (var i = 0; i < rows.Length; i++)
             {

@@ -1,5 +1,6 @@
 using PrefOnline.Learning.Objectives;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Objectives;
 
@@ -45,9 +46,9 @@ public sealed class ObjectiveValidationTests
     [Fact]
     public void Missing_inputs_say_what_is_needed()
     {
-        using var scope = DisposeScope.Enter();
-        var policy = Tensor.FromArray(new[] { -1.0, -2.0 });
-        var pairs = Tensor.FromArray(new long[] { 0, 1 }, 1, 2);
+        using var scope = NewDisposeScope();
+        var policy = tensor(new[] { -1.0, -2.0 });
+        var pairs = tensor(new long[] { 0, 1 }, [1, 2]);
         var e = Assert.Throws<ArgumentException>(() => new TrainingObjective(new() { Name = ObjectiveNames.Dpo }).Compute(new() { PolicyLogProbs = policy, Pairs = pairs }));
         Assert.Contains("ReferenceLogProbs", e.Message);
         e = Assert.Throws<ArgumentException>(() => new TrainingObjective(new() { Name = ObjectiveNames.Ppo }).Compute(new() { PolicyLogProbs = policy, Advantages = policy }));
@@ -57,10 +58,10 @@ public sealed class ObjectiveValidationTests
         e = Assert.Throws<ArgumentException>(() => new TrainingObjective(new() { Name = ObjectiveNames.Sft }).Compute(new() { PolicyLogProbs = policy }, klCoefficient: 0.1));
         Assert.Contains("KL penalty", e.Message);
         e = Assert.Throws<ArgumentException>(() => new TrainingObjective(new() { Name = ObjectiveNames.Reinforce })
-            .Compute(new() { PolicyLogProbs = policy, Advantages = Tensor.FromArray(new[] { 1.0, 2.0, 3.0 }) }));
+            .Compute(new() { PolicyLogProbs = policy, Advantages = tensor(new[] { 1.0, 2.0, 3.0 }) }));
         Assert.Contains("(2,)", e.Message);
         e = Assert.Throws<ArgumentException>(() => new TrainingObjective(new() { Name = ObjectiveNames.BestOfN })
-            .Compute(new() { PolicyLogProbs = policy, Pairs = Tensor.FromArray(new[] { 0.0, 1.0 }, 1, 2) }));
+            .Compute(new() { PolicyLogProbs = policy, Pairs = tensor(new[] { 0.0, 1.0 }, [1, 2]) }));
         Assert.Contains("int64", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new TrainingObjective(new() { Name = ObjectiveNames.Sft }).Compute(new() { PolicyLogProbs = policy }, klCoefficient: double.NaN));
     }

@@ -2,7 +2,8 @@ using System.Text.Json.Nodes;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Randomness;
 using PrefOnline.Learning.Tests.Support;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Objectives;
 
@@ -179,31 +180,31 @@ public sealed class ObjectivesMatchPyTorchTests : IClassFixture<ObjectivesMatchP
         var expected = reference.Answers[caseName]!.AsObject();
         var d = reference.Data;
 
-        using var scope = DisposeScope.Enter();
-        var tokens = Tensor.FromArray(Flatten(d.Policy), B, T);
-        tokens.RequiresGrad = true;
-        var mask = Tensor.FromArray(Flatten(d.Mask), B, T);
-        var referenceTokens = Tensor.FromArray(Flatten(d.ReferenceTokens), B, T);
-        var behaviourTokens = Tensor.FromArray(Flatten(d.Behaviour), B, T);
-        var sequence = (tokens * mask).Sum(1);
-        var pairs = Tensor.FromArray(Flatten(PairRows), PairRows.GetLength(0), 2);
+        using var scope = NewDisposeScope();
+        var tokens = tensor(Flatten(d.Policy), [B, T]);
+        tokens.requires_grad = true;
+        var mask = tensor(Flatten(d.Mask), [B, T]);
+        var referenceTokens = tensor(Flatten(d.ReferenceTokens), [B, T]);
+        var behaviourTokens = tensor(Flatten(d.Behaviour), [B, T]);
+        var sequence = (tokens * mask).sum(1);
+        var pairs = tensor(Flatten(PairRows), [PairRows.GetLength(0), 2]);
 
         var inputs = new ObjectiveInputs
         {
             PolicyLogProbs = sequence,
-            ReferenceLogProbs = (referenceTokens * mask).Sum(1),
-            BehaviourLogProbs = (behaviourTokens * mask).Sum(1),
-            Rewards = Tensor.FromArray(d.Rewards),
-            Advantages = Tensor.FromArray(d.Advantages),
+            ReferenceLogProbs = (referenceTokens * mask).sum(1),
+            BehaviourLogProbs = (behaviourTokens * mask).sum(1),
+            Rewards = tensor(d.Rewards),
+            Advantages = tensor(d.Advantages),
             Pairs = caseName == "sft_all" ? null : pairs,
             Tokens = tokenLevel ? new TokenLogProbs { Policy = tokens, Reference = referenceTokens, Behaviour = behaviourTokens, Mask = mask } : null,
         };
         var result = new TrainingObjective(options).Compute(inputs, kl);
-        result.Loss.Backward();
+        result.Loss.backward();
 
         Assert.Equal(expected["loss"]!.GetValue<double>(), result.Loss.ToDouble(), 10);
         Assert.Equal(expected["loss"]!.GetValue<double>(), result.Diagnostics[DiagnosticNames.Loss], 10);
-        var grad = tokens.Grad!.ToArray<double>();
+        var grad = tokens.grad!.data<double>().ToArray();
         var expectedGrad = PythonReference.Doubles(expected["grad"]);
         Assert.Equal(expectedGrad.Length, grad.Length);
         for (var i = 0; i < grad.Length; i++) Assert.Equal(expectedGrad[i], grad[i], 10);

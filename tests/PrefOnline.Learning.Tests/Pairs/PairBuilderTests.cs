@@ -1,5 +1,6 @@
 using PrefOnline.Learning.Pairs;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Pairs;
 
@@ -71,11 +72,11 @@ public sealed class PairBuilderTests
     {
         var pairs = PairBuilder.Interleaved(3);
         Assert.Equal([(0, 1), (2, 3), (4, 5)], pairs.Select(p => (p.Chosen, p.Rejected)));
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var t = PairBuilder.ToTensor(pairs);
-        Assert.Equal(new long[] { 3, 2 }, t.Shape);
-        Assert.Equal(ScalarType.Int64, t.Dtype);
-        Assert.Equal(new long[] { 0, 1, 2, 3, 4, 5 }, t.ToArray<long>());
-        Assert.Equal(new long[] { 0, 2 }, PairBuilder.ToTensor([]).Shape);
+        Assert.Equal(new long[] { 3, 2 }, t.shape);
+        Assert.Equal(ScalarType.Int64, t.dtype);
+        Assert.Equal(new long[] { 0, 1, 2, 3, 4, 5 }, t.data<long>().ToArray());
+        Assert.Equal(new long[] { 0, 2 }, PairBuilder.ToTensor([]).shape);
     }
 }

@@ -1,6 +1,7 @@
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Sampling;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Sampling;
 
@@ -10,7 +11,7 @@ public class PolicySamplerTests
     private static readonly Gpt2Config Config = new() { VocabularySize = 54, Layers = 2, Heads = 2, Width = 32, ContextLength = 64 };
 
     private static PolicySampler Sampler(RandomPolicyWeights weights, Func<long>? version = null) =>
-        PolicySampler.Create(Config, weights.Weights, new LetterTokenizer(), version);
+        PolicySampler.Create(weights.Model, new LetterTokenizer(), version);
 
     [Fact]
     public void Returns_k_completions_per_prompt_in_order_with_consistent_fields()
@@ -60,7 +61,9 @@ public class PolicySamplerTests
         {
             var other = sampler.Sample(prompts, options with { BatchSize = batch });
             Assert.Equal(reference.Select(c => c.Tokens), other.Select(c => c.Tokens));
-            Assert.Equal(reference.Select(c => c.PolicyLogProbs), other.Select(c => c.PolicyLogProbs));
+            // Other batches pad the prompts differently and change the GEMM shapes: the same values up to float rounding.
+            foreach (var (a, b) in reference.Zip(other))
+                for (var i = 0; i < a.PolicyLogProbs.Length; i++) Assert.Equal(a.PolicyLogProbs[i], b.PolicyLogProbs[i], 1e-4f);
             Assert.Equal(reference.Select(c => (c.PromptIndex, c.SampleIndex, c.Seed)), other.Select(c => (c.PromptIndex, c.SampleIndex, c.Seed)));
         }
         var reseeded = sampler.Sample(prompts, options with { Seed = 78 });
@@ -143,13 +146,14 @@ public class PolicySamplerTests
         Assert.DoesNotContain(first, new[] { 0, 1, 2 });
         // Swap the embedding rows of the greedy first token and <eos>: the prompt's hidden state is
         // unchanged, so <eos> now has the top logit.
-        using (var scope = DisposeScope.Enter())
+        using (var scope = NewDisposeScope())
         {
             var wte = weights.Weights["wte.weight"];
-            var a = wte[first].Clone();
-            var b = wte[LetterTokenizer.Eos].Clone();
-            wte[first].CopyFrom(b);
-            wte[LetterTokenizer.Eos].CopyFrom(a);
+            var a = wte[first].clone();
+            var b = wte[LetterTokenizer.Eos].clone();
+            using var noGrad = no_grad();
+            wte[first].copy_(b);
+            wte[LetterTokenizer.Eos].copy_(a);
         }
         using var swapped = Sampler(weights);
         var c = swapped.Sample(["abc"], options)[0];
@@ -192,10 +196,9 @@ public class PolicySamplerTests
         using var sampler = Sampler(weights);
         var options = new SamplingOptions { MaxNewTokens = 30, Temperature = 0, Seed = 1 };
         var before = sampler.Sample(["abc"], options)[0];
-        weights.Weights["h.0.mlp.c_fc.weight"].MulInPlace(3.0);
+        using (no_grad()) weights.Weights["h.0.mlp.c_fc.weight"].mul_(3.0);
         var after = sampler.Sample(["abc"], options)[0];
         Assert.NotEqual(before.PolicyLogProbs, after.PolicyLogProbs);
-        Assert.True(sampler.Decoder.Holds(weights.Weights));
     }
 
     [Fact]
@@ -203,7 +206,7 @@ public class PolicySamplerTests
     {
         var padded = Config with { VocabularySize = 64 }; // a model vocabulary rounded up past the tokenizer's 54
         using var weights = new RandomPolicyWeights(padded, 10);
-        using var sampler = PolicySampler.Create(padded, weights.Weights, new LetterTokenizer());
+        using var sampler = PolicySampler.Create(weights.Model, new LetterTokenizer());
         var completions = sampler.Sample(["abc", "xyz"], new SamplingOptions { SamplesPerPrompt = 50, MaxNewTokens = 30, Temperature = 5, Seed = 2 });
         var seen = completions.SelectMany(c => c.Tokens).ToHashSet();
         Assert.DoesNotContain(seen, id => id > LetterTokenizer.Eos);
@@ -236,6 +239,6 @@ public class PolicySamplerTests
         Assert.Empty(sampler.Sample(Array.Empty<string>(), new SamplingOptions { MaxNewTokens = 8 }));
         using var smaller = new RandomPolicyWeights(Config with { VocabularySize = 40 }, 1);
         Assert.Contains("do not belong together",
-            Assert.Throws<ArgumentException>(() => PolicySampler.Create(Config with { VocabularySize = 40 }, smaller.Weights, new LetterTokenizer())).Message);
+            Assert.Throws<ArgumentException>(() => PolicySampler.Create(smaller.Model, new LetterTokenizer())).Message);
     }
 }

@@ -2,7 +2,8 @@ using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Sampling;
 
@@ -18,7 +19,7 @@ public class SamplerLearnerConsistencyTests
     public void Recorded_policy_log_probs_equal_the_learners_log_probs_of_the_same_tokens()
     {
         using var model = PolicyModel.Create(Gpt2Config.Tiny() with { Layers = 2 }, seed: 3);
-        model.Eval();
+        model.eval();
         using var sampler = PolicySampler.Create(model, ByteTokenizer.Instance, () => 1);
         var options = new SamplingOptions { SamplesPerPrompt = 4, MaxNewTokens = 24, Temperature = 0.7, TopP = 0.9, Seed = 5 };
 
@@ -26,20 +27,20 @@ public class SamplerLearnerConsistencyTests
 
         // What AdamW does between two sampling rounds: the parameters change in place.
         using (var generator = new Generator(9))
-        using (var scope = DisposeScope.Enter())
-            foreach (var p in model.Parameters()) p.AddInPlace(Tensor.Randn(p.Shape, generator), 0.02);
+        using (var scope = NewDisposeScope())
+            using (no_grad()) foreach (var p in model.parameters()) p.add_(randn(p.shape, generator: generator), alpha: 0.02);
         Check(sampler.Sample(["The cat"], options));
 
         void Check(IReadOnlyList<SampledCompletion> completions)
         {
             using var batch = SequenceBatch.FromTokens(completions.Select(c => (c.PromptTokens, c.Tokens)).ToList(), model.Config.ContextLength,
                 ByteTokenizer.Instance.PaddingId);
-            using var scope = DisposeScope.Enter();
-            using var noGrad = NoGradScope.Enter();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
             var learner = SequenceLogProbs.Compute(model, batch, LogProbReduction.Sum);
-            var perToken = learner.TokenLogProbs.ToArray<float>();
-            var columns = (int)learner.TokenLogProbs.Size(1);
-            var sums = learner.Values.ToArray<float>();
+            var perToken = learner.TokenLogProbs.data<float>().ToArray();
+            var columns = (int)learner.TokenLogProbs.size(1);
+            var sums = learner.Values.data<float>().ToArray();
             for (var i = 0; i < completions.Count; i++)
             {
                 var c = completions[i];

@@ -4,7 +4,8 @@ using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Tests.Models;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.TrainingData;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Tests.Training;
 
@@ -75,21 +76,21 @@ internal static class LearnerFixtures
     /// <summary>Per-token log π of each row's completion (no grad, eval mode).</summary>
     public static float[][] TokenLogProbs(PolicyModel policy, IReadOnlyList<(int[] Prompt, int[] Completion)> rows)
     {
-        var wasTraining = policy.Training;
-        policy.Eval();
+        var wasTraining = policy.training;
+        policy.eval();
         try
         {
-            using var scope = DisposeScope.Enter();
-            using var noGrad = NoGradScope.Enter();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
             using var batch = SequenceBatch.FromTokens(rows, policy.Config.ContextLength, Tokenizer.PaddingId);
             var lp = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum);
-            var flat = lp.TokenLogProbs.ToArray<float>();
-            var tc = (int)lp.TokenLogProbs.Size(1);
+            var flat = lp.TokenLogProbs.data<float>().ToArray();
+            var tc = (int)lp.TokenLogProbs.size(1);
             return rows.Select((r, i) => flat.AsSpan(i * tc, batch.CompletionLengths[i]).ToArray()).ToArray();
         }
         finally
         {
-            policy.Train(wasTraining);
+            policy.train(wasTraining);
         }
     }
 
@@ -103,17 +104,16 @@ internal static class LearnerFixtures
             .Select(t => t.Sum(v => (double)v)).ToArray();
 
     /// <summary>Every weight's bytes in name order: equal arrays ⇔ bit-identical models.</summary>
-    public static byte[] WeightBytes(PolicyModel policy) => TensorBytes(policy.StateDict());
+    public static byte[] WeightBytes(PolicyModel policy) => TensorBytes(policy.state_dict());
 
     public static byte[] TensorBytes(IReadOnlyDictionary<string, Tensor> tensors)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var buffer = new MemoryStream();
         foreach (var (name, tensor) in tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             buffer.Write(System.Text.Encoding.UTF8.GetBytes(name));
-            var bytes = new byte[tensor.ByteSize];
-            tensor.Contiguous().CopyToBytes(bytes);
+            var bytes = tensor.numel() == 0 ? [] : tensor.cpu().contiguous().bytes.ToArray();
             buffer.Write(bytes);
         }
         return buffer.ToArray();

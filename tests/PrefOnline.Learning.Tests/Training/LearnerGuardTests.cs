@@ -2,8 +2,9 @@ using PrefOnline.Learning.Models.LogProbs;
 using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Training;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using static PrefOnline.Learning.Tests.Training.LearnerFixtures;
 
 namespace PrefOnline.Learning.Tests.Training;
@@ -14,7 +15,7 @@ namespace PrefOnline.Learning.Tests.Training;
 /// </summary>
 public sealed class LearnerGuardTests
 {
-    private static readonly AdamWOptions FastAdam = new() { LearningRate = 1e-3, WeightDecay = 0, Fused = true };
+    private static readonly AdamWOptions FastAdam = new() { LearningRate = 1e-3, WeightDecay = 0 };
 
     private static byte[] OptimizerBytes(Learner learner)
     {
@@ -25,7 +26,7 @@ public sealed class LearnerGuardTests
     [Fact]
     public void A_non_finite_loss_is_skipped_with_weights_and_optimizer_state_untouched()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var learner = new Learner(policy, null, Tokenizer, new LearnerOptions
         {
@@ -61,7 +62,7 @@ public sealed class LearnerGuardTests
     [Fact]
     public void A_NaN_gradient_in_the_second_inner_step_leaves_exactly_the_state_after_the_first()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var guarded = Policy();
         using var oneStep = Policy();
         using var reference = new ReferenceModel(guarded);
@@ -73,8 +74,8 @@ public sealed class LearnerGuardTests
         learner.AfterBackward = parameters =>
         {
             if (++backwards != 2) return;
-            using var s = DisposeScope.Enter();
-            parameters[3].Grad!.MulInPlace(double.NaN);                        // one gradient poisoned in place
+            using var s = NewDisposeScope();
+            parameters[3].grad!.mul_(double.NaN);                        // one gradient poisoned in place
         };
 
         var update = learner.Update(LearnerBatch.Of(rollouts));
@@ -87,7 +88,7 @@ public sealed class LearnerGuardTests
         Assert.Equal(WeightBytes(oneStep), WeightBytes(guarded));
         Assert.Equal(OptimizerBytes(control), OptimizerBytes(learner));
         Assert.Equal(1, learner.Counters.StepsSkipped);
-        Assert.All(guarded.Parameters(), p => Assert.Null(p.Grad));           // no poisoned gradient left behind
+        Assert.All(guarded.parameters(), p => Assert.Null(p.grad));           // no poisoned gradient left behind
 
         learner.AfterBackward = null;
         Assert.True(learner.Update(LearnerBatch.Of(rollouts)).Applied);
@@ -96,7 +97,7 @@ public sealed class LearnerGuardTests
     [Fact]
     public void Gradients_above_the_clip_norm_are_scaled_and_the_norm_before_clipping_is_reported()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, MaxGradNorm = 1e-4 });
@@ -109,8 +110,8 @@ public sealed class LearnerGuardTests
         double sumSq = 0;
         foreach (var (name, t) in state.Tensors.Where(kv => kv.Key.EndsWith(".exp_avg", StringComparison.Ordinal)))
         {
-            using var s = DisposeScope.Enter();
-            sumSq += t.Pow(2).Sum().ToDouble();
+            using var s = NewDisposeScope();
+            sumSq += t.pow(2).sum().ToDouble();
         }
         var clippedNorm = Math.Sqrt(sumSq) / (1 - FastAdam.Beta1);
         Assert.Equal(1e-4, clippedNorm, 1e-6);
@@ -121,7 +122,7 @@ public sealed class LearnerGuardTests
     {
         byte[] Run(ulong learnerSeed, string objective)
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             using var policy = Policy(seed: 4, dropout: 0.1);                  // dropout makes the seed matter
             using var reference = new ReferenceModel(policy);
             using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
@@ -148,7 +149,7 @@ public sealed class LearnerGuardTests
     [Fact]
     public void The_KL_penalty_and_its_adaptive_coefficient_act_on_the_update()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions

@@ -2,8 +2,9 @@ using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Tests.Support;
 using PrefOnline.Learning.Training;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using static PrefOnline.Learning.Tests.Training.LearnerFixtures;
 
 namespace PrefOnline.Learning.Tests.Training;
@@ -25,13 +26,13 @@ public sealed class LearnerMemoryTests
         using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
         {
             Objective = LearnerTests.ObjectiveFor(objective),
-            Optimizer = new AdamWOptions { LearningRate = 1e-4, WeightDecay = 0, Fused = true },
+            Optimizer = new AdamWOptions { LearningRate = 1e-4, WeightDecay = 0 },
             Kl = new KlControlOptions { Coefficient = 0.05, TargetKl = 1, Horizon = 1000 },
             InnerSteps = 2,
         });
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        var baseline = TorchRuntime.LiveTensors;
+        var baseline = LiveTensors.Count;
 
         for (var u = 0; u < 200; u++)
         {
@@ -42,7 +43,7 @@ public sealed class LearnerMemoryTests
 
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        Assert.Equal(baseline, TorchRuntime.LiveTensors);
+        Assert.Equal(baseline, LiveTensors.Count);
         Assert.Equal(200, learner.PolicyVersion);
     }
 }

@@ -4,8 +4,9 @@ using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Tests.Models;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.TrainingData;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using static PrefOnline.Learning.Tests.Training.LearnerFixtures;
 
 namespace PrefOnline.Learning.Tests.Training;
@@ -22,7 +23,7 @@ public sealed class LearnerStateTests
         Objective = new ObjectiveOptions { Name = ObjectiveNames.Ppo },
         Baseline = AdvantageBaseline.MovingAverage,
         BaselineDecay = 0.8,
-        Optimizer = new AdamWOptions { LearningRate = 1e-3, WeightDecay = 0.01, Fused = true },
+        Optimizer = new AdamWOptions { LearningRate = 1e-3, WeightDecay = 0.01 },
         Kl = new KlControlOptions { Coefficient = 0.1, TargetKl = 0.01, Horizon = 50 },
         InnerSteps = 2,
         Seed = 9,
@@ -34,7 +35,7 @@ public sealed class LearnerStateTests
     [Fact]
     public void Save_load_continue_equals_an_uninterrupted_run()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var directory = ModelTestSupport.TempDirectory("learner-state");
         using var initial = Policy(seed: 5, dropout: 0.1);
         using var reference = new ReferenceModel(initial);
@@ -47,11 +48,11 @@ public sealed class LearnerStateTests
         var tensorsPath = Path.Combine(directory, Learner.StateTensorsFileName);
         var jsonPath = Path.Combine(directory, Learner.StateJsonFileName);
         using (var state = learnerA.ExportState()) state.Save(tensorsPath, jsonPath);
-        var savedWeights = policyA.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone().DetachFromScope());
+        var savedWeights = policyA.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
         for (var u = 3; u < 6; u++) learnerA.Update(LearnerBatch.Of(batches[u]));
 
         using var policyB = Policy(seed: 77, dropout: 0.1);                    // different init, overwritten below
-        policyB.LoadStateDict(savedWeights);
+        StateDicts.Load(policyB, savedWeights);
         using var learnerB = new Learner(policyB, reference, Tokenizer, Options());
         using (var loaded = TrainingState.Load(tensorsPath, jsonPath)) learnerB.ImportState(loaded);
         Assert.Equal(3, learnerB.PolicyVersion);
@@ -66,7 +67,7 @@ public sealed class LearnerStateTests
 
         // Without the learner state (fresh optimizer, seed and controller) the continuation differs.
         using var policyC = Policy(seed: 77, dropout: 0.1);
-        policyC.LoadStateDict(savedWeights);
+        StateDicts.Load(policyC, savedWeights);
         using var learnerC = new Learner(policyC, reference, Tokenizer, Options());
         for (var u = 3; u < 6; u++) learnerC.Update(LearnerBatch.Of(batches[u]));
         Assert.NotEqual(WeightBytes(policyA), WeightBytes(policyC));
@@ -76,7 +77,7 @@ public sealed class LearnerStateTests
     [Fact]
     public void A_damaged_or_mismatched_state_is_refused_and_changes_nothing()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         using var learner = new Learner(policy, reference, Tokenizer, Options());
@@ -84,12 +85,12 @@ public sealed class LearnerStateTests
         using var good = learner.ExportState();
         var before = TensorBytes(good.Tensors);
 
-        Assert.Throws<InvalidDataException>(() => learner.ImportState(new TrainingState(good.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Clone()), "{ not json")));
+        Assert.Throws<InvalidDataException>(() => learner.ImportState(new TrainingState(good.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.clone()), "{ not json")));
         Assert.Throws<InvalidDataException>(() => learner.ImportState(new TrainingState(
-            good.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Clone()), good.Json.Replace("\"parameters\": ", "\"parameters\": 1", StringComparison.Ordinal))));
-        var truncated = good.Tensors.Where(kv => kv.Key != "optimizer.0.exp_avg").ToDictionary(kv => kv.Key, kv => kv.Value.Clone());
+            good.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.clone()), good.Json.Replace("\"parameters\": ", "\"parameters\": 1", StringComparison.Ordinal))));
+        var truncated = good.Tensors.Where(kv => kv.Key != "optimizer.0.exp_avg").ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         Assert.Throws<InvalidDataException>(() => learner.ImportState(new TrainingState(truncated, good.Json)));
-        var badGenerator = good.Tensors.ToDictionary(kv => kv.Key, kv => kv.Key == "rng.dropout" ? Tensor.Zeros([3], ScalarType.UInt8) : kv.Value.Clone());
+        var badGenerator = good.Tensors.ToDictionary(kv => kv.Key, kv => kv.Key == "rng.dropout" ? zeros([3], ScalarType.Byte) : kv.Value.clone());
         Assert.Throws<InvalidDataException>(() => learner.ImportState(new TrainingState(badGenerator, good.Json)));
 
         using var after = learner.ExportState();

@@ -4,8 +4,9 @@ using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.TrainingData;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using static PrefOnline.Learning.Tests.Training.LearnerFixtures;
 
 namespace PrefOnline.Learning.Tests.Training;
@@ -16,7 +17,7 @@ namespace PrefOnline.Learning.Tests.Training;
 /// </summary>
 public sealed class LearnerTests
 {
-    private static readonly AdamWOptions FastAdam = new() { LearningRate = 1e-3, WeightDecay = 0, Fused = true };
+    private static readonly AdamWOptions FastAdam = new() { LearningRate = 1e-3, WeightDecay = 0 };
 
     public static IEnumerable<object[]> AllObjectives() => ObjectiveNames.All.Select(n => new object[] { n });
 
@@ -40,7 +41,7 @@ public sealed class LearnerTests
     [MemberData(nameof(AllObjectives))]
     public void One_update_of_every_objective_moves_log_probs_towards_the_better_sample(string name)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         // 6 prompts × 2 samples; sample 0 of each prompt is the better one.
@@ -81,7 +82,7 @@ public sealed class LearnerTests
     [Fact]
     public void An_update_takes_T_inner_steps_on_the_same_batch()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policyOne = Policy();
         using var policyFour = Policy();
         using var reference = new ReferenceModel(policyOne);
@@ -109,7 +110,7 @@ public sealed class LearnerTests
     [Fact]
     public void Batches_drawn_from_the_replay_buffer_mix_fresh_and_replayed_rollouts_and_report_their_staleness()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         var buffer = new ReplayBuffer<Rollout>(new ReplayBufferOptions { Capacity = 64, FreshFraction = 0.5, MaxReuse = 4, MaxStaleness = 8, Seed = 5 });
         using var learner = new Learner(policy, null, Tokenizer, new LearnerOptions
@@ -143,7 +144,7 @@ public sealed class LearnerTests
     [Fact]
     public void Human_pairs_are_trained_on_with_or_without_tokens_and_mix_with_on_policy_pairs()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var pairs = new[]
@@ -177,7 +178,7 @@ public sealed class LearnerTests
     [InlineData(ObjectiveNames.Rwr)]
     public void Reward_objectives_learn_from_human_pairs_as_two_sample_groups(string name)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         var pairs = Enumerable.Range(0, 4).Select(i => HumanPair($"h{i}", $"q{i}:", $"good{i}", $"bad{i}x", withTokens: false)).ToArray();
         var texts = pairs.SelectMany(p => new[] { (p.Prompt, p.Chosen), (p.Prompt, p.Rejected) }).ToList();
@@ -202,7 +203,7 @@ public sealed class LearnerTests
     [Fact]
     public void Update_from_buffers_draws_the_configured_number_of_human_pairs()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var rollouts = new ReplayBuffer<Rollout>(new ReplayBufferOptions { Seed = 1 });
@@ -225,7 +226,7 @@ public sealed class LearnerTests
     [Fact]
     public void A_pairwise_objective_with_no_reward_differences_has_nothing_to_learn()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var before = WeightBytes(policy);
@@ -242,7 +243,7 @@ public sealed class LearnerTests
     [Fact]
     public void Unusable_items_are_dropped_and_counted_and_the_rest_still_trains()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var rollouts = Rollouts(policy, 2, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 17);
@@ -263,7 +264,7 @@ public sealed class LearnerTests
     [Fact]
     public void The_update_maps_to_the_guardrail_report()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam });
@@ -284,7 +285,7 @@ public sealed class LearnerTests
     [Fact]
     public void The_KL_to_reference_is_that_of_the_weights_the_update_leaves_behind()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var rollouts = Rollouts(policy, 4, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 19);
@@ -296,12 +297,12 @@ public sealed class LearnerTests
         // (the step's own forward saw π_ref and would have reported 0), and it equals a fresh measurement.
         Assert.True(update.KlToReference > 1e-6, $"KL after one step {update.KlToReference}");
         var sequences = SequenceBatch.FromTokens(rollouts.Select(r => (r.PromptTokens.ToArray(), r.CompletionTokens.ToArray())).ToList(), policy.Config.ContextLength, Tokenizer.PaddingId);
-        policy.Eval();
-        using (NoGradScope.Enter())
+        policy.eval();
+        using (no_grad())
         {
             var now = SequenceLogProbs.Compute(policy, sequences, LogProbReduction.Sum, keepDistributions: true);
             var then = reference.Compute(sequences, LogProbReduction.Sum, keepDistributions: true);
-            Assert.Equal(PolicyDivergence.TokenKl(now, then, KlEstimator.FullVocabulary).Sum(1).Mean().ToDouble(), update.KlToReference!.Value, 5);
+            Assert.Equal(PolicyDivergence.TokenKl(now, then, KlEstimator.FullVocabulary).sum(1).mean().ToDouble(), update.KlToReference!.Value, 5);
         }
     }
 

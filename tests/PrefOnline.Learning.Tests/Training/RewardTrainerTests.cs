@@ -1,11 +1,13 @@
+using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Reward;
 using PrefOnline.Learning.Tests.Models;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.TrainingData;
 using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using static PrefOnline.Learning.Tests.Training.LearnerFixtures;
 
 namespace PrefOnline.Learning.Tests.Training;
@@ -19,7 +21,7 @@ public sealed class RewardTrainerTests
 {
     private static RewardTrainerOptions Options(double heldOut = 0.2) => new()
     {
-        Optimizer = new AdamWOptions { LearningRate = 1e-3, WeightDecay = 0, Fused = true },
+        Optimizer = new AdamWOptions { LearningRate = 1e-3, WeightDecay = 0 },
         BatchSize = 16,
         ReplayPerStep = 16,
         WindowCapacity = 256,
@@ -45,7 +47,7 @@ public sealed class RewardTrainerTests
     [Fact]
     public void It_learns_a_toy_preference_to_high_held_out_accuracy_and_the_live_agreement_rises()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         using var trainer = new RewardTrainer(model, Tokenizer, Options());
         var agreements = new List<bool>();
@@ -70,7 +72,7 @@ public sealed class RewardTrainerTests
     [Fact]
     public void The_held_out_split_is_by_id_and_the_accuracy_is_that_of_exactly_those_pairs()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         var options = Options(heldOut: 0.3) with { EvaluateEvery = 1000 };
         using var trainer = new RewardTrainer(model, Tokenizer, options);
@@ -102,7 +104,7 @@ public sealed class RewardTrainerTests
     [Fact]
     public void Held_out_accuracy_is_withheld_until_enough_pairs_are_held_out()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         using var trainer = new RewardTrainer(model, Tokenizer, Options(heldOut: 0.2) with { MinHeldOutPairs = 50 });
         trainer.AddPairs(ToyPairs(100, seed: 3));
@@ -115,7 +117,7 @@ public sealed class RewardTrainerTests
     [Fact]
     public void Ratings_are_regressed_onto_the_documented_logit_scale()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         var options = Options(heldOut: 0.2) with { RatingMin = 1, RatingMax = 5, RatingLogitRange = 4 };
         using var trainer = new RewardTrainer(model, Tokenizer, options);
@@ -143,7 +145,7 @@ public sealed class RewardTrainerTests
     [Fact]
     public void A_step_mixes_new_and_replayed_labels_of_both_kinds()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         using var trainer = new RewardTrainer(model, Tokenizer, Options(heldOut: 0) with { BatchSize = 4, ReplayPerStep = 3 });
         trainer.AddPairs(ToyPairs(4, seed: 5));
@@ -167,18 +169,18 @@ public sealed class RewardTrainerTests
     [Fact]
     public void A_NaN_gradient_skips_the_step_and_leaves_weights_and_optimizer_untouched()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         using var trainer = new RewardTrainer(model, Tokenizer, Options(heldOut: 0));
         trainer.AddPairs(ToyPairs(16, seed: 7));
         trainer.Train();
-        var weights = TensorBytes(model.StateDict());
+        var weights = TensorBytes(model.state_dict());
         byte[] optimizer;
         using (var s = trainer.ExportState()) optimizer = TensorBytes(s.Tensors);
         trainer.AfterBackward = parameters =>
         {
-            using var inner = DisposeScope.Enter();
-            parameters[0].Grad!.MulInPlace(double.PositiveInfinity);
+            using var inner = NewDisposeScope();
+            parameters[0].grad!.mul_(double.PositiveInfinity);
         };
 
         trainer.AddPairs(ToyPairs(16, seed: 8, firstId: 50));
@@ -186,14 +188,14 @@ public sealed class RewardTrainerTests
 
         Assert.False(step.Applied);
         Assert.Equal(1, trainer.Counters.StepsSkipped);
-        Assert.Equal(weights, TensorBytes(model.StateDict()));
+        Assert.Equal(weights, TensorBytes(model.state_dict()));
         using (var s = trainer.ExportState()) Assert.Equal(optimizer, TensorBytes(s.Tensors));
     }
 
     [Fact]
     public void Bad_pairs_are_rejected_with_a_reason_and_never_queued()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var model = Model();
         using var trainer = new RewardTrainer(model, Tokenizer, Options());
         var results = trainer.AddPairs([HumanPair("", "q:", "a", "b", false), HumanPair("same", "q:", "a", "a", false), HumanPair("ok", "q:", "a", "b", false)]);
@@ -209,7 +211,7 @@ public sealed class RewardTrainerTests
     [Fact]
     public void Save_load_continue_equals_an_uninterrupted_run()
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var directory = ModelTestSupport.TempDirectory("reward-state");
         var options = Options() with { EvaluateEvery = 3 };
         using var modelA = Model();
@@ -220,20 +222,20 @@ public sealed class RewardTrainerTests
         var tensors = Path.Combine(directory, RewardTrainer.StateTensorsFileName);
         var json = Path.Combine(directory, RewardTrainer.StateJsonFileName);
         using (var state = trainerA.ExportState()) state.Save(tensors, json);
-        var saved = modelA.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone().DetachFromScope());
+        var saved = modelA.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
         var later = ToyPairs(150, seed: 10, firstId: 1000);
         trainerA.AddPairs(later);
         trainerA.Train(flush: true);
 
         using var modelB = Model(seed: 99);
-        modelB.LoadStateDict(saved);
+        StateDicts.Load(modelB, saved);
         using var trainerB = new RewardTrainer(modelB, Tokenizer, options);
         using (var loaded = TrainingState.Load(tensors, json)) trainerB.ImportState(loaded);
         Assert.Equal(trainerA.HeldOutPairCount - later.Count(p => HeldOutSplit.IsHeldOut(p.Id, 0.2)), trainerB.HeldOutPairCount);
         trainerB.AddPairs(later);
         trainerB.Train(flush: true);
 
-        Assert.Equal(TensorBytes(modelA.StateDict()), TensorBytes(modelB.StateDict()));
+        Assert.Equal(TensorBytes(modelA.state_dict()), TensorBytes(modelB.state_dict()));
         Assert.Equal(trainerA.Counters, trainerB.Counters);
         Assert.Equal(trainerA.HeldOut, trainerB.HeldOut);
         Assert.Equal(trainerA.WindowCount, trainerB.WindowCount);

@@ -86,7 +86,8 @@ public class BenchmarkRunnerTests
             Assert.True(r.Ours.Best > 0 && r.Reference!.Best > 0);
         });
         Assert.Equal(1, report.Environment.LibtorchThreads);
-        Assert.EndsWith("libblas.so.3", report.Environment.BlasLibrary);
+        Assert.StartsWith("0.107.0 (cpu)", report.Environment.TorchSharp);
+        Assert.Equal("2.10.0", report.Environment.Libtorch);
     }
 
     [Fact]

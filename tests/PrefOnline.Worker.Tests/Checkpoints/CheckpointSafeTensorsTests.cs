@@ -1,6 +1,8 @@
-using PrefOnline.Torch;
-using PrefOnline.Torch.Modules;
-using PrefOnline.Torch.Serialization;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using PrefOnline.Tensors.Serialization;
 using PrefOnline.Worker.Checkpoints;
 
 namespace PrefOnline.Worker.Tests.Checkpoints;
@@ -15,9 +17,9 @@ public sealed class CheckpointSafeTensorsTests
         using var thread = new TensorThread("checkpoint-test");
         var (layer, expected) = await thread.RunAsync(() =>
         {
-            TorchRuntime.ManualSeed(1234);
-            var linear = new Linear(16, 8);
-            return (linear, linear.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.ToArray<float>()));
+            manual_seed(1234);
+            var linear = nn.Linear(16, 8);
+            return (linear, linear.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray()));
         });
 
         using (var store = await temp.OpenAsync())
@@ -25,7 +27,7 @@ public sealed class CheckpointSafeTensorsTests
             store.StartNewLineage();
             await store.WriteAsync(new CheckpointDraft()
                 .AddFileAt("policy.safetensors", (path, ct) => new ValueTask(thread.RunAsync(
-                    () => SafeTensorsFile.Write(path, layer.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), new Dictionary<string, string> { ["format"] = "pt" }), ct)))
+                    () => SafeTensorsFile.Write(path, layer.named_parameters().Select(p => KeyValuePair.Create(p.name, (Tensor)p.parameter)), new Dictionary<string, string> { ["format"] = "pt" }), ct)))
                 .SetMetric("reward", 0.5));
         }
 
@@ -33,7 +35,7 @@ public sealed class CheckpointSafeTensorsTests
         var loaded = await thread.RunAsync(() =>
         {
             using var content = SafeTensorsFile.Read(checkpoint.GetPath("policy.safetensors"));
-            return content.Tensors.ToDictionary(t => t.Key, t => t.Value.ToArray<float>());
+            return content.Tensors.ToDictionary(t => t.Key, t => t.Value.data<float>().ToArray());
         });
         Assert.Equal(expected.Keys.Order(), loaded.Keys.Order());
         foreach (var (name, values) in expected) Assert.Equal(values, loaded[name]);

@@ -42,6 +42,22 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
+    public void CudaInACpuBuildAndUnknownDevicesOrDtypesAreOneLineEachNamingTheKey()
+    {
+        var (_, cuda) = Check(new() { ["Model:Device"] = "cuda" });
+        Assert.Equal(["Model:Device 'cuda:0' needs a CUDA build of the tensor engine; this one is TorchSharp-cpu (build with -p:TorchBackend=cuda, or use the GPU image)"], cuda);
+
+        var (_, problems) = Check(new() { ["Model:Device"] = "gpu0", ["Model:Dtype"] = "float16" });
+        Assert.Equal(2, problems.Count);
+        Assert.Single(problems, p => p.StartsWith("Model:Device unknown device 'gpu0': use cpu, cuda or cuda:N", StringComparison.Ordinal));
+        Assert.Single(problems, p => p.StartsWith("Model:Dtype unknown dtype 'float16': use float32 or bfloat16", StringComparison.Ordinal));
+
+        var (settings, none) = Check(new() { ["Model:Device"] = "CPU", ["Model:Dtype"] = "bfloat16" });
+        Assert.Empty(none);
+        Assert.Equal("cpu bfloat16", settings.Model.Placement.ToString());
+    }
+
+    [Fact]
     public void AValueOfTheWrongTypeNamesTheKeyInsteadOfThrowing()
     {
         var (_, problems) = Check(new() { ["Learner:InnerSteps"] = "many", ["Scoring:LabelWait"] = "soon" });

@@ -1,4 +1,6 @@
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
 using PrefOnline.Worker.Observability.Health;
 
 namespace PrefOnline.Worker.Tests.Observability;

@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Experiments.Bandit;
 
@@ -22,9 +23,9 @@ public sealed class BanditEnvironment : IDisposable
         EvalStates = evalStates;
         this.trainStates = trainStates;
         ReferenceReward = referenceProbabilities.Zip(rewards, (p, r) => p * r).Sum();
-        ReferenceLogProbs = Tensor.FromArray(referenceProbabilities.Select(p => (float)Math.Log(p)).ToArray()).DetachFromScope();
-        ReferenceProbs = Tensor.FromArray(referenceProbabilities.Select(p => (float)p).ToArray()).DetachFromScope();
-        RewardVector = Tensor.FromArray(rewards.Select(r => (float)r).ToArray()).DetachFromScope();
+        ReferenceLogProbs = tensor(referenceProbabilities.Select(p => (float)Math.Log(p)).ToArray()).DetachFromDisposeScope();
+        ReferenceProbs = tensor(referenceProbabilities.Select(p => (float)p).ToArray()).DetachFromDisposeScope();
+        RewardVector = tensor(rewards.Select(r => (float)r).ToArray()).DetachFromDisposeScope();
     }
 
     /// <summary>π_ref(a) per bin (sums to 1).</summary>
@@ -64,9 +65,9 @@ public sealed class BanditEnvironment : IDisposable
     public static BanditEnvironment Create(BanditOptions options, int seed)
     {
         ArgumentNullException.ThrowIfNull(options);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         using var referenceGenerator = new Generator(BanditExperiment.DeriveSeed(seed, "reference"));
-        var uniforms = Tensor.Rand([options.ReferenceSamples], referenceGenerator, ScalarType.Float64).ToArray<double>();
+        var uniforms = rand([options.ReferenceSamples], dtype: ScalarType.Float64, generator: referenceGenerator).data<double>().ToArray();
         var counts = new long[options.Bins];
         foreach (var u in uniforms)
         {
@@ -83,7 +84,7 @@ public sealed class BanditEnvironment : IDisposable
         Tensor States(string purpose, int count)
         {
             using var generator = new Generator(BanditExperiment.DeriveSeed(seed, purpose));
-            return Tensor.Rand([count, options.ContextDimension], generator).DetachFromScope();
+            return rand([count, options.ContextDimension], generator: generator).DetachFromDisposeScope();
         }
 
         var train = new Dictionary<BanditMode, Tensor>

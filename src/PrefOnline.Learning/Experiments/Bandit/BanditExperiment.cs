@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 
 namespace PrefOnline.Learning.Experiments.Bandit;
 
@@ -36,7 +37,7 @@ public static class BanditExperiment
 
             foreach (var mode in options.Modes)
             {
-                using var fitted = initial.Clone();
+                using var fitted = initial.Copy();
                 Pretrain(fitted, environment.TrainStates(mode), environment, options);
                 pretrained[mode].Add(Evaluate(fitted, environment));
                 foreach (var method in options.Methods)
@@ -56,13 +57,13 @@ public static class BanditExperiment
     /// <summary>Minimises KL(π‖π_ref) averaged over the states with Adam (BanditLearner.run_sft).</summary>
     public static void Pretrain(BanditPolicy policy, Tensor states, BanditEnvironment environment, BanditOptions options)
     {
-        using var optimizer = new AdamW(policy.Parameters(), new AdamWOptions { LearningRate = options.PretrainLearningRate, WeightDecay = 0 });
+        using var optimizer = new AdamWOptimizer(policy.parameters(), new AdamWOptions { LearningRate = options.PretrainLearningRate, WeightDecay = 0 });
         for (var step = 0; step < options.PretrainSteps; step++)
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             var kl = KlToReference(policy, states, environment);
             optimizer.ZeroGrad();
-            kl.Backward();
+            kl.backward();
             optimizer.Step();
         }
     }
@@ -70,18 +71,18 @@ public static class BanditExperiment
     /// <summary>Mean over states of KL(π(·|s)‖π_ref) = Σ_a π(a|s)(log π(a|s) − log π_ref(a)), exact.</summary>
     public static Tensor KlToReference(BanditPolicy policy, Tensor states, BanditEnvironment environment)
     {
-        using var scope = DisposeScope.Enter();
-        var logp = policy.Forward(states).LogSoftmax(1);                                   // (S, A)
-        return (logp.Exp() * (logp - environment.ReferenceLogProbs)).Sum(1).Mean().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        var logp = policy.forward(states).log_softmax(1);                                   // (S, A)
+        return (logp.exp() * (logp - environment.ReferenceLogProbs)).sum(1).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>E_{s ∈ held-out} Σ_a π(a|s)·r(a).</summary>
     public static double Evaluate(BanditPolicy policy, BanditEnvironment environment)
     {
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
-        var probs = policy.Forward(environment.EvalStates).Softmax(1);                     // (E, A)
-        return probs.Matmul(environment.RewardVector).Mean().ToDouble();                    // (E,) → scalar
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var probs = policy.forward(environment.EvalStates).softmax(1);                     // (E, A)
+        return probs.mv(environment.RewardVector).mean().ToDouble();                        // (E,) → scalar
     }
 
     /// <summary>One method × mode × seed from the fitted policy (which is left untouched).</summary>
@@ -89,8 +90,8 @@ public static class BanditExperiment
     {
         var clock = Stopwatch.StartNew();
         var learningRate = options.LearningRateFor(method, mode);
-        using var policy = fitted.Clone();
-        using var optimizer = new AdamW(policy.Parameters(), new AdamWOptions { LearningRate = learningRate, WeightDecay = 0 });
+        using var policy = fitted.Copy();
+        using var optimizer = new AdamWOptimizer(policy.parameters(), new AdamWOptions { LearningRate = learningRate, WeightDecay = 0 });
         var objective = new TrainingObjective(ObjectiveFor(method, options));
         var pairBuilder = PairBuilderFor(method, mode, options);
         var baseline = new MovingAverageBaseline(decay: null, normalizeByStd: true);
@@ -106,7 +107,7 @@ public static class BanditExperiment
 
         for (var b = 0; b < batches; b++)
         {
-            using var batchScope = DisposeScope.Enter();
+            using var batchScope = NewDisposeScope();
             var batch = SampleBatch(b == 0 ? null : policy, states, environment, options, sampler);
             samples += batch.Rewards.Length;
             var inputs = BuildInputs(objective, batch, environment, pairBuilder, baseline, out var pairs);
@@ -115,11 +116,11 @@ public static class BanditExperiment
             for (var t = 0; t < stepsPerBatch; t++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                using var stepScope = DisposeScope.Enter();
-                var logp = policy.Forward(states).LogSoftmax(1).Gather(1, batch.Actions).Reshape(-1);   // (S·N,)
+                using var stepScope = NewDisposeScope();
+                var logp = policy.forward(states).log_softmax(1).gather(1, batch.Actions).reshape(-1);   // (S·N,)
                 var result = objective.Compute(inputs(logp));
                 optimizer.ZeroGrad();
-                result.Loss.Backward();
+                result.Loss.backward();
                 optimizer.Step();
                 curve.Add(Evaluate(policy, environment));
             }
@@ -134,15 +135,15 @@ public static class BanditExperiment
 
     private static Batch SampleBatch(BanditPolicy? policy, Tensor states, BanditEnvironment environment, BanditOptions options, Generator sampler)
     {
-        using var scope = DisposeScope.Enter();
-        using var noGrad = NoGradScope.Enter();
-        var stateCount = states.Size(0);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var stateCount = states.size(0);
         var logp = policy is null
-            ? environment.ReferenceLogProbs.Unsqueeze(0).Expand(stateCount, options.Bins)   // (S, A)
-            : policy.Forward(states).LogSoftmax(1);
-        var actions = logp.Exp().Multinomial(options.SamplesPerState, replacement: true, sampler);  // (S, N)
-        var behaviour = logp.Gather(1, actions).Reshape(-1);                                         // (S·N,)
-        var flat = actions.Reshape(-1).ToArray<long>();
+            ? environment.ReferenceLogProbs.unsqueeze(0).expand(stateCount, options.Bins)   // (S, A)
+            : policy.forward(states).log_softmax(1);
+        var actions = logp.exp().multinomial(options.SamplesPerState, replacement: true, generator: sampler);  // (S, N)
+        var behaviour = logp.gather(1, actions).reshape(-1);                                         // (S·N,)
+        var flat = actions.reshape(-1).data<long>().ToArray();
         var rewards = flat.Select(a => environment.Rewards[(int)a]).ToArray();
         var groups = Enumerable.Range(0, flat.Length).Select(i => i / options.SamplesPerState).ToArray();
         scope.MoveToOuter(actions, behaviour);
@@ -154,9 +155,9 @@ public static class BanditExperiment
     private static Func<Tensor, ObjectiveInputs> BuildInputs(TrainingObjective objective, Batch batch, BanditEnvironment environment,
         PairBuilder? pairBuilder, MovingAverageBaseline baseline, out int pairCount)
     {
-        var flatActions = batch.Actions.Reshape(-1);
-        var reference = environment.ReferenceLogProbs.IndexSelect(0, flatActions);                 // (S·N,)
-        var rewards = Tensor.FromArray(batch.Rewards.Select(r => (float)r).ToArray());
+        var flatActions = batch.Actions.reshape(-1);
+        var reference = environment.ReferenceLogProbs.index_select(0, flatActions);                 // (S·N,)
+        var rewards = tensor(batch.Rewards.Select(r => (float)r).ToArray());
         Tensor? pairs = null;
         pairCount = 0;
         if (pairBuilder is not null)
@@ -166,7 +167,7 @@ public static class BanditExperiment
             pairs = PairBuilder.ToTensor(built);
         }
         Tensor? advantages = objective.NeedsAdvantages
-            ? Tensor.FromArray(baseline.Advantages(batch.Rewards).Select(a => (float)a).ToArray())
+            ? tensor(baseline.Advantages(batch.Rewards).Select(a => (float)a).ToArray())
             : null;
         return logp => new ObjectiveInputs
         {

@@ -1,5 +1,6 @@
-using PrefOnline.Torch;
-using PrefOnline.Torch.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 
 namespace PrefOnline.Learning.Experiments.Bandit;
 
@@ -8,33 +9,43 @@ namespace PrefOnline.Learning.Experiments.Bandit;
 /// Linear 256 → ReLU → Linear 256 → ReLU → Linear A logits. Weights Xavier-uniform with gain 0.01 and
 /// zero biases (utils.weight_init), so it starts near uniform and the pre-fit shapes it.
 /// </summary>
-public sealed class BanditPolicy : Module
+public sealed class BanditPolicy : nn.Module<Tensor, Tensor>
 {
     public const int FeatureWidth = 50;
     public const int HiddenWidth = 256;
     public const double InitGain = 1e-2;
 
-    private readonly Linear input;
-    private readonly LayerNorm norm;
-    private readonly Linear hidden1;
-    private readonly Linear hidden2;
-    private readonly Linear output;
+    private Linear input;
+    private LayerNorm norm;
+    private Linear hidden1;
+    private Linear hidden2;
+    private Linear output;
 
-    public BanditPolicy(int contextDimension, int actions, Generator generator)
+    public BanditPolicy(int contextDimension, int actions, Generator generator) : base(nameof(BanditPolicy))
     {
         ContextDimension = contextDimension;
         Actions = actions;
-        input = RegisterModule("input", new Linear(contextDimension, FeatureWidth, generator: generator));
-        norm = RegisterModule("norm", new LayerNorm(FeatureWidth));
-        hidden1 = RegisterModule("hidden1", new Linear(FeatureWidth, HiddenWidth, generator: generator));
-        hidden2 = RegisterModule("hidden2", new Linear(HiddenWidth, HiddenWidth, generator: generator));
-        output = RegisterModule("output", new Linear(HiddenWidth, actions, generator: generator));
+        input = nn.Linear(contextDimension, FeatureWidth);
+        norm = nn.LayerNorm(FeatureWidth);
+        hidden1 = nn.Linear(FeatureWidth, HiddenWidth);
+        hidden2 = nn.Linear(HiddenWidth, HiddenWidth);
+        output = nn.Linear(HiddenWidth, actions);
+        RegisterComponents();
+        using var noGrad = no_grad();
+        // torch.nn.Linear's own init first (U(±1/√in) for weight, then bias), drawn from the seeded
+        // generator so the stream of draws is the reference's; then utils.weight_init on top.
         foreach (var layer in new[] { input, hidden1, hidden2, output })
         {
-            var shape = layer.Weight.Shape;                                   // [out, in]
+            var fanIn = layer.weight!.shape[1];
+            layer.weight.uniform_(-1 / Math.Sqrt(fanIn), 1 / Math.Sqrt(fanIn), generator);
+            layer.bias!.uniform_(-1 / Math.Sqrt(fanIn), 1 / Math.Sqrt(fanIn), generator);
+        }
+        foreach (var layer in new[] { input, hidden1, hidden2, output })
+        {
+            var shape = layer.weight!.shape;                                  // [out, in]
             var bound = InitGain * Math.Sqrt(6.0 / (shape[0] + shape[1]));
-            layer.Weight.UniformInPlace(-bound, bound, generator);
-            layer.Bias!.Fill(0);
+            layer.weight.uniform_(-bound, bound, generator);
+            layer.bias!.fill_(0);
         }
     }
 
@@ -43,21 +54,21 @@ public sealed class BanditPolicy : Module
     public int Actions { get; }
 
     /// <summary>(S, D) contexts → (S, A) logits.</summary>
-    public Tensor Forward(Tensor states)
+    public override Tensor forward(Tensor states)
     {
-        using var scope = DisposeScope.Enter();
-        var h = norm.Forward(input.Forward(states)).Relu();                   // (S, 50)
-        h = hidden1.Forward(h).Relu();                                         // (S, 256)
-        h = hidden2.Forward(h).Relu();                                         // (S, 256)
-        return output.Forward(h).MoveToOuterScope();                           // (S, A)
+        using var scope = NewDisposeScope();
+        var h = norm.forward(input.forward(states)).relu();                   // (S, 50)
+        h = hidden1.forward(h).relu();                                         // (S, 256)
+        h = hidden2.forward(h).relu();                                         // (S, 256)
+        return output.forward(h).MoveToOuterDisposeScope();                    // (S, A)
     }
 
     /// <summary>A new policy with a copy of these weights.</summary>
-    public BanditPolicy Clone()
+    public BanditPolicy Copy()
     {
         using var generator = new Generator(0);
         var copy = new BanditPolicy(ContextDimension, Actions, generator);
-        copy.LoadStateDict(StateDict());
+        Models.StateDicts.Load(copy, state_dict());
         return copy;
     }
 }

@@ -7,8 +7,9 @@ using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.TrainingData;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Learning.Optimization;
 using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
 namespace PrefOnline.Learning.Experiments.Length;
@@ -105,8 +106,7 @@ public static class LengthExperiment
         var policy = PolicyModel.Create(Gpt2Config.Tiny(Tokenizer.VocabularySize), BanditExperiment.DeriveSeed(seed, "length-init"));
         try
         {
-            // Fused AdamW: bit-reproducibility run to run is all the experiment needs (it is elementwise).
-            using var optimizer = new AdamW(policy.Parameters(), new AdamWOptions { LearningRate = options.PretrainLearningRate, WeightDecay = 0, Fused = true });
+            using var optimizer = new AdamWOptimizer(policy.parameters(), new AdamWOptions { LearningRate = options.PretrainLearningRate, WeightDecay = 0 });
             var random = new Xoshiro256StarStar(BanditExperiment.DeriveSeed(seed, "length-corpus"));
             for (var step = 0; step < options.PretrainSteps; step++)
             {
@@ -119,13 +119,13 @@ public static class LengthExperiment
                     var length = corpus.LengthAt(random.NextDouble());
                     rows.Add((Tokenizer.Encode(prompt), [.. Tokenizer.Encode(LengthCorpus.Completion(prompt, length)), Tokenizer.EndOfSequenceId]));
                 }
-                using var scope = DisposeScope.Enter();
+                using var scope = NewDisposeScope();
                 using var batch = SequenceBatch.FromTokens(rows, policy.Config.ContextLength, Tokenizer.PaddingId);
                 var logProbs = SequenceLogProbs.Compute(policy, batch, LogProbReduction.Sum);
-                var loss = logProbs.Values.Sum().Neg() / logProbs.Mask.Sum();               // mean token NLL
+                var loss = logProbs.Values.sum().neg() / logProbs.Mask.sum();               // mean token NLL
                 optimizer.ZeroGrad();
-                loss.Backward();
-                GradientTools.ClipGradNorm(optimizer.Parameters, 1.0);
+                loss.backward();
+                GradientClipping.ClipGradNorm(optimizer.Parameters, 1.0);
                 optimizer.Step();
                 optimizer.ZeroGrad();
             }
@@ -146,12 +146,12 @@ public static class LengthExperiment
     /// </summary>
     public static LengthEvaluation Evaluate(PolicyModel policy, LengthCorpus corpus, LengthTask task)
     {
-        var wasTraining = policy.Training;
-        policy.Eval();
+        var wasTraining = policy.training;
+        policy.eval();
         try
         {
-            using var scope = DisposeScope.Enter();
-            using var noGrad = NoGradScope.Enter();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
             var prompts = corpus.Prompts;
             var promptLength = prompts[0].Length;
             var width = promptLength + corpus.MaxLength;
@@ -161,13 +161,13 @@ public static class LengthExperiment
                 var row = Tokenizer.Encode(prompts[i] + LengthCorpus.Completion(prompts[i], corpus.MaxLength));
                 for (var j = 0; j < width; j++) tokens[i * width + j] = row[j];
             }
-            var logp = policy.Forward(Tensor.FromArray(tokens, prompts.Count, width)).LogSoftmax(-1);   // (P, W, V)
+            var logp = policy.Forward(tensor(tokens, [prompts.Count, width])).log_softmax(-1);   // (P, W, V)
             // Completion token j is predicted at position promptLength − 1 + j, j = 0..MaxLength.
-            var positions = logp.Slice(1, promptLength - 1, width);                                      // (P, MaxLength + 1, V)
-            var eos = positions.Select(2, Tokenizer.EndOfSequenceId).To(ScalarType.Float64).ToArray<double>();   // (P·(Max+1))
-            var next = positions.Slice(1, 0, corpus.MaxLength)
-                .Gather(2, Tensor.FromArray(tokens, prompts.Count, width).Slice(1, promptLength, width).Unsqueeze(-1))
-                .Squeeze(-1).To(ScalarType.Float64).ToArray<double>();                                  // (P·Max)
+            var positions = logp.slice(1, promptLength - 1, width, 1);                                      // (P, MaxLength + 1, V)
+            var eos = positions.select(2, Tokenizer.EndOfSequenceId).to(ScalarType.Float64).data<double>().ToArray();   // (P·(Max+1))
+            var next = positions.slice(1, 0, corpus.MaxLength, 1)
+                .gather(2, tensor(tokens, [prompts.Count, width]).slice(1, promptLength, width, 1).unsqueeze(-1))
+                .squeeze(-1).to(ScalarType.Float64).data<double>().ToArray();                                  // (P·Max)
 
             var distribution = new double[corpus.MaxLength + 1];
             for (var i = 0; i < prompts.Count; i++)
@@ -186,7 +186,7 @@ public static class LengthExperiment
         }
         finally
         {
-            policy.Train(wasTraining);
+            policy.train(wasTraining);
         }
     }
 
@@ -280,7 +280,7 @@ public static class LengthExperiment
         Objective = LengthMethods.Objective(method, options),
         Pairing = LengthMethods.Pairing(method),
         InnerSteps = innerSteps,
-        Optimizer = new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = 0, Fused = true },
+        Optimizer = new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = 0 },
         MaxGradNorm = 1.0,
         Kl = new KlControlOptions { Coefficient = options.KlCoefficient },
         KlMetric = KlEstimator.FullVocabulary,           // exact, and cheap with the byte vocabulary

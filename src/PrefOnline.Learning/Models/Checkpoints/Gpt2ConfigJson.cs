@@ -17,7 +17,8 @@ internal static class Gpt2ConfigJson
     /// <summary>Hugging Face's default for every *_pdrop when config.json leaves it out.</summary>
     private const double HuggingFaceDefaultDropout = 0.1;
 
-    public static JsonObject ToJson(Gpt2Config config, string architecture, int? endOfSequenceId, int? paddingId, JsonObject? own = null)
+    /// <param name="torchDtype">The dtype the weights are stored in (Hugging Face's torch_dtype): float32 or bfloat16.</param>
+    public static JsonObject ToJson(Gpt2Config config, string architecture, int? endOfSequenceId, int? paddingId, JsonObject? own = null, string torchDtype = "float32")
     {
         var json = new JsonObject
         {
@@ -40,7 +41,7 @@ internal static class Gpt2ConfigJson
             ["scale_attn_by_inverse_layer_idx"] = false,
             ["reorder_and_upcast_attn"] = false,
             ["tie_word_embeddings"] = true,
-            ["torch_dtype"] = "float32",
+            ["torch_dtype"] = torchDtype,
         };
         if (endOfSequenceId is { } eos)
         {

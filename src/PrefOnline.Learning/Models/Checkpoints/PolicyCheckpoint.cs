@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Tensors;
+using PrefOnline.Tensors.Serialization;
 
 namespace PrefOnline.Learning.Models.Checkpoints;
 
@@ -12,9 +14,10 @@ namespace PrefOnline.Learning.Models.Checkpoints;
 /// <item><c>config.json</c>: GPT2Config's keys (model_type gpt2, vocab_size, n_positions, n_embd,
 ///   n_layer, n_head, layer_norm_epsilon, *_pdrop, …) plus a <c>prefonline</c> section;</item>
 /// <item><c>model.safetensors</c>: the trunk's tensors under Hugging Face's names, Conv1D weights
-///   [in, out]; on load a <c>transformer.</c> prefix, the old attention-mask buffers and a tied
-///   <c>lm_head.weight</c> are accepted, float16/bfloat16/float64 become float32, and shards listed
-///   by <c>model.safetensors.index.json</c> are read;</item>
+///   [in, out], in the model's own dtype (float32 or bfloat16; config.json's torch_dtype says which);
+///   on load a <c>transformer.</c> prefix, the old attention-mask buffers and a tied
+///   <c>lm_head.weight</c> are accepted, any floating dtype (float16 too) converts to the placement's,
+///   and shards listed by <c>model.safetensors.index.json</c> are read;</item>
 /// <item>the tokenizer's files (byte tokenizer or GPT-2 BPE vocab.json + merges.txt).</item>
 /// </list>
 /// Any problem becomes one <see cref="InvalidCheckpointException"/> listing all of them.
@@ -39,10 +42,11 @@ public static class PolicyCheckpoint
         return config;
     }
 
-    /// <summary>Model and tokenizer of a checkpoint directory; the caller disposes the result.</summary>
-    public static LoadedPolicy Load(string directory)
+    /// <summary>Model and tokenizer of a checkpoint directory, the model on <paramref name="placement"/>
+    /// (CPU float32 by default); the caller disposes the result.</summary>
+    public static LoadedPolicy Load(string directory, TensorPlacement? placement = null)
     {
-        var model = LoadModel(directory);
+        var model = LoadModel(directory, placement);
         try
         {
             var tokenizer = CheckpointTokenizer.Load(directory);
@@ -58,14 +62,15 @@ public static class PolicyCheckpoint
         }
     }
 
-    /// <summary>Only the model (config.json + weights) of a checkpoint directory; the caller disposes it.</summary>
-    public static PolicyModel LoadModel(string directory)
+    /// <summary>Only the model (config.json + weights) of a checkpoint directory, on <paramref name="placement"/>
+    /// (CPU float32 by default); the caller disposes it.</summary>
+    public static PolicyModel LoadModel(string directory, TensorPlacement? placement = null)
     {
         var config = ReadConfig(directory);
         var problems = new List<string>();
         var files = WeightFiles.Locate(directory, problems);
         if (problems.Count > 0) throw new InvalidCheckpointException(directory, problems);
-        return LoadWeights(directory, files, config);
+        return LoadWeights(directory, files, config, placement);
     }
 
     /// <summary>
@@ -78,9 +83,10 @@ public static class PolicyCheckpoint
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabularySize} tokens but the model only {model.Config.VocabularySize}");
         AtomicDirectory.Write(directory, temp =>
         {
-            var json = Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", tokenizer.EndOfSequenceId, tokenizer.PaddingId, OwnSection());
+            var json = Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", tokenizer.EndOfSequenceId, tokenizer.PaddingId, OwnSection(),
+                model.Placement.DtypeName);
             AtomicDirectory.WriteDurableText(Path.Combine(temp, ConfigFile), Gpt2ConfigJson.Serialize(json));
-            SafeTensorsFile.Write(Path.Combine(temp, WeightsFile), model.StateDict(), HuggingFaceMetadata());
+            SafeTensorsFile.Write(Path.Combine(temp, WeightsFile), model.state_dict(), HuggingFaceMetadata());
             CheckpointTokenizer.Save(tokenizer, temp);
         });
     }
@@ -93,13 +99,14 @@ public static class PolicyCheckpoint
     public static void SaveWeightsFile(string path, PolicyModel model)
     {
         var metadata = HuggingFaceMetadata();
-        metadata[ConfigMetadataKey] = Gpt2ConfigJson.Serialize(Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", null, null, OwnSection()));
-        SafeTensorsFile.Write(path, model.StateDict(), metadata);
+        metadata[ConfigMetadataKey] = Gpt2ConfigJson.Serialize(Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", null, null, OwnSection(),
+            model.Placement.DtypeName));
+        SafeTensorsFile.Write(path, model.state_dict(), metadata);
     }
 
     /// <summary>Loads a file written by <see cref="SaveWeightsFile"/>, or any GPT-2 safetensors file
-    /// when <paramref name="config"/> is given.</summary>
-    public static PolicyModel LoadWeightsFile(string path, Gpt2Config? config = null)
+    /// when <paramref name="config"/> is given, onto <paramref name="placement"/> (CPU float32 by default).</summary>
+    public static PolicyModel LoadWeightsFile(string path, Gpt2Config? config = null, TensorPlacement? placement = null)
     {
         if (!File.Exists(path)) throw new InvalidCheckpointException(path, "file not found");
         if (config is null)
@@ -119,22 +126,23 @@ public static class PolicyCheckpoint
             config = Gpt2ConfigJson.Parse(text, problems);
             if (problems.Count > 0) throw new InvalidCheckpointException(path, problems);
         }
-        return LoadWeights(path, [path], config);
+        return LoadWeights(path, [path], config, placement);
     }
 
-    private static PolicyModel LoadWeights(string where, IReadOnlyList<string> files, Gpt2Config config)
+    private static PolicyModel LoadWeights(string where, IReadOnlyList<string> files, Gpt2Config config, TensorPlacement? placement)
     {
         var problems = new List<string>();
         var content = new List<SafeTensorsContent>();
         var model = new PolicyModel(config, init: null);
         try
         {
-            using var scope = DisposeScope.Enter();
-            var raw = WeightFiles.ReadFloat32(files, content, problems);
+            model.Place(placement ?? TensorPlacement.Cpu);
+            using var scope = NewDisposeScope();
+            var raw = WeightFiles.ReadFloating(files, content, problems);
             var extra = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             var trunk = WeightFiles.MapTrunk(raw, "transformer.", prefixRequired: false, extra, problems);
             foreach (var name in extra.Keys) trunk[name] = extra[name]; // reported as unexpected by Check
-            if (problems.Count == 0) WeightFiles.Check(model.StateDict(), trunk, problems);
+            if (problems.Count == 0) WeightFiles.Check(model.state_dict(), trunk, problems);
             if (problems.Count > 0) throw new InvalidCheckpointException(where, problems);
             WeightFiles.CopyInto(model, trunk);
             return model;

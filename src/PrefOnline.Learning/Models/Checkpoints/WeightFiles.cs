@@ -1,14 +1,14 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Modules;
-using PrefOnline.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using PrefOnline.Tensors.Serialization;
 
 namespace PrefOnline.Learning.Models.Checkpoints;
 
 /// <summary>
-/// Reading Hugging Face-layout safetensors into a module: locating the files, converting half
-/// precision to float32, mapping names (a <c>transformer.</c> prefix, the non-persistent attention
+/// Reading Hugging Face-layout safetensors into a module: locating the files, mapping names (a <c>transformer.</c> prefix, the non-persistent attention
 /// buffers, a tied <c>lm_head.weight</c>) and checking every name and shape before anything is
 /// copied. All problems are collected and reported together.
 /// </summary>
@@ -69,11 +69,12 @@ internal static partial class WeightFiles
     }
 
     /// <summary>
-    /// Every tensor of <paramref name="files"/> as float32, in the caller's <see cref="DisposeScope"/>.
-    /// Non-floating tensors are problems. <paramref name="content"/> must be disposed by the caller
-    /// after the tensors have been copied (it owns the file's own tensors).
+    /// Every tensor of <paramref name="files"/> in its stored dtype (float16, bfloat16, float32 or
+    /// float64; the copy into the model converts). Non-floating tensors are problems.
+    /// <paramref name="content"/> must be disposed by the caller after the tensors have been copied (it
+    /// owns the tensors).
     /// </summary>
-    public static Dictionary<string, Tensor> ReadFloat32(IReadOnlyList<string> files, List<SafeTensorsContent> content, List<string> problems)
+    public static Dictionary<string, Tensor> ReadFloating(IReadOnlyList<string> files, List<SafeTensorsContent> content, List<string> problems)
     {
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var file in files)
@@ -91,12 +92,12 @@ internal static partial class WeightFiles
             content.Add(read);
             foreach (var (name, tensor) in read.Tensors)
             {
-                if (!tensor.Dtype.IsFloatingPoint())
+                if (!is_floating_point(tensor.dtype))
                 {
-                    problems.Add($"{name} holds {tensor.Dtype}, not a floating-point type");
+                    problems.Add($"{name} holds {tensor.dtype}, not a floating-point type");
                     continue;
                 }
-                if (!tensors.TryAdd(name, tensor.Dtype == ScalarType.Float32 ? tensor : tensor.To(ScalarType.Float32)))
+                if (!tensors.TryAdd(name, tensor.dtype == ScalarType.Float32 ? tensor : tensor.to(ScalarType.Float32)))
                     problems.Add($"{name} appears in more than one shard");
             }
         }
@@ -135,7 +136,7 @@ internal static partial class WeightFiles
         if (lmHead is not null)
         {
             if (!trunk.TryGetValue("wte.weight", out var wte)) trunk["wte.weight"] = lmHead;
-            else if (!lmHead.Shape.SequenceEqual(wte.Shape))
+            else if (!lmHead.shape.SequenceEqual(wte.shape))
                 problems.Add($"lm_head.weight [{Dims(lmHead)}] differs in shape from wte.weight [{Dims(wte)}]: only an LM head tied to the token embedding is supported");
             else if (!SameValues(lmHead, wte))
                 problems.Add("lm_head.weight differs from wte.weight: only an LM head tied to the token embedding is supported");
@@ -159,29 +160,30 @@ internal static partial class WeightFiles
         foreach (var (name, want) in expected)
         {
             if (!found.TryGetValue(name, out var got)) continue;
-            if (!want.Shape.SequenceEqual(got.Shape)) badShapes.Add($"{name} is [{Dims(got)}], the config needs [{Dims(want)}]");
+            if (!want.shape.SequenceEqual(got.shape)) badShapes.Add($"{name} is [{Dims(got)}], the config needs [{Dims(want)}]");
             else if (!AllFinite(got)) nonFinite.Add(name);
         }
         if (badShapes.Count > 0) problems.Add($"shape mismatches: {List(badShapes)}");
         if (nonFinite.Count > 0) problems.Add($"tensors holding NaN or Inf: {List(nonFinite)}");
     }
 
-    /// <summary>Copies checked tensors into the module's parameters (names and shapes already verified).</summary>
-    public static void CopyInto(Module module, IReadOnlyDictionary<string, Tensor> tensors) => module.LoadStateDict(tensors, strict: true);
+    /// <summary>Copies checked tensors into the module's parameters (names and shapes already verified),
+    /// converting them to the module's dtype and device.</summary>
+    public static void CopyInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors) => StateDicts.Load(module, tensors, strict: true);
 
     private static bool AllFinite(Tensor t)
     {
-        using var scope = DisposeScope.Enter();
-        return t.IsFinite().All().ToDouble() != 0;
+        using var scope = NewDisposeScope();
+        return t.isfinite().all().ToBoolean();
     }
 
     private static bool SameValues(Tensor a, Tensor b)
     {
-        using var scope = DisposeScope.Enter();
-        return a.Eq(b).All().ToDouble() != 0;
+        using var scope = NewDisposeScope();
+        return a.eq(b).all().ToBoolean();
     }
 
-    public static string Dims(Tensor t) => string.Join(", ", t.Shape);
+    public static string Dims(Tensor t) => string.Join(", ", t.shape);
 
     private static string List(List<string> items) =>
         items.Count <= 8 ? string.Join(", ", items) : $"{string.Join(", ", items.Take(8))} and {items.Count - 8} more";

@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Models.LogProbs;
 
@@ -14,7 +15,7 @@ public static class PolicyDivergence
     public static Tensor TokenKl(SequenceLogProbs policy, SequenceLogProbs reference, KlEstimator estimator)
     {
         CheckPair(policy, reference);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var mask = policy.Mask;
         Tensor kl;
         switch (estimator)
@@ -24,34 +25,34 @@ public static class PolicyDivergence
                 break;
             case KlEstimator.LowVariance:
                 var logRatio = reference.TokenLogProbs - policy.TokenLogProbs;   // log r, r = π_ref / π
-                kl = logRatio.Exp() - 1 - logRatio;
+                kl = logRatio.exp() - 1 - logRatio;
                 break;
             case KlEstimator.FullVocabulary:
                 var (p, q) = (Distributions(policy, "policy"), Distributions(reference, "reference"));
-                kl = (p.Exp() * (p - q)).Sum(-1);                                 // (B, Tc)
+                kl = (p.exp() * (p - q)).sum(-1);                                 // (B, Tc)
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "known estimators: LogRatio, LowVariance, FullVocabulary");
         }
-        return (kl * mask).MoveToOuterScope();
+        return (kl * mask).MoveToOuterDisposeScope();
     }
 
     /// <summary>Entropy H(π(· | x, y&lt;ⱼ)) of the policy's next-token distribution at each completion
     /// position (B, Tc), in nats; needs the log-distributions.</summary>
     public static Tensor Entropy(SequenceLogProbs policy)
     {
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var logp = Distributions(policy, "policy");
-        var entropy = -(logp.Exp() * logp).Sum(-1);                               // (B, Tc)
-        return (entropy * policy.Mask).MoveToOuterScope();
+        var entropy = -(logp.exp() * logp).sum(-1);                               // (B, Tc)
+        return (entropy * policy.Mask).MoveToOuterDisposeScope();
     }
 
     /// <summary>The mean of a per-token quantity over every real token of the batch (a scalar), as
     /// metrics report it: long sequences weigh more than short ones.</summary>
     public static Tensor MeanOverTokens(Tensor perToken, Tensor mask)
     {
-        using var scope = DisposeScope.Enter();
-        return ((perToken * mask).Sum() / mask.Sum().Clamp(min: 1)).MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return ((perToken * mask).sum() / mask.sum().clamp(min: 1)).MoveToOuterDisposeScope();
     }
 
     private static Tensor Distributions(SequenceLogProbs logProbs, string which) =>
@@ -60,9 +61,9 @@ public static class PolicyDivergence
 
     private static void CheckPair(SequenceLogProbs policy, SequenceLogProbs reference)
     {
-        if (!policy.TokenLogProbs.Shape.SequenceEqual(reference.TokenLogProbs.Shape))
+        if (!policy.TokenLogProbs.shape.SequenceEqual(reference.TokenLogProbs.shape))
             throw new ArgumentException(
-                $"policy and reference log-probs differ in shape ([{string.Join(", ", policy.TokenLogProbs.Shape)}] vs " +
-                $"[{string.Join(", ", reference.TokenLogProbs.Shape)}]): compute both on the same SequenceBatch");
+                $"policy and reference log-probs differ in shape ([{string.Join(", ", policy.TokenLogProbs.shape)}] vs " +
+                $"[{string.Join(", ", reference.TokenLogProbs.shape)}]): compute both on the same SequenceBatch");
     }
 }

@@ -1,12 +1,14 @@
 using PrefOnline.Learning.Models.Checkpoints;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Models.LogProbs;
 
 /// <summary>
 /// The frozen reference π_ref that the KL leash measures against: a private copy of the initial
-/// policy, with requires_grad off, always in eval mode (no dropout) and always evaluated under
-/// <see cref="NoGradScope"/>. Nothing outside can reach its weights, so it cannot be updated by mistake.
+/// policy, with requires_grad off, always in eval mode (no dropout) and always evaluated without
+/// gradient (torch.no_grad). It lives where the policy lives (device and dtype). Nothing outside can
+/// reach its weights, so it cannot be updated by mistake.
 /// </summary>
 public sealed class ReferenceModel : IDisposable
 {
@@ -22,32 +24,34 @@ public sealed class ReferenceModel : IDisposable
     private ReferenceModel(Func<PolicyModel> create)
     {
         model = create();
-        model.SetRequiresGrad(false);
-        model.Eval();
+        StateDicts.SetRequiresGrad(model, false);
+        model.eval();
     }
 
-    /// <summary>A reference read from a checkpoint directory (e.g. the run's initial policy).</summary>
-    public static ReferenceModel Load(string checkpointDirectory) => new(() => PolicyCheckpoint.LoadModel(checkpointDirectory));
+    /// <summary>A reference read from a checkpoint directory (e.g. the run's initial policy), on
+    /// <paramref name="placement"/> (CPU float32 by default).</summary>
+    public static ReferenceModel Load(string checkpointDirectory, Tensors.TensorPlacement? placement = null) =>
+        new(() => PolicyCheckpoint.LoadModel(checkpointDirectory, placement));
 
     public Gpt2Config Config => model.Config;
 
     /// <summary>log π_ref of the batch's completions, never with gradient.</summary>
     public SequenceLogProbs Compute(SequenceBatch batch, LogProbReduction reduction, bool keepDistributions = false)
     {
-        using var noGrad = NoGradScope.Enter();
+        using var noGrad = no_grad();
         return SequenceLogProbs.Compute(model, batch, reduction, keepDistributions);
     }
 
     /// <summary>Next-token logits (B, T, V) without gradient (for diagnostics and tests).</summary>
     public Tensor Forward(Tensor tokens, Tensor? attentionMask = null, Tensor? positionIds = null)
     {
-        using var noGrad = NoGradScope.Enter();
+        using var noGrad = no_grad();
         return model.Forward(tokens, attentionMask, positionIds);
     }
 
     /// <summary>A copy of the reference's weights by Hugging Face name (new tensors owned by the caller's scope).</summary>
     public IReadOnlyDictionary<string, Tensor> StateDictCopy() =>
-        model.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone(), StringComparer.Ordinal);
+        model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone(), StringComparer.Ordinal);
 
     public void Dispose() => model.Dispose();
 }

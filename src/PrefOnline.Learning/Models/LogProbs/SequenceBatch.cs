@@ -1,5 +1,6 @@
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Models.LogProbs;
 
@@ -32,11 +33,11 @@ public sealed class SequenceBatch : IDisposable
         CompletionLengths = completionLengths;
         PromptTokensDropped = promptTokensDropped;
         CompletionTruncated = completionTruncated;
-        Tokens = tokens.DetachFromScope();
-        CompletionTokens = completionTokens.DetachFromScope();
-        CompletionMask = completionMask.DetachFromScope();
-        PredictorPositions = predictorPositions.DetachFromScope();
-        LastTokenPositions = lastTokenPositions.DetachFromScope();
+        Tokens = tokens.DetachFromDisposeScope();
+        CompletionTokens = completionTokens.DetachFromDisposeScope();
+        CompletionMask = completionMask.DetachFromDisposeScope();
+        PredictorPositions = predictorPositions.DetachFromDisposeScope();
+        LastTokenPositions = lastTokenPositions.DetachFromDisposeScope();
     }
 
     /// <summary>The largest token id in the batch (checked against the model's vocabulary before a forward).</summary>
@@ -158,11 +159,11 @@ public sealed class SequenceBatch : IDisposable
         if (paddingId < 0) throw new ArgumentOutOfRangeException(nameof(paddingId), paddingId, "padding id must be a token id");
         var maxTokenId = Math.Max(paddingId, Enumerable.Range(0, b).Max(i => prompts[i].Concat(completions[i]).Max()));
 
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         return new SequenceBatch(maxTokenId,
             prompts.Select(p => p.Length).ToArray(), completions.Select(c => c.Length).ToArray(), dropped, truncated,
-            Tensor.FromArray(tokens, b, t), Tensor.FromArray(completionTokens, b, tc), Tensor.FromArray(mask, b, tc),
-            Tensor.FromArray(predictors, b, tc), Tensor.FromArray(last, b));
+            tensor(tokens, [b, t]), tensor(completionTokens, [b, tc]), tensor(mask, [b, tc]),
+            tensor(predictors, [b, tc]), tensor(last, [b]));
     }
 
     public void Dispose()

@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Models.LogProbs;
 
@@ -29,36 +30,38 @@ public sealed record SequenceLogProbs(Tensor TokenLogProbs, Tensor Mask, Tensor 
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.MaxTokenId >= model.Config.VocabularySize)
             throw new ArgumentException($"token id {batch.MaxTokenId} is outside the model's vocabulary of {model.Config.VocabularySize}");
-        using var scope = DisposeScope.Enter();
-        var hidden = model.Hidden(batch.Tokens);                                   // (B, T, C)
+        using var scope = NewDisposeScope();
+        var device = model.TokenEmbedding.device;
+        var hidden = model.Hidden(batch.Tokens.to(device));                        // (B, T, C)
         // Right padding needs no attention mask: causality already hides the padding after each row.
-        var (b, tc, c) = (hidden.Size(0), batch.PredictorPositions.Size(1), hidden.Size(2));
-        var index = batch.PredictorPositions.Unsqueeze(-1).Expand(b, tc, c);       // (B, Tc, C)
-        var predictors = hidden.Gather(1, index);                                  // (B, Tc, C)
-        var logDistributions = model.Logits(predictors).LogSoftmax(-1);            // (B, Tc, V)
-        var picked = logDistributions.Gather(2, batch.CompletionTokens.Unsqueeze(-1)).Squeeze(-1); // (B, Tc)
-        var mask = batch.CompletionMask.Alias();                                   // (B, Tc)
+        var (b, tc, c) = (hidden.size(0), batch.PredictorPositions.size(1), hidden.size(2));
+        var index = batch.PredictorPositions.to(device).unsqueeze(-1).expand(b, tc, c); // (B, Tc, C)
+        var predictors = hidden.gather(1, index);                                  // (B, Tc, C)
+        // Log-probs in float32 whatever the model's dtype (bfloat16 logits lose too much in a log-softmax).
+        var logDistributions = model.Logits(predictors).to(ScalarType.Float32).log_softmax(-1); // (B, Tc, V)
+        var picked = logDistributions.gather(2, batch.CompletionTokens.to(device).unsqueeze(-1)).squeeze(-1); // (B, Tc)
+        var mask = batch.CompletionMask.to(device);                                // (B, Tc)
         var tokenLogProbs = picked * mask;                                         // (B, Tc)
         var values = Reduce(tokenLogProbs, mask, reduction);                       // (B)
-        var kept = keepDistributions ? logDistributions.MoveToOuterScope() : null;
-        return new SequenceLogProbs(tokenLogProbs.MoveToOuterScope(), mask.MoveToOuterScope(), values.MoveToOuterScope(), reduction, kept);
+        var kept = keepDistributions ? logDistributions.MoveToOuterDisposeScope() : null;
+        return new SequenceLogProbs(tokenLogProbs.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope(), reduction, kept);
     }
 
     /// <summary>Per-token values (B, Tc) → per-sequence (B) under a mask: the sum over real tokens, or
     /// their mean (0 for a row without tokens).</summary>
     public static Tensor Reduce(Tensor perToken, Tensor mask, LogProbReduction reduction)
     {
-        using var scope = DisposeScope.Enter();
-        var sum = (perToken * mask).Sum(1);                                        // (B)
+        using var scope = NewDisposeScope();
+        var sum = (perToken * mask).sum(1);                                        // (B)
         var result = reduction switch
         {
             LogProbReduction.Sum => sum,
-            LogProbReduction.Mean => sum / mask.Sum(1).Clamp(min: 1),
+            LogProbReduction.Mean => sum / mask.sum(1).clamp(min: 1),
             _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "known reductions: Sum, Mean"),
         };
-        return result.MoveToOuterScope();
+        return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>Number of real completion tokens per row (B), float32.</summary>
-    public Tensor TokenCounts() => Mask.Sum(1);
+    public Tensor TokenCounts() => Mask.sum(1);
 }

@@ -1,6 +1,8 @@
 using PrefOnline.Learning.Models.Checkpoints;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Tensors;
+using PrefOnline.Tensors.Serialization;
 
 namespace PrefOnline.Learning.Models.Reward;
 
@@ -17,13 +19,15 @@ public static class RewardCheckpoint
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["format"] = "pt",
-            [PolicyCheckpoint.ConfigMetadataKey] = Gpt2ConfigJson.Serialize(Gpt2ConfigJson.ToJson(model.Config, "GPT2ForSequenceClassification", null, null)),
+            [PolicyCheckpoint.ConfigMetadataKey] = Gpt2ConfigJson.Serialize(Gpt2ConfigJson.ToJson(model.Config, "GPT2ForSequenceClassification", null, null,
+                torchDtype: model.Placement.DtypeName)),
         };
-        SafeTensorsFile.Write(path, model.StateDict(), metadata);
+        SafeTensorsFile.Write(path, model.state_dict(), metadata);
     }
 
     /// <param name="config">The trunk's shape when the file's metadata does not carry it.</param>
-    public static RewardModel Load(string path, Gpt2Config? config = null)
+    /// <param name="placement">Where the model goes (CPU float32 by default); the file's dtype converts to it.</param>
+    public static RewardModel Load(string path, Gpt2Config? config = null, TensorPlacement? placement = null)
     {
         if (!File.Exists(path)) throw new InvalidCheckpointException(path, "file not found");
         var problems = new List<string>();
@@ -48,14 +52,15 @@ public static class RewardCheckpoint
         var model = new RewardModel(config, init: null);
         try
         {
-            using var scope = DisposeScope.Enter();
-            var raw = WeightFiles.ReadFloat32([path], content, problems);
+            model.Place(placement ?? TensorPlacement.Cpu);
+            using var scope = NewDisposeScope();
+            var raw = WeightFiles.ReadFloating([path], content, problems);
             var extra = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             var trunk = WeightFiles.MapTrunk(raw, "transformer.", prefixRequired: true, extra, problems);
             var all = trunk.ToDictionary(kv => "transformer." + kv.Key, kv => kv.Value, StringComparer.Ordinal);
             foreach (var (name, tensor) in extra) all[name] = tensor;
-            if (!all.ContainsKey("score.bias")) all["score.bias"] = Tensor.Zeros([1]);
-            if (problems.Count == 0) WeightFiles.Check(model.StateDict(), all, problems);
+            if (!all.ContainsKey("score.bias")) all["score.bias"] = zeros([1]);
+            if (problems.Count == 0) WeightFiles.Check(model.state_dict(), all, problems);
             if (problems.Count > 0) throw new InvalidCheckpointException(path, problems);
             WeightFiles.CopyInto(model, all);
             return model;

@@ -1,4 +1,5 @@
-using PrefOnline.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PrefOnline.Learning.Models.Reward;
 
@@ -18,24 +19,24 @@ public static class RewardLoss
         if (!(labelSmoothing >= 0 && labelSmoothing < 0.5))
             throw new ArgumentOutOfRangeException(nameof(labelSmoothing), labelSmoothing, "label smoothing must be in [0, 0.5)");
         SameShape(chosen, rejected);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var margin = chosen - rejected;                                            // (B)
-        var loss = -(1 - labelSmoothing) * margin.LogSigmoid();
-        if (labelSmoothing > 0) loss = loss - labelSmoothing * (-margin).LogSigmoid();
-        return loss.Mean().MoveToOuterScope();
+        var loss = -(1 - labelSmoothing) * margin.log_sigmoid();
+        if (labelSmoothing > 0) loss = loss - labelSmoothing * (-margin).log_sigmoid();
+        return loss.mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>Mean squared error of predicted rewards against scalar ratings: mean((r − y)²).</summary>
     public static Tensor Regression(Tensor predicted, Tensor ratings)
     {
         SameShape(predicted, ratings);
-        using var scope = DisposeScope.Enter();
-        return (predicted - ratings).Pow(2).Mean().MoveToOuterScope();
+        using var scope = NewDisposeScope();
+        return (predicted - ratings).pow(2).mean().MoveToOuterDisposeScope();
     }
 
     private static void SameShape(Tensor a, Tensor b)
     {
-        if (a.Dim != 1 || !a.Shape.SequenceEqual(b.Shape))
-            throw new ArgumentException($"expected two (B) reward tensors of one shape, got [{string.Join(", ", a.Shape)}] and [{string.Join(", ", b.Shape)}]");
+        if (a.dim() != 1 || !a.shape.SequenceEqual(b.shape))
+            throw new ArgumentException($"expected two (B) reward tensors of one shape, got [{string.Join(", ", a.shape)}] and [{string.Join(", ", b.shape)}]");
     }
 }

@@ -1,7 +1,9 @@
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Tokenization;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+using PrefOnline.Tensors;
+using TorchSharp.Modules;
 
 namespace PrefOnline.Learning.Models.Reward;
 
@@ -12,32 +14,55 @@ namespace PrefOnline.Learning.Models.Reward;
 /// <c>transformer.*</c> and <c>score.weight</c> [1, C], plus <c>score.bias</c> [1] (which the
 /// Hugging Face head lacks: a Bradley–Terry loss cannot see it, but rating regression needs an offset).
 /// </summary>
-public sealed class RewardModel : Module
+public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
 {
+    // Field names are the state dict's keys.
+    private Gpt2Model transformer;
+    private Linear score;
+
     /// <param name="config">The trunk's shape.</param>
     /// <param name="init">Draws the GPT-2 init of trunk and head; null only when weights are about to be loaded.</param>
-    public RewardModel(Gpt2Config config, Generator? init)
+    public RewardModel(Gpt2Config config, Generator? init) : base(nameof(RewardModel))
     {
-        Transformer = RegisterModule("transformer", new Gpt2Model(config, init));
-        Head = RegisterModule("score", new Linear(config.Width, 1, bias: true, init));
-        if (init is not null) Head.Weight.NormalInPlace(0, Gpt2Model.InitStd, init);
-        Head.Bias!.Fill(0);
+        transformer = new Gpt2Model(config, init);
+        score = nn.Linear(config.Width, 1, hasBias: true);
+        RegisterComponents();
+        using var noGrad = no_grad();
+        if (init is not null)
+        {
+            // torch.nn.Linear's own init draws (weight, then bias) from the seeded generator, then GPT-2's.
+            var bound = 1 / Math.Sqrt(config.Width);
+            score.weight!.uniform_(-bound, bound, init);
+            score.bias!.uniform_(-bound, bound, init);
+            score.weight.normal_(0, Gpt2Model.InitStd, init);
+        }
+        score.bias!.fill_(0);
     }
 
-    public static RewardModel Create(Gpt2Config config, ulong seed)
+    /// <summary>A freshly initialised reward model on <paramref name="placement"/> (CPU float32 by default).</summary>
+    public static RewardModel Create(Gpt2Config config, ulong seed, TensorPlacement? placement = null)
     {
         using var init = new Generator(seed);
-        return new RewardModel(config, init);
+        var model = new RewardModel(config, init);
+        try
+        {
+            return model.Place(placement ?? TensorPlacement.Cpu);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A reward model whose trunk starts as a copy of <paramref name="policy"/>'s (the usual
-    /// start: the policy already reads the domain) and whose head is freshly initialised.</summary>
+    /// start: the policy already reads the domain) and whose head is freshly initialised; on the policy's placement.</summary>
     public static RewardModel FromPolicy(PolicyModel policy, ulong seed)
     {
-        var model = Create(policy.Config, seed);
+        var model = Create(policy.Config, seed, policy.Placement);
         try
         {
-            model.Transformer.LoadStateDict(policy.StateDict());
+            StateDicts.Load(model.Transformer, policy.state_dict());
             return model;
         }
         catch
@@ -47,25 +72,40 @@ public sealed class RewardModel : Module
         }
     }
 
-    public Gpt2Model Transformer { get; }
+    public Gpt2Model Transformer => transformer;
 
     /// <summary>The scalar head, named <c>score</c> in the state dict: weight [1, C], bias [1].</summary>
-    public Linear Head { get; }
+    public Linear Head => score;
 
-    public Gpt2Config Config => Transformer.Config;
+    public Gpt2Config Config => transformer.Config;
 
-    /// <summary>Rewards (B) of the batch's sequences, read at each row's last real token. Carries the
-    /// gradient in grad mode.</summary>
+    public TensorPlacement Placement => transformer.Placement;
+
+    /// <summary>Moves trunk and head to <paramref name="placement"/> (see <see cref="Gpt2Model.Place"/>).</summary>
+    public RewardModel Place(TensorPlacement placement)
+    {
+        placement.EnsureAvailable();
+        if (placement == Placement) return this;
+        transformer.Place(placement);
+        score.to(placement.Device, placement.Dtype);
+        return this;
+    }
+
+    public override Tensor forward(SequenceBatch batch) => Forward(batch);
+
+    /// <summary>Rewards (B, float32) of the batch's sequences, read at each row's last real token.
+    /// Carries the gradient in grad mode.</summary>
     public Tensor Forward(SequenceBatch batch)
     {
         if (batch.MaxTokenId >= Config.VocabularySize)
             throw new ArgumentException($"token id {batch.MaxTokenId} is outside the model's vocabulary of {Config.VocabularySize}");
-        using var scope = DisposeScope.Enter();
-        var hidden = Transformer.Hidden(batch.Tokens);                             // (B, T, C)
-        var (b, c) = (hidden.Size(0), hidden.Size(2));
-        var index = batch.LastTokenPositions.View(b, 1, 1).Expand(b, 1, c);        // (B, 1, C)
-        var last = hidden.Gather(1, index).Squeeze(1);                             // (B, C)
-        return Head.Forward(last).Squeeze(-1).MoveToOuterScope();                 // (B)
+        using var scope = NewDisposeScope();
+        var device = Transformer.TokenEmbedding.device;
+        var hidden = Transformer.Hidden(batch.Tokens.to(device));                  // (B, T, C)
+        var (b, c) = (hidden.size(0), hidden.size(2));
+        var index = batch.LastTokenPositions.to(device).view(b, 1, 1).expand(b, 1, c); // (B, 1, C)
+        var last = hidden.gather(1, index).squeeze(1);                             // (B, C)
+        return score.forward(last).squeeze(-1).to(ScalarType.Float32).MoveToOuterDisposeScope(); // (B), float32 whatever the model's dtype
     }
 
     /// <summary>
@@ -77,11 +117,11 @@ public sealed class RewardModel : Module
         if (pairs.Count == 0) throw new ArgumentException("no preference pairs");
         var rows = pairs.Select(p => (p.Prompt, p.Chosen)).Concat(pairs.Select(p => (p.Prompt, p.Rejected))).ToList();
         using var batch = SequenceBatch.FromText(tokenizer, rows, Config.ContextLength);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var rewards = Forward(batch);                                              // (2B)
-        var chosen = rewards.Slice(0, 0, pairs.Count);                             // (B)
-        var rejected = rewards.Slice(0, pairs.Count, 2L * pairs.Count);           // (B)
-        return (chosen.MoveToOuterScope(), rejected.MoveToOuterScope());
+        var chosen = rewards.narrow(0, 0, pairs.Count);                            // (B)
+        var rejected = rewards.narrow(0, pairs.Count, pairs.Count);                // (B)
+        return (chosen.MoveToOuterDisposeScope(), rejected.MoveToOuterDisposeScope());
     }
 
     /// <summary>Scores (prompt, completion) pairs in batches of <paramref name="batchSize"/>, without
@@ -90,22 +130,22 @@ public sealed class RewardModel : Module
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "must be at least 1");
         var scores = new float[items.Count];
-        var wasTraining = Training;
-        Eval();
+        var wasTraining = training;
+        eval();
         try
         {
-            using var noGrad = NoGradScope.Enter();
+            using var noGrad = no_grad();
             for (var start = 0; start < items.Count; start += batchSize)
             {
                 var chunk = items.Skip(start).Take(batchSize).ToList();
                 using var batch = SequenceBatch.FromText(tokenizer, chunk, Config.ContextLength);
-                using var scope = DisposeScope.Enter();
-                Forward(batch).ToArray<float>().CopyTo(scores, start);
+                using var scope = NewDisposeScope();
+                Forward(batch).to(ScalarType.Float32).cpu().data<float>().ToArray().CopyTo(scores, start);
             }
         }
         finally
         {
-            Train(wasTraining);
+            train(wasTraining);
         }
         return scores;
     }

@@ -5,8 +5,11 @@ using PrefOnline.Learning.Models.Reward;
 using PrefOnline.Learning.Randomness;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.TrainingData;
-using PrefOnline.Torch;
-using PrefOnline.Torch.Optim;
+using PrefOnline.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using PrefOnline.Learning.Optimization;
 using ModelPair = PrefOnline.Learning.Models.Reward.PreferencePair;
 using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
 
@@ -45,8 +48,8 @@ public sealed class RewardTrainer : IDisposable
     }
 
     private readonly ITokenizer tokenizer;
-    private readonly AdamW optimizer;
-    private readonly IReadOnlyList<Tensor> parameters;
+    private readonly AdamWOptimizer optimizer;
+    private readonly IReadOnlyList<Parameter> parameters;
     private readonly Queue<Label> pending = new();
     private readonly Queue<Label> window = new();
     private readonly Queue<Label> heldOutPairs = new();
@@ -68,9 +71,9 @@ public sealed class RewardTrainer : IDisposable
         this.tokenizer = tokenizer;
         Options = options;
         random = new Xoshiro256StarStar(options.Seed);
-        model.Transformer.DropoutGenerator.SetSeed(options.Seed);
-        parameters = model.Parameters();
-        optimizer = new AdamW(parameters, options.Optimizer);
+        model.Transformer.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
+        parameters = model.parameters().ToList();
+        optimizer = new AdamWOptimizer(parameters, options.Optimizer);
     }
 
     public RewardModel Model { get; }
@@ -258,26 +261,26 @@ public sealed class RewardTrainer : IDisposable
         var rows = pairs.Select(l => (l.Prompt, l.Chosen!)).Concat(pairs.Select(l => (l.Prompt, l.Rejected!)))
             .Concat(ratings.Select(l => (l.Prompt, l.Completion!))).ToList();
 
-        var wasTraining = Model.Training;
-        Model.Train();
+        var wasTraining = Model.training;
+        Model.train();
         try
         {
-            using var scope = DisposeScope.Enter();
+            using var scope = NewDisposeScope();
             using var batch = SequenceBatch.FromText(tokenizer, rows, Model.Config.ContextLength);
             var rewards = Model.Forward(batch);                                              // (2P + R)
             Tensor? pairLoss = null, ratingLoss = null;
             double? accuracy = null;
             if (p > 0)
             {
-                var chosen = rewards.Slice(0, 0, p);                                         // (P)
-                var rejected = rewards.Slice(0, p, 2L * p);                                  // (P)
+                var chosen = rewards.slice(0, 0, p, 1);                                         // (P)
+                var rejected = rewards.slice(0, p, 2L * p, 1);                                  // (P)
                 pairLoss = RewardLoss.BradleyTerry(chosen, rejected, Options.LabelSmoothing);
-                using (NoGradScope.Enter()) accuracy = chosen.Detach().Gt(rejected.Detach()).To(ScalarType.Float64).Mean().ToDouble();
+                using (no_grad()) accuracy = chosen.detach().gt(rejected.detach()).to(ScalarType.Float64).mean().ToDouble();
             }
             if (ratings.Count > 0)
             {
-                var targets = Tensor.FromArray(ratings.Select(l => (float)Options.RatingTarget(l.Value!.Value)).ToArray());
-                ratingLoss = RewardLoss.Regression(rewards.Slice(0, 2L * p, rows.Count), targets);
+                var targets = tensor(ratings.Select(l => (float)Options.RatingTarget(l.Value!.Value)).ToArray()).to(rewards.device);
+                ratingLoss = RewardLoss.Regression(rewards.slice(0, 2L * p, rows.Count, 1), targets);
             }
             var loss = (pairLoss, ratingLoss) switch
             {
@@ -293,9 +296,9 @@ public sealed class RewardTrainer : IDisposable
             if (double.IsFinite(lossValue))
             {
                 optimizer.ZeroGrad();
-                loss.Backward();
+                loss.backward();
                 AfterBackward?.Invoke(parameters);
-                norm = GradientTools.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
+                norm = GradientClipping.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
                 if (double.IsFinite(norm))
                 {
                     optimizer.Step();
@@ -313,7 +316,7 @@ public sealed class RewardTrainer : IDisposable
         }
         finally
         {
-            Model.Train(wasTraining);
+            Model.train(wasTraining);
         }
     }
 
@@ -334,10 +337,10 @@ public sealed class RewardTrainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        using (var scope = DisposeScope.Enter())
+        using (var scope = NewDisposeScope())
         {
-            foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterScope();
-            tensors[DropoutGeneratorKey] = Model.Transformer.DropoutGenerator.GetState().MoveToOuterScope();
+            foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterDisposeScope();
+            tensors[DropoutGeneratorKey] = Model.Transformer.DropoutGenerator.get_state().MoveToOuterDisposeScope();
         }
         var json = new JsonObject
         {
@@ -405,20 +408,14 @@ public sealed class RewardTrainer : IDisposable
         if (!(learningRate >= 0) || double.IsInfinity(learningRate)) throw new InvalidDataException($"reward trainer state has an invalid learning rate {learningRate}");
         if (!state.Tensors.TryGetValue(DropoutGeneratorKey, out var generatorState))
             throw new InvalidDataException($"reward trainer state lacks '{DropoutGeneratorKey}'");
-        try
-        {
-            using var probe = new Generator(0);
-            probe.SetState(generatorState);
-        }
-        catch (TorchException e)
-        {
-            throw new InvalidDataException($"reward trainer state's '{DropoutGeneratorKey}' is not a generator state: {e.Message}", e);
-        }
+        // Checked before anything changes (libtorch's own check would abort the process: see GeneratorState).
+        if (GeneratorState.Problem(generatorState) is { } problem)
+            throw new InvalidDataException($"reward trainer state's '{DropoutGeneratorKey}' is not a generator state: {problem}");
         var optimizerState = state.Tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
 
         optimizer.LoadStateDict(optimizerState);              // validates before it changes anything
-        Model.Transformer.DropoutGenerator.SetState(generatorState);
+        Model.Transformer.DropoutGenerator.set_state(generatorState);
         optimizer.LearningRate = learningRate;
         random = restoredRandom;
         stepsSinceEvaluation = sinceEvaluation;

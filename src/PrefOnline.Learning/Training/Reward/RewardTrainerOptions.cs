@@ -1,4 +1,4 @@
-using PrefOnline.Torch.Optim;
+using PrefOnline.Learning.Optimization;
 
 namespace PrefOnline.Learning.Training.Reward;
 
@@ -8,8 +8,8 @@ namespace PrefOnline.Learning.Training.Reward;
 /// </summary>
 public sealed record RewardTrainerOptions
 {
-    /// <summary>The reward model's own AdamW (fused: see <see cref="LearnerOptions.Optimizer"/> for why).</summary>
-    public AdamWOptions Optimizer { get; init; } = new() { LearningRate = 1e-4, WeightDecay = 0, Fused = true };
+    /// <summary>The reward model's own AdamW.</summary>
+    public AdamWOptions Optimizer { get; init; } = new() { LearningRate = 1e-4, WeightDecay = 0 };
 
     /// <summary>New labels per step: a step runs as soon as this many are pending.</summary>
     public int BatchSize { get; init; } = 16;

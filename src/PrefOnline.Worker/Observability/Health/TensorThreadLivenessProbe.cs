@@ -1,4 +1,4 @@
-using PrefOnline.Torch;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Observability.Health;
 

@@ -1,0 +1,68 @@
+using PrefOnline.Learning.Models;
+
+namespace PrefOnline.Learning.Sampling;
+
+/// <summary>
+/// A decoding backend over one policy's current weights: prompts in, sampled rows out, with a KV
+/// cache. Backends differ in speed only: each validates the request with
+/// <see cref="DecodeRequest.Problems"/>, samples with <see cref="SamplingRule"/> from per-row seeds and
+/// keeps its rows with <see cref="DecodeRows"/>, so the same seeds give the same tokens up to the float
+/// rounding of their forward passes. Calls run on the calling thread (the tensor thread).
+/// </summary>
+public interface IPolicyDecoder : IDisposable
+{
+    /// <summary>Which backend this is (<c>torchsharp</c>, or a native one), for logs and benchmarks.</summary>
+    string Backend { get; }
+
+    Gpt2Config Config { get; }
+
+    /// <summary>Samples <see cref="DecodeRequest.SamplesPerPrompt"/> continuations of every prompt; results
+    /// in row order (prompt-major).</summary>
+    /// <exception cref="ArgumentException">The request does not fit the model (every problem named).</exception>
+    /// <exception cref="OperationCanceledException">Checked between decode steps.</exception>
+    IReadOnlyList<DecodedSequence> Generate(DecodeRequest request, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A way to build an <see cref="IPolicyDecoder"/> for models it supports.</summary>
+public interface IPolicyDecoderBackend
+{
+    string Name { get; }
+
+    /// <summary>Why this backend cannot decode <paramref name="model"/> (architecture, dtype, device, a
+    /// missing native library), or null when it can.</summary>
+    string? Unsupported(PolicyModel model);
+
+    /// <summary>A decoder reading <paramref name="model"/>'s own parameters (not copies: in-place
+    /// training updates are used by the next call). The model is not owned.</summary>
+    IPolicyDecoder Create(PolicyModel model);
+}
+
+/// <summary>
+/// Chooses the decoder backend at construction: the first of <see cref="Backends"/> that supports the
+/// model. TorchSharp (any device, any dtype) comes last and always does; a faster special-purpose backend
+/// (e.g. a fused CPU kernel for float32 GPT-2) is added in front of it.
+/// </summary>
+public sealed class PolicyDecoderFactory(IReadOnlyList<IPolicyDecoderBackend> backends)
+{
+    /// <summary>The backends of this build, fastest first.</summary>
+    public static PolicyDecoderFactory Default { get; } = new([new TorchSharpDecoderBackend()]);
+
+    public IReadOnlyList<IPolicyDecoderBackend> Backends { get; } = backends.Count > 0 ? backends : throw new ArgumentException("no decoder backend given");
+
+    /// <summary>A decoder from the first backend that supports <paramref name="model"/>.</summary>
+    public IPolicyDecoder Create(PolicyModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var reasons = new List<string>();
+        foreach (var backend in Backends)
+        {
+            if (backend.Unsupported(model) is { } reason)
+            {
+                reasons.Add($"{backend.Name}: {reason}");
+                continue;
+            }
+            return backend.Create(model);
+        }
+        throw new NotSupportedException($"no decoder backend supports this model ({string.Join("; ", reasons)})");
+    }
+}

@@ -1,7 +1,0 @@
-namespace PrefOnline.Torch;
-
-public enum DeviceKind
-{
-    Cpu,
-    Cuda,
-}
