@@ -167,15 +167,16 @@ environment variables (they win over the file).
     {{- if and $v.kafka.bootstrapServers (hasPrefix "SASL" $v.kafka.securityProtocol) }}
     - name: PREFONLINE__Kafka__SaslMechanism
       value: {{ $v.kafka.sasl.mechanism | quote }}
+    {{- $saslSecret := ternary ($v.kafka.sasl.learnerExistingSecret | default $v.kafka.sasl.existingSecret) $v.kafka.sasl.existingSecret (eq .component "learner") }}
     - name: PREFONLINE__Kafka__SaslUsername
       valueFrom:
         secretKeyRef:
-          name: {{ $v.kafka.sasl.existingSecret }}
+          name: {{ $saslSecret }}
           key: {{ $v.kafka.sasl.usernameKey }}
     - name: PREFONLINE__Kafka__SaslPassword
       valueFrom:
         secretKeyRef:
-          name: {{ $v.kafka.sasl.existingSecret }}
+          name: {{ $saslSecret }}
           key: {{ $v.kafka.sasl.passwordKey }}
     {{- end }}
     {{- if and $v.kafka.bootstrapServers $v.kafka.ssl.existingSecret }}

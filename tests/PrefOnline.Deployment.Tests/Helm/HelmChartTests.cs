@@ -312,6 +312,11 @@ public sealed class HelmChartTests(ITestOutputHelper output)
             var allowed = await RenderedChart.RenderWithAsync([], ["--set", $"kafka.securityProtocol={protocol}", "--set", "kafka.allowPlaintext=true"]);
             Assert.Equal(protocol, RenderedChart.Env(allowed.Pod("Deployment", "rel-prefonline-generator"))["PREFONLINE__Kafka__SecurityProtocol"].GetProperty("value").GetString());
         }
+        // The learner may authenticate as a principal of its own, so that only it can be allowed to write the policy topic.
+        var own = await RenderedChart.RenderWithAsync([], ["--set", "kafka.sasl.learnerExistingSecret=prefonline-kafka-learner"]);
+        static string SaslSecret(JsonElement pod) => RenderedChart.Env(pod)["PREFONLINE__Kafka__SaslPassword"].GetProperty("valueFrom").GetProperty("secretKeyRef").GetProperty("name").GetString()!;
+        Assert.Equal("prefonline-kafka-learner", SaslSecret(own.Pod("StatefulSet", "rel-prefonline-learner")));
+        Assert.Equal("prefonline-kafka-credentials", SaslSecret(own.Pod("Deployment", "rel-prefonline-generator")));
         // The embedded demo has no Kafka: no protocol, no credentials, nothing to refuse.
         var demo = RenderedChart.Env((await RenderedChart.RenderAsync(Single)).Pod("StatefulSet", "rel-prefonline-learner"));
         Assert.DoesNotContain(demo.Keys, k => k.StartsWith("PREFONLINE__Kafka__S", StringComparison.Ordinal));
