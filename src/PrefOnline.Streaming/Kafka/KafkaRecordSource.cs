@@ -568,7 +568,7 @@ public sealed class KafkaRecordSource : IRecordSource
             var key = result.Message.Key is { Length: <= DeadLetters.DeadLetterRouter.MaxPointerKeyBytes } small && !keys.LastOmitted ? small : null;
             return new ConsumedRecord(partition, result.Offset.Value, key, [], timestamp) { Size = size, ContentOmitted = true };
         }
-        return new ConsumedRecord(partition, result.Offset.Value, result.Message.Key, result.Message.Value ?? [], timestamp, headers);
+        return new ConsumedRecord(partition, result.Offset.Value, result.Message.Key, result.Message.Value ?? [], timestamp, headers) { Size = size };
     }
 
     /// <summary>

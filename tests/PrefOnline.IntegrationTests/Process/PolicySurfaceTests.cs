@@ -102,7 +102,6 @@ public sealed class PolicySurfaceTests(ITestOutputHelper output)
         //    with the learner's own hashes: fetched (it is on the lineage), refused on the hash, counted.
         var older = events.First(e => CheckpointOf(e) < currentCheckpoint && CheckpointOf(e) > CheckpointOf(events[0]));
         var tokenizer = Path.Combine(store, CheckpointFiles.DirectoryName(CheckpointOf(older)), "tokenizer_config.json");
-        File.SetUnixFileMode(tokenizer, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         await File.AppendAllTextAsync(tokenizer, " ");
         var replay = PolicyEvent.Rollback(current.Version, older.Version, "forged", older.Uri, older.Sha256, DateTimeOffset.UtcNow, new Dictionary<string, double>(), older.Files);
         await ProducePolicyAsync(kcat, replay);

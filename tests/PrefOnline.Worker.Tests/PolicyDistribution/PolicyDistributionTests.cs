@@ -252,7 +252,6 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
     public async Task A_tampered_tokenizer_file_is_refused_and_nothing_is_left_behind()
     {
         var tokenizer = store.PathOf(4, "tokenizer_config.json");
-        File.SetAttributes(tokenizer, FileAttributes.Normal);
         await File.WriteAllTextAsync(tokenizer, """{ "tokenizer_class": "SomethingElse" }""");
         using var fetcher = Fetcher(Options());
         var refused = await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(EventFor(4), CancellationToken.None));
@@ -339,7 +338,6 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
         var outside = PolicyEvent.Publish(2, new Uri(Path.Combine(downloads, "v000002", "policy.safetensors")).AbsoluteUri, EventFor(2).Sha256, DateTimeOffset.UnixEpoch, new Dictionary<string, double>(), EventFor(2).Files);
         Assert.Equal(PolicyRefusalReasons.UntrustedUri, (await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(outside, CancellationToken.None))).Reason);
         var weights = store.PathOf(2, "policy.safetensors");
-        File.SetAttributes(weights, FileAttributes.Normal);
         CheckpointTestKit.FlipByte(weights, 10);
         Assert.Equal(PolicyRefusalReasons.HashMismatch, (await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(FileEventFor(2), CancellationToken.None))).Reason);
     }
