@@ -112,6 +112,20 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
+    public async Task A_learner_in_split_mode_with_a_policy_url_but_no_token_exits_2_before_starting_anything()
+    {
+        var file = Path.Combine(directory, "learner.json");
+        File.WriteAllText(file, """{ "Worker": { "Role": "learner", "PolicyBaseUrl": "http://prefonline-policy.ml.svc:8081" }, "Kafka": { "BootstrapServers": "kafka:9093" } }""");
+        var errors = new StringWriter();
+        var code = await RunCommand.RunAsync(file, new Dictionary<string, string?> { ["Checkpoints:Directory"] = Path.Combine(directory, "store") }, errors);
+        Assert.Equal(ExitStatus.InvalidConfiguration, code);
+        var lines = errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("prefonline run: PolicyDistribution:TokenFile is required: this learner publishes Worker:PolicyBaseUrl", lines[0]);
+        Assert.Equal(2, lines.Length);
+        Assert.False(Directory.Exists(Path.Combine(directory, "store")), "nothing may start on an invalid configuration");
+    }
+
+    [Fact]
     public async Task AMissingOrMalformedConfigFileIsAUsageError()
     {
         var missing = await Assert.ThrowsAsync<CliException>(() => RunCommand.RunAsync(Path.Combine(directory, "nope.json"), new Dictionary<string, string?>(), TextWriter.Null));
