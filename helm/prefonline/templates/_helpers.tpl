@@ -42,12 +42,33 @@ app.kubernetes.io/part-of: prefonline
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when a digest is set (the exact image, whatever happens to the tag), else repository:tag. */}}
 {{- define "prefonline.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the policy port's bearer token. */}}
+{{- define "prefonline.policyTokenSecret" -}}
+{{- .Values.policyServer.auth.existingSecret | default (printf "%s-policy-token" (include "prefonline.fullname" .)) }}
+{{- end }}
+
+{{/* The URL generators fetch policies from: the learner's policy Service (one replica, stable name). */}}
+{{- define "prefonline.policyBaseUrl" -}}
+{{- printf "http://%s-policy.%s.svc:%v" (include "prefonline.fullname" .) .Release.Namespace .Values.policyServer.port }}
 {{- end }}
 
 {{/* Cross-field rules the JSON schema cannot express, failing with the value to change. */}}
 {{- define "prefonline.validate" -}}
+{{- if and .Values.kafka.bootstrapServers (has .Values.kafka.securityProtocol (list "PLAINTEXT" "SASL_PLAINTEXT")) (not .Values.kafka.allowPlaintext) }}
+{{- fail (printf "kafka.securityProtocol %s sends every record (and with SASL PLAIN the password) unencrypted, and whoever can write the policy topic picks the model every generator serves: use SASL_SSL, or set kafka.allowPlaintext=true for a test bed (docs/OPERATIONS.md, \"Security\")" .Values.kafka.securityProtocol) }}
+{{- end }}
+{{- if eq (int .Values.policyServer.port) (int .Values.metrics.port) }}
+{{- fail "policyServer.port must differ from metrics.port: the weights and the metrics are separate surfaces" }}
+{{- end }}
 {{- if and .Values.generator.mountCheckpoints (not .Values.learner.persistence.existingClaim) }}
 {{- fail "generator.mountCheckpoints needs learner.persistence.existingClaim (a ReadWriteMany or ReadOnlyMany claim the generators can mount)" }}
 {{- end }}
@@ -84,6 +105,11 @@ environment variables (they win over the file).
     - name: metrics
       containerPort: {{ $v.metrics.port }}
       protocol: TCP
+    {{- if and (eq .component "learner") (not $v.generator.mountCheckpoints) }}
+    - name: policy
+      containerPort: {{ $v.policyServer.port }}
+      protocol: TCP
+    {{- end }}
   env:
     - name: PREFONLINE__Observability__Port
       value: {{ $v.metrics.port | quote }}
@@ -91,16 +117,41 @@ environment variables (they win over the file).
       value: "0.0.0.0"
     - name: PREFONLINE__Checkpoints__Directory
       value: /var/lib/prefonline/checkpoints
-    {{- if and (eq .component "learner") (eq $v.mode "split") (not $v.generator.mountCheckpoints) }}
-    # Generators cannot mount the learner's ReadWriteOnce volume: policy events point at the learner's
-    # own /policy endpoint (stable DNS via the headless service) and generators download from there.
+    # The bearer token of the policy port: the learner requires it, generators send it.
+    - name: PREFONLINE__PolicyDistribution__TokenFile
+      value: /etc/prefonline/policy-token/{{ $v.policyServer.auth.tokenKey }}
+    {{- if eq .component "learner" }}
+    # Checkpoint artefacts are staged on the checkpoint volume, not in /tmp (a full copy of the model state).
+    - name: PREFONLINE__Worker__StagingDirectory
+      value: /var/lib/prefonline/staging
+    - name: PREFONLINE__PolicyDistribution__Port
+      value: {{ $v.policyServer.port | quote }}
+    - name: PREFONLINE__PolicyDistribution__BindAddress
+      value: "0.0.0.0"
+    - name: PREFONLINE__PolicyDistribution__MaxConnections
+      value: {{ $v.policyServer.maxConnections | quote }}
+    - name: PREFONLINE__PolicyDistribution__RequestsPerSecond
+      value: {{ $v.policyServer.requestsPerSecond | quote }}
+    - name: PREFONLINE__PolicyDistribution__RequestBurst
+      value: {{ $v.policyServer.requestBurst | quote }}
+    {{- else }}
+    - name: PREFONLINE__PolicyDistribution__DownloadDirectory
+      value: /var/cache/prefonline/policies
+    - name: PREFONLINE__PolicyDistribution__MaxDownloadBytes
+      value: {{ $v.generator.policyDownloads.maxBytes | int64 | quote }}
+    {{- end }}
+    {{- if not $v.generator.mountCheckpoints }}
+    # The learner's ReadWriteOnce volume cannot be shared: policy events name the learner's policy
+    # Service, and generators accept only events that point there (and fetch with the token).
     - name: PREFONLINE__Worker__PolicyBaseUrl
-      value: "http://{{ include "prefonline.fullname" $root }}-learner-0.{{ include "prefonline.fullname" $root }}-learner.{{ $root.Release.Namespace }}.svc:{{ $v.metrics.port }}"
+      value: {{ include "prefonline.policyBaseUrl" $root | quote }}
     {{- end }}
     - name: PREFONLINE__Kafka__BootstrapServers
       value: {{ $v.kafka.bootstrapServers | quote }}
+    {{- if $v.kafka.bootstrapServers }}
     - name: PREFONLINE__Kafka__SecurityProtocol
       value: {{ $v.kafka.securityProtocol | quote }}
+    {{- end }}
     - name: PREFONLINE__Kafka__ConsumerGroup
       value: {{ $v.kafka.consumerGroup | quote }}
     - name: PREFONLINE__Kafka__Topics__Prompts
@@ -113,21 +164,22 @@ environment variables (they win over the file).
       value: {{ $v.kafka.topics.policy | quote }}
     - name: PREFONLINE__Kafka__Topics__DeadLetter
       value: {{ $v.kafka.topics.dlq | quote }}
-    {{- if hasPrefix "SASL" $v.kafka.securityProtocol }}
+    {{- if and $v.kafka.bootstrapServers (hasPrefix "SASL" $v.kafka.securityProtocol) }}
     - name: PREFONLINE__Kafka__SaslMechanism
       value: {{ $v.kafka.sasl.mechanism | quote }}
+    {{- $saslSecret := ternary ($v.kafka.sasl.learnerExistingSecret | default $v.kafka.sasl.existingSecret) $v.kafka.sasl.existingSecret (eq .component "learner") }}
     - name: PREFONLINE__Kafka__SaslUsername
       valueFrom:
         secretKeyRef:
-          name: {{ $v.kafka.sasl.existingSecret }}
+          name: {{ $saslSecret }}
           key: {{ $v.kafka.sasl.usernameKey }}
     - name: PREFONLINE__Kafka__SaslPassword
       valueFrom:
         secretKeyRef:
-          name: {{ $v.kafka.sasl.existingSecret }}
+          name: {{ $saslSecret }}
           key: {{ $v.kafka.sasl.passwordKey }}
     {{- end }}
-    {{- if $v.kafka.ssl.existingSecret }}
+    {{- if and $v.kafka.bootstrapServers $v.kafka.ssl.existingSecret }}
     - name: PREFONLINE__Kafka__SslCaLocation
       value: /etc/prefonline/kafka-tls/{{ $v.kafka.ssl.caKey }}
     {{- if $v.kafka.ssl.certificateKey }}
@@ -176,6 +228,13 @@ environment variables (they win over the file).
       readOnly: true
     - name: tmp
       mountPath: /tmp
+    - name: policy-token
+      mountPath: /etc/prefonline/policy-token
+      readOnly: true
+    {{- if eq .component "generator" }}
+    - name: policy-downloads
+      mountPath: /var/cache/prefonline/policies
+    {{- end }}
     {{- if .mountCheckpoints }}
     - name: checkpoints
       mountPath: /var/lib/prefonline
@@ -198,6 +257,10 @@ environment variables (they win over the file).
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.tmp.sizeLimit }}
+- name: policy-token
+  secret:
+    secretName: {{ include "prefonline.policyTokenSecret" . }}
+    defaultMode: 0440
 {{- if .Values.kafka.ssl.existingSecret }}
 - name: kafka-tls
   secret:

@@ -14,6 +14,12 @@ internal static partial class ContractRules
     /// <summary>Hard ceiling for policy URIs.</summary>
     public const int MaxUriLength = 2048;
 
+    /// <summary>Most entries of a policy event's <c>files</c> map (a policy is its weights and a handful of tokenizer files).</summary>
+    public const int MaxPolicyFiles = 32;
+
+    /// <summary>Longest file name in a policy event's <c>files</c> map.</summary>
+    public const int MaxFileNameLength = 128;
+
     /// <summary>Returns null when <paramref name="id"/> is a valid id, else why not.</summary>
     public static string? CheckId(string? id)
     {
@@ -69,6 +75,22 @@ internal static partial class ContractRules
             if (!char.IsAsciiHexDigit(c)) return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Returns null when <paramref name="name"/> is a plain file name a policy event may list — 1..128 of letters,
+    /// digits, '.', '_' and '-', starting with a letter or digit (so never a path, never "..", never hidden) — else why not.
+    /// </summary>
+    public static string? CheckFileName(string name)
+    {
+        if (name.Length == 0) return "is empty";
+        if (name.Length > MaxFileNameLength) return $"is longer than {MaxFileNameLength} characters";
+        if (!char.IsAsciiLetterOrDigit(name[0])) return "must start with a letter or digit";
+        foreach (var c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')) return "may hold only letters, digits, '.', '_' and '-' (a plain file name, no path)";
+        }
+        return null;
     }
 
     /// <summary>An absolute URI with an explicit scheme (on Unix, .NET would also call a bare "/path" absolute).</summary>

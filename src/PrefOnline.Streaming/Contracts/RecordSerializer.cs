@@ -96,6 +96,12 @@ public static class RecordSerializer
                     writer.WriteNumber(name, value);
                 }
                 writer.WriteEndObject();
+                if (policy.Files.Count > 0)
+                {
+                    writer.WriteStartObject("files"u8);
+                    foreach (var (name, hash) in policy.Files.OrderBy(f => f.Key, StringComparer.Ordinal)) writer.WriteString(name, hash);
+                    writer.WriteEndObject();
+                }
                 break;
             default:
                 throw new ArgumentException($"no serializer for {record.GetType().Name}", nameof(record));

@@ -75,12 +75,15 @@ public sealed class DeadLetterRouter
         var keyLength = record.Key?.Length ?? 0;
         var keepKey = keyLength <= MaxPointerKeyBytes;
         var headerBytes = record.Headers.Sum(h => (long)System.Text.Encoding.UTF8.GetByteCount(h.Name) + h.Value.Length);
-        var leftOut = $"left out: the value ({record.Value.Length} bytes), the original headers ({record.Headers.Count}, {headerBytes} bytes)"
-                      + (keepKey ? "" : $", the key ({keyLength} bytes)");
+        var leftOut = record.ContentOmitted
+            ? $"left out: the record ({record.Size} bytes of value, key and headers; the key is kept when at most {MaxPointerKeyBytes} bytes), never read into memory"
+            : $"left out: the value ({record.Value.Length} bytes), the original headers ({record.Headers.Count}, {headerBytes} bytes)"
+              + (keepKey ? "" : $", the key ({keyLength} bytes)");
         var headers = new List<RecordHeader>(7);
         AddOurHeaders(headers, record, failure);
         // What was left out comes first: the broker's message may be long, and the line is truncated at its end.
-        headers.Add(RecordHeader.Utf8(DeadLetterHeaders.ForwardError, Truncate($"{leftOut}; the dead-letter topic refused the record: {forwardError}")));
+        var why = record.ContentOmitted ? forwardError : $"the dead-letter topic refused the record: {forwardError}";
+        headers.Add(RecordHeader.Utf8(DeadLetterHeaders.ForwardError, Truncate($"{leftOut}; {why}")));
         return new OutgoingRecord(Topic, keepKey ? record.Key : null, [], headers);
     }
 
@@ -97,19 +100,24 @@ public sealed class DeadLetterRouter
     /// <summary>Dead-letters <paramref name="record"/> and counts it; returns when the dead letter is durable.</summary>
     /// <exception cref="OperationCanceledException">Cancelled while the sink was failing; the record is not dead-lettered (do not advance past it).</exception>
     /// <exception cref="StreamingException">Permanent failure even for the pointer dead letter (fatal).</exception>
+    /// <remarks>
+    /// A record its source did not read into memory (<see cref="ConsumedRecord.ContentOmitted"/>: larger than the size
+    /// limit) gets a pointer dead letter at once: there is nothing to forward, and the original stays at its position.
+    /// </remarks>
     public async Task<DeliveredRecord> RouteAsync(ConsumedRecord record, ValidationFailure failure, CancellationToken cancellationToken)
     {
-        var deadLetter = BuildDeadLetter(record, failure);
-        var delivered = await ProduceUntilDurableAsync(deadLetter, record, failure, cancellationToken).ConfigureAwait(false);
+        var deadLetter = record.ContentOmitted
+            ? BuildPointer(record, failure, "the record exceeds the size limit, so the worker did not read it")
+            : BuildDeadLetter(record, failure);
+        var delivered = await ProduceUntilDurableAsync(deadLetter, record, failure, cancellationToken, isPointer: record.ContentOmitted).ConfigureAwait(false);
         metrics.CountDeadLetter(record.Topic, failure.Reason);
         logger.LogWarning("Dead-lettered {Source} as {Reason}: {Detail}", record.ToString(), failure.Reason, failure.Detail);
         return delivered;
     }
 
-    private async Task<DeliveredRecord> ProduceUntilDurableAsync(OutgoingRecord deadLetter, ConsumedRecord record, ValidationFailure failure, CancellationToken cancellationToken)
+    private async Task<DeliveredRecord> ProduceUntilDurableAsync(OutgoingRecord deadLetter, ConsumedRecord record, ValidationFailure failure, CancellationToken cancellationToken, bool isPointer)
     {
         var backoff = TimeSpan.FromMilliseconds(100);
-        var isPointer = false;
         while (true)
         {
             try

@@ -19,7 +19,12 @@ public sealed class KafkaRecordSource : IRecordSource
 {
     private static readonly TimeSpan PausedPollTimeout = TimeSpan.FromMilliseconds(10);
     private const int MinBacklogCapacity = 256;
-    private const int BurstSize = 256;
+
+    /// <summary>Most records taken from librdkafka in one go (handed over together).</summary>
+    internal const int BurstSize = 256;
+
+    /// <summary>Records the loop's backlog holds at most, for a channel of <paramref name="channelCapacity"/>.</summary>
+    internal static int BacklogCapacityFor(int channelCapacity) => Math.Max(MinBacklogCapacity, channelCapacity);
     private static readonly TimeSpan BehindCheckInterval = TimeSpan.FromMilliseconds(2);
     private static readonly TimeSpan LagRefreshInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PausedWatermarkQueryInterval = TimeSpan.FromSeconds(5);
@@ -28,7 +33,10 @@ public sealed class KafkaRecordSource : IRecordSource
     private readonly IReadOnlyDictionary<string, string> clientSettings;
     private readonly IResumeOffsetProvider resumeOffsets;
     private readonly ILogger logger;
-    private readonly Channel<ConsumedRecord> channel;
+    private readonly SizedChannel<ConsumedRecord> channel;
+    private readonly long maxBufferedBytes;
+    private readonly BoundedBytesDeserializer keys;
+    private readonly BoundedBytesDeserializer values;
     private readonly Thread thread;
     private readonly CancellationTokenSource stopping = new();
     private readonly TaskCompletionSource stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -49,12 +57,11 @@ public sealed class KafkaRecordSource : IRecordSource
         clientSettings = options.BuildClientSettings();
         Topics = options.Topics.Select(t => t.Trim()).ToArray();
         reachability = new BrokerReachabilityTracker(logger, "Kafka source for " + string.Join(",", Topics));
-        channel = Channel.CreateBounded<ConsumedRecord>(new BoundedChannelOptions(options.ChannelCapacity)
-        {
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
-        backlogCapacity = Math.Max(MinBacklogCapacity, options.ChannelCapacity);
+        maxBufferedBytes = options.EffectiveMaxBufferedBytes;
+        channel = new SizedChannel<ConsumedRecord>(options.ChannelCapacity, maxBufferedBytes, BufferedCost);
+        backlogCapacity = BacklogCapacityFor(options.ChannelCapacity);
+        keys = new BoundedBytesDeserializer(options.MaxRecordBytes);
+        values = new BoundedBytesDeserializer(options.MaxRecordBytes);
         thread = new Thread(RunLoop) { IsBackground = true, Name = "kafka-source " + string.Join(",", Topics) };
         lagRegistration = metrics?.TrackLag(this);
     }
@@ -73,8 +80,8 @@ public sealed class KafkaRecordSource : IRecordSource
         if (problems.Count > 0) throw new ArgumentException("invalid Kafka source options: " + string.Join("; ", problems), nameof(options));
         KafkaNative.EnsureLoaded();
         var source = new KafkaRecordSource(options, resumeOffsets, (ILogger?)logger ?? NullLogger.Instance, metrics);
-        source.logger.LogInformation("Kafka source for {Topics} in group {GroupId} starting with {Settings}",
-            string.Join(",", source.Topics), options.GroupId, KafkaSettings.Describe(source.clientSettings));
+        source.logger.LogInformation("Kafka source for {Topics} in group {GroupId} starting with {Settings}; memory {Memory}",
+            string.Join(",", source.Topics), options.GroupId, KafkaSettings.Describe(source.clientSettings), options.Memory().Describe(BrokerCount(options.BootstrapServers)));
         source.thread.Start();
         return source;
     }
@@ -82,6 +89,14 @@ public sealed class KafkaRecordSource : IRecordSource
     public IReadOnlyList<string> Topics { get; }
 
     public ChannelReader<ConsumedRecord> Records => channel.Reader;
+
+    /// <summary>Bytes of the records handed over or waiting in the backlog (at most the buffer limit plus one record).</summary>
+    public long BufferedBytes => channel.Bytes + Volatile.Read(ref backlogBytes);
+
+    private static long BufferedCost(ConsumedRecord record) =>
+        KafkaSourceOptions.RecordOverheadBytes + (record.ContentOmitted ? record.Key?.Length ?? 0 : record.Size);
+
+    private static int BrokerCount(string bootstrapServers) => Math.Max(1, bootstrapServers.Split(',', StringSplitOptions.RemoveEmptyEntries).Length);
 
     public IReadOnlyCollection<TopicPartitionId> Assignment => partitions.Keys.OrderBy(p => p.Topic, StringComparer.Ordinal).ThenBy(p => p.Partition).ToArray();
 
@@ -249,7 +264,7 @@ public sealed class KafkaRecordSource : IRecordSource
         finally
         {
             partitions.Clear();
-            channel.Writer.TryComplete();
+            channel.TryComplete();
             stopped.TrySetResult();
         }
     }
@@ -289,6 +304,8 @@ public sealed class KafkaRecordSource : IRecordSource
 
     private IConsumer<byte[], byte[]> BuildConsumer() =>
         new ConsumerBuilder<byte[], byte[]>(clientSettings)
+            .SetKeyDeserializer(keys)
+            .SetValueDeserializer(values)
             .SetPartitionsAssignedHandler(OnAssigned)
             .SetPartitionsRevokedHandler((_, revoked) => OnRevoked(revoked, lost: false))
             .SetPartitionsLostHandler((_, lost) => OnRevoked(lost, lost: true))
@@ -299,6 +316,7 @@ public sealed class KafkaRecordSource : IRecordSource
 
     private readonly Queue<ConsumedRecord> backlog = new();   // loop thread only; at most backlogCapacity + one burst
     private readonly int backlogCapacity;
+    private long backlogBytes;                                 // written by the loop thread only; read by BufferedBytes
     private readonly List<TopicPartition> paused = new();     // loop thread only
     private bool assignmentChanged;                            // loop thread only
 
@@ -306,7 +324,7 @@ public sealed class KafkaRecordSource : IRecordSource
     {
         var nextLagRefresh = DateTime.UtcNow;
         var nextPausedQuery = DateTime.UtcNow + PausedWatermarkQueryInterval;
-        backlog.Clear();
+        ClearBacklog();
         paused.Clear();
         isPaused = false;
         DateTime? behindSince = null;
@@ -323,7 +341,7 @@ public sealed class KafkaRecordSource : IRecordSource
             if (assignmentChanged && paused.Count > 0) PauseAll(client); // partitions assigned while paused
             assignmentChanged = false;
 
-            if (backlog.Count >= backlogCapacity)
+            if (IsBehind())
             {
                 // The caller is behind. Stop polling: librdkafka keeps what it prefetched and stops fetching
                 // by itself when its queue is full (queued.max.messages.kbytes). Pausing instead would purge
@@ -359,7 +377,7 @@ public sealed class KafkaRecordSource : IRecordSource
             // reader then wakes once per burst instead of once per record, which on a busy 2-core box
             // is the difference between ~10k and ~100k records/s.
             Accept(result);
-            for (var i = 1; i < BurstSize && backlog.Count < backlogCapacity; i++)
+            for (var i = 1; i < BurstSize && !IsBehind(); i++)
             {
                 ConsumeResult<byte[], byte[]>? next;
                 try
@@ -379,6 +397,15 @@ public sealed class KafkaRecordSource : IRecordSource
     }
 
     private readonly List<ConsumedRecord> burst = new(BurstSize); // loop thread only
+    private long burstBytes;                                       // loop thread only
+
+    /// <summary>
+    /// True while the caller is behind: the backlog is full by count, or what was handed over and waits in the backlog
+    /// reaches the byte limit. Then the loop stops taking records (librdkafka's bounded queue fills and it stops fetching).
+    /// </summary>
+    private bool IsBehind() =>
+        backlog.Count >= backlogCapacity
+        || (backlog.Count + burst.Count > 0 && channel.Bytes + backlogBytes + burstBytes >= maxBufferedBytes);
 
     /// <summary>Filters one poll result (EOF markers, revoked partitions, stale copies) into the current burst.</summary>
     private void Accept(ConsumeResult<byte[], byte[]> result)
@@ -389,22 +416,43 @@ public sealed class KafkaRecordSource : IRecordSource
         if (state.NextToDeliver is { } next && record.Offset < next) return; // stale copy
         state.NextToDeliver = record.Offset + 1;
         burst.Add(record);
+        burstBytes += BufferedCost(record);
     }
 
-    /// <summary>Writes the burst to the channel in order; what does not fit waits in the bounded backlog (the caller is behind).</summary>
+    /// <summary>Writes the burst to the channel in order; what does not fit (by count or bytes) waits in the bounded backlog (the caller is behind).</summary>
     private void FlushBurst()
     {
         foreach (var record in burst)
         {
             if (!partitions.ContainsKey(record.Partition)) continue; // revoked by a rebalance during the burst
-            if (backlog.Count > 0 || !channel.Writer.TryWrite(record)) backlog.Enqueue(record);
+            if (backlog.Count > 0 || !channel.TryWrite(record)) Enqueue(record);
         }
         burst.Clear();
+        burstBytes = 0;
+    }
+
+    private void Enqueue(ConsumedRecord record)
+    {
+        backlog.Enqueue(record);
+        Volatile.Write(ref backlogBytes, backlogBytes + BufferedCost(record));
+    }
+
+    private ConsumedRecord Dequeue()
+    {
+        var record = backlog.Dequeue();
+        Volatile.Write(ref backlogBytes, backlogBytes - BufferedCost(record));
+        return record;
+    }
+
+    private void ClearBacklog()
+    {
+        backlog.Clear();
+        Volatile.Write(ref backlogBytes, 0);
     }
 
     private void DrainBacklog(IConsumer<byte[], byte[]> client)
     {
-        while (backlog.Count > 0 && channel.Writer.TryWrite(backlog.Peek())) backlog.Dequeue();
+        while (backlog.Count > 0 && channel.TryWrite(backlog.Peek())) Dequeue();
         if (backlog.Count == 0 && paused.Count > 0)
         {
             // librdkafka resumes each partition at the last offset it handed us + 1: nothing is skipped.
@@ -462,8 +510,8 @@ public sealed class KafkaRecordSource : IRecordSource
         {
             // Records of partitions we no longer own must not be delivered: their new owner reads them.
             var keep = backlog.Where(r => partitions.ContainsKey(r.Partition)).ToArray();
-            backlog.Clear();
-            foreach (var record in keep) backlog.Enqueue(record);
+            ClearBacklog();
+            foreach (var record in keep) Enqueue(record);
         }
         logger.LogInformation(lost ? "Lost {Partitions}" : "Revoked {Partitions}", string.Join(", ", revoked.Select(r => $"{r.Topic}[{r.Partition.Value}]")));
     }
@@ -489,20 +537,58 @@ public sealed class KafkaRecordSource : IRecordSource
         }
     }
 
-    private static ConsumedRecord ToRecord(ConsumeResult<byte[], byte[]> result)
+    /// <summary>
+    /// The consumed message as a record. Its key and value were copied by <see cref="keys"/> and <see cref="values"/> only
+    /// when each is at most the size limit; a record whose value, key and headers together exceed it keeps nothing but its
+    /// position, size and a key of at most 1 KiB (<see cref="ConsumedRecord.ContentOmitted"/>), so what waits in the buffers
+    /// is bounded by the limit per record. (Confluent.Kafka copies the headers out before any deserializer runs; that copy
+    /// lives only until this returns.)
+    /// </summary>
+    private ConsumedRecord ToRecord(ConsumeResult<byte[], byte[]> result)
     {
         IReadOnlyList<RecordHeader> headers = [];
+        long headerBytes = 0;
         if (result.Message.Headers is { Count: > 0 } kafkaHeaders)
         {
             var list = new RecordHeader[kafkaHeaders.Count];
-            for (var i = 0; i < kafkaHeaders.Count; i++) list[i] = new RecordHeader(kafkaHeaders[i].Key, kafkaHeaders[i].GetValueBytes() ?? []);
+            for (var i = 0; i < kafkaHeaders.Count; i++)
+            {
+                list[i] = new RecordHeader(kafkaHeaders[i].Key, kafkaHeaders[i].GetValueBytes() ?? []);
+                headerBytes += System.Text.Encoding.UTF8.GetByteCount(list[i].Name) + list[i].Value.Length;
+            }
             headers = list;
         }
         var timestamp = result.Message.Timestamp.Type == TimestampType.NotAvailable
             ? DateTimeOffset.UtcNow
             : DateTimeOffset.FromUnixTimeMilliseconds(result.Message.Timestamp.UnixTimestampMs);
-        return new ConsumedRecord(new TopicPartitionId(result.Topic, result.Partition.Value), result.Offset.Value,
-            result.Message.Key, result.Message.Value ?? [], timestamp, headers);
+        var partition = new TopicPartitionId(result.Topic, result.Partition.Value);
+        var size = keys.LastLength + values.LastLength + headerBytes;
+        if (keys.LastOmitted || values.LastOmitted || size > options.MaxRecordBytes)
+        {
+            var key = result.Message.Key is { Length: <= DeadLetters.DeadLetterRouter.MaxPointerKeyBytes } small && !keys.LastOmitted ? small : null;
+            return new ConsumedRecord(partition, result.Offset.Value, key, [], timestamp) { Size = size, ContentOmitted = true };
+        }
+        return new ConsumedRecord(partition, result.Offset.Value, result.Message.Key, result.Message.Value ?? [], timestamp, headers) { Size = size };
+    }
+
+    /// <summary>
+    /// Copies a key or value out of librdkafka's buffer only when it is at most the size limit; a larger one is not copied
+    /// (<see cref="Array.Empty{T}"/> is returned and <see cref="LastOmitted"/> set). Confluent.Kafka calls it on the loop
+    /// thread inside Consume, so <see cref="LastLength"/> and <see cref="LastOmitted"/> describe the message Consume returns.
+    /// </summary>
+    private sealed class BoundedBytesDeserializer(int maxBytes) : IDeserializer<byte[]>
+    {
+        public int LastLength { get; private set; }
+
+        public bool LastOmitted { get; private set; }
+
+        public byte[] Deserialize(ReadOnlySpan<byte> data, bool isNull, SerializationContext context)
+        {
+            LastLength = isNull ? 0 : data.Length;
+            LastOmitted = data.Length > maxBytes;
+            if (isNull) return null!; // Confluent's own byte[] deserializer answers null for a null key or value, too
+            return LastOmitted ? [] : data.ToArray();
+        }
     }
 
     // ---- client callbacks (run on the loop thread, inside Consume) ------------------------------

@@ -24,6 +24,29 @@ public static class KafkaSettings
         return false;
     }
 
+    /// <summary>
+    /// The settings among <paramref name="settings"/> that switch off the broker's TLS certificate check, each with why:
+    /// <c>enable.ssl.certificate.verification</c> set to anything librdkafka does not read as true (it reads
+    /// true, t and 1), and <c>ssl.endpoint.identification.algorithm</c> set to anything but https. With either, whoever
+    /// sits between the worker and the brokers can read and forge every record (and the SASL credentials).
+    /// </summary>
+    public static IReadOnlyList<(string Name, string Value, string Why)> CertificateCheckDisabled(IEnumerable<KeyValuePair<string, string>> settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var found = new List<(string, string, string)>();
+        foreach (var (rawName, rawValue) in settings)
+        {
+            var name = rawName?.Trim() ?? "";
+            var value = (rawValue ?? "").Trim();
+            if (name.Equals("enable.ssl.certificate.verification", StringComparison.OrdinalIgnoreCase)
+                && !(value.Equals("true", StringComparison.OrdinalIgnoreCase) || value.Equals("t", StringComparison.OrdinalIgnoreCase) || value == "1"))
+                found.Add((name, value, "the brokers' certificates are not verified"));
+            else if (name.Equals("ssl.endpoint.identification.algorithm", StringComparison.OrdinalIgnoreCase) && !value.Equals("https", StringComparison.OrdinalIgnoreCase))
+                found.Add((name, value, "the brokers' host names are not checked against their certificates"));
+        }
+        return found;
+    }
+
     /// <summary>A copy with every sensitive value replaced by <c>***</c>, sorted by name; safe to log.</summary>
     public static IReadOnlyDictionary<string, string> Redact(IEnumerable<KeyValuePair<string, string>> settings)
     {

@@ -14,7 +14,8 @@ namespace PrefOnline.Streaming.Metrics;
 /// reason code (<see cref="Validation.ReasonCodes"/>), so operators see WHY records are refused.</item>
 /// <item><c>prefonline_skipped_records_total{topic, reason}</c> (counter): records refused and skipped without a
 /// dead letter (counted <c>result</c> = <c>skipped</c> above): the policy topic's, which every generator reads
-/// from its start, so the record stays readable where it is (see <see cref="Intake.ValidatingIntake.SkippingRefused"/>).</item>
+/// from its start, so the record stays readable where it is (see <see cref="Intake.ValidatingIntake.SkippingRefused"/>);
+/// also valid policy events a generator refused afterwards (<see cref="CountSkippedAfterAcceptance"/>).</item>
 /// <item><c>prefonline_consumer_lag{topic, partition}</c> (observable gauge, records): per assigned
 /// partition of every tracked source, high watermark − next offset to deliver.</item>
 /// </list>
@@ -78,6 +79,19 @@ public sealed class StreamingMetrics : IDisposable
     {
         ArgumentNullException.ThrowIfNull(reason);
         Count(topic, ResultSkipped);
+        skipped.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("reason", reason));
+        skippedTally.AddOrUpdate((topic, reason), 1, static (_, n) => n + 1);
+    }
+
+    /// <summary>
+    /// Counts one record of <paramref name="topic"/> that passed validation (counted <c>ok</c> then) but was refused by its
+    /// consumer afterwards and skipped — a policy event whose files a generator cannot verify — in
+    /// <c>prefonline_skipped_records_total</c> only (<c>messages_total</c> already counted the record).
+    /// </summary>
+    public void CountSkippedAfterAcceptance(string topic, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        ArgumentNullException.ThrowIfNull(reason);
         skipped.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("reason", reason));
         skippedTally.AddOrUpdate((topic, reason), 1, static (_, n) => n + 1);
     }

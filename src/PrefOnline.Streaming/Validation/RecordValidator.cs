@@ -64,10 +64,24 @@ public sealed class RecordValidator
     /// <summary>A copy of the limits in force.</summary>
     public ValidationLimits Limits => limits.Clone();
 
-    /// <summary>Validates a consumed record; its position distinguishes a redelivery from a duplicate id.</summary>
+    /// <summary>
+    /// Validates a consumed record; its position distinguishes a redelivery from a duplicate id. Its size is the
+    /// value, key and headers together (<see cref="ConsumedRecord.Size"/>), as Kafka counts a message; a record whose
+    /// source did not read it into memory for its size (<see cref="ConsumedRecord.ContentOmitted"/>) is <c>record-too-large</c>.
+    /// </summary>
     public ValidationResult Validate(ConsumedRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
+        if (record.ContentOmitted)
+        {
+            return ValidationResult.Invalid(ReasonCodes.RecordTooLarge,
+                $"the record has {record.Size} bytes (value, key and headers); the limit is {limits.MaxRecordBytes}; it was not read into memory");
+        }
+        if (record.Value.Length > 0 && record.Size > limits.MaxRecordBytes)
+        {
+            return ValidationResult.Invalid(ReasonCodes.RecordTooLarge,
+                $"the record has {record.Size} bytes (value {record.Value.Length}, key and headers {record.Size - record.Value.Length}); the limit is {limits.MaxRecordBytes}");
+        }
         return Validate(record.Value, record.Position);
     }
 
@@ -212,6 +226,9 @@ public sealed class RecordValidator
             case JsonTokenType.StartObject when field == Field.Metrics:
                 ReadMetrics(ref reader, utf8, scratch);
                 return;
+            case JsonTokenType.StartObject when field == Field.Files:
+                ReadFiles(ref reader, utf8, scratch);
+                return;
             case JsonTokenType.StartArray when field == Field.RolloutIds:
                 ReadRolloutIds(ref reader, utf8, scratch);
                 return;
@@ -244,6 +261,32 @@ public sealed class RecordValidator
             {
                 (scratch.MetricsProblemNames ??= new HashSet<string>(StringComparer.Ordinal)).Add(name);
                 scratch.MetricsProblem ??= new Rejection(ReasonCodes.WrongType, $"metrics.{Excerpt(name)} must be a number, got {TokenName(reader.TokenType)}");
+                SkipValue(ref reader, utf8, scratch);
+            }
+        }
+    }
+
+    /// <summary>The policy event's <c>files</c> object: file name → SHA-256 text. Names and hashes are judged in <see cref="BuildPolicy"/>.</summary>
+    private void ReadFiles(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8, Scratch scratch)
+    {
+        CheckDepth(ref reader);
+        var files = new Dictionary<string, string>(StringComparer.Ordinal);
+        scratch.Files = files;
+        while (true)
+        {
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.EndObject) return;
+            var name = ReadString(ref reader, "a files key");
+            if (files.ContainsKey(name) || scratch.FilesProblemNames?.Contains(name) == true) throw new Rejection(ReasonCodes.DuplicateKey, $"key 'files.{Excerpt(name)}' appears twice");
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.String)
+            {
+                files[name] = ReadString(ref reader, $"files.{name}");
+            }
+            else
+            {
+                (scratch.FilesProblemNames ??= new HashSet<string>(StringComparer.Ordinal)).Add(name);
+                scratch.FilesProblem ??= new Rejection(ReasonCodes.WrongType, $"files.{Excerpt(name)} must be a string (a SHA-256), got {TokenName(reader.TokenType)}");
                 SkipValue(ref reader, utf8, scratch);
             }
         }
@@ -554,11 +597,25 @@ public sealed class RecordValidator
         {
             if (name.Length == 0) throw new Rejection(ReasonCodes.InvalidValue, "metric names must be non-empty");
         }
+        Dictionary<string, string>? files = null;
+        if (Optional(s, Field.Files))
+        {
+            var filesToken = s.Values[(int)Field.Files].Token;
+            if (filesToken != JsonTokenType.StartObject) throw new Rejection(ReasonCodes.WrongType, $"files must be an object of file name -> SHA-256, got {TokenName(filesToken)}");
+            if (s.FilesProblem is { } filesProblem) throw filesProblem;
+            files = s.Files!;
+            if (files.Count > ContractRules.MaxPolicyFiles) throw new Rejection(ReasonCodes.InvalidValue, $"files lists {files.Count} files; at most {ContractRules.MaxPolicyFiles}");
+            foreach (var (name, hash) in files)
+            {
+                if (ContractRules.CheckFileName(name) is { } nameProblem) throw new Rejection(ReasonCodes.InvalidValue, $"files: the name '{Excerpt(name)}' {nameProblem}");
+                if (!ContractRules.IsSha256Hex(hash)) throw new Rejection(ReasonCodes.InvalidValue, $"files.{name} must be a SHA-256 of 64 hexadecimal characters");
+            }
+        }
         try
         {
             return isRollback
-                ? PolicyEvent.Rollback(fromVersion, version, reason!, uri, sha256, created, metrics)
-                : PolicyEvent.Publish(version, uri, sha256, created, metrics);
+                ? PolicyEvent.Rollback(fromVersion, version, reason!, uri, sha256, created, metrics, files)
+                : PolicyEvent.Publish(version, uri, sha256, created, metrics, files);
         }
         catch (ArgumentException e)
         {
@@ -691,13 +748,13 @@ public sealed class RecordValidator
     private enum Field
     {
         Schema, Id, Prompt, Meta, Chosen, Rejected, RolloutIds, Completion, Reward, RolloutId, PromptId,
-        PolicyVersion, Logprob, Kind, Version, FromVersion, Reason, Uri, Sha256, Created, Metrics, FinishReason,
+        PolicyVersion, Logprob, Kind, Version, FromVersion, Reason, Uri, Sha256, Created, Metrics, FinishReason, Files,
     }
 
     private static readonly string[] FieldNames =
     [
         "schema", "id", "prompt", "meta", "chosen", "rejected", "rollout_ids", "completion", "reward", "rollout_id", "prompt_id",
-        "policy_version", "logprob", "kind", "version", "from_version", "reason", "uri", "sha256", "created", "metrics", "finish_reason",
+        "policy_version", "logprob", "kind", "version", "from_version", "reason", "uri", "sha256", "created", "metrics", "finish_reason", "files",
     ];
 
     private static readonly byte[][] FieldNameBytes = FieldNames.Select(Encoding.UTF8.GetBytes).ToArray();
@@ -712,7 +769,7 @@ public sealed class RecordValidator
             new(SchemaNames.PreferenceV1, Bits(Field.Schema, Field.Id, Field.Prompt, Field.Chosen, Field.Rejected), Bits(Field.RolloutIds)),
             new(SchemaNames.RatingV1, Bits(Field.Schema, Field.Id, Field.Prompt, Field.Completion, Field.Reward), Bits(Field.RolloutId)),
             new(SchemaNames.RolloutV1, Bits(Field.Schema, Field.Id, Field.PromptId, Field.Prompt, Field.Completion, Field.PolicyVersion, Field.Logprob), Bits(Field.FinishReason)),
-            new(SchemaNames.PolicyV1, Bits(Field.Schema, Field.Version, Field.Uri, Field.Sha256, Field.Created, Field.Metrics), Bits(Field.Kind)),
+            new(SchemaNames.PolicyV1, Bits(Field.Schema, Field.Version, Field.Uri, Field.Sha256, Field.Created, Field.Metrics), Bits(Field.Kind, Field.Files)),
         ];
 
         public static Spec? For(string schema)
@@ -753,6 +810,9 @@ public sealed class RecordValidator
         public Dictionary<string, double>? Metrics;
         public Rejection? MetricsProblem;
         public HashSet<string>? MetricsProblemNames;
+        public Dictionary<string, string>? Files;
+        public Rejection? FilesProblem;
+        public HashSet<string>? FilesProblemNames;
         public List<string>? RolloutIds;
         public bool RolloutIdsOverflow;
         public Rejection? RolloutIdsProblem;
@@ -778,6 +838,9 @@ public sealed class RecordValidator
             Metrics = null;
             MetricsProblem = null;
             MetricsProblemNames = null;
+            Files = null;
+            FilesProblem = null;
+            FilesProblemNames = null;
             RolloutIds = null;
             RolloutIdsOverflow = false;
             RolloutIdsProblem = null;

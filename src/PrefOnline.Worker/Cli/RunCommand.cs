@@ -77,7 +77,7 @@ public static class RunCommand
         }
         catch (IOException e)
         {
-            await errors.WriteLineAsync($"prefonline run: cannot start: {e.Message} (is Observability:Port {settings.Observability.Port} in use? --port picks another)");
+            await errors.WriteLineAsync($"prefonline run: cannot start: {e.Message} (is Observability:Port {settings.Observability.Port} in use? --port picks another; the policy files use PolicyDistribution:Port {settings.PolicyDistribution.Port})");
             return ExitStatus.Fatal;
         }
         if (exit.Code != ExitStatus.Success)

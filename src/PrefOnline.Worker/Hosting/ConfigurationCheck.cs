@@ -6,6 +6,7 @@ using PrefOnline.Worker.Demo;
 using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.PolicyDistribution;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -24,7 +25,7 @@ public static class ConfigurationCheck
         WorkerOptions.SectionName, KafkaOptions.SectionName, "Validation", ModelOptions.SectionName, GenerationOptions.SectionName,
         ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerServiceOptions.SectionName,
         RewardTrainingOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
-        DemoOptions.SectionName, "Logging",
+        PolicyDistributionOptions.SectionName, DemoOptions.SectionName, "Logging",
     ];
 
     public static (WorkerSettings Settings, IReadOnlyList<string> Problems) Check(IConfiguration configuration)
@@ -50,6 +51,7 @@ public static class ConfigurationCheck
             BoundRecord<GuardrailOptions>(GuardrailOptions.SectionName, g => g.Validate()),
             Bound<CheckpointOptions>(CheckpointOptions.SectionName, CheckpointOptionsValidator.Problems),
             Bound<ObservabilityOptions>(ObservabilityOptions.SectionName, o => new ObservabilityOptionsValidator().Validate(null, o).Failures?.ToList() ?? []),
+            Bound<PolicyDistributionOptions>(PolicyDistributionOptions.SectionName, d => d.Problems()),
             Bound<DemoOptions>(DemoOptions.SectionName, d => d.Problems()));
 
         if (!settings.Embedded && settings.Kafka.DeliveryTimeout > settings.Worker.ShutdownTimeout)
@@ -63,6 +65,9 @@ public static class ConfigurationCheck
         if (double.IsFinite(settings.Reward.RatingMin) && double.IsFinite(settings.Reward.RatingMax)
             && Math.Max(Math.Abs(settings.Reward.RatingMin), Math.Abs(settings.Reward.RatingMax)) > maxAbsReward)
             problems.Add($"Reward:RatingMin/RatingMax [{settings.Reward.RatingMin}, {settings.Reward.RatingMax}] reach beyond Validation:MaxAbsReward ({maxAbsReward}): ratings on the scale would be refused; narrow the scale or raise the limit");
+        problems.AddRange(PolicySurfaceProblems(settings));
+        if (settings.Kafka.MaxBufferedBytes > 0 && settings.Kafka.MaxBufferedBytes < settings.Validation.MaxRecordBytes)
+            problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);
 
         T Bound<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new()
@@ -74,5 +79,31 @@ public static class ConfigurationCheck
         }
 
         T BoundRecord<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new() => Bound(section, validate);
+    }
+
+    /// <summary>
+    /// Who may fetch the weights (docs/OPERATIONS.md, "Security"). A learner that publishes its own URL
+    /// (<c>Worker:PolicyBaseUrl</c>) serves every current version's weights on <c>PolicyDistribution:Port</c>, and a generator
+    /// with a base URL fetches from it: both need the token, unless <c>PolicyDistribution:AllowUnauthenticated</c> says
+    /// otherwise on purpose. The embedded demo may serve without one on a loopback address only.
+    /// </summary>
+    private static IEnumerable<string> PolicySurfaceProblems(WorkerSettings settings)
+    {
+        var distribution = settings.PolicyDistribution;
+        var hasBaseUrl = !string.IsNullOrWhiteSpace(settings.Worker.PolicyBaseUrl);
+        if (distribution.HasToken || distribution.AllowUnauthenticated) yield break;
+        const string fix = "give a token file from a Kubernetes Secret (PolicyDistribution:TokenFile, or PolicyDistribution:Token), or set PolicyDistribution:AllowUnauthenticated=true to accept that anyone who reaches the port can download the weights";
+        if (settings.Worker.Role == WorkerRole.Generator)
+        {
+            if (hasBaseUrl) yield return $"PolicyDistribution:TokenFile is required: this generator fetches policies from Worker:PolicyBaseUrl ({settings.Worker.PolicyBaseUrl}), which serves them only to token holders; {fix}";
+        }
+        else if (hasBaseUrl && !settings.Embedded)
+        {
+            yield return $"PolicyDistribution:TokenFile is required: this learner publishes Worker:PolicyBaseUrl ({settings.Worker.PolicyBaseUrl}) and serves the weights of every current version on {distribution.BindAddress}:{distribution.Port}; {fix}";
+        }
+        else if (settings.ServesPolicies && !distribution.BindsLoopback)
+        {
+            yield return $"PolicyDistribution:BindAddress {distribution.BindAddress} would serve the demo's weights without authentication beyond this machine: bind 127.0.0.1, or {fix}";
+        }
     }
 }

@@ -26,7 +26,9 @@ namespace PrefOnline.Worker.Hosting;
 /// <summary>
 /// Builds the <c>prefonline run</c> host: Microsoft.Extensions.Hosting with Kestrel serving /metrics, /healthz and
 /// /readyz, one <see cref="TensorThread"/> for all tensor work, the transport (Kafka or embedded), the role's
-/// pipeline (<see cref="PipelineService"/>), and in embedded mode the demo (simulated users, console, report).
+/// pipeline (<see cref="PipelineService"/>), the learner's policy files on a port of their own
+/// (<see cref="PolicyServer"/>, when <see cref="WorkerSettings.ServesPolicies"/>), and in embedded mode the demo
+/// (simulated users, console, report).
 /// Every section is validated before this is called (<see cref="ConfigurationCheck"/>) and again by the
 /// options pipeline at start (ValidateOnStart).
 /// </summary>
@@ -71,7 +73,7 @@ public static class WorkerHost
         services.AddSingleton(provider => new StreamingMetrics(provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton<IStreamTransport>(provider => settings.Embedded
             ? new EmbeddedStreamTransport(settings.Kafka.Topics, provider.GetRequiredService<StreamingMetrics>(), settings.Demo.Partitions, settings.Demo.PartitionCapacity)
-            : new KafkaStreamTransport(settings.Kafka, provider.GetRequiredService<StreamingMetrics>(), provider.GetRequiredService<ILoggerFactory>()));
+            : new KafkaStreamTransport(settings.Kafka, settings.Validation.MaxRecordBytes, provider.GetRequiredService<StreamingMetrics>(), provider.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<ExitStatus>();
         services.AddSingleton<PipelineStatus>();
         services.AddSingleton<GuardrailHolder>();
@@ -101,6 +103,7 @@ public static class WorkerHost
         else
         {
             services.AddSingleton(provider => new GeneratorPipeline(settings.Generation, settings.Checkpoints, settings.Model, settings.InputValidation, settings.Kafka,
+                settings.PolicyDistribution, settings.Worker.PolicyBaseUrl,
                 provider.GetRequiredService<IStreamTransport>(), provider.GetRequiredService<TensorThread>(), provider.GetRequiredService<PrefOnlineMetrics>(),
                 provider.GetRequiredService<StreamingMetrics>(), modelGate, provider.GetRequiredService<PipelineStatus>(),
                 provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>()));
@@ -111,6 +114,14 @@ public static class WorkerHost
             settings.Worker.Role == WorkerRole.Generator
                 ? provider.GetRequiredService<GeneratorPipeline>().RunAsync
                 : provider.GetRequiredService<LearnerPipeline>().RunAsync));
+        if (settings.ServesPolicies)
+        {
+            // Its own port, server and limits: docs/OPERATIONS.md, "Security". Registered before the pipeline, so it stops after it.
+            services.AddSingleton(provider => new PolicyServer(settings.PolicyDistribution, new ServedLineage(settings.Checkpoints.Directory),
+                provider.GetRequiredService<PolicyServingLeases>(), settings.PolicyDistribution.AccessToken(provider.GetRequiredService<ILogger<PolicyAccessToken>>()),
+                provider.GetRequiredService<PrefOnlineMetrics>(), provider.GetRequiredService<ILoggerFactory>(), settings.Worker.PolicyBaseUrl));
+            services.AddHostedService(provider => provider.GetRequiredService<PolicyServer>());
+        }
         // Registration order is start order; stop order is the reverse: the demo's users and console stop
         // first (no new input; the report is written while the pipeline still runs), the pipeline last.
         services.AddHostedService(provider => provider.GetRequiredService<PipelineService>());
@@ -125,9 +136,7 @@ public static class WorkerHost
         configureServices?.Invoke(services);
 
         var app = builder.Build();
-        app.MapPrefOnlineObservability();
-        if (settings.Worker.Role != WorkerRole.Generator) // generators fetch published policies here
-            app.MapPolicyFiles(settings.Checkpoints.Directory, app.Services.GetRequiredService<PolicyServingLeases>());
+        app.MapPrefOnlineObservability(); // nothing else on this port: the weights are served by the PolicyServer on its own
         return app;
     }
 
@@ -176,6 +185,7 @@ public static class WorkerHost
         Add<RewardTrainingOptions>(RewardTrainingOptions.SectionName);
         Add<DemoOptions>(DemoOptions.SectionName);
         services.AddCheckpointOptions(configuration);
+        Add<PolicyDistributionOptions>(PolicyDistributionOptions.SectionName);
         services.AddOptions<GuardrailOptions>().Bind(configuration.GetSection(GuardrailOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GuardrailOptions>, Guardrails.GuardrailOptionsValidator>();
 

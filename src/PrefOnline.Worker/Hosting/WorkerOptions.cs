@@ -43,10 +43,10 @@ public sealed class WorkerOptions
     public bool AuditAbsorbedLabels { get; set; }
 
     /// <summary>
-    /// The learner's own URL as generators reach it (e.g. <c>http://prefonline-learner-0.prefonline-learner:8080</c>).
-    /// Set: policy events name <c>{PolicyBaseUrl}/policy/{version}/policy.safetensors</c>, served by the learner,
-    /// and generators download and verify it. Unset: events name the <c>file://</c> path in the checkpoint store,
-    /// which generators must mount.
+    /// The URL of the learner's policy port as generators reach it (e.g. <c>http://prefonline-policy.ml.svc:8081</c>, the
+    /// chart's policy Service). On a learner: policy events name <c>{PolicyBaseUrl}/policy/{version}/policy.safetensors</c>
+    /// and it serves them on PolicyDistribution:Port, to holders of the token. On a generator: the only learner whose
+    /// http(s) events it trusts. Unset: events name the <c>file://</c> path in the checkpoint store, which generators must mount.
     /// </summary>
     public string? PolicyBaseUrl { get; set; }
 

@@ -5,6 +5,7 @@ using PrefOnline.Worker.Demo;
 using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.PolicyDistribution;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -24,6 +25,7 @@ public sealed record WorkerSettings(
     GuardrailOptions Guardrails,
     CheckpointOptions Checkpoints,
     ObservabilityOptions Observability,
+    PolicyDistributionOptions PolicyDistribution,
     DemoOptions Demo)
 {
     public LearningStateSettings LearningState => new(Worker, Model, Generation, Scoring, Replay, Learner, Reward);
@@ -37,4 +39,11 @@ public sealed record WorkerSettings(
 
     /// <summary>True when no Kafka broker is configured: the in-process transport and simulated users.</summary>
     public bool Embedded => Kafka.IsEmbedded;
+
+    /// <summary>
+    /// True when this process serves its checkpoints' policies on the /policy port: a learner (or role all) whose policy
+    /// events name its own URL (<c>Worker:PolicyBaseUrl</c>), and the embedded demo. A learner whose events name files on a
+    /// shared volume opens no such port.
+    /// </summary>
+    public bool ServesPolicies => Worker.Role != WorkerRole.Generator && (!string.IsNullOrWhiteSpace(Worker.PolicyBaseUrl) || Embedded);
 }

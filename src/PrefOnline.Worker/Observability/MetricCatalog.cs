@@ -166,8 +166,19 @@ public static class MetricCatalog
     /// <summary>Recorded by PrefOnline.Streaming: the skipped records of <see cref="MessagesTotal"/> again, by reason code.</summary>
     public static readonly MetricDefinition SkippedRecordsTotal = new(
         "prefonline_skipped_records_total", MetricKind.Counter,
-        "Refused records skipped without a dead letter, by topic and reason code: policy-topic records, which every generator reads from the start (the record stays at its position there).",
-        ["topic", "reason"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["reason"] = Streaming.Validation.ReasonCodes.All } };
+        "Refused records skipped without a dead letter, by topic and reason code: policy-topic records, which every generator reads from the start (the record stays at its position there), including valid policy events a generator could not verify (untrusted-uri, incomplete-file-list, hash-mismatch, too-large, fetch-failed, load-failed).",
+        ["topic", "reason"])
+    {
+        KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["reason"] = [.. Streaming.Validation.ReasonCodes.All, .. PolicyDistribution.PolicyRefusalReasons.All] },
+    };
+
+    /// <summary>Values of the <c>result</c> label of <see cref="PolicyRequestsTotal"/>.</summary>
+    public static readonly IReadOnlyList<string> PolicyRequestResults = ["served", "unauthorized", "rate_limited", "not_found", "withdrawn", "refused"];
+
+    public static readonly MetricDefinition PolicyRequestsTotal = new(
+        "prefonline_policy_requests_total", MetricKind.Counter,
+        "Requests to the learner's /policy port, by result: served (200), unauthorized (401: no or a wrong bearer token), rate_limited (429), not_found (404), withdrawn (410: a version a rollback abandoned), refused (any other status).",
+        ["result"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["result"] = PolicyRequestResults } };
 
     /// <summary>Recorded by PrefOnline.Streaming.</summary>
     public static readonly MetricDefinition ConsumerLag = new(
@@ -192,7 +203,7 @@ public static class MetricCatalog
         BuildInfo, Ready, PolicyVersion, GoodVersion, UpdatesTotal, SkippedUpdatesTotal, LastUpdateTimestamp, UpdateDuration,
         Reward, RewardDriftScore, DriftAlarmsTotal, GuardrailState, GuardrailPaused, GuardrailTripsTotal, RewardModelAccuracy,
         KlToReference, Loss, GradNorm, PolicyEntropy, ReplaySize, SampleStaleness, GeneratedTokensTotal, CheckpointsTotal,
-        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, LabelRejectionsTotal, CallbackErrorsTotal,
+        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, PolicyRequestsTotal, LabelRejectionsTotal, CallbackErrorsTotal,
     ];
 
     private static readonly Dictionary<string, MetricDefinition> ByName = All.ToDictionary(d => d.Name, StringComparer.Ordinal);

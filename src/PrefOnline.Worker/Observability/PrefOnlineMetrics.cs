@@ -35,6 +35,7 @@ public sealed class PrefOnlineMetrics : IDisposable
     private readonly Counter<long> checkpoints;
     private readonly Counter<long> rollbacks;
     private readonly Counter<long> checkpointFailures;
+    private readonly Counter<long> policyRequests;
     private readonly RollingMean modelReward = new(RewardWindow);
     private readonly RollingMean humanReward = new(RewardWindow);
     private Guardrail? guardrail;
@@ -77,6 +78,7 @@ public sealed class PrefOnlineMetrics : IDisposable
         checkpoints = Counter(MetricCatalog.CheckpointsTotal);
         rollbacks = Counter(MetricCatalog.RollbacksTotal);
         checkpointFailures = Counter(MetricCatalog.CheckpointFailuresTotal);
+        policyRequests = Counter(MetricCatalog.PolicyRequestsTotal);
 
         meter.CreateObservableGauge(MetricCatalog.Reward.Name, ObserveRewards, unit: null, MetricCatalog.Reward.Help);
         meter.CreateObservableGauge(MetricCatalog.RewardDriftScore.Name, ObserveDriftScores, unit: null, MetricCatalog.RewardDriftScore.Help);
@@ -150,6 +152,17 @@ public sealed class PrefOnlineMetrics : IDisposable
         checkpointFailures.Add(1, new KeyValuePair<string, object?>("reason", outOfSpace ? "out_of_space" : "io_error"));
 
     public void RolledBack() => rollbacks.Add(1);
+
+    /// <summary>One request to the /policy port answered with <paramref name="status"/> (counted by result, see <see cref="MetricCatalog.PolicyRequestResults"/>).</summary>
+    public void PolicyRequestAnswered(int status) => policyRequests.Add(1, new KeyValuePair<string, object?>("result", status switch
+    {
+        >= 200 and < 300 => "served",
+        401 => "unauthorized",
+        429 => "rate_limited",
+        404 => "not_found",
+        410 => "withdrawn",
+        _ => "refused",
+    }));
 
     /// <summary>Guardrail gauges and counters read this guardrail from now on (the worker's single instance).</summary>
     public void AttachGuardrail(Guardrail attached) => Volatile.Write(ref guardrail, attached ?? throw new ArgumentNullException(nameof(attached)));

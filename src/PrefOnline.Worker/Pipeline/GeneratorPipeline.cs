@@ -33,6 +33,8 @@ public sealed class GeneratorPipeline(
     ModelOptions model,
     ValidationLimits limits,
     KafkaOptions kafka,
+    PolicyDistributionOptions distribution,
+    string? policyBaseUrl,
     IStreamTransport transport,
     TensorThread thread,
     PrefOnlineMetrics metrics,
@@ -74,11 +76,14 @@ public sealed class GeneratorPipeline(
         // Refused policy events are skipped and counted, not dead-lettered: every generator reads this topic from
         // its start at every start, so a dead letter per generator and restart would repeat without bound, while
         // the record itself stays readable at its position (docs/OPERATIONS.md, "Failure policy").
-        var policyIntake = new IntakeStage("policy", ValidatingIntake.SkippingRefused(policySource, new RecordValidator(limits, SchemaNames.PolicyTopic, time), policyTracker, streamingMetrics, pipelineLogger), 1024, pipelineLogger);
-        // Policies served by the learner over HTTP land here (the chart's /tmp emptyDir); only the newest is kept.
-        var downloads = Directory.CreateTempSubdirectory($"prefonline-policies-{Environment.ProcessId}-").FullName;
-        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-        var follower = new PolicyFollowerStage(policyIntake.Records, policyTracker, policy, thread, metrics, status, pipelineLogger, new PolicyDownloader(http, downloads));
+        var bufferBytes = kafka.BufferedBytesFor(limits.MaxRecordBytes);
+        var policyIntake = new IntakeStage("policy", ValidatingIntake.SkippingRefused(policySource, new RecordValidator(limits, SchemaNames.PolicyTopic, time), policyTracker, streamingMetrics, pipelineLogger),
+            1024, bufferBytes, pipelineLogger);
+        // Every policy is fetched and verified into the download directory on the data volume (the chart's emptyDir with a
+        // size limit), files on a mounted checkpoint volume included; only the newest is kept.
+        using var fetcher = new PolicyFetcher(distribution, policyBaseUrl, checkpoints.Directory, loggers.CreateLogger<PolicyFetcher>());
+        fetcher.Prepare();
+        var follower = new PolicyFollowerStage(policyIntake.Records, policyTracker, policy, thread, metrics, streamingMetrics, status, pipelineLogger, fetcher);
         using var followStop = new CancellationTokenSource();
         var policyTasks = new[] { policyIntake.RunAsync(followStop.Token), follower.RunAsync(followStop.Token) };
 
@@ -91,7 +96,8 @@ public sealed class GeneratorPipeline(
 
             var promptTracker = new OffsetTracker();
             await using var promptSource = transport.Subscribe($"{kafka.ConsumerGroup}.generators", [topics.Prompts], promptTracker);
-            var promptIntake = new IntakeStage("prompts", new ValidatingIntake(promptSource, new RecordValidator(limits, SchemaNames.PromptTopic, time), deadLetters, promptTracker, streamingMetrics, pipelineLogger), generation.QueueCapacity, pipelineLogger);
+            var promptIntake = new IntakeStage("prompts", new ValidatingIntake(promptSource, new RecordValidator(limits, SchemaNames.PromptTopic, time), deadLetters, promptTracker, streamingMetrics, pipelineLogger),
+                generation.QueueCapacity, bufferBytes, pipelineLogger);
             using var intakeStop = new CancellationTokenSource();
             using var generatorStop = new CancellationTokenSource();
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
@@ -143,14 +149,6 @@ public sealed class GeneratorPipeline(
                 catch (OperationCanceledException)
                 {
                 }
-            }
-            try
-            {
-                Directory.Delete(downloads, recursive: true);
-            }
-            catch (IOException)
-            {
-                // a leftover in the temp directory is harmless; the stop must not fail for it
             }
         }
     }

@@ -226,7 +226,7 @@ public sealed class LearnerEpoch
     private IntakeStage Intake(EpochInput input, Streaming.Validation.RecordValidator validator, int capacity)
     {
         var intake = new ValidatingIntake(input.Source, validator, context.DeadLetters, input.Tracker, context.StreamingMetrics, context.Logger);
-        var stage = new IntakeStage(input.Name, intake, capacity, context.Logger);
+        var stage = new IntakeStage(input.Name, intake, capacity, context.IntakeBufferBytes, context.Logger);
         tasks.Add(($"{input.Name}-intake", stage.RunAsync(intakeStop.Token)));
         return stage;
     }

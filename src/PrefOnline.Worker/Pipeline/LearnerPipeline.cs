@@ -96,7 +96,7 @@ public sealed class LearnerPipeline(
         var deadLetters = new DeadLetterRouter(sink, topics.DeadLetter, streamingMetrics, loggers.CreateLogger<DeadLetterRouter>());
         var context = new LearnerPipelineContext(role, settings, feedback, kafka.ConsumerGroup, transport, thread, coordinator, guardrail, metrics, streamingMetrics,
             new RecordValidator(limits, SchemaNames.PromptTopic, time), new RecordValidator(limits, SchemaNames.FeedbackTopic, time), new RecordValidator(limits, SchemaNames.RolloutTopic, time),
-            deadLetters, status, checkpointHealth, loggers.CreateLogger("PrefOnline.Worker.Pipeline"), time);
+            deadLetters, status, checkpointHealth, loggers.CreateLogger("PrefOnline.Worker.Pipeline"), time, kafka.BufferedBytesFor(limits.MaxRecordBytes));
         var windows = new List<(string Topic, DuplicateIdWindow Window)>();
         foreach (var (topic, validator) in new[] { (topics.Feedback, context.FeedbackValidator), (role == WorkerRole.All ? topics.Prompts : topics.Rollouts, role == WorkerRole.All ? context.PromptValidator : context.RolloutValidator) })
             if (validator.DuplicateWindow is { } window) windows.Add((topic, window));

@@ -14,6 +14,7 @@ namespace PrefOnline.Worker.Pipeline;
 /// What every epoch of the learner pipeline shares: configuration, the transport, the tensor thread, the
 /// guardrail, metrics, and the validators and dead-letter router (kept across epochs, so the duplicate-id
 /// window spans rollbacks: a record re-read at the same position is a redelivery, not a duplicate).
+/// <see cref="IntakeBufferBytes"/> bounds the bytes of validated records each input's intake holds (Kafka:MaxBufferedBytes).
 /// </summary>
 public sealed record LearnerPipelineContext(
     WorkerRole Role,
@@ -33,4 +34,5 @@ public sealed record LearnerPipelineContext(
     PipelineStatus Status,
     CheckpointReadiness Checkpoints,
     ILogger Logger,
-    TimeProvider Time);
+    TimeProvider Time,
+    long IntakeBufferBytes);

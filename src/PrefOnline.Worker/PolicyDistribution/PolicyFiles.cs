@@ -5,7 +5,8 @@ namespace PrefOnline.Worker.PolicyDistribution;
 
 /// <summary>
 /// The files of a checkpoint that make up a servable policy: the weights and whatever tokenizer files the
-/// checkpoint holds. Only these are ever served over HTTP — never the optimizer, replay or reward state.
+/// checkpoint holds. Only these are ever served over HTTP — never the optimizer, replay or reward state — and a
+/// policy event lists the SHA-256 of each one the version has (<see cref="FileListProblem"/>).
 /// </summary>
 public static class PolicyFiles
 {
@@ -26,6 +27,26 @@ public static class PolicyFiles
     public static IEnumerable<string> TokenizerNames => Names.Where(n => n != StateFiles.Policy);
 
     public static bool IsServed(string name) => Names.Contains(name, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Null when <paramref name="files"/> (a policy event's name → SHA-256) covers a whole policy whose weights have
+    /// <paramref name="weightsSha256"/>, else what is missing or wrong: every name must be a policy file, the weights must be
+    /// listed with the event's hash, and the tokenizer must be complete (tokenizer_config.json, or vocab.json and merges.txt),
+    /// so that nothing a generator loads goes unverified and no file can be left out to change the tokenizer.
+    /// </summary>
+    public static string? FileListProblem(IReadOnlyDictionary<string, string> files, string weightsSha256)
+    {
+        if (files.Count == 0) return "the event lists no file hashes ('files'), so its tokenizer files cannot be verified (an event from a learner older than this generator? it publishes them at its next start)";
+        if (files.Keys.FirstOrDefault(n => !IsServed(n)) is { } foreign) return $"the event lists '{foreign}', which is not a policy file (policy files: {string.Join(", ", Names)})";
+        if (!files.TryGetValue(StateFiles.Policy, out var weights)) return $"the event lists no hash for {StateFiles.Policy}";
+        if (!string.Equals(weights, weightsSha256, StringComparison.OrdinalIgnoreCase)) return $"files[{StateFiles.Policy}] differs from the event's sha256";
+        var bpe = files.ContainsKey(TokenizerFiles.Vocabulary) || files.ContainsKey(TokenizerFiles.Merges);
+        if (bpe && !(files.ContainsKey(TokenizerFiles.Vocabulary) && files.ContainsKey(TokenizerFiles.Merges)))
+            return $"the event lists only one of {TokenizerFiles.Vocabulary} and {TokenizerFiles.Merges}";
+        if (!bpe && !files.ContainsKey(TokenizerFiles.Config))
+            return $"the event lists no tokenizer ({TokenizerFiles.Config}, or {TokenizerFiles.Vocabulary} and {TokenizerFiles.Merges})";
+        return null;
+    }
 
     public static string PathOf(long version, string name) => $"{RoutePrefix}/{version}/{name}";
 }

@@ -56,8 +56,22 @@ public sealed class KafkaOptions
     /// <summary>librdkafka properties for the producer only (e.g. <c>linger.ms</c>, <c>compression.type</c>).</summary>
     public Dictionary<string, string> ProducerSettings { get; set; } = new(StringComparer.Ordinal);
 
-    /// <summary>Records buffered per input between the consumer and the pipeline (bounded memory).</summary>
+    /// <summary>Records buffered per input between the consumer and the pipeline (bounded memory; see MaxBufferedBytes for the bytes).</summary>
     public int ChannelCapacity { get; set; } = 1024;
+
+    /// <summary>
+    /// Bytes of records one input buffers between the consumer and the pipeline: the source's buffers, and again the
+    /// validated records waiting for their stage. 0 (default) = 16 × Validation:MaxRecordBytes (4 MiB), at least 1 MiB.
+    /// The worst case per input is in docs/OPERATIONS.md, "Memory of the Kafka consumers".
+    /// </summary>
+    public long MaxBufferedBytes { get; set; }
+
+    /// <summary>
+    /// Accept settings in Settings/ConsumerSettings/ProducerSettings that switch off the brokers' TLS certificate check
+    /// (enable.ssl.certificate.verification other than true, ssl.endpoint.identification.algorithm other than https).
+    /// Default false: such settings stop the worker at start. True: it starts and logs an error saying so at every start.
+    /// </summary>
+    public bool AllowUnverifiedTls { get; set; }
 
     /// <summary>How long librdkafka keeps retrying one produced record before the worker sees a failure.</summary>
     public TimeSpan DeliveryTimeout { get; set; } = TimeSpan.FromSeconds(30);
@@ -84,14 +98,20 @@ public sealed class KafkaOptions
         return settings;
     }
 
-    public KafkaSourceOptions SourceOptions(string groupId, IEnumerable<string> topics) => new()
+    /// <param name="maxRecordBytes">Validation:MaxRecordBytes: larger records are never read into memory, and the fetch and queue limits derive from it.</param>
+    public KafkaSourceOptions SourceOptions(string groupId, IEnumerable<string> topics, int maxRecordBytes) => new()
     {
         BootstrapServers = BootstrapServers ?? "",
         GroupId = groupId,
         Topics = topics.ToList(),
         Settings = ClientSettings(consumer: true),
         ChannelCapacity = ChannelCapacity,
+        MaxRecordBytes = maxRecordBytes,
+        MaxBufferedBytes = MaxBufferedBytes,
     };
+
+    /// <summary>The byte limit of one input's buffers for records of at most <paramref name="maxRecordBytes"/> (see <see cref="MaxBufferedBytes"/>).</summary>
+    public long BufferedBytesFor(int maxRecordBytes) => new KafkaSourceOptions { MaxRecordBytes = maxRecordBytes, MaxBufferedBytes = MaxBufferedBytes }.EffectiveMaxBufferedBytes;
 
     public KafkaSinkOptions SinkOptions() => new()
     {

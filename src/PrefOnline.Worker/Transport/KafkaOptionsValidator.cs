@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using PrefOnline.Streaming.Kafka;
 
 namespace PrefOnline.Worker.Transport;
 
@@ -29,6 +30,13 @@ public sealed class KafkaOptionsValidator : IValidateOptions<KafkaOptions>
         if (distinct < topics.All.Count(t => !string.IsNullOrWhiteSpace(t))) problems.Add($"{s}:Topics must name five different topics (got {string.Join(", ", topics.All)})");
         if (string.IsNullOrWhiteSpace(options.ConsumerGroup)) problems.Add($"{s}:ConsumerGroup must not be empty");
         if (options.ChannelCapacity is < 1 or > 1_000_000) problems.Add($"{s}:ChannelCapacity must be between 1 and 1000000 (got {options.ChannelCapacity})");
+        if (options.MaxBufferedBytes < 0) problems.Add($"{s}:MaxBufferedBytes must be 0 (16 x Validation:MaxRecordBytes) or a number of bytes (got {options.MaxBufferedBytes})");
+        foreach (var (section, settings) in new[] { ("Settings", options.Settings), ("ConsumerSettings", options.ConsumerSettings), ("ProducerSettings", options.ProducerSettings) })
+        {
+            if (options.AllowUnverifiedTls || settings is null) continue;
+            foreach (var (name, value, why) in KafkaSettings.CertificateCheckDisabled(settings))
+                problems.Add($"{s}:{section}:{name}={value} is refused: {why}, so whoever sits between the worker and the brokers can read and forge every record; remove it (give the brokers' CA in {s}:SslCaLocation), or set {s}:AllowUnverifiedTls=true to accept the risk (logged as an error at every start)");
+        }
 
         var protocol = options.SecurityProtocol?.Trim().ToUpperInvariant() ?? "";
         if (!Protocols.Contains(protocol)) problems.Add($"{s}:SecurityProtocol must be one of {string.Join(", ", Protocols)} (got '{options.SecurityProtocol}')");
@@ -47,7 +55,7 @@ public sealed class KafkaOptionsValidator : IValidateOptions<KafkaOptions>
         if (string.IsNullOrWhiteSpace(options.SslCertificateLocation) != string.IsNullOrWhiteSpace(options.SslKeyLocation))
             problems.Add($"{s}:SslCertificateLocation and {s}:SslKeyLocation must be given together (mutual TLS)");
 
-        foreach (var problem in options.SourceOptions(options.ConsumerGroup + ".check", [topics.Feedback]).Problems()) problems.Add($"{s}: consumer: {problem}");
+        foreach (var problem in options.SourceOptions(options.ConsumerGroup + ".check", [topics.Feedback], new Streaming.Validation.ValidationLimits().MaxRecordBytes).Problems()) problems.Add($"{s}: consumer: {problem}");
         foreach (var problem in options.SinkOptions().Problems()) problems.Add($"{s}: producer: {problem}");
         return problems;
     }

@@ -39,9 +39,13 @@ public sealed class HelmChartTests(ITestOutputHelper output)
         [
             "ConfigMap/rel-prefonline-config",
             "Deployment/rel-prefonline-generator",
+            "NetworkPolicy/rel-prefonline-generator",
+            "NetworkPolicy/rel-prefonline-learner",
             "PodDisruptionBudget/rel-prefonline-generator",
+            "Secret/rel-prefonline-policy-token",
             "Service/rel-prefonline-learner",
             "Service/rel-prefonline-metrics",
+            "Service/rel-prefonline-policy",
             "ServiceAccount/rel-prefonline",
             "StatefulSet/rel-prefonline-learner",
         ], chart.Inventory);
@@ -67,14 +71,18 @@ public sealed class HelmChartTests(ITestOutputHelper output)
     {
         var chart = await RenderedChart.RenderAsync(AllFeatures);
         output.WriteLine(string.Join("\n", chart.Inventory));
+        // The generators mount the shared volume: the learner serves no policy port, so there is no policy Service.
         Assert.Equal(
         [
             "ConfigMap/rel-prefonline-config",
             "ConfigMap/rel-prefonline-dashboard",
             "Deployment/rel-prefonline-generator",
+            "NetworkPolicy/rel-prefonline-generator",
+            "NetworkPolicy/rel-prefonline-learner",
             "PodDisruptionBudget/rel-prefonline-generator",
             "PodDisruptionBudget/rel-prefonline-learner",
             "PrometheusRule/rel-prefonline",
+            "Secret/rel-prefonline-policy-token",
             "Service/rel-prefonline-learner",
             "Service/rel-prefonline-metrics",
             "ServiceAccount/rel-prefonline",
@@ -104,7 +112,7 @@ public sealed class HelmChartTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(AllValuesFiles))]
-    public async Task EveryPodIsNonRootReadOnlyWithoutCapabilitiesAndWithAWritableTmp(string valuesFile)
+    public async Task EveryPodIsNonRootReadOnlyWithoutCapabilitiesWithAWritableTmpAndBoundedEphemeralStorage(string valuesFile)
     {
         var chart = await RenderedChart.RenderAsync(valuesFile == "" ? [] : [valuesFile]);
         Assert.NotEmpty(chart.PodSpecs());
@@ -126,13 +134,20 @@ public sealed class HelmChartTests(ITestOutputHelper output)
             var tmpVolume = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == mounts["/tmp"].GetProperty("name").GetString());
             Assert.True(tmpVolume.TryGetProperty("emptyDir", out _), $"{workload}: /tmp is not an emptyDir");
             Assert.True(mounts["/etc/prefonline/config"].GetProperty("readOnly").GetBoolean());
-            // Every writable mount is /tmp or the learner's checkpoint volume: nothing else may be written.
+            // Every writable mount is /tmp, the learner's checkpoint volume or a generator's policy downloads: nothing else may be written.
             foreach (var (path, mount) in mounts)
             {
                 var readOnly = mount.TryGetProperty("readOnly", out var ro) && ro.GetBoolean();
-                if (!readOnly) Assert.Contains(path, new[] { "/tmp", "/var/lib/prefonline" });
+                if (!readOnly) Assert.Contains(path, new[] { "/tmp", "/var/lib/prefonline", "/var/cache/prefonline/policies" });
             }
-            Assert.True(container.GetProperty("resources").GetProperty("limits").TryGetProperty("memory", out _), $"{workload}: no memory limit");
+            Assert.True(mounts["/etc/prefonline/policy-token"].GetProperty("readOnly").GetBoolean(), workload);
+            var resources = container.GetProperty("resources");
+            Assert.True(resources.GetProperty("limits").TryGetProperty("memory", out _), $"{workload}: no memory limit");
+            Assert.True(resources.GetProperty("limits").TryGetProperty("ephemeral-storage", out _), $"{workload}: no ephemeral-storage limit");
+            Assert.True(resources.GetProperty("requests").TryGetProperty("ephemeral-storage", out _), $"{workload}: no ephemeral-storage request");
+            // Every emptyDir has a size limit: a full disk must evict this pod, not its neighbours.
+            foreach (var volume in pod.GetProperty("volumes").EnumerateArray().Where(v => v.TryGetProperty("emptyDir", out _)))
+                Assert.True(volume.GetProperty("emptyDir").TryGetProperty("sizeLimit", out _), $"{workload}: emptyDir {volume.GetProperty("name").GetString()} without sizeLimit");
         }
     }
 
@@ -159,18 +174,161 @@ public sealed class HelmChartTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task WithoutASharedVolumeTheLearnerServesPoliciesToGeneratorsOverItsStableDnsName()
+    public async Task WithoutASharedVolumeTheLearnerServesPoliciesToGeneratorsThroughItsPolicyService()
     {
-        static string? PolicyBaseUrl(JsonElement pod) => RenderedChart.Container(pod).GetProperty("env").EnumerateArray()
-            .Where(e => e.GetProperty("name").GetString() == "PREFONLINE__Worker__PolicyBaseUrl").Select(e => e.GetProperty("value").GetString()).SingleOrDefault();
+        static string? PolicyBaseUrl(JsonElement pod) => RenderedChart.Env(pod).TryGetValue("PREFONLINE__Worker__PolicyBaseUrl", out var e) ? e.GetProperty("value").GetString() : null;
         var defaults = await RenderedChart.RenderAsync();
-        var learner = defaults.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("spec");
-        Assert.Matches(@"^http://rel-prefonline-learner-0\.rel-prefonline-learner\.[a-z0-9-]+\.svc:8080$", PolicyBaseUrl(learner));
-        var generator = defaults.Get("Deployment", "rel-prefonline-generator").GetProperty("spec").GetProperty("template").GetProperty("spec");
-        Assert.Null(PolicyBaseUrl(generator));
-        // With the volume shared, file:// URIs work and the learner needs no base URL.
+        // Both name the policy Service: the learner publishes it in its events, generators accept only events that point there.
+        Assert.Equal("http://rel-prefonline-policy.ml.svc:8081", PolicyBaseUrl(defaults.Pod("StatefulSet", "rel-prefonline-learner")));
+        Assert.Equal("http://rel-prefonline-policy.ml.svc:8081", PolicyBaseUrl(defaults.Pod("Deployment", "rel-prefonline-generator")));
+        // With the volume shared, file:// URIs work and nobody needs a base URL.
         var shared = await RenderedChart.RenderAsync(AllFeatures);
-        Assert.Null(PolicyBaseUrl(shared.Get("StatefulSet", "rel-prefonline-learner").GetProperty("spec").GetProperty("template").GetProperty("spec")));
+        Assert.Null(PolicyBaseUrl(shared.Pod("StatefulSet", "rel-prefonline-learner")));
+        Assert.Null(PolicyBaseUrl(shared.Pod("Deployment", "rel-prefonline-generator")));
+    }
+
+    [Fact]
+    public async Task ThePolicyPortIsItsOwnSurfaceWithItsOwnClusterIpServiceTokenAndLimits()
+    {
+        var chart = await RenderedChart.RenderAsync();
+        static Dictionary<string, int> Ports(JsonElement pod) => RenderedChart.Container(pod).GetProperty("ports").EnumerateArray()
+            .ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("containerPort").GetInt32());
+        var learner = chart.Pod("StatefulSet", "rel-prefonline-learner");
+        Assert.Equal(new Dictionary<string, int> { ["metrics"] = 8080, ["policy"] = 8081 }, Ports(learner));
+        Assert.Equal(new Dictionary<string, int> { ["metrics"] = 8080 }, Ports(chart.Pod("Deployment", "rel-prefonline-generator")));
+
+        var env = RenderedChart.Env(learner);
+        Assert.Equal("8081", env["PREFONLINE__PolicyDistribution__Port"].GetProperty("value").GetString());
+        Assert.Equal("0.0.0.0", env["PREFONLINE__PolicyDistribution__BindAddress"].GetProperty("value").GetString());
+        Assert.Equal("16", env["PREFONLINE__PolicyDistribution__MaxConnections"].GetProperty("value").GetString());
+        Assert.Equal("10", env["PREFONLINE__PolicyDistribution__RequestsPerSecond"].GetProperty("value").GetString());
+        foreach (var (workload, pod) in chart.PodSpecs())
+        {
+            Assert.Equal("/etc/prefonline/policy-token/token", RenderedChart.Env(pod)["PREFONLINE__PolicyDistribution__TokenFile"].GetProperty("value").GetString());
+            var token = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "policy-token");
+            Assert.Equal("rel-prefonline-policy-token", token.GetProperty("secret").GetProperty("secretName").GetString());
+            output.WriteLine($"{workload}: token from the Secret");
+        }
+
+        // The policy Service: ClusterIP, the learner only, the policy port only. The metrics Service never carries it.
+        var policy = chart.Get("Service", "rel-prefonline-policy").GetProperty("spec");
+        Assert.Equal("ClusterIP", policy.GetProperty("type").GetString());
+        Assert.Equal("learner", policy.GetProperty("selector").GetProperty("app.kubernetes.io/component").GetString());
+        var port = Assert.Single(policy.GetProperty("ports").EnumerateArray());
+        Assert.Equal((8081, "policy"), (port.GetProperty("port").GetInt32(), port.GetProperty("targetPort").GetString()));
+        foreach (var name in new[] { "rel-prefonline-metrics", "rel-prefonline-learner" })
+            Assert.All(chart.Get("Service", name).GetProperty("spec").GetProperty("ports").EnumerateArray(), p => Assert.Equal("metrics", p.GetProperty("targetPort").GetString()));
+
+        // The token: random, 48 letters and digits, made by the chart unless an existing Secret is named.
+        static string Token(RenderedChart c) => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(
+            c.Get("Secret", "rel-prefonline-policy-token").GetProperty("data").GetProperty("token").GetString()!));
+        Assert.Matches("^[A-Za-z0-9]{48}$", Token(chart));
+        Assert.NotEqual(Token(chart), Token(await RenderedChart.RenderAsync()));
+        var own = await RenderedChart.RenderWithAsync([], ["--set", "policyServer.auth.existingSecret=my-token", "--set", "policyServer.auth.tokenKey=bearer"]);
+        Assert.Empty(own.OfKind("Secret"));
+        Assert.Equal("my-token", own.Pod("StatefulSet", "rel-prefonline-learner").GetProperty("volumes").EnumerateArray()
+            .Single(v => v.GetProperty("name").GetString() == "policy-token").GetProperty("secret").GetProperty("secretName").GetString());
+        Assert.Equal("/etc/prefonline/policy-token/bearer", RenderedChart.Env(own.Pod("Deployment", "rel-prefonline-generator"))["PREFONLINE__PolicyDistribution__TokenFile"].GetProperty("value").GetString());
+    }
+
+    [Fact]
+    public async Task GeneratorsFetchPoliciesIntoASizeLimitedEmptyDirWithACap()
+    {
+        var chart = await RenderedChart.RenderWithAsync([], ["--set", "generator.policyDownloads.maxBytes=1073741824", "--set", "generator.policyDownloads.sizeLimit=2Gi"]);
+        var pod = chart.Pod("Deployment", "rel-prefonline-generator");
+        var env = RenderedChart.Env(pod);
+        Assert.Equal("/var/cache/prefonline/policies", env["PREFONLINE__PolicyDistribution__DownloadDirectory"].GetProperty("value").GetString());
+        Assert.Equal("1073741824", env["PREFONLINE__PolicyDistribution__MaxDownloadBytes"].GetProperty("value").GetString());
+        var downloads = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "policy-downloads");
+        Assert.Equal("2Gi", downloads.GetProperty("emptyDir").GetProperty("sizeLimit").GetString());
+        Assert.Contains(RenderedChart.Container(pod).GetProperty("volumeMounts").EnumerateArray(),
+            m => m.GetProperty("name").GetString() == "policy-downloads" && m.GetProperty("mountPath").GetString() == "/var/cache/prefonline/policies");
+        // The default cap (4 GiB) renders as an exact integer, not in Helm's float notation.
+        Assert.Equal("4294967296", RenderedChart.Env((await RenderedChart.RenderAsync()).Pod("Deployment", "rel-prefonline-generator"))["PREFONLINE__PolicyDistribution__MaxDownloadBytes"].GetProperty("value").GetString());
+    }
+
+    [Fact]
+    public async Task NetworkPoliciesAdmitOnlyGeneratorsToThePolicyPortAndOnlyPrometheusToTheMetricsPort()
+    {
+        static IReadOnlyList<(string Port, IReadOnlyList<JsonElement> From)> Rules(RenderedChart chart, string name)
+        {
+            var spec = chart.Get("NetworkPolicy", name).GetProperty("spec");
+            Assert.Equal(["Ingress"], RenderedChart.Strings(spec.GetProperty("policyTypes")));
+            return spec.GetProperty("ingress").EnumerateArray().Select(rule =>
+            {
+                var port = Assert.Single(rule.GetProperty("ports").EnumerateArray());
+                Assert.Equal("TCP", port.GetProperty("protocol").GetString());
+                var from = rule.GetProperty("from").EnumerateArray().ToList();
+                Assert.NotEmpty(from); // a rule without peers would admit everyone
+                return (port.GetProperty("port").GetString()!, (IReadOnlyList<JsonElement>)from);
+            }).ToList();
+        }
+        static string Labels(JsonElement selector) => string.Join(",", selector.GetProperty("matchLabels").EnumerateObject().Select(l => $"{l.Name}={l.Value.GetString()}").Order(StringComparer.Ordinal));
+        const string prometheus = "app.kubernetes.io/name=prometheus";
+
+        var chart = await RenderedChart.RenderAsync();
+        var learnerPolicy = chart.Get("NetworkPolicy", "rel-prefonline-learner").GetProperty("spec").GetProperty("podSelector");
+        Assert.Equal("app.kubernetes.io/component=learner,app.kubernetes.io/instance=rel,app.kubernetes.io/name=prefonline", Labels(learnerPolicy));
+        var learner = Rules(chart, "rel-prefonline-learner");
+        Assert.Equal(["policy", "metrics"], learner.Select(r => r.Port).ToArray());
+        var generators = Assert.Single(learner[0].From);
+        Assert.Equal("app.kubernetes.io/component=generator,app.kubernetes.io/instance=rel,app.kubernetes.io/name=prefonline", Labels(generators.GetProperty("podSelector")));
+        Assert.False(generators.TryGetProperty("namespaceSelector", out _)); // this namespace's generators of this release only
+        var scraper = Assert.Single(learner[1].From);
+        Assert.Equal(prometheus, Labels(scraper.GetProperty("podSelector")));
+        Assert.Equal("kubernetes.io/metadata.name=monitoring", Labels(scraper.GetProperty("namespaceSelector")));
+        var generator = Assert.Single(Rules(chart, "rel-prefonline-generator"));
+        Assert.Equal("metrics", generator.Port);
+        Assert.Equal(prometheus, Labels(Assert.Single(generator.From).GetProperty("podSelector")));
+
+        // The serving stack, when enabled, joins the generators on the policy port and nowhere else.
+        var serving = await RenderedChart.RenderWithAsync([], ["--set", "networkPolicy.servingStack.enabled=true", "--set", "networkPolicy.servingStack.podSelector.matchLabels.app=vllm",
+            "--set", "networkPolicy.servingStack.namespaceSelector.matchLabels.team=serving", "--set", "networkPolicy.prometheus.namespaceSelector=null"]);
+        var withServing = Rules(serving, "rel-prefonline-learner");
+        Assert.Equal(2, withServing[0].From.Count);
+        Assert.Equal("app=vllm", Labels(withServing[0].From[1].GetProperty("podSelector")));
+        Assert.Equal("team=serving", Labels(withServing[0].From[1].GetProperty("namespaceSelector")));
+        Assert.False(Assert.Single(withServing[1].From).TryGetProperty("namespaceSelector", out _)); // null: Prometheus of this namespace only
+        Assert.Single(Rules(serving, "rel-prefonline-generator"));
+
+        // Single mode (no generators) and a shared volume (no policy port): nobody reaches the policy port.
+        Assert.Equal(["metrics"], Rules(await RenderedChart.RenderAsync(Single), "rel-prefonline-learner").Select(r => r.Port).ToArray());
+        Assert.Equal(["metrics"], Rules(await RenderedChart.RenderAsync(AllFeatures), "rel-prefonline-learner").Select(r => r.Port).ToArray());
+        Assert.Empty((await RenderedChart.RenderWithAsync([], ["--set", "networkPolicy.enabled=false"])).OfKind("NetworkPolicy"));
+    }
+
+    [Fact]
+    public async Task KafkaIsSaslSslByDefaultAndPlaintextNeedsAnExplicitAllowance()
+    {
+        var env = RenderedChart.Env((await RenderedChart.RenderAsync()).Pod("StatefulSet", "rel-prefonline-learner"));
+        Assert.Equal("SASL_SSL", env["PREFONLINE__Kafka__SecurityProtocol"].GetProperty("value").GetString());
+        Assert.Equal("prefonline-kafka-credentials", env["PREFONLINE__Kafka__SaslPassword"].GetProperty("valueFrom").GetProperty("secretKeyRef").GetProperty("name").GetString());
+
+        foreach (var protocol in new[] { "PLAINTEXT", "SASL_PLAINTEXT" })
+        {
+            var refused = await RenderedChart.TemplateAsync([], ["--set", $"kafka.securityProtocol={protocol}"]);
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains($"kafka.securityProtocol {protocol} sends every record", refused.Output);
+            var allowed = await RenderedChart.RenderWithAsync([], ["--set", $"kafka.securityProtocol={protocol}", "--set", "kafka.allowPlaintext=true"]);
+            Assert.Equal(protocol, RenderedChart.Env(allowed.Pod("Deployment", "rel-prefonline-generator"))["PREFONLINE__Kafka__SecurityProtocol"].GetProperty("value").GetString());
+        }
+        // The learner may authenticate as a principal of its own, so that only it can be allowed to write the policy topic.
+        var own = await RenderedChart.RenderWithAsync([], ["--set", "kafka.sasl.learnerExistingSecret=prefonline-kafka-learner"]);
+        static string SaslSecret(JsonElement pod) => RenderedChart.Env(pod)["PREFONLINE__Kafka__SaslPassword"].GetProperty("valueFrom").GetProperty("secretKeyRef").GetProperty("name").GetString()!;
+        Assert.Equal("prefonline-kafka-learner", SaslSecret(own.Pod("StatefulSet", "rel-prefonline-learner")));
+        Assert.Equal("prefonline-kafka-credentials", SaslSecret(own.Pod("Deployment", "rel-prefonline-generator")));
+        // The embedded demo has no Kafka: no protocol, no credentials, nothing to refuse.
+        var demo = RenderedChart.Env((await RenderedChart.RenderAsync(Single)).Pod("StatefulSet", "rel-prefonline-learner"));
+        Assert.DoesNotContain(demo.Keys, k => k.StartsWith("PREFONLINE__Kafka__S", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnImageDigestReplacesTheTag()
+    {
+        var digest = "sha256:" + new string('a', 64);
+        var chart = await RenderedChart.RenderWithAsync([AllFeatures], ["--set", $"image.digest={digest}"]);
+        foreach (var (workload, pod) in chart.PodSpecs())
+            Assert.Equal($"registry.example.com/ml/prefonline@{digest}", RenderedChart.Container(pod).GetProperty("image").GetString());
     }
 
     [Fact]
@@ -201,7 +359,8 @@ public sealed class HelmChartTests(ITestOutputHelper output)
         foreach (var values in new[] { Array.Empty<string>(), [AllFeatures], [Minimal], [Single] })
         {
             var chart = await RenderedChart.RenderAsync(values);
-            Assert.Empty(chart.OfKind("Secret")); // the chart never creates a Secret: no credentials in values
+            // The only Secret the chart makes is the policy port's random token: no credential comes from values.
+            Assert.Equal(["rel-prefonline-policy-token"], chart.OfKind("Secret").Select(RenderedChart.Name).ToArray());
         }
         var all = await RenderedChart.RenderAsync(AllFeatures);
         foreach (var (workload, pod) in all.PodSpecs())
@@ -218,7 +377,7 @@ public sealed class HelmChartTests(ITestOutputHelper output)
             var tls = pod.GetProperty("volumes").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "kafka-tls");
             Assert.Equal("prefonline-kafka-tls", tls.GetProperty("secret").GetProperty("secretName").GetString());
         }
-        var plain = await RenderedChart.RenderAsync();
+        var plain = await RenderedChart.RenderWithAsync([], ["--set", "kafka.securityProtocol=SSL"]);
         var plainEnv = RenderedChart.Container(plain.PodSpecs().First().PodSpec).GetProperty("env").EnumerateArray().Select(e => e.GetProperty("name").GetString()).ToList();
         Assert.DoesNotContain("PREFONLINE__Kafka__SaslPassword", plainEnv);
     }
@@ -300,6 +459,18 @@ public sealed class HelmChartTests(ITestOutputHelper output)
         { "invalid-root.yaml", "at '/podSecurityContext/runAsNonRoot': value must be true", true },
         { "invalid-replicas.yaml", "at '/generator/replicas': minimum", true },
         { "invalid-mount-without-claim.yaml", "generator.mountCheckpoints needs learner.persistence.existingClaim", false },
+        { "invalid-plaintext.yaml", "kafka.securityProtocol PLAINTEXT sends every record", false },
+        { "invalid-sasl-plaintext.yaml", "kafka.securityProtocol SASL_PLAINTEXT sends every record", false },
+        { "invalid-policy-service-type.yaml", "at '/policyServer/service/type': value must be 'ClusterIP'", true },
+        { "invalid-password-in-env.yaml", "invalid propertyName 'Kafka__SaslPassword'", true },
+        { "invalid-secret-in-env.yaml", "invalid propertyName 'Observability__Otlp__ClientSecret'", true },
+        { "invalid-token-in-env.yaml", "invalid propertyName 'PolicyDistribution__TOKEN'", true },
+        { "invalid-capabilities.yaml", "at '/securityContext/capabilities/drop': no items match contains schema", true },
+        { "invalid-seccomp.yaml", "at '/podSecurityContext/seccompProfile/type': value must be one of 'RuntimeDefault', 'Localhost'", true },
+        { "invalid-no-ephemeral-limit.yaml", "at '/generator/resources/limits': missing property 'ephemeral-storage'", true },
+        { "invalid-digest.yaml", "at '/image/digest': 'latest' does not match pattern", true },
+        { "invalid-empty-prometheus-selector.yaml", "at '/networkPolicy/prometheus': missing property 'podSelector'", true },
+        { "invalid-serving-stack-everyone.yaml", "at '/networkPolicy/servingStack/podSelector': minProperties", true },
     };
 
     [Theory]

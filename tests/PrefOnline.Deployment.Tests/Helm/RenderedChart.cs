@@ -13,9 +13,12 @@ internal sealed class RenderedChart(IReadOnlyList<JsonElement> objects)
     /// <summary>"Kind/name" of every object, sorted.</summary>
     public IReadOnlyList<string> Inventory => Objects.Select(o => $"{o.GetProperty("kind").GetString()}/{Name(o)}").Order(StringComparer.Ordinal).ToList();
 
-    public static async Task<RenderedChart> RenderAsync(params string[] valuesFiles)
+    public static Task<RenderedChart> RenderAsync(params string[] valuesFiles) => RenderWithAsync(valuesFiles, []);
+
+    /// <summary>Renders with values files and extra helm arguments (e.g. <c>--set key=value</c>).</summary>
+    public static async Task<RenderedChart> RenderWithAsync(IEnumerable<string> valuesFiles, IEnumerable<string> extra)
     {
-        var result = await TemplateAsync(valuesFiles);
+        var result = await TemplateAsync(valuesFiles, extra);
         Assert.True(result.ExitCode == 0, $"helm template failed:\n{result.Output}");
         return new RenderedChart(await Yaml.ParseAllAsync(result.StdOut));
     }
@@ -50,6 +53,13 @@ internal sealed class RenderedChart(IReadOnlyList<JsonElement> objects)
     public static string Name(JsonElement o) => o.GetProperty("metadata").GetProperty("name").GetString()!;
 
     public static JsonElement Container(JsonElement podSpec) => podSpec.GetProperty("containers").EnumerateArray().Single();
+
+    /// <summary>The container's environment: name → the variable's object (value or valueFrom).</summary>
+    public static Dictionary<string, JsonElement> Env(JsonElement podSpec) =>
+        Container(podSpec).GetProperty("env").EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e);
+
+    /// <summary>The pod template spec of a workload.</summary>
+    public JsonElement Pod(string kind, string name) => Get(kind, name).GetProperty("spec").GetProperty("template").GetProperty("spec");
 
     public static IReadOnlyList<string> Strings(JsonElement array) => array.EnumerateArray().Select(e => e.GetString()!).ToList();
 }

@@ -10,10 +10,11 @@ public static class MockBrokerProcess
     public const string DeadLetter = "prefonline.dlq";
 
     /// <summary>Starts the broker and returns it with its bootstrap address (the first line it prints).</summary>
-    public static async Task<(ChildProcess Process, string BootstrapServers)> StartAsync(TestWorkspace workspace)
+    /// <param name="topics">The mock-broker's <c>--topics</c> (name:partitions,...; must include the DLQ); null: its defaults.</param>
+    public static async Task<(ChildProcess Process, string BootstrapServers)> StartAsync(TestWorkspace workspace, string? topics = null)
     {
         // stdin stays open (and unused): EOF would only end its command loop, but an open pipe keeps it simple.
-        var broker = workspace.StartPrefOnline("mock-broker", ["mock-broker"], redirectInput: true);
+        var broker = workspace.StartPrefOnline("mock-broker", topics is null ? ["mock-broker"] : ["mock-broker", "--topics", topics], redirectInput: true);
         var line = await broker.WaitForLineAsync("bootstrap.servers=", TimeSpan.FromSeconds(60));
         var bootstrap = line.Text["bootstrap.servers=".Length..].Trim();
         if (!bootstrap.StartsWith("127.0.0.1:", StringComparison.Ordinal)) throw new InvalidOperationException($"the mock broker is not on 127.0.0.1: {bootstrap}");

@@ -11,11 +11,12 @@ public sealed class WorkerProcess
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
 
-    private WorkerProcess(ChildProcess process, string checkpointDirectory, int port)
+    private WorkerProcess(ChildProcess process, string checkpointDirectory, int port, int policyPort)
     {
         Process = process;
         CheckpointDirectory = checkpointDirectory;
         Port = port;
+        PolicyPort = policyPort;
     }
 
     public ChildProcess Process { get; }
@@ -24,18 +25,26 @@ public sealed class WorkerProcess
 
     public int Port { get; }
 
+    /// <summary>The port of the learner's policy files (PolicyDistribution:Port): a free one unless the configuration names one.</summary>
+    public int PolicyPort { get; }
+
     public Uri MetricsUri => new($"http://127.0.0.1:{Port}/metrics");
 
     /// <summary>Writes <paramref name="configuration"/> to NAME.json in the scratch directory and starts the worker with it.</summary>
     public static WorkerProcess Start(TestWorkspace workspace, string name, JsonObject configuration, string checkpointDirectory, int? port = null, string? duration = null)
     {
+        // A learner that serves policies (and the embedded demo) opens PolicyDistribution:Port too: never a fixed one in a test.
+        var distribution = configuration["PolicyDistribution"] as JsonObject ?? new JsonObject();
+        configuration["PolicyDistribution"] = distribution;
+        if (distribution["Port"] is null) distribution["Port"] = TestWorkspace.FreePort();
+        var policyPort = distribution["Port"]!.GetValue<int>();
         var configPath = workspace.ScratchPath(name + ".json");
         File.WriteAllText(configPath, configuration.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         File.Copy(configPath, Path.Combine(workspace.Logs, name + ".json"), overwrite: true);
         var chosenPort = port ?? TestWorkspace.FreePort();
         List<string> arguments = ["run", "--config", configPath, "--checkpoint-dir", checkpointDirectory, "--port", chosenPort.ToString(CultureInfo.InvariantCulture)];
         if (duration is not null) arguments.AddRange(["--duration", duration]);
-        return new WorkerProcess(workspace.StartPrefOnline(name, arguments), checkpointDirectory, chosenPort);
+        return new WorkerProcess(workspace.StartPrefOnline(name, arguments), checkpointDirectory, chosenPort, policyPort);
     }
 
     public async Task<string?> ScrapeAsync()

@@ -8,6 +8,7 @@ using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Validation;
 using PrefOnline.Tensors;
 using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.PolicyDistribution;
 using Xunit.Abstractions;
 using static PrefOnline.IntegrationTests.Worker.WorkerCluster;
 
@@ -32,11 +33,14 @@ public sealed class WorkerPolicyPoisonTests(ITestOutputHelper output)
         var root = Path.Combine(Path.GetTempPath(), "prefonline-poison-it-" + Guid.NewGuid().ToString("N")[..12]);
         try
         {
-            var (published, sha) = await WritePolicyAsync(Path.Combine(root, "published"));
-            var generatorSettings = new Dictionary<string, string?> { ["Worker:Role"] = "generator", ["Checkpoints:Directory"] = Path.Combine(root, "no-volume") };
+            // A version on the mounted volume (file URIs must point into the generator's checkpoint directory), without a
+            // latest pointer: the generator starts on Model:InitialPolicy and follows the events.
+            var volume = Path.Combine(root, "volume");
+            var published = await WritePolicyAsync(Path.Combine(volume, "v000005"));
+            var generatorSettings = new Dictionary<string, string?> { ["Worker:Role"] = "generator", ["Checkpoints:Directory"] = volume };
 
             // The topic as a new generator finds it: a good event (v5), then poison, then more poison of other kinds.
-            cluster.Produce(Policy, 0, PolicyEvent.Publish(5, new Uri(published).AbsoluteUri, sha, DateTimeOffset.UtcNow, new Dictionary<string, double>()));
+            cluster.Produce(Policy, 0, published(5));
             cluster.ProduceRaw(Policy, 0, """{"\udc00":0}"""u8.ToArray());
             cluster.ProduceRaw(Policy, 0, """{"schema":"prefonline.policy.v1","\ud800":1}"""u8.ToArray());
             cluster.ProduceRaw(Policy, 0, [0x00, 0x9C, 0xFF, 0x01]);
@@ -56,7 +60,7 @@ public sealed class WorkerPolicyPoisonTests(ITestOutputHelper output)
                 await WaitForAsync(generator, async () => (await generator.ScrapeAsync()).GetValueOrDefault(Skipped(ReasonCodes.InvalidJson)) == 1, "the live poison skipped");
                 await AssertServesAsync(generator, cluster, rollouts, 5, "poison-2");
                 await AssertSkippedAsync(generator, lone: 3, binary: 1);
-                cluster.Produce(Policy, 0, PolicyEvent.Publish(6, new Uri(published).AbsoluteUri, sha, DateTimeOffset.UtcNow, new Dictionary<string, double>()));
+                cluster.Produce(Policy, 0, published(6));
                 await cluster.FlushAsync(Deadline);
                 await AssertServesAsync(generator, cluster, rollouts, 6, "poison-3");
             }
@@ -129,8 +133,11 @@ public sealed class WorkerPolicyPoisonTests(ITestOutputHelper output)
         return records.Select(r => (RolloutRecord)validator.Validate(r.Message.Value).Record!).ToList();
     }
 
-    /// <summary>A published policy as the learner writes one: a bare weights file beside the tokenizer files; returns its path and SHA-256.</summary>
-    private static async Task<(string Path, string Sha256)> WritePolicyAsync(string directory)
+    /// <summary>
+    /// A published policy as the learner writes one: a bare weights file beside the tokenizer files. Returns the event
+    /// naming it as a given version, with the SHA-256 of every policy file, as the learner's events carry them.
+    /// </summary>
+    private static async Task<Func<long, PolicyEvent>> WritePolicyAsync(string directory)
     {
         var path = Path.Combine(directory, StateFiles.Policy);
         using var thread = new TensorThread("it-poison-policy", 1);
@@ -140,6 +147,8 @@ public sealed class WorkerPolicyPoisonTests(ITestOutputHelper output)
             PolicyCheckpoint.Save(directory, model, ByteTokenizer.Instance);
             PolicyCheckpoint.SaveWeightsFile(path, model);
         }, CancellationToken.None);
-        return (path, Convert.ToHexStringLower(SHA256.HashData(await File.ReadAllBytesAsync(path))));
+        var files = PolicyFiles.Names.Where(n => File.Exists(Path.Combine(directory, n)))
+            .ToDictionary(n => n, n => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(directory, n)))));
+        return version => PolicyEvent.Publish(version, new Uri(path).AbsoluteUri, files[StateFiles.Policy], DateTimeOffset.UtcNow, new Dictionary<string, double>(), files);
     }
 }

@@ -12,8 +12,9 @@ namespace PrefOnline.IntegrationTests.Worker;
 
 /// <summary>
 /// The Helm chart's default topology: a learner and a generator that share no files (the learner's volume is
-/// ReadWriteOnce). The learner's policy events name its own /policy URL (Worker:PolicyBaseUrl); the generator
-/// downloads each new version, checks its SHA-256 and generates with it. (<see cref="WorkerSplitRolesTests"/>
+/// ReadWriteOnce). The learner's policy events name its policy port (Worker:PolicyBaseUrl, its own port beside the
+/// metrics port, bearer token required); the generator accepts only events that point there, downloads each new
+/// version with the token, checks every file's SHA-256 and generates with it. (<see cref="WorkerSplitRolesTests"/>
 /// covers the mounted-volume variant with file:// URIs.)
 /// </summary>
 [Collection(KafkaCollection.Name)]
@@ -23,16 +24,36 @@ public sealed class WorkerSplitRolesOverHttpTests(ITestOutputHelper output)
     public async Task The_generator_follows_the_learners_policy_versions_over_http_without_a_shared_volume()
     {
         await using var cluster = WorkerCluster.Start();
-        var learnerPort = FreePort();
-        var learnerUrl = $"http://127.0.0.1:{learnerPort}";
-        await using var learner = await WorkerUnderTest.StartAsync(cluster, output, new Dictionary<string, string?>
+        var policyPort = FreePort();
+        var learnerUrl = $"http://127.0.0.1:{policyPort}";
+        var tokenFile = Path.Combine(Path.GetTempPath(), $"prefonline-split-token-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(tokenFile, "split-roles-token-0123456789");
+        try
         {
-            ["Worker:Role"] = "learner",
-            ["Observability:Port"] = learnerPort.ToString(CultureInfo.InvariantCulture),
-            ["Worker:PolicyBaseUrl"] = learnerUrl,
-            ["Scoring:LabelWait"] = "00:00:00", // no users here: the reward model scores at once
-        });
-        await using var generator = await WorkerUnderTest.StartAsync(cluster, output, new Dictionary<string, string?> { ["Worker:Role"] = "generator" });
+            await using var learner = await WorkerUnderTest.StartAsync(cluster, output, new Dictionary<string, string?>
+            {
+                ["Worker:Role"] = "learner",
+                ["Worker:PolicyBaseUrl"] = learnerUrl,
+                ["PolicyDistribution:Port"] = policyPort.ToString(CultureInfo.InvariantCulture),
+                ["PolicyDistribution:TokenFile"] = tokenFile,
+                ["Scoring:LabelWait"] = "00:00:00", // no users here: the reward model scores at once
+            });
+            await using var generator = await WorkerUnderTest.StartAsync(cluster, output, new Dictionary<string, string?>
+            {
+                ["Worker:Role"] = "generator",
+                ["Worker:PolicyBaseUrl"] = learnerUrl,
+                ["PolicyDistribution:TokenFile"] = tokenFile,
+            });
+            await RunAsync(cluster, learner, generator, learnerUrl);
+        }
+        finally
+        {
+            File.Delete(tokenFile);
+        }
+    }
+
+    private async Task RunAsync(WorkerCluster cluster, WorkerUnderTest learner, WorkerUnderTest generator, string learnerUrl)
+    {
         await using var policy = new TopicTail(cluster.BootstrapServers, WorkerCluster.Policy, 1);
         for (var i = 0; i < 400; i++)
             cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"split-http-{i:D3}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length]));
@@ -54,6 +75,8 @@ public sealed class WorkerSplitRolesOverHttpTests(ITestOutputHelper output)
         var events = WorkerEndToEndTests.PolicyEvents(policy.Records);
         Assert.True(events.Count >= 3, $"{events.Count} policy events");
         Assert.All(events.Skip(1), e => Assert.StartsWith($"{learnerUrl}/policy/", e.Uri, StringComparison.Ordinal));
+        // Every event hashes the weights and the tokenizer files the generator loaded with them.
+        Assert.All(events, e => Assert.Equal(["policy.safetensors", "tokenizer_config.json"], e.Files.Keys.Where(k => k != "config.json").Order(StringComparer.Ordinal)));
     }
 
     private static int FreePort()

@@ -103,6 +103,8 @@ public sealed class WorkerUnderTest : IAsyncDisposable
             ["Observability:Port"] = "0",
             ["Observability:BindAddress"] = "127.0.0.1",
             ["Observability:ReadinessInterval"] = "00:00:01",
+            ["PolicyDistribution:Port"] = "0", // a learner with Worker:PolicyBaseUrl serves its policies: never on a fixed port in a test
+            ["PolicyDistribution:DownloadDirectory"] = Path.Combine(root, "policy-downloads"),
             ["Generation:SamplesPerPrompt"] = "2",
             ["Generation:MaxNewTokens"] = "8",
             ["Generation:MaxPromptsPerBatch"] = "8",

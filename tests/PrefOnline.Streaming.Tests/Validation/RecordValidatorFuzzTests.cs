@@ -183,7 +183,8 @@ public sealed class RecordValidatorFuzzTests(ITestOutputHelper output)
         (RolloutRecord x, RolloutRecord y) => x == y,
         (PolicyEvent x, PolicyEvent y) => x.Kind == y.Kind && x.Version == y.Version && x.FromVersion == y.FromVersion && x.Reason == y.Reason && x.Uri == y.Uri
                                           && x.Sha256 == y.Sha256 && x.Created == y.Created && x.Created.Offset == y.Created.Offset
-                                          && x.Metrics.Count == y.Metrics.Count && x.Metrics.All(m => y.Metrics.TryGetValue(m.Key, out var v) && v.Equals(m.Value)),
+                                          && x.Metrics.Count == y.Metrics.Count && x.Metrics.All(m => y.Metrics.TryGetValue(m.Key, out var v) && v.Equals(m.Value))
+                                          && x.Files.Count == y.Files.Count && x.Files.All(f => y.Files.TryGetValue(f.Key, out var h) && h == f.Value),
         _ => false,
     };
 
@@ -467,7 +468,7 @@ public sealed class RecordValidatorFuzzTests(ITestOutputHelper output)
     [
         "{", "}", "[", "]", ":", ",", " ", "\n", "\"", "\"schema\"", "\"id\"", "\"prompt\"", "\"chosen\"", "\"rejected\"", "\"completion\"", "\"reward\"",
         "\"rollout_id\"", "\"rollout_ids\"", "\"prompt_id\"", "\"policy_version\"", "\"logprob\"", "\"finish_reason\"", "\"meta\"", "\"kind\"", "\"version\"",
-        "\"from_version\"", "\"reason\"", "\"uri\"", "\"sha256\"", "\"created\"", "\"metrics\"", "\"prefonline.prompt.v1\"", "\"prefonline.preference.v1\"",
+        "\"from_version\"", "\"reason\"", "\"uri\"", "\"sha256\"", "\"created\"", "\"metrics\"", "\"files\"", "\"vocab.json\"", "\"prefonline.prompt.v1\"", "\"prefonline.preference.v1\"",
         "\"prefonline.rating.v1\"", "\"prefonline.rollout.v1\"", "\"prefonline.policy.v1\"", "\"x\"", "\"y\"", "\"\"", "0", "1", "-1", "0.5", "-2.5",
         "1e999", "NaN", "true", "false", "null", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\":", "\"\\udc00\":", "\"\\u0069d\"", "\"file:///x\"",
         "\"" + new string('a', 64) + "\"", "\"2024-05-01T12:00:00Z\"", "\"rollback\"", "\"eos\"", "\\", "é", "😀",
@@ -485,6 +486,7 @@ public sealed class RecordValidatorFuzzTests(ITestOutputHelper output)
             """{"schema":"prefonline.rollout.v1","id":"r-1","prompt_id":"p-42","prompt":"Tell me a joke.","completion":"Why did...","policy_version":12,"logprob":-14.25,"finish_reason":"eos"}""",
             $$$"""{"schema":"prefonline.policy.v1","kind":"publish","version":12,"uri":"file:///ckpt/v000012","sha256":"{{{sha}}}","created":"2024-05-01T12:00:00.000Z","metrics":{"reward":0.61,"kl":0.8}}""",
             $$$"""{"schema":"prefonline.policy.v1","kind":"rollback","version":11,"from_version":12,"reason":"kl budget exceeded","uri":"file:///ckpt/v000011","sha256":"{{{sha}}}","created":"2024-05-01T12:00:00.000Z","metrics":{}}""",
+            $$$"""{"schema":"prefonline.policy.v1","kind":"publish","version":12,"uri":"http://learner:8081/policy/14/policy.safetensors","sha256":"{{{sha}}}","created":"2024-05-01T12:00:00.000Z","metrics":{},"files":{"policy.safetensors":"{{{sha}}}","tokenizer_config.json":"{{{sha}}}"}}""",
         }.Select(Encoding.UTF8.GetBytes);
         var serialised = new StreamRecord[]
         {
@@ -495,6 +497,8 @@ public sealed class RecordValidatorFuzzTests(ITestOutputHelper output)
             new RolloutRecord("r-3", "p-1", "", "", 0, -1e300, "stop"),
             PolicyEvent.Publish(1, "http://learner:8080/policy/1/policy.safetensors", sha, created, new Dictionary<string, double> { ["reward"] = -1e-7, ["é"] = 3 }),
             PolicyEvent.Rollback(long.MaxValue, 1, "drift\u2028", "file:///v1", sha, created.ToOffset(TimeSpan.FromHours(2)), new Dictionary<string, double>()),
+            PolicyEvent.Publish(2, "http://learner:8081/policy/2/policy.safetensors", sha, created, new Dictionary<string, double>(),
+                new Dictionary<string, string> { ["policy.safetensors"] = sha, ["tokenizer_config.json"] = new string('0', 64), ["merges.txt"] = "A" + new string('b', 63) }),
         }.Select(RecordSerializer.Serialize);
         return [.. documented, .. BadRecordCorpus.Good.Select(g => g.Bytes), .. serialised];
     }

@@ -244,6 +244,38 @@ public sealed class RecordValidatorTests
     }
 
     [Fact]
+    public void A_policy_events_files_map_names_plain_files_with_their_sha256_and_round_trips()
+    {
+        var validator = new RecordValidator(new ValidationLimits(), SchemaNames.PolicyTopic);
+        var sha = new string('a', 64);
+        var other = "0123456789ABCDEF" + new string('b', 48);
+        string Policy(string files) => $$$"""{"schema":"prefonline.policy.v1","version":3,"uri":"http://learner:8081/policy/7/policy.safetensors","sha256":"{{{sha}}}","created":"2024-05-01T12:00:00Z","metrics":{}{{{files}}}}""";
+        var parsed = Assert.IsType<PolicyEvent>(Validate(validator, Policy($$$""","files":{"policy.safetensors":"{{{sha}}}","vocab.json":"{{{other}}}","merges.txt":"{{{sha}}}"}""")).Record);
+        Assert.Equal(3, parsed.Files.Count);
+        Assert.Equal(other.ToLowerInvariant(), parsed.Files["vocab.json"]);
+        var again = Assert.IsType<PolicyEvent>(validator.Validate(RecordSerializer.Serialize(parsed)).Record);
+        Assert.Equal(parsed.Files.OrderBy(f => f.Key), again.Files.OrderBy(f => f.Key));
+        // Absent (an older publisher) or null: no files.
+        Assert.Empty(Assert.IsType<PolicyEvent>(Validate(validator, Policy("")).Record).Files);
+        Assert.Empty(Assert.IsType<PolicyEvent>(Validate(validator, Policy(",\"files\":null")).Record).Files);
+        Assert.DoesNotContain("\"files\"", Encoding.UTF8.GetString(RecordSerializer.Serialize(PolicyEvent.Publish(1, "file:///x", sha, DateTimeOffset.UnixEpoch, new Dictionary<string, double>()))), StringComparison.Ordinal);
+
+        Assert.Equal(ReasonCodes.WrongType, Validate(validator, Policy(",\"files\":[]")).Failure!.Reason);
+        Assert.Equal(ReasonCodes.WrongType, Validate(validator, Policy(",\"files\":{\"vocab.json\":1}")).Failure!.Reason);
+        Assert.Equal(ReasonCodes.InvalidValue, Validate(validator, Policy(",\"files\":{\"vocab.json\":\"abc\"}")).Failure!.Reason);
+        foreach (var name in new[] { "../etc/passwd", "dir/vocab.json", ".hidden", "", "vocab json", "a\\b", "%2e%2e" })
+        {
+            var refused = Validate(validator, Policy($$$""","files":{"{{{name}}}":"{{{sha}}}"}"""));
+            Assert.Equal(ReasonCodes.InvalidValue, refused.Failure!.Reason);
+        }
+        Assert.Equal(ReasonCodes.DuplicateKey, Validate(validator, Policy($$$""","files":{"a":"{{{sha}}}","a":"{{{sha}}}"}""")).Failure!.Reason);
+        var many = string.Join(",", Enumerable.Range(0, 33).Select(i => $"\"f{i}\":\"{sha}\""));
+        Assert.Equal(ReasonCodes.InvalidValue, Validate(validator, Policy($",\"files\":{{{many}}}")).Failure!.Reason);
+        // Not part of any other contract.
+        Assert.Equal(ReasonCodes.UnknownField, Validate(PromptValidator(), """{"schema":"prefonline.prompt.v1","id":"p","prompt":"a","files":{}}""").Failure!.Reason);
+    }
+
+    [Fact]
     public void Depth_exactly_at_the_limit_passes_and_one_more_level_is_too_deep()
     {
         var limits = new ValidationLimits { MaxJsonDepth = 5 };

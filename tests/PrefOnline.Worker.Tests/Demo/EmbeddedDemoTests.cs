@@ -30,6 +30,7 @@ public sealed class EmbeddedDemoTests(ITestOutputHelper output) : IDisposable
             ["Checkpoints:Directory"] = Path.Combine(directory, "checkpoints"),
             ["Observability:Port"] = "0",
             ["Observability:BindAddress"] = "127.0.0.1",
+            ["PolicyDistribution:Port"] = "0", // the demo serves its policies on 127.0.0.1 too; never a fixed port in a test
             ["Demo:OutputDirectory"] = Path.Combine(directory, "report"),
             ["Demo:Console"] = "false",
             ["Demo:Duration"] = "00:00:00",           // until stopped: the test decides when

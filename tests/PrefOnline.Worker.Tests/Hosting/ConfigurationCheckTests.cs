@@ -128,6 +128,20 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
+    public async Task A_learner_in_split_mode_with_a_policy_url_but_no_token_exits_2_before_starting_anything()
+    {
+        var file = Path.Combine(directory, "learner.json");
+        File.WriteAllText(file, """{ "Worker": { "Role": "learner", "PolicyBaseUrl": "http://prefonline-policy.ml.svc:8081" }, "Kafka": { "BootstrapServers": "kafka:9093" } }""");
+        var errors = new StringWriter();
+        var code = await RunCommand.RunAsync(file, new Dictionary<string, string?> { ["Checkpoints:Directory"] = Path.Combine(directory, "store") }, errors);
+        Assert.Equal(ExitStatus.InvalidConfiguration, code);
+        var lines = errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("prefonline run: PolicyDistribution:TokenFile is required: this learner publishes Worker:PolicyBaseUrl", lines[0]);
+        Assert.Equal(2, lines.Length);
+        Assert.False(Directory.Exists(Path.Combine(directory, "store")), "nothing may start on an invalid configuration");
+    }
+
+    [Fact]
     public async Task AMissingOrMalformedConfigFileIsAUsageError()
     {
         var missing = await Assert.ThrowsAsync<CliException>(() => RunCommand.RunAsync(Path.Combine(directory, "nope.json"), new Dictionary<string, string?>(), TextWriter.Null));
@@ -162,6 +176,90 @@ public sealed class ConfigurationCheckTests : IDisposable
         Assert.Equal(2, elsewhere.Count(p => p.Contains("is not a known setting", StringComparison.Ordinal)));
         var (_, beyond) = Check(new() { ["Reward:RatingMax"] = "2000", ["Validation:MaxAbsReward"] = "1000" });
         Assert.Single(beyond, p => p.StartsWith("Reward:RatingMin/RatingMax [-10, 2000] reach beyond Validation:MaxAbsReward (1000)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_learner_that_serves_policies_or_a_generator_that_fetches_them_needs_a_token_or_an_explicit_override()
+    {
+        var kafka = new Dictionary<string, string?> { ["Kafka:BootstrapServers"] = "kafka:9092", ["Worker:PolicyBaseUrl"] = "http://prefonline-policy.ml.svc:8081" };
+        foreach (var role in new[] { "learner", "all", "generator" })
+        {
+            var (_, problems) = Check(new(kafka) { ["Worker:Role"] = role });
+            var line = Assert.Single(problems);
+            Assert.StartsWith("PolicyDistribution:TokenFile is required:", line, StringComparison.Ordinal);
+            Assert.Contains("PolicyDistribution:AllowUnauthenticated=true", line, StringComparison.Ordinal);
+            // Loopback does not excuse it: every local process could fetch the weights.
+            Assert.Single(Check(new(kafka) { ["Worker:Role"] = role, ["PolicyDistribution:BindAddress"] = "127.0.0.1" }).Problems);
+            Assert.Empty(Check(new(kafka) { ["Worker:Role"] = role, ["PolicyDistribution:AllowUnauthenticated"] = "true" }).Problems);
+            Assert.Empty(Check(new(kafka) { ["Worker:Role"] = role, ["PolicyDistribution:TokenFile"] = TokenFile("abcdefghijklmnop0123") }).Problems);
+        }
+        // Without a base URL a learner names files on a shared volume and opens no policy port: nothing to protect.
+        var (settings, none) = Check(new() { ["Kafka:BootstrapServers"] = "kafka:9092", ["Worker:Role"] = "learner" });
+        Assert.Empty(none);
+        Assert.False(settings.ServesPolicies);
+    }
+
+    [Fact]
+    public void The_embedded_demo_serves_policies_without_a_token_on_loopback_only()
+    {
+        var (settings, loopback) = Check(new());
+        Assert.Empty(loopback);
+        Assert.True(settings.ServesPolicies);
+        Assert.Equal("127.0.0.1", settings.PolicyDistribution.BindAddress);
+        var open = Assert.Single(Check(new() { ["PolicyDistribution:BindAddress"] = "0.0.0.0" }).Problems);
+        Assert.StartsWith("PolicyDistribution:BindAddress 0.0.0.0 would serve the demo's weights without authentication", open, StringComparison.Ordinal);
+        Assert.Empty(Check(new() { ["PolicyDistribution:BindAddress"] = "0.0.0.0", ["PolicyDistribution:Token"] = "abcdefghijklmnop0123" }).Problems);
+    }
+
+    [Fact]
+    public void A_token_that_is_missing_short_malformed_or_given_twice_is_refused_at_start()
+    {
+        Assert.Single(Check(new() { ["PolicyDistribution:TokenFile"] = Path.Combine(directory, "absent") }).Problems,
+            p => p.StartsWith("PolicyDistribution:TokenFile ", StringComparison.Ordinal) && p.EndsWith("does not exist", StringComparison.Ordinal));
+        Assert.Single(Check(new() { ["PolicyDistribution:TokenFile"] = TokenFile("short") }).Problems, p => p.Contains("at least 16 are required", StringComparison.Ordinal));
+        Assert.Single(Check(new() { ["PolicyDistribution:Token"] = "has spaces in it, 0123456789" }).Problems, p => p.StartsWith("PolicyDistribution:Token ", StringComparison.Ordinal));
+        Assert.Single(Check(new() { ["PolicyDistribution:Token"] = "abcdefghijklmnop0123", ["PolicyDistribution:TokenFile"] = TokenFile("abcdefghijklmnop0123") }).Problems,
+            p => p.Contains("are both set", StringComparison.Ordinal));
+        // The token itself never appears in a problem line.
+        var (_, problems) = Check(new() { ["PolicyDistribution:TokenFile"] = TokenFile("s3cr3t with space 0123456789") });
+        Assert.DoesNotContain(problems, p => p.Contains("s3cr3t", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Policy_download_limits_are_checked()
+    {
+        var (_, problems) = Check(new() { ["PolicyDistribution:MaxDownloadBytes"] = "1000", ["PolicyDistribution:MaxConnections"] = "0", ["PolicyDistribution:DownloadTimeout"] = "00:00:00" });
+        Assert.Equal(3, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("PolicyDistribution:MaxDownloadBytes must be between 1048576", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("Settings", "enable.ssl.certificate.verification", "false")]
+    [InlineData("ConsumerSettings", "enable.ssl.certificate.verification", "0")]
+    [InlineData("ProducerSettings", "ssl.endpoint.identification.algorithm", "none")]
+    [InlineData("Settings", "ssl.endpoint.identification.algorithm", "")]
+    public void Settings_that_switch_off_the_brokers_certificate_check_are_refused_unless_explicitly_allowed(string section, string key, string value)
+    {
+        var values = new Dictionary<string, string?> { ["Kafka:BootstrapServers"] = "kafka:9093", ["Kafka:SecurityProtocol"] = "SSL", [$"Kafka:{section}:{key}"] = value };
+        var line = Assert.Single(Check(values).Problems);
+        Assert.StartsWith($"Kafka:{section}:{key}={value} is refused:", line, StringComparison.Ordinal);
+        Assert.Contains("Kafka:AllowUnverifiedTls=true", line, StringComparison.Ordinal);
+        Assert.Empty(Check(new(values) { ["Kafka:AllowUnverifiedTls"] = "true" }).Problems);
+        Assert.Empty(Check(new(values) { [$"Kafka:{section}:{key}"] = key.StartsWith("enable", StringComparison.Ordinal) ? "true" : "https" }).Problems);
+    }
+
+    [Fact]
+    public void The_consumer_buffer_must_hold_one_record()
+    {
+        var line = Assert.Single(Check(new() { ["Kafka:MaxBufferedBytes"] = "1000" }).Problems);
+        Assert.StartsWith("Kafka:MaxBufferedBytes (1000) must hold at least one record of Validation:MaxRecordBytes (262144)", line, StringComparison.Ordinal);
+    }
+
+    private string TokenFile(string content)
+    {
+        var path = Path.Combine(directory, $"token-{Guid.NewGuid():N}");
+        File.WriteAllText(path, content + "\n");
+        return path;
     }
 
     private static (WorkerSettings Settings, IReadOnlyList<string> Problems) Check(Dictionary<string, string?> values) =>
