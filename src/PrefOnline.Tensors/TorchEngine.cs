@@ -9,6 +9,8 @@ namespace PrefOnline.Tensors;
 /// loaded. TorchSharp loads libLibTorchSharp.so lazily from the first tensor operation, and its own
 /// failure is a TypeInitializationException with a page-long trace; the worker calls
 /// <see cref="EnsureLoaded"/> at start so that a broken install is one clear line before anything runs.
+/// Loading goes through <see cref="FinalizerGuard"/> (TorchSharp's finalizers must not free what a native call
+/// still reads) and fails unless the guard is active.
 /// </summary>
 public static class TorchEngine
 {
@@ -77,10 +79,12 @@ public static class TorchEngine
     {
         try
         {
+            FinalizerGuard.Install();
             torch.InitializeDeviceType(DeviceType.CPU);
+            FinalizerGuard.VerifyActive();
             return null;
         }
-        catch (Exception e) when (e is TypeInitializationException or NotSupportedException or DllNotFoundException or ExternalException)
+        catch (Exception e) when (e is TypeInitializationException or NotSupportedException or DllNotFoundException or ExternalException or InvalidOperationException)
         {
             return e;
         }
@@ -95,6 +99,8 @@ public static class TorchEngine
             ? " The system libstdc++ is older than the one TorchSharp was built with; the build patches the copy in its output "
               + "(build/TorchSharp.targets): run the binary from a `dotnet build`/`dotnet publish` output, not from a copy of the NuGet package."
             : "";
+        if (root.Message.Contains(FinalizerGuard.LibraryFileName, StringComparison.Ordinal))
+            return $"TorchSharp {TorchSharpVersion} cannot run guarded: {firstLine}.";
         return $"TorchSharp {TorchSharpVersion} could not load its native library {NativeLibraryName} (LibTorch {LibTorchVersion}) from {AppContext.BaseDirectory}: {firstLine}.{glibcxx}";
     }
 }

@@ -74,7 +74,7 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     {
         var (t, s) = (q.size(2), k.size(2));
         var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(q.size(3));  // (B, H, T, S)
-        if (spec.Mask is { } mask) scores = scores.add(mask, RootedScalars.One);
+        if (spec.Mask is { } mask) scores = scores + mask;
         else if (spec.Causal) scores = scores.masked_fill(ones(t, s, ScalarType.Bool, q.device).tril(s - t).logical_not(), double.NegativeInfinity);
         var weights = dropoutSource.Apply(scores.softmax(-1), dropout, training: true);
         return weights.matmul(v);                                           // (B, H, T, D)
@@ -132,9 +132,8 @@ internal sealed class Block : nn.Module<Tensor, Tensor>
     public Tensor forward(Tensor x, AttentionSpec spec)
     {
         using var scope = NewDisposeScope();
-        // Residual adds with a rooted alpha (RootedScalars: `x + y` would make a collectable one per call).
-        x = x.add(attn.forward(ln_1.forward(x), spec), RootedScalars.One);  // (B, T, C)
-        x = x.add(mlp.forward(ln_2.forward(x)), RootedScalars.One);         // (B, T, C)
+        x = x + attn.forward(ln_1.forward(x), spec);                        // (B, T, C)
+        x = x + mlp.forward(ln_2.forward(x));                               // (B, T, C)
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -253,7 +252,7 @@ public class Gpt2Model : nn.Module<Tensor, Tensor>
         var device = embedding.device;
         var spec = Spec(device, embedding.dtype, t, past, attentionMask, cache);
         var positions = positionIds ?? arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(0); // (B or 1, T)
-        var x = wte.forward(tokens).add(wpe.forward(positions), RootedScalars.One); // (B, T, C)
+        var x = wte.forward(tokens) + wpe.forward(positions);              // (B, T, C)
         x = dropoutSource.Apply(x, Config.Dropout, training);
         foreach (var block in h) x = block.forward(x, spec);                // (B, T, C)
         cache?.Advance(t);
@@ -286,13 +285,13 @@ public class Gpt2Model : nn.Module<Tensor, Tensor>
         return new AttentionSpec(additive, Causal: false, Cache: cache);
     }
 
-    /// <summary>The most negative finite value of a floating dtype (torch.finfo(dtype).min), rooted.</summary>
-    private static Scalar MostNegative(ScalarType dtype) => dtype switch
+    /// <summary>The most negative finite value of a floating dtype (torch.finfo(dtype).min).</summary>
+    private static double MostNegative(ScalarType dtype) => dtype switch
     {
-        ScalarType.BFloat16 => RootedScalars.MostNegativeBFloat16,
-        ScalarType.Float16 => RootedScalars.MostNegativeFloat16,
-        ScalarType.Float64 => RootedScalars.MostNegativeFloat64,
-        _ => RootedScalars.MostNegativeFloat32,
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        ScalarType.Float16 => -65504.0,
+        ScalarType.Float64 => double.MinValue,
+        _ => float.MinValue,
     };
 
     private static void CheckCompanion(Tensor? companion, string name, long b, long t)
