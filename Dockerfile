@@ -12,7 +12,7 @@
 # (-p:TorchBackend=cpu|cuda, Directory.Build.props). Its apt packages are dev.sh's build packages
 # (APT_PACKAGES minus the test-only tools); tests/PrefOnline.Deployment.Tests checks the two lists agree.
 # The tensor engine (TorchSharp, LibTorch 2.10) comes from NuGet and is published into /app with its
-# native libraries.
+# native libraries, and with the finalizer guard gcc compiles in front of them (README "Tensor engine").
 # Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
 # libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
 # The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
@@ -42,7 +42,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        librdkafka1 librdkafka-dev \
+        librdkafka1 librdkafka-dev gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -59,6 +59,7 @@ COPY config/appsettings.json config/
 RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
         -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
+    && test -f /app/libPrefOnlineFinalizerGuard.so \
     && test -x /app/prefonline
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ CONFIGURATION="${CONFIGURATION:-Release}"
 CACHE="$ROOT/.cache"
 
 # Debian packages the build, the product and the tests need, and why:
-# (The tensor engine is TorchSharp, a NuGet package: nothing from apt. The build patches its native
-# library for Debian 12's libstdc++: README "Tensor engine".)
+# (The tensor engine is TorchSharp, a NuGet package. The build patches its native library for Debian
+# 12's libstdc++ and compiles the finalizer guard in front of it: README "Tensor engine".)
 APT_PACKAGES=(
+  gcc libc6-dev         # compiles the tensor engine's finalizer guard (src/PrefOnline.Tensors/native)
   librdkafka1 librdkafka-dev  # Kafka client library + mock cluster used by the tests
   kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark
   python3-torch         # PyTorch reference for cross-checks and benchmarks (/usr/bin/python3 only)

@@ -45,6 +45,9 @@ public static unsafe class FinalizerGuard
     /// <see cref="DllNotFoundException"/> with the cause when it cannot be loaded.</summary>
     public static IntPtr Handle => Library.Value;
 
+    /// <summary>True once TorchSharp's first native call has loaded the guard.</summary>
+    public static bool IsLoaded => Library.IsValueCreated;
+
     /// <summary>Handles the finalizer thread has queued since start.</summary>
     public static ulong Queued => Call<ulong>("prefonline_guard_queued");
 

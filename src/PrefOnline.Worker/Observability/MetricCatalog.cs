@@ -192,6 +192,16 @@ public static class MetricCatalog
         "Measurements whose labels the exporter refused or rewrote (reason: key_not_allowed, value_too_long, control_character, series_limit, invalid_value, type_conflict).",
         ["metric", "reason"]);
 
+    public static readonly MetricDefinition FinalizerGuardQueuedTotal = new(
+        "prefonline_finalizer_guard_queued_total", MetricKind.Counter,
+        "Native TorchSharp objects (Scalar, Tensor, Generator) the .NET finalizer released, which the finalizer guard freed 2-3 s later instead of at once.",
+        None);
+
+    public static readonly MetricDefinition FinalizerGuardPending = new(
+        "prefonline_finalizer_guard_pending", MetricKind.Gauge,
+        "Native TorchSharp objects the finalizer released that wait for their grace in the finalizer guard's queue.",
+        None);
+
     /// <summary>Produced by the exporter itself, not an instrument.</summary>
     public static readonly MetricDefinition CallbackErrorsTotal = new(
         "prefonline_metrics_callback_errors_total", MetricKind.Counter,
@@ -203,7 +213,8 @@ public static class MetricCatalog
         BuildInfo, Ready, PolicyVersion, GoodVersion, UpdatesTotal, SkippedUpdatesTotal, LastUpdateTimestamp, UpdateDuration,
         Reward, RewardDriftScore, DriftAlarmsTotal, GuardrailState, GuardrailPaused, GuardrailTripsTotal, RewardModelAccuracy,
         KlToReference, Loss, GradNorm, PolicyEntropy, ReplaySize, SampleStaleness, GeneratedTokensTotal, CheckpointsTotal,
-        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, PolicyRequestsTotal, LabelRejectionsTotal, CallbackErrorsTotal,
+        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, PolicyRequestsTotal, FinalizerGuardQueuedTotal, FinalizerGuardPending,
+        LabelRejectionsTotal, CallbackErrorsTotal,
     ];
 
     private static readonly Dictionary<string, MetricDefinition> ByName = All.ToDictionary(d => d.Name, StringComparer.Ordinal);

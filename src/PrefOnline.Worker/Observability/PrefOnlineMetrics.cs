@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using PrefOnline.Learning.Guardrails;
+using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Observability;
 
@@ -88,6 +89,13 @@ public sealed class PrefOnlineMetrics : IDisposable
         meter.CreateObservableGauge(MetricCatalog.GoodVersion.Name, ObserveGoodVersion, unit: null, MetricCatalog.GoodVersion.Help);
         meter.CreateObservableCounter(MetricCatalog.DriftAlarmsTotal.Name, ObserveDriftAlarms, unit: null, MetricCatalog.DriftAlarmsTotal.Help);
         meter.CreateObservableCounter(MetricCatalog.GuardrailTripsTotal.Name, ObserveTrips, unit: null, MetricCatalog.GuardrailTripsTotal.Help);
+        // Read from the guard only once the tensor engine has loaded it (a scrape must not load libtorch).
+        meter.CreateObservableCounter(MetricCatalog.FinalizerGuardQueuedTotal.Name,
+            () => FinalizerGuard.IsLoaded ? [new Measurement<long>((long)FinalizerGuard.Queued)] : Array.Empty<Measurement<long>>(),
+            unit: null, MetricCatalog.FinalizerGuardQueuedTotal.Help);
+        meter.CreateObservableGauge(MetricCatalog.FinalizerGuardPending.Name,
+            () => FinalizerGuard.IsLoaded ? [new Measurement<long>((long)FinalizerGuard.Pending)] : Array.Empty<Measurement<long>>(),
+            unit: null, MetricCatalog.FinalizerGuardPending.Help);
     }
 
     public Meter Meter => meter;

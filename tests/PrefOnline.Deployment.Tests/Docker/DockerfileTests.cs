@@ -74,7 +74,8 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         Assert.Contains("ARG TORCH_BACKEND", build);
         Assert.Contains(build, l => l.StartsWith("RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal));
         Assert.Contains(build, l => l.StartsWith("RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal)
-                                     && l.Contains("test -f /app/libLibTorchSharp.so"));
+                                     && l.Contains("test -f /app/libLibTorchSharp.so")
+                                     && l.Contains("test -f /app/libPrefOnlineFinalizerGuard.so"));  // the guard TorchSharp must load through
         // MKL's vendor-check patch (README "MKL on AMD CPUs"): off by default, opt-in per image.
         Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK=false", lines); // opt-in: it changes code in the bundled MKL
         Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK", build);
@@ -138,7 +139,7 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(bin, "libLibTorchSharp.so")), $"build the worker first (dotnet build -c Release): no libLibTorchSharp.so in {bin}");
         var readelf = ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils");
         var published = Directory.GetFiles(bin, "*.so*").Select(Path.GetFileName).ToHashSet();
-        foreach (var library in new[] { "libLibTorchSharp.so", "libtorch_cpu.so", "libtorch.so", "libc10.so" })
+        foreach (var library in new[] { "libPrefOnlineFinalizerGuard.so", "libLibTorchSharp.so", "libtorch_cpu.so", "libtorch.so", "libc10.so" })
         {
             var dynamic = await ExternalTool.RunAsync(readelf, ["-d", Path.Combine(bin, library)]);
             var needed = NeededLibrary().Matches(dynamic.StdOut).Select(m => m.Groups[1].Value).ToList();
