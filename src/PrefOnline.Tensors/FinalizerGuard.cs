@@ -93,7 +93,9 @@ public static unsafe class FinalizerGuard
             }
             catch (DllNotFoundException e)
             {
-                reason = e.Message.Split('\n', 2)[0].Trim();
+                // The runtime's message is a paragraph; the loader's own lines name the file and the cause.
+                var lines = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                reason = File.Exists(path) ? lines.FirstOrDefault(l => l.Contains(".so:", StringComparison.Ordinal)) ?? lines[0] : "no such file";
             }
             throw new DllNotFoundException($"the finalizer guard {path} could not be loaded ({reason}); TorchSharp will not run without it (build/publish output of PrefOnline.Tensors, gcc at build time)");
         }

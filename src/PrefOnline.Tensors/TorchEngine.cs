@@ -57,9 +57,9 @@ public static class TorchEngine
     /// <summary>The TorchSharp assembly's version (e.g. 0.107.0).</summary>
     public static string TorchSharpVersion => typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "unknown";
 
-    /// <summary>The file of libLibTorchSharp.so this process mapped (from /proc/self/maps), or null
-    /// before loading or where /proc is missing.</summary>
-    public static string? LoadedNativeLibrary()
+    /// <summary>The file of libLibTorchSharp.so (or of another library, by file name) this process mapped
+    /// (from /proc/self/maps), or null before loading or where /proc is missing.</summary>
+    public static string? LoadedNativeLibrary(string fileName = NativeLibraryName)
     {
         try
         {
@@ -67,7 +67,7 @@ public static class TorchEngine
                 .Select(line => line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries))
                 .Where(fields => fields.Length == 6)
                 .Select(fields => fields[5].Trim())
-                .FirstOrDefault(path => Path.GetFileName(path) == NativeLibraryName);
+                .FirstOrDefault(path => Path.GetFileName(path) == fileName);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

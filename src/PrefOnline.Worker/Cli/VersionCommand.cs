@@ -13,12 +13,14 @@ public static class VersionCommand
         command.SetAction((_, ct) => CliAction.RunAsync(async token =>
         {
             using var thread = new TensorThread("tensor");
-            var (threads, cuda, gflops, library) = await thread.RunAsync(
-                () => (TorchEngine.Threads, new TensorPlacement("cuda", "float32").Problem(), GemmProbe.MeasureGflops(n: 512, repeats: 3), TorchEngine.LoadedNativeLibrary()), token);
+            var (threads, cuda, gflops, library, guard) = await thread.RunAsync(
+                () => (TorchEngine.Threads, new TensorPlacement("cuda", "float32").Problem(), GemmProbe.MeasureGflops(n: 512, repeats: 3),
+                       TorchEngine.LoadedNativeLibrary(), TorchEngine.LoadedNativeLibrary(FinalizerGuard.LibraryFileName)), token);
             var version = typeof(VersionCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
             Console.WriteLine($"prefonline {version}");
             Console.WriteLine($"torchsharp {TorchEngine.TorchSharpVersion} ({TorchEngine.Backend} build), libtorch {TorchEngine.LibTorchVersion}, intra-op threads: {threads}");
             Console.WriteLine($"native     {library ?? "not mapped"}");
+            Console.WriteLine($"guard      {guard ?? "not mapped"} (what the .NET finalizer releases is freed 2-3 s later; {FinalizerGuard.Queued} so far)");
             Console.WriteLine($"cuda       {cuda ?? "available"}");
             Console.WriteLine($"gemm       {gflops:F1} GFLOP/s fp32 (512³)");
             return 0;
