@@ -21,19 +21,26 @@
 # ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND, plus librdkafka.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/prefonline).
 
-ARG DOTNET_VERSION=10.0
+# Base images pinned by digest (the multi-platform index digest), so a rebuild uses exactly these bytes
+# whatever later happens to the tags. To update: `docker buildx imagetools inspect <tag>` and copy its
+# "Digest:" here, with the tag and what it carried in the comment.
+# mcr.microsoft.com/dotnet/sdk:10.0-noble, .NET SDK 10.0.401 (2026-10-02)
+ARG SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0-noble@sha256:e70cdb7f80b0348f5cb85f19a8f670fca061f033d57eed12fa003d58b0e06317
+# mcr.microsoft.com/dotnet/aspnet:10.0-noble, ASP.NET Core runtime 10.0.12 (2026-10-02)
+ARG ASPNET_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0-noble@sha256:222759b391a1aaf241166672c8f99b2d4ada452e7b5319f3c6e8f265a37b5ad4
 # cpu | cuda: the TorchSharp runtime package and the runtime base image.
 ARG TORCH_BACKEND=cpu
 # false | true: MSBuild's PatchMklVendorCheck (opt-in: MKL's fast kernels on AMD CPUs by changing
 # code in the bundled MKL; README "MKL on AMD CPUs" says why it is off by default).
 ARG PATCH_MKL_VENDOR_CHECK=false
 # The CUDA runtime TorchSharp-cuda-linux 0.107 (libtorch 2.10, CUDA 12.8) runs on; cuDNN included.
-ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04@sha256:ac55d124da4882b497f732d8dfd9a702d5447a5f29d08d56da6f64f0a1eb34bc
 
-FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS dotnet-aspnet
+FROM ${ASPNET_IMAGE} AS dotnet-aspnet
 
 # ---------------------------------------------------------------------------------------------------
-FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION}-noble AS build
+FROM ${SDK_IMAGE} AS build
 ARG TORCH_BACKEND
 ARG PATCH_MKL_VENDOR_CHECK
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -63,7 +70,7 @@ RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:
     && test -x /app/prefonline
 
 # ---------------------------------------------------------------------------------------------------
-FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS runtime-cpu
+FROM ${ASPNET_IMAGE} AS runtime-cpu
 
 FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda
 COPY --from=dotnet-aspnet /usr/share/dotnet /usr/share/dotnet

@@ -43,11 +43,15 @@ public sealed class DemoConsoleService(
             before = await SampleAsync(stoppingToken).ConfigureAwait(false);
             if (settings.Demo.Console)
             {
+                var preference = usersService.Users?.CurrentPreference ?? HiddenPreferences.Parse(settings.Demo.Users.Preference);
                 Console.WriteLine();
-                Console.WriteLine($"PrefOnline demo: simulated users prefer '{settings.Demo.Users.Preference}'; learning from their labels online ({settings.Learner.Objective}, K={settings.Generation.SamplesPerPrompt}).");
+                Console.WriteLine($"PrefOnline demo: simulated users prefer {preference.Description}; learning from their labels online ({settings.Learner.Objective}, K={settings.Generation.SamplesPerPrompt}).");
                 var address = server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? $"http://{settings.Observability.BindAddress}:{settings.Observability.Port}";
-                Console.WriteLine($"Metrics: {address}/metrics   Report on exit: {Path.GetFullPath(settings.Demo.OutputDirectory)}   Ctrl-C stops early.");
+                var report = Path.GetFullPath(settings.Demo.OutputDirectory);
+                Console.WriteLine($"Metrics: {address}/metrics   Report on exit and log: {report} ({DemoLogFile.FileName})   Ctrl-C stops early.");
                 PrintSamples($"Samples of the starting policy v{firstVersion}:", before);
+                Console.WriteLine();
+                foreach (var line in Legend) Console.WriteLine(line);
                 Console.WriteLine("  time  policy  users' reward (start)   KL ref  labels/s  updates  replay  guardrail");
             }
             var lastPrint = time.GetTimestamp();
@@ -92,7 +96,7 @@ public sealed class DemoConsoleService(
         var files = DemoReport.Write(settings.Demo.OutputDirectory, Summary, points, status.Updates);
         if (settings.Demo.Console)
         {
-            PrintSamples($"Samples of the final policy v{status.PolicyVersion}:", after);
+            PrintBeforeAfter(firstVersion, before, status.PolicyVersion, after);
             Console.WriteLine(DemoReport.Format(Summary));
             foreach (var file in files) Console.WriteLine($"  wrote {file}");
         }
@@ -124,6 +128,29 @@ public sealed class DemoConsoleService(
         var sampling = settings.Generation.ToSamplingOptions(20240601) with { SamplesPerPrompt = 1 };
         var completions = await thread.RunAsync(() => pipeline.State?.Generate(prompts, sampling, cancellationToken) ?? [], cancellationToken).ConfigureAwait(false);
         return completions.Select((c, i) => new DemoSample(prompts[i], c.Text, preference.Utility(prompts[i], c.Text))).ToList();
+    }
+
+    /// <summary>What the table's numbers are: the users' reward is the ground truth the demo can see because it
+    /// simulates the users; the worker itself never sees it — it learns from labels and its reward model, whose
+    /// scores (on their own scale) are what its log calls the training reward.</summary>
+    public static readonly IReadOnlyList<string> Legend =
+    [
+        "users' reward: the simulated users' hidden utility of the latest rollouts, in nats (higher is better; in brackets: the",
+        "               starting policy's). It is the ground truth the worker never sees: it learns from the users' labels, and",
+        "               its log (worker.log) reports the \"training reward\" of each update: labels or the reward model's score, another scale.",
+        "KL ref:        KL(policy || reference) of the last update, nats per sequence: how far the leash is stretched.",
+    ];
+
+    /// <summary>The same prompts and seeds before and after, side by side, with the users' utility of each.</summary>
+    private static void PrintBeforeAfter(long firstVersion, IReadOnlyList<DemoSample> before, long lastVersion, IReadOnlyList<DemoSample> after)
+    {
+        Console.WriteLine($"Before (v{firstVersion}) and after (v{lastVersion}), same prompts and seeds:");
+        for (var i = 0; i < before.Count; i++)
+        {
+            var b = before[i];
+            var afterText = i < after.Count ? string.Create(CultureInfo.InvariantCulture, $"{Quote(after[i].Completion)} ({after[i].Utility:0.00})") : "(not sampled)";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Quote(b.Prompt)}  {Quote(b.Completion)} ({b.Utility:0.00})  ->  {afterText}"));
+        }
     }
 
     private static void PrintSamples(string heading, IReadOnlyList<DemoSample> samples)

@@ -6,8 +6,8 @@ namespace PrefOnline.Worker.Demo;
 /// <c>Demo:Policy</c>: the demo's initial policy, the length experiment's reference (PrefOnline.Learning's
 /// <see cref="LengthCorpus"/> and <see cref="LengthExperiment.Pretrain"/>): a tiny byte-level GPT-2 fitted by
 /// SFT on a synthetic corpus where each prompt ("a:" … "h:") is answered by continuing the alphabet for L
-/// letters, L drawn around <see cref="MeanLength"/>. The simulated users' default preference, shorter, then
-/// peaks where this reference puts little mass (1–3 letters carry ~1.5 % of it), as in the paper. Fitted
+/// letters, L drawn around <see cref="MeanLength"/>. The simulated users' default preference, length:4, then
+/// peaks where this reference puts little mass (4-letter answers carry ~1.4 % of the corpus), as in the paper. Fitted
 /// once: it becomes the first checkpoint, so a restart never refits.
 /// </summary>
 public sealed class DemoPolicyOptions

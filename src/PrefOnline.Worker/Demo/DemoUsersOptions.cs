@@ -10,7 +10,7 @@ namespace PrefOnline.Worker.Demo;
 /// </summary>
 public sealed class DemoUsersOptions
 {
-    /// <summary>shorter[:charsPerNat] (default), longer[:charsPerNat], contains:PATTERN or avoids:PATTERN.</summary>
+    /// <summary>length:N[:charsPerNat] (default length:4: answers of 4 letters, 4 letters per nat), shorter[:charsPerNat], longer[:charsPerNat], contains:PATTERN or avoids:PATTERN.</summary>
     public string Preference { get; set; } = HiddenPreferences.DefaultSpec;
 
     /// <summary>The preference after a shift (default: the reverse of <see cref="Preference"/>).</summary>

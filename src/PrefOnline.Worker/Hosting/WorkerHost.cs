@@ -48,6 +48,13 @@ public static class WorkerHost
             o.TimestampFormat = "HH:mm:ss ";
             o.UseUtcTimestamp = false;
         });
+        if (settings.Embedded && settings.Demo.Console)
+        {
+            // The demo's console is its progress table: the log goes to a file beside the report, and only
+            // warnings and errors also reach the console.
+            builder.Logging.AddProvider(new DemoLogFile(settings.Demo.OutputDirectory, TimeProvider.System));
+            builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>(null, LogLevel.Warning);
+        }
         if (settings.Embedded && configuration["Logging:LogLevel:PrefOnline.Worker.Checkpoints"] is null)
         {
             // The demo checkpoints every few seconds; its console shows progress instead.

@@ -156,7 +156,7 @@ public sealed class LearnerStage(
             logger.LogWarning("Update was judged as v{Predicted} but checkpointed as {Checkpoint}", cycle.PolicyVersion, checkpoint.ToString());
         metrics.UpdateApplied(update.ToReport() with { PolicyVersion = cycle.PolicyVersion }, cycle.Duration, time.GetUtcNow(), update.StalenessMean);
         status.UpdateAccepted(new UpdatePoint(status.RunningSeconds, cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward));
-        logger.LogInformation("Update v{Version}: loss {Loss:0.####}, KL {Kl:0.####}, reward {Reward:0.###}, {Rollouts} rollouts ({Fresh} fresh) + {Pairs} human pairs, {Seconds:0.00} s",
+        logger.LogInformation("Update v{Version}: loss {Loss:0.####}, KL {Kl:0.####}, training reward {TrainingReward:0.###} (labels or reward model), {Rollouts} rollouts ({Fresh} fresh) + {Pairs} human pairs, {Seconds:0.00} s",
             cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward, update.Rollouts, update.FreshRollouts, update.HumanPairs, cycle.Duration.TotalSeconds);
 
         // An update whose checkpoint failed lives in memory only: it is never a candidate for good (nothing on disk to roll back to).

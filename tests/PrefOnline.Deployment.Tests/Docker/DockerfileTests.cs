@@ -69,7 +69,7 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     {
         var lines = Instructions();
         Assert.Contains("ARG TORCH_BACKEND=cpu", lines);
-        Assert.Contains("FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION}-noble AS build", lines);
+        Assert.Contains("FROM ${SDK_IMAGE} AS build", lines);
         var build = Stage("build");
         Assert.Contains("ARG TORCH_BACKEND", build);
         Assert.Contains(build, l => l.StartsWith("RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal));
@@ -81,13 +81,41 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         Assert.Contains("ARG PATCH_MKL_VENDOR_CHECK", build);
         Assert.Contains(build, l => l.StartsWith("RUN dotnet publish", StringComparison.Ordinal) && l.Contains("-p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK}"));
         // One runtime stage per backend, the final one chosen by the argument; both Ubuntu 24.04.
-        Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS runtime-cpu", lines);
+        Assert.Contains("FROM ${ASPNET_IMAGE} AS runtime-cpu", lines);
         Assert.Contains("FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda", lines);
-        Assert.Contains(lines, l => l.StartsWith("ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:", StringComparison.Ordinal) && l.EndsWith("-ubuntu24.04", StringComparison.Ordinal));
         Assert.Contains(Stage("runtime-cuda"), l => l == "COPY --from=dotnet-aspnet /usr/share/dotnet /usr/share/dotnet");
         var froms = lines.Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)).ToList();
         Assert.Equal("FROM runtime-${TORCH_BACKEND} AS runtime", froms[^1]);
         Assert.Contains(Stage("runtime"), l => l == "COPY --from=build /app /app");
+    }
+
+    /// <summary>Issue 15: every external base image is pinned by digest, its tag readable beside it, and the
+    /// Dockerfile names no image by a moving tag; all of them Ubuntu 24.04 (noble), whose libstdc++ TorchSharp needs.</summary>
+    [Fact]
+    public void Every_base_image_is_pinned_by_digest_with_its_tag_in_a_comment()
+    {
+        var text = File.ReadAllLines(DockerfilePath);
+        var images = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < text.Length; i++)
+        {
+            var pin = Regex.Match(text[i], @"^ARG (?<name>[A-Z_]+_IMAGE)=(?<tag>[a-z0-9./-]+:[A-Za-z0-9._-]+)@sha256:(?<digest>[0-9a-f]{64})$");
+            if (!pin.Success) continue;
+            images[pin.Groups["name"].Value] = pin.Groups["tag"].Value;
+            Assert.True(i > 0 && text[i - 1].StartsWith($"# {pin.Groups["tag"].Value}", StringComparison.Ordinal),
+                $"the line before {text[i]} must be a comment starting with its tag");
+        }
+        Assert.Equal(["ASPNET_IMAGE", "CUDA_RUNTIME_IMAGE", "SDK_IMAGE"], images.Keys.Order(StringComparer.Ordinal));
+        Assert.All(images.Values, tag => Assert.Matches("(noble|ubuntu24\\.04)$", tag));
+        // Every FROM names a pinned argument or an earlier stage, never an image by tag.
+        var stages = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var from in Instructions().Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)))
+        {
+            var parts = from.Split(' ');
+            var source = parts[1];
+            Assert.True(source.StartsWith("${", StringComparison.Ordinal) && images.ContainsKey(source[2..^1]) || stages.Contains(source) || source == "runtime-${TORCH_BACKEND}",
+                $"{from}: not a digest-pinned base image or an earlier stage");
+            stages.Add(parts[^1]);
+        }
     }
 
     [Fact]

@@ -78,6 +78,14 @@ public sealed class SimulatedLabelerTests
     public void Preferences_parse_from_configuration_specs()
     {
         Assert.Equal(-2, HiddenPreferences.Parse("shorter").Utility("", new string('a', 16)));
+        // The default, length:4 (4 characters per nat): the optimum is a visible 4-letter answer, not the empty one.
+        var demo = HiddenPreferences.Parse(HiddenPreferences.DefaultSpec);
+        Assert.Equal(0, demo.Utility("a:", "bcde"));
+        Assert.Equal(-1, demo.Utility("a:", ""));
+        Assert.Equal(-2, demo.Utility("a:", "bcdefghijklm"));
+        Assert.Equal("length 4 (4 chars/nat)", demo.Description);
+        Assert.Equal(-1, HiddenPreferences.Parse("length:4:8").Utility("", new string('a', 12)));
+        Assert.Equal(1, new ReversedPreference(demo).Utility("", new string('a', 8)));
         Assert.Equal(4, HiddenPreferences.Parse("longer:4").Utility("", new string('a', 16)));
         Assert.Equal(4, HiddenPreferences.Parse("contains:!").Utility("", "hi! yes!"));
         Assert.Equal(-2, HiddenPreferences.Parse("avoids:no").Utility("", "no way"));
@@ -85,6 +93,11 @@ public sealed class SimulatedLabelerTests
         Assert.Equal(2, new ReversedPreference(new LengthPreference()).Utility("", new string('a', 16)));
         Assert.Throws<FormatException>(() => HiddenPreferences.Parse("kinder"));
         Assert.Throws<FormatException>(() => HiddenPreferences.Parse("shorter:-1"));
+        Assert.Throws<FormatException>(() => HiddenPreferences.Parse("length"));
+        Assert.Throws<FormatException>(() => HiddenPreferences.Parse("length:-4"));
+        Assert.Throws<FormatException>(() => HiddenPreferences.Parse("length:four"));
+        Assert.Throws<FormatException>(() => HiddenPreferences.Parse("length:4:0"));
+        Assert.Throws<FormatException>(() => HiddenPreferences.Parse("length:4:8:1"));
         Assert.Throws<FormatException>(() => HiddenPreferences.Parse("contains:"));
     }
 

@@ -41,7 +41,7 @@ public sealed class SimulatedUsersTests
     public async Task Users_produce_prompts_and_label_the_rollouts_they_see_with_valid_joinable_records()
     {
         var broker = Broker();
-        var options = new SimulatedUsersOptions { PromptsPerSecond = 200, MaxPrompts = 40, RunId = "t1", Temperature = 0, LabelMode = LabelMode.Both };
+        var options = new SimulatedUsersOptions { Preference = "shorter", PromptsPerSecond = 200, MaxPrompts = 40, RunId = "t1", Temperature = 0, LabelMode = LabelMode.Both };
         var users = new SimulatedUsers(options, broker.CreateSink(),
             resume => broker.Subscribe(new EmbeddedSourceOptions { GroupId = "users", Topics = { "prefonline.rollouts" } }, resume));
         using var cts = new CancellationTokenSource(Timeout);
@@ -75,7 +75,7 @@ public sealed class SimulatedUsersTests
     public async Task The_preference_shifts_after_the_configured_number_of_labels()
     {
         var broker = Broker();
-        var options = new SimulatedUsersOptions { PromptsPerSecond = 500, MaxPrompts = 60, RunId = "t2", Temperature = 0, ShiftAfterLabels = 30, GroupSize = 2 };
+        var options = new SimulatedUsersOptions { Preference = "shorter", PromptsPerSecond = 500, MaxPrompts = 60, RunId = "t2", Temperature = 0, ShiftAfterLabels = 30, GroupSize = 2 };
         var users = new SimulatedUsers(options, broker.CreateSink(),
             resume => broker.Subscribe(new EmbeddedSourceOptions { GroupId = "users", Topics = { "prefonline.rollouts" } }, resume));
         using var cts = new CancellationTokenSource(Timeout);
@@ -100,7 +100,7 @@ public sealed class SimulatedUsersTests
     {
         var broker = Broker();
         var answered = 0L;
-        var options = new SimulatedUsersOptions { PromptsPerSecond = 500, MaxPrompts = 20, RunId = "t3", GroupSize = 4 };
+        var options = new SimulatedUsersOptions { Preference = "shorter", PromptsPerSecond = 500, MaxPrompts = 20, RunId = "t3", GroupSize = 4 };
         var users = new SimulatedUsers(options, broker.CreateSink(),
             resume => broker.Subscribe(new EmbeddedSourceOptions { GroupId = "users", Topics = { "prefonline.rollouts" } }, resume));
         using var cts = new CancellationTokenSource(Timeout);
