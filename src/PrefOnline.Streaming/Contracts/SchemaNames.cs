@@ -1,7 +1,7 @@
 namespace PrefOnline.Streaming.Contracts;
 
 /// <summary>
-/// The <c>schema</c> value every record carries (DESIGN.md, "External faces"). A schema name is
+/// The <c>schema</c> value every record carries (src/PrefOnline.Streaming/README.md, "Contracts"). A schema name is
 /// <c>prefonline.&lt;kind&gt;.v&lt;major&gt;</c>; a breaking change gets a new major, so a v1 consumer
 /// rejects v2 records as <c>unknown-schema</c> instead of misreading them.
 /// </summary>

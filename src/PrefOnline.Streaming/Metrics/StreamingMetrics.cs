@@ -5,7 +5,7 @@ using PrefOnline.Streaming.Transport;
 namespace PrefOnline.Streaming.Metrics;
 
 /// <summary>
-/// Owner of the streaming instruments (DESIGN.md metric list), on the Meter <see cref="MeterName"/>:
+/// Owner of the streaming instruments (docs/OPERATIONS.md, "Metrics"), on the Meter <see cref="MeterName"/>:
 /// <list type="bullet">
 /// <item><c>prefonline_messages_total{topic, result}</c> (counter): every consumed record once, with
 /// <c>result</c> = <c>ok</c> (passed validation) or <c>dead_letter</c> (routed to the DLQ; the value the

@@ -21,7 +21,7 @@ namespace PrefOnline.Worker.Cli;
 /// </remarks>
 public static class MockBrokerCommand
 {
-    /// <summary>Topics created when --topics is not given: DESIGN.md's defaults.</summary>
+    /// <summary>Topics created when --topics is not given: the worker's default topic names (config/README.md, Kafka:Topics).</summary>
     public const string DefaultTopics = "prefonline.prompts:4,prefonline.feedback:4,prefonline.rollouts:4,prefonline.policy:1,prefonline.dlq:1";
 
     public static Command Create()

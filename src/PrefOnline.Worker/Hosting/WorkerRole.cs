@@ -1,6 +1,6 @@
 namespace PrefOnline.Worker.Hosting;
 
-/// <summary>What one <c>prefonline run</c> process does (DESIGN.md, "The pipeline").</summary>
+/// <summary>What one <c>prefonline run</c> process does (docs/ARCHITECTURE.md, "Roles and the pipeline").</summary>
 public enum WorkerRole
 {
     /// <summary>Everything in one process: prompts → generation → scoring → replay → updates → checkpoints → policy events.

@@ -10,7 +10,7 @@ using PrefOnline.Worker.PolicyDistribution;
 namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
-/// Writes learner checkpoints in the order delivery semantics need (DESIGN.md): stage a consistent
+/// Writes learner checkpoints in the order delivery semantics need (docs/ARCHITECTURE.md, "Delivery semantics"): stage a consistent
 /// snapshot with its offsets on the tensor thread → write it atomically (durable, <c>latest</c>) → only
 /// then commit the offsets to Kafka → publish the policy event pointing at the new checkpoint's policy.
 /// </summary>

@@ -1,6 +1,6 @@
 namespace PrefOnline.Worker.Transport;
 
-/// <summary>Topic names (<c>Kafka:Topics:*</c>); the defaults are DESIGN.md's. Used by the embedded transport too.</summary>
+/// <summary>Topic names (<c>Kafka:Topics:*</c>); the defaults are listed in config/README.md. Used by the embedded transport too.</summary>
 public sealed class KafkaTopicsOptions
 {
     /// <summary>In: <c>prefonline.prompt.v1</c>.</summary>

@@ -1,6 +1,6 @@
 namespace PrefOnline.IntegrationTests.Process;
 
-/// <summary><c>prefonline mock-broker</c> as its own process (librdkafka's mock cluster on 127.0.0.1 with DESIGN.md's topics).</summary>
+/// <summary><c>prefonline mock-broker</c> as its own process (librdkafka's mock cluster on 127.0.0.1 with the worker's default topics).</summary>
 public static class MockBrokerProcess
 {
     public const string Prompts = "prefonline.prompts";

@@ -6,7 +6,7 @@ using static PrefOnline.IntegrationTests.Worker.WorkerCluster;
 namespace PrefOnline.IntegrationTests.Worker;
 
 /// <summary>
-/// Roles split over Kafka (DESIGN.md: generators as a Deployment, the learner as a StatefulSet): a generator
+/// Roles split over Kafka (docs/ARCHITECTURE.md, "Roles and the pipeline": generators as a Deployment, the learner as a StatefulSet): a generator
 /// host and a learner host in this process share only the mock cluster and the checkpoint volume. Prompts →
 /// generator → rollouts topic → learner (with labels) → policy events → the generator follows them.
 /// </summary>

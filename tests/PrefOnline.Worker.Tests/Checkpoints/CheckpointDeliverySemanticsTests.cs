@@ -6,7 +6,7 @@ using static PrefOnline.Worker.Tests.Checkpoints.CheckpointTestKit;
 namespace PrefOnline.Worker.Tests.Checkpoints;
 
 /// <summary>
-/// DESIGN.md "Delivery semantics", played against the real store: a learner absorbs labels from a
+/// docs/ARCHITECTURE.md "Delivery semantics", played against the real store: a learner absorbs labels from a
 /// partitioned log, checkpoints its state together with the next offsets, and dies at every stage a
 /// process can die (between records, inside an artefact writer, after the version directory is in
 /// place but before the pointer moved, after a commit whose file then rots). Each restart loads the
