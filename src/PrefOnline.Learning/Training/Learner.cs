@@ -377,11 +377,9 @@ public sealed class Learner : IDisposable
         public int PairCount => Pairs?.Count ?? 0;
     }
 
-    private bool Pairwise => objective.NeedsPairs || objective.Name == ObjectiveNames.Sft;
-
     private RowPlan Plan(List<Row> rows, int rolloutCount)
     {
-        if (Pairwise)
+        if (objective.Description.Pairwise)
         {
             // sft is trained "on preferred": the chosen side of each pair, like best_of_n.
             var pairs = pairBuilder.Build(rows.Take(rolloutCount).Select(r => r.Reward).ToArray(), rows.Take(rolloutCount).Select(r => r.Group).ToArray()).ToList();

@@ -36,7 +36,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     /// </summary>
     public int MaxSamplesAhead { get; set; } = 192;
 
-    /// <summary>One of sft, best_of_n, rwr, negative_gradient_sft, reinforce, ppo, dpo (default: on-policy DPO), cdpo, ipo.</summary>
+    /// <summary>One of <see cref="ObjectiveCatalog.Names"/>: sft, best_of_n, rwr, negative_gradient_sft, reinforce, ppo, dpo (default: on-policy DPO), cdpo, ipo.</summary>
     public string Objective { get; set; } = ObjectiveNames.Dpo;
 
     /// <summary>β of DPO/cDPO/IPO.</summary>
@@ -124,8 +124,8 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         p.Duration(nameof(UpdateInterval), UpdateInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromDays(1));
         p.Range(nameof(MinSamples), MinSamples, 1, 1_000_000);
         p.Range(nameof(MaxSamplesAhead), MaxSamplesAhead, 1, 10_000_000);
-        if (!ObjectiveNames.All.Contains(Objective, StringComparer.Ordinal))
-            p.Add(nameof(Objective), $"must be one of {string.Join(", ", ObjectiveNames.All)} (got '{Objective}')");
+        if (ObjectiveCatalog.Find(Objective) is null)
+            p.Add(nameof(Objective), $"must be one of {string.Join(", ", ObjectiveCatalog.Names)} (got '{Objective}')");
         p.Range(nameof(InnerSteps), InnerSteps, 1, 1000);
         p.Range(nameof(BatchSize), BatchSize, 1, 100_000);
         p.Range(nameof(HumanPairsPerUpdate), HumanPairsPerUpdate, 0, 100_000);
