@@ -33,7 +33,7 @@ public sealed record ObjectiveOptions
     public double NegativeWeight { get; init; } = 0.1;
 
     /// <summary>The estimator of the optional per-token KL-to-reference penalty.</summary>
-    public KlEstimator KlEstimator { get; init; } = KlEstimator.K2;
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.Squared;
 
     /// <summary>Throws <see cref="ArgumentException"/> for an unknown name or a value the objective cannot use
     /// (the objective's own rules are its <see cref="ObjectiveDescription.Validate"/>).</summary>
@@ -42,6 +42,8 @@ public sealed record ObjectiveOptions
         var description = ObjectiveCatalog.Get(Name);
         if (!Enum.IsDefined(KlEstimator))
             throw new ArgumentException($"unknown KL estimator {(int)KlEstimator}; valid: {string.Join(", ", Enum.GetNames<KlEstimator>())}", nameof(KlEstimator));
+        if (KlEstimator == KlEstimator.FullVocabulary)
+            throw new ArgumentException("the KL penalty is a sampled estimator (LogRatio, Squared or LowVariance); FullVocabulary is for the reported KL (KlMetric)", nameof(KlEstimator));
         description.Validate(this);
         if (LabelSmoothing != 0 && !description.Hyperparameters.Contains(nameof(LabelSmoothing)))
             throw new ArgumentException($"label smoothing {LabelSmoothing} only applies to objectives that read it ({string.Join(", ", ObjectiveCatalog.All.Where(d => d.Hyperparameters.Contains(nameof(LabelSmoothing))).Select(d => d.Name))}), not '{Name}'", nameof(LabelSmoothing));

@@ -27,7 +27,7 @@ public static class ObjectivesCommand
             d.Needs == ObjectiveInput.None ? "-" : d.Needs.ToString().Replace(" ", "", StringComparison.Ordinal).ToLowerInvariant(),
             d.Hyperparameters.Count == 0 ? "-" : string.Join(",", d.Hyperparameters),
             d.Formula,
-        }).Prepend(["objective", "family", "trains on", "needs", "hyper-parameters (Learner:…)", "loss"]).ToList();
+        }).Prepend(["objective", "family", "trains on", "needs", "hyper-parameters", "loss"]).ToList();
         var widths = Enumerable.Range(0, rows[0].Length - 1).Select(c => rows.Max(r => r[c].Length)).ToArray();
         var text = new System.Text.StringBuilder();
         foreach (var row in rows)

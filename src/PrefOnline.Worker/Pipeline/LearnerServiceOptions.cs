@@ -4,7 +4,6 @@ using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Optimization;
 using PrefOnline.Worker.Hosting;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
 namespace PrefOnline.Worker.Pipeline;
 
@@ -81,7 +80,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     /// FullVocabulary (default): exact KL(π(·|prefix) ‖ π_ref(·|prefix)) summed over each batch sequence's
     /// positions; finite whoever sampled the tokens, but holds a (B, T, V) reference tensor (~B·T·V·4 bytes:
     /// nothing with the byte vocabulary, ~0.8 GB for a 64 × 64-token batch at GPT-2's 50k vocabulary).
-    /// LowVariance (k3) and LogRatio (k1) are sampled estimators: cheap, but biased on the batch's stale rows —
+    /// LowVariance (k3), Squared (k2) and LogRatio (k1) are sampled estimators: cheap, but biased on the batch's stale rows —
     /// a rejected response DPO pushed far down reads as an enormous k3 KL although the policy barely moved.
     /// </summary>
     public KlEstimator KlMetric { get; set; } = KlEstimator.FullVocabulary;
@@ -137,7 +136,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         if (!Enum.IsDefined(Pairing)) p.Add(nameof(Pairing), $"must be BestVsWorst or AllPairs (got {Pairing})");
         p.Range(nameof(MinRewardGap), MinRewardGap, 0, 1e6);
         if (!Enum.IsDefined(Baseline)) p.Add(nameof(Baseline), $"must be LeaveOneOut or MovingAverage (got {Baseline})");
-        if (!Enum.IsDefined(KlMetric)) p.Add(nameof(KlMetric), $"must be FullVocabulary, LowVariance or LogRatio (got {KlMetric})");
+        if (!Enum.IsDefined(KlMetric)) p.Add(nameof(KlMetric), $"must be FullVocabulary, LowVariance, Squared or LogRatio (got {KlMetric})");
         if (!Enum.IsDefined(Reduction)) p.Add(nameof(Reduction), $"must be Sum or Mean (got {Reduction})");
         if (MaxSamplesAhead < UpdateEverySamples)
             p.Add(nameof(MaxSamplesAhead), $"must be at least UpdateEverySamples ({UpdateEverySamples}), or generation would stall before an update is due (got {MaxSamplesAhead})");

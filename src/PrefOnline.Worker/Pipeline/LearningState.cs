@@ -36,9 +36,10 @@ namespace PrefOnline.Worker.Pipeline;
 /// (<see cref="AdmitGenerated"/>), a rollout record once it waits here (<see cref="AdmitRolloutRecords"/>),
 /// a label once the reward trainer has it queued, the human-pair buffer holds it and any join is made
 /// (<see cref="AbsorbLabels"/>).</para>
-/// <para><b>Two version numbers.</b> <see cref="PolicyVersion"/> is the published one (a checkpoint version:
-/// unique, monotonic, what rollout records and policy events carry). The learner's own update counter
-/// (<see cref="Learner.PolicyVersion"/>) stamps replay items, because staleness is counted in updates.</para>
+/// <para><b>Two numbers, two names.</b> <see cref="PolicyVersion"/> is the published version (a checkpoint version:
+/// unique, monotonic, what rollout records and policy events carry). <see cref="UpdateCount"/> (the learner's
+/// <see cref="Learner.UpdateCount"/>) stamps replay items, because staleness is counted in updates;
+/// <see cref="VersionMap"/> maps the first to the second.</para>
 /// </remarks>
 public sealed class LearningState : IDisposable
 {
@@ -78,7 +79,7 @@ public sealed class LearningState : IDisposable
         Pending = pending;
         PolicyVersion = policyVersion;
         foreach (var (external, internalVersion) in versions) versionMap[external] = internalVersion;
-        versionMap.TryAdd(policyVersion, learner.PolicyVersion);
+        versionMap.TryAdd(policyVersion, learner.UpdateCount);
         Counters = counters;
         Audit = settings.Worker.AuditAbsorbedLabels ? new LabelAudit() : null;
         PublishGauges();
@@ -145,7 +146,7 @@ public sealed class LearningState : IDisposable
     }
 
     /// <summary>The learner's update counter, which replay items are stamped with.</summary>
-    public long InternalVersion => Learner.PolicyVersion;
+    public long UpdateCount => Learner.UpdateCount;
 
     /// <summary>
     /// The generated groups join the rollouts waiting for labels (deadline: now + LabelWait); their
@@ -181,7 +182,7 @@ public sealed class LearningState : IDisposable
                     BehaviourLogProbs = [.. c.PolicyLogProbs],
                     Reward = 0,
                     RewardSource = RewardSource.Model,
-                    PolicyVersion = batch.InternalVersion,
+                    PolicyVersion = batch.UpdateCount,
                     GeneratedAt = batch.GeneratedAt,
                     ScoredAt = batch.GeneratedAt,
                 }, key, deadline);
@@ -229,7 +230,7 @@ public sealed class LearningState : IDisposable
                 BehaviourLogProbs = [.. kept],
                 Reward = 0,
                 RewardSource = RewardSource.Model,
-                PolicyVersion = InternalVersionOf(record.PolicyVersion),
+                PolicyVersion = UpdateCountOf(record.PolicyVersion),
                 GeneratedAt = source.Timestamp,
                 ScoredAt = now,
             }, GroupKey(record.PromptId, record.PolicyVersion), deadline);
@@ -273,7 +274,7 @@ public sealed class LearningState : IDisposable
         return result;
     }
 
-    private long InternalVersionOf(long publishedVersion)
+    private long UpdateCountOf(long publishedVersion)
     {
         if (versionMap.TryGetValue(publishedVersion, out var exact)) return exact;
         long? floor = null;
@@ -321,7 +322,7 @@ public sealed class LearningState : IDisposable
                 logger.LogWarning("Reward trainer refused preference {Id}: {Problem}", record.Id, intake.Problem);
                 continue;
             }
-            if (settings.Learner.HumanPairsPerUpdate > 0) HumanPairs.Add(pair, InternalVersion);
+            if (settings.Learner.HumanPairsPerUpdate > 0) HumanPairs.Add(pair, UpdateCount);
             if (record.RolloutIds is { } ids && Pending.TryJoinPreference(ids.Chosen, ids.Rejected, record.Prompt, record.Chosen, record.Rejected)) joined++;
         }
 
@@ -394,7 +395,7 @@ public sealed class LearningState : IDisposable
             Source = PairSource.Human,
             ChosenRolloutId = record.RolloutIds?.Chosen,
             RejectedRolloutId = record.RolloutIds?.Rejected,
-            PolicyVersion = InternalVersion,
+            PolicyVersion = UpdateCount,
             ReceivedAt = now,
         };
     }
@@ -484,7 +485,7 @@ public sealed class LearningState : IDisposable
             return new UpdateCycle(update, decision, false, true, PolicyVersion, duration);
         }
         PolicyVersion = predicted;
-        versionMap[predicted] = Learner.PolicyVersion;
+        versionMap[predicted] = Learner.UpdateCount;
         while (versionMap.Count > MaxVersionMapEntries) versionMap.Remove(versionMap.Keys.First());
         Counters = Counters with { UpdatesAccepted = Counters.UpdatesAccepted + 1 };
         return new UpdateCycle(update, decision, true, false, PolicyVersion, duration);
@@ -501,7 +502,7 @@ public sealed class LearningState : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
         PolicyVersion = version;
         versionMap.Remove(0);
-        versionMap[version] = Learner.PolicyVersion;
+        versionMap[version] = Learner.UpdateCount;
     }
 
     /// <summary>Marks the state unusable for generation until the pipeline reloads (a rollback requested from outside).</summary>
