@@ -43,15 +43,13 @@ namespace PrefOnline.Worker.Pipeline;
 /// </remarks>
 public sealed class LearningState : IDisposable
 {
-    private const int MaxVersionMapEntries = 4096;
-
     private readonly LearningStateSettings settings;
     private readonly TensorThread thread;
     private readonly Guardrail guardrail;
     private readonly PrefOnlineMetrics metrics;
     private readonly TimeProvider time;
     private readonly ILogger logger;
-    private readonly SortedDictionary<long, long> versionMap = [];
+    private readonly PolicyVersionMap versionMap;
     private PolicySampler? sampler;
     private bool disposed;
 
@@ -78,8 +76,7 @@ public sealed class LearningState : IDisposable
         HumanPairs = humanPairs;
         Pending = pending;
         PolicyVersion = policyVersion;
-        foreach (var (external, internalVersion) in versions) versionMap[external] = internalVersion;
-        versionMap.TryAdd(policyVersion, learner.UpdateCount);
+        versionMap = new PolicyVersionMap(versions, policyVersion, learner.UpdateCount);
         Counters = counters;
         Audit = settings.Worker.AuditAbsorbedLabels ? new LabelAudit() : null;
         PublishGauges();
@@ -118,7 +115,7 @@ public sealed class LearningState : IDisposable
     public WorkerStateCounters Counters { get; private set; }
 
     /// <summary>Published version → learner update counter, for the versions this learner published (bounded).</summary>
-    public IReadOnlyDictionary<long, long> VersionMap => versionMap;
+    public IReadOnlyDictionary<long, long> VersionMap => versionMap.Entries;
 
     /// <summary>
     /// True after an update was refused (rolled back, rejected, paused) until the pipeline reloads a
@@ -230,7 +227,7 @@ public sealed class LearningState : IDisposable
                 BehaviourLogProbs = [.. kept],
                 Reward = 0,
                 RewardSource = RewardSource.Model,
-                PolicyVersion = UpdateCountOf(record.PolicyVersion),
+                PolicyVersion = versionMap.UpdateCountOf(record.PolicyVersion),
                 GeneratedAt = source.Timestamp,
                 ScoredAt = now,
             }, GroupKey(record.PromptId, record.PolicyVersion), deadline);
@@ -272,18 +269,6 @@ public sealed class LearningState : IDisposable
             Policy.train(wasTraining);
         }
         return result;
-    }
-
-    private long UpdateCountOf(long publishedVersion)
-    {
-        if (versionMap.TryGetValue(publishedVersion, out var exact)) return exact;
-        long? floor = null;
-        foreach (var (external, internalVersion) in versionMap)
-        {
-            if (external > publishedVersion) break;
-            floor = internalVersion;
-        }
-        return floor ?? 0;
     }
 
     // ---- feedback -------------------------------------------------------------------------------
@@ -485,8 +470,7 @@ public sealed class LearningState : IDisposable
             return new UpdateCycle(update, decision, false, true, PolicyVersion, duration);
         }
         PolicyVersion = predicted;
-        versionMap[predicted] = Learner.UpdateCount;
-        while (versionMap.Count > MaxVersionMapEntries) versionMap.Remove(versionMap.Keys.First());
+        versionMap.Publish(predicted, Learner.UpdateCount);
         Counters = Counters with { UpdatesAccepted = Counters.UpdatesAccepted + 1 };
         return new UpdateCycle(update, decision, true, false, PolicyVersion, duration);
     }
@@ -501,8 +485,7 @@ public sealed class LearningState : IDisposable
         if (PolicyVersion != 0) throw new InvalidOperationException($"the state already carries policy version {PolicyVersion}");
         ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
         PolicyVersion = version;
-        versionMap.Remove(0);
-        versionMap[version] = Learner.UpdateCount;
+        versionMap.AdoptFirst(version, Learner.UpdateCount);
     }
 
     /// <summary>Marks the state unusable for generation until the pipeline reloads (a rollback requested from outside).</summary>
