@@ -19,13 +19,7 @@ public static class KlPenalty
     {
         using var scope = NewDisposeScope();
         var d = policyTokens - referenceTokens.detach();                              // (B, T)
-        var k = estimator switch
-        {
-            KlEstimator.K1 => d,
-            KlEstimator.K2 => d.pow(2) * 0.5,
-            KlEstimator.K3 => d.neg().exp() - 1.0 + d,
-            _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "unknown KL estimator"),
-        };
+        var k = KlEstimators.OfLogRatio(estimator, d);
         return (k * Losses.FloatMask(mask, k)).sum(1).MoveToOuterDisposeScope();
     }
 }

@@ -40,4 +40,11 @@ public sealed class ObjectiveInputs
 
     /// <summary>Per-token log-probs for PPO's ratio and the per-token KL penalty.</summary>
     public TokenLogProbs? Tokens { get; init; }
+
+    /// <summary>PPO's per-token view: (B, T) policy, behaviour and mask; sequence-level inputs are the
+    /// one-token case (B, 1).</summary>
+    internal (Tensor Policy, Tensor Behaviour, Tensor Mask) PpoTokenView() =>
+        (Tokens?.Policy ?? PolicyLogProbs.unsqueeze(1),
+         Tokens?.Behaviour ?? BehaviourLogProbs!.unsqueeze(1),
+         Tokens?.Mask ?? PolicyLogProbs.detach().ones_like().unsqueeze(1));
 }

@@ -8,7 +8,7 @@ namespace PrefOnline.Learning.Objectives;
 /// </summary>
 public sealed record ObjectiveOptions
 {
-    /// <summary>One of <see cref="ObjectiveNames.All"/>.</summary>
+    /// <summary>One of <see cref="ObjectiveCatalog.All"/>'s names.</summary>
     public string Name { get; init; } = ObjectiveNames.Dpo;
 
     /// <summary>β of DPO/cDPO (inverse temperature of the implicit reward; 0.1 as in the DPO paper and
@@ -33,44 +33,19 @@ public sealed record ObjectiveOptions
     public double NegativeWeight { get; init; } = 0.1;
 
     /// <summary>The estimator of the optional per-token KL-to-reference penalty.</summary>
-    public KlEstimator KlEstimator { get; init; } = KlEstimator.K2;
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.Squared;
 
-    /// <summary>Throws <see cref="ArgumentException"/> for an unknown name or a value the objective cannot use.</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> for an unknown name or a value the objective cannot use
+    /// (the objective's own rules are its <see cref="ObjectiveDescription.Validate"/>).</summary>
     public void Validate()
     {
-        if (!ObjectiveNames.All.Contains(Name, StringComparer.Ordinal))
-            throw new ArgumentException($"unknown objective '{Name}'; valid objectives: {string.Join(", ", ObjectiveNames.All)}", nameof(Name));
+        var description = ObjectiveCatalog.Get(Name);
         if (!Enum.IsDefined(KlEstimator))
             throw new ArgumentException($"unknown KL estimator {(int)KlEstimator}; valid: {string.Join(", ", Enum.GetNames<KlEstimator>())}", nameof(KlEstimator));
-
-        switch (Name)
-        {
-            case ObjectiveNames.Dpo or ObjectiveNames.Ipo:
-                RequirePositiveFinite(Beta, nameof(Beta));
-                break;
-            case ObjectiveNames.ConservativeDpo:
-                RequirePositiveFinite(Beta, nameof(Beta));
-                if (!(LabelSmoothing > 0 && LabelSmoothing < 0.5))
-                    throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "cdpo needs a label smoothing in (0, 0.5); with 0 it is plain dpo");
-                break;
-            case ObjectiveNames.Rwr:
-                RequirePositiveFinite(RwrTemperature, nameof(RwrTemperature));
-                if (!(RwrMaxWeight > 0)) throw new ArgumentOutOfRangeException(nameof(RwrMaxWeight), RwrMaxWeight, "must be positive (+∞ disables clipping)");
-                break;
-            case ObjectiveNames.Ppo:
-                if (!(PpoClipRange > 0 && PpoClipRange < 1)) throw new ArgumentOutOfRangeException(nameof(PpoClipRange), PpoClipRange, "must be in (0, 1)");
-                break;
-            case ObjectiveNames.NegativeGradientSft:
-                RequirePositiveFinite(NegativeWeight, nameof(NegativeWeight));
-                break;
-        }
-
-        if (Name != ObjectiveNames.ConservativeDpo && LabelSmoothing != 0)
-            throw new ArgumentException($"label smoothing {LabelSmoothing} only applies to '{ObjectiveNames.ConservativeDpo}', not '{Name}'", nameof(LabelSmoothing));
-    }
-
-    private static void RequirePositiveFinite(double value, string name)
-    {
-        if (!(value > 0) || double.IsInfinity(value)) throw new ArgumentOutOfRangeException(name, value, "must be a positive finite number");
+        if (KlEstimator == KlEstimator.FullVocabulary)
+            throw new ArgumentException("the KL penalty is a sampled estimator (LogRatio, Squared or LowVariance); FullVocabulary is for the reported KL (KlMetric)", nameof(KlEstimator));
+        description.Validate(this);
+        if (LabelSmoothing != 0 && !description.Hyperparameters.Contains(nameof(LabelSmoothing)))
+            throw new ArgumentException($"label smoothing {LabelSmoothing} only applies to objectives that read it ({string.Join(", ", ObjectiveCatalog.All.Where(d => d.Hyperparameters.Contains(nameof(LabelSmoothing))).Select(d => d.Name))}), not '{Name}'", nameof(LabelSmoothing));
     }
 }

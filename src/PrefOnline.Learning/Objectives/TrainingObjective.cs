@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace PrefOnline.Learning.Objectives;
 
 /// <summary>
-/// The objective a learner optimises, chosen by name through one flat switch over the losses in
-/// <see cref="Losses"/>, plus the optional per-token KL-to-reference penalty
+/// The objective a learner optimises: its <see cref="ObjectiveDescription"/> from <see cref="ObjectiveCatalog"/>
+/// (which loss of <see cref="Losses"/>, which inputs), plus the optional per-token KL-to-reference penalty
 /// (total = objective + c·mean_b Σ_t k(d_t), c from a fixed or adaptive controller). Returns the loss
 /// and named diagnostics. Options are validated here, once; <see cref="Compute"/> only checks that the
 /// inputs the objective needs are present and shaped alike.
@@ -17,25 +17,28 @@ public sealed class TrainingObjective
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options;
+        Description = ObjectiveCatalog.Get(options.Name);
     }
 
     public ObjectiveOptions Options { get; }
 
+    public ObjectiveDescription Description { get; }
+
     public string Name => Options.Name;
 
     /// <summary>The objective reads log π_ref (the learner must run the reference model).</summary>
-    public bool NeedsReference => Name is ObjectiveNames.Dpo or ObjectiveNames.ConservativeDpo or ObjectiveNames.Ipo;
+    public bool NeedsReference => Description.Reads(ObjectiveInput.Reference);
 
     /// <summary>The objective reads the behaviour log-probs recorded at sampling time.</summary>
-    public bool NeedsBehaviour => Name is ObjectiveNames.Ppo;
+    public bool NeedsBehaviour => Description.Reads(ObjectiveInput.Behaviour);
 
-    /// <summary>The objective reads (chosen, rejected) pairs (for <c>sft</c> they are optional).</summary>
-    public bool NeedsPairs => Name is ObjectiveNames.BestOfN or ObjectiveNames.NegativeGradientSft
-        or ObjectiveNames.Dpo or ObjectiveNames.ConservativeDpo or ObjectiveNames.Ipo;
+    /// <summary>The objective requires (chosen, rejected) pairs (<see cref="ObjectiveDescription.Pairwise"/> says
+    /// whether it trains on them at all: for <c>sft</c> they are optional).</summary>
+    public bool NeedsPairs => Description.Reads(ObjectiveInput.Pairs);
 
-    public bool NeedsAdvantages => Name is ObjectiveNames.Reinforce or ObjectiveNames.Ppo;
+    public bool NeedsAdvantages => Description.Reads(ObjectiveInput.Advantages);
 
-    public bool NeedsRewards => Name is ObjectiveNames.Rwr;
+    public bool NeedsRewards => Description.Reads(ObjectiveInput.Rewards);
 
     /// <summary>
     /// The loss (a scalar in the caller's current scope, ready for Backward) and its diagnostics.
@@ -54,21 +57,25 @@ public sealed class TrainingObjective
         var diagnostics = new Dictionary<string, double>(StringComparer.Ordinal);
         using var scope = NewDisposeScope();
         var o = Options;
-        Tensor objective = Name switch
+        var d = Description;
+        Tensor objective;
+        if (d.PairLoss is { } pairLoss && (inputs.Pairs is not null || d.SequenceLoss is null))
         {
-            ObjectiveNames.Sft => inputs.Pairs is null
-                ? Losses.Sft(inputs.PolicyLogProbs)
-                : Pairwise(inputs, diagnostics, p => Losses.Sft(p.PolicyChosen)),
-            ObjectiveNames.BestOfN => Pairwise(inputs, diagnostics, p => Losses.Sft(p.PolicyChosen)),
-            ObjectiveNames.NegativeGradientSft => Pairwise(inputs, diagnostics, p => Losses.NegativeGradientSft(p.PolicyChosen, p.PolicyRejected, o.NegativeWeight)),
-            ObjectiveNames.Dpo => Pairwise(inputs, diagnostics, p => Losses.Dpo(p.Margin!, o.Beta)),
-            ObjectiveNames.ConservativeDpo => Pairwise(inputs, diagnostics, p => Losses.ConservativeDpo(p.Margin!, o.Beta, o.LabelSmoothing)),
-            ObjectiveNames.Ipo => Pairwise(inputs, diagnostics, p => Losses.Ipo(p.Margin!, o.Beta)),
-            ObjectiveNames.Rwr => Rwr(inputs, diagnostics),
-            ObjectiveNames.Reinforce => Reinforce(inputs, diagnostics),
-            ObjectiveNames.Ppo => Ppo(inputs, diagnostics),
-            _ => throw new InvalidOperationException($"objective '{Name}' passed validation but has no case in the switch"),
-        };
+            objective = Pairwise(inputs, diagnostics, p => pairLoss(o, p));
+        }
+        else if (batch == 0)
+        {
+            objective = ZeroLike(inputs.PolicyLogProbs);
+        }
+        else
+        {
+            if (d.Diagnose is { } diagnose)
+            {
+                using var _ = no_grad();
+                diagnose(o, inputs, diagnostics);
+            }
+            objective = d.SequenceLoss!(o, inputs);
+        }
 
         var loss = objective;
         using (no_grad())
@@ -94,9 +101,6 @@ public sealed class TrainingObjective
     }
 
     // ---- the cases -------------------------------------------------------------------------------
-
-    /// <summary>The gathered views of one batch of pairs that every pairwise loss reads.</summary>
-    private sealed record PairViews(Tensor PolicyChosen, Tensor PolicyRejected, Tensor? Margin);
 
     private Tensor Pairwise(ObjectiveInputs inputs, Dictionary<string, double> diagnostics, Func<PairViews, Tensor> loss)
     {
@@ -140,58 +144,6 @@ public sealed class TrainingObjective
             }
         }
         return result;
-    }
-
-    private Tensor Rwr(ObjectiveInputs inputs, Dictionary<string, double> diagnostics)
-    {
-        if (inputs.PolicyLogProbs.size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
-        var o = Options;
-        using (no_grad())
-        {
-            var weights = Losses.RwrWeights(inputs.Rewards!, o.RwrTemperature, o.RwrMaxWeight);
-            diagnostics[DiagnosticNames.RwrWeightMean] = weights.mean().ToDouble();
-            diagnostics[DiagnosticNames.RwrWeightMax] = weights.max().ToDouble();
-            var raw = (inputs.Rewards!.to(ScalarType.Float64) / o.RwrTemperature).exp();
-            diagnostics[DiagnosticNames.RwrClippedFraction] = raw.gt(o.RwrMaxWeight).to(ScalarType.Float64).mean().ToDouble();
-        }
-        return Losses.Rwr(inputs.PolicyLogProbs, inputs.Rewards!, o.RwrTemperature, o.RwrMaxWeight);
-    }
-
-    private static Tensor Reinforce(ObjectiveInputs inputs, Dictionary<string, double> diagnostics)
-    {
-        if (inputs.PolicyLogProbs.size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
-        AdvantageDiagnostics(inputs.Advantages!, diagnostics);
-        return Losses.Reinforce(inputs.PolicyLogProbs, inputs.Advantages!);
-    }
-
-    private Tensor Ppo(ObjectiveInputs inputs, Dictionary<string, double> diagnostics)
-    {
-        if (inputs.PolicyLogProbs.size(0) == 0) return ZeroLike(inputs.PolicyLogProbs);
-        AdvantageDiagnostics(inputs.Advantages!, diagnostics);
-        // Sequence-level inputs are the one-token case of the per-token ratio (B, 1).
-        var policy = inputs.Tokens?.Policy ?? inputs.PolicyLogProbs.unsqueeze(1);
-        var behaviour = inputs.Tokens?.Behaviour ?? inputs.BehaviourLogProbs!.unsqueeze(1);
-        var mask = inputs.Tokens?.Mask ?? inputs.PolicyLogProbs.detach().ones_like().unsqueeze(1);
-        var loss = Losses.PpoClip(policy, behaviour, mask, inputs.Advantages!, Options.PpoClipRange);
-
-        using (no_grad())
-        {
-            var (ratio, unclipped, terms) = Losses.PpoTerms(policy.detach(), behaviour, inputs.Advantages!, Options.PpoClipRange);
-            var m = Losses.FloatMask(mask, ratio);
-            var tokens = m.sum().clamp(min: 1);
-            diagnostics[DiagnosticNames.ClipFraction] = (terms.gt(unclipped).to(ratio.dtype) * m).sum().div(tokens).ToDouble();
-            diagnostics[DiagnosticNames.RatioMean] = (ratio * m).sum().div(tokens).ToDouble();
-            diagnostics[DiagnosticNames.ApproxKl] = (((ratio - 1.0) - ratio.log()) * m).sum(1).mean().ToDouble();
-        }
-        return loss;
-    }
-
-    private static void AdvantageDiagnostics(Tensor advantages, Dictionary<string, double> diagnostics)
-    {
-        using var _ = no_grad();
-        var a = advantages.to(ScalarType.Float64);
-        diagnostics[DiagnosticNames.AdvantageMean] = a.mean().ToDouble();
-        diagnostics[DiagnosticNames.AdvantageStd] = a.size(0) > 1 ? a.var(0, unbiased: false).sqrt().ToDouble() : 0;
     }
 
     // ---- helpers ---------------------------------------------------------------------------------

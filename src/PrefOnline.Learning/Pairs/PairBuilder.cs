@@ -23,7 +23,7 @@ public sealed class PairBuilder
 
     /// <param name="rewards">Reward of each sample; must be finite (a NaN would make every ranking arbitrary).</param>
     /// <param name="groups">Prompt group of each sample; groups need not be contiguous.</param>
-    public IReadOnlyList<PairIndex> Build(IReadOnlyList<double> rewards, IReadOnlyList<int> groups)
+    public IReadOnlyList<(int Chosen, int Rejected)> Build(IReadOnlyList<double> rewards, IReadOnlyList<int> groups)
     {
         ArgumentNullException.ThrowIfNull(rewards);
         ArgumentNullException.ThrowIfNull(groups);
@@ -43,7 +43,7 @@ public sealed class PairBuilder
             list.Add(i);
         }
 
-        var pairs = new List<PairIndex>();
+        var pairs = new List<(int Chosen, int Rejected)>();
         foreach (var group in order)
         {
             var ranked = members[group];
@@ -61,26 +61,26 @@ public sealed class PairBuilder
         return pairs;
     }
 
-    private void TryAdd(List<PairIndex> pairs, IReadOnlyList<double> rewards, int chosen, int rejected)
+    private void TryAdd(List<(int Chosen, int Rejected)> pairs, IReadOnlyList<double> rewards, int chosen, int rejected)
     {
         var gap = rewards[chosen] - rewards[rejected];
-        if (gap > 0 && gap >= Options.MinRewardGap) pairs.Add(new PairIndex(chosen, rejected, gap));
+        if (gap > 0 && gap >= Options.MinRewardGap) pairs.Add((chosen, rejected));
     }
 
     /// <summary>
     /// Human pairs passed straight through: the learner lays out pair k's chosen response at row 2k and
     /// its rejected one at row 2k + 1 of the batch, and these are the pairs over that layout.
     /// </summary>
-    public static IReadOnlyList<PairIndex> Interleaved(int pairCount)
+    public static IReadOnlyList<(int Chosen, int Rejected)> Interleaved(int pairCount)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(pairCount);
-        var pairs = new PairIndex[pairCount];
-        for (var k = 0; k < pairCount; k++) pairs[k] = new PairIndex(2 * k, 2 * k + 1, double.NaN);
+        var pairs = new (int Chosen, int Rejected)[pairCount];
+        for (var k = 0; k < pairCount; k++) pairs[k] = (2 * k, 2 * k + 1);
         return pairs;
     }
 
     /// <summary>The (P, 2) int64 tensor <see cref="Objectives.ObjectiveInputs.Pairs"/> expects.</summary>
-    public static Tensor ToTensor(IReadOnlyList<PairIndex> pairs)
+    public static Tensor ToTensor(IReadOnlyList<(int Chosen, int Rejected)> pairs)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         var flat = new long[pairs.Count * 2];

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.LogProbs;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Replay;
@@ -76,13 +75,13 @@ public sealed class Learner : IDisposable
     /// <param name="reference">π_ref (not owned): required by DPO/IPO/cDPO and by a KL penalty; otherwise
     /// optional (without it no KL is reported).</param>
     /// <param name="tokenizer">Encodes human pairs that arrive as text only.</param>
-    /// <param name="initialPolicyVersion">The version the policy's current weights carry.</param>
-    public Learner(PolicyModel policy, ReferenceModel? reference, ITokenizer tokenizer, LearnerOptions options, long initialPolicyVersion = 0)
+    /// <param name="initialUpdateCount">Updates the policy's current weights already had (replay staleness counts from it).</param>
+    public Learner(PolicyModel policy, ReferenceModel? reference, ITokenizer tokenizer, LearnerOptions options, long initialUpdateCount = 0)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentOutOfRangeException.ThrowIfNegative(initialPolicyVersion);
+        ArgumentOutOfRangeException.ThrowIfNegative(initialUpdateCount);
         options.Validate();
         objective = new TrainingObjective(options.Objective);
         if (reference is null && objective.NeedsReference)
@@ -98,7 +97,7 @@ public sealed class Learner : IDisposable
         this.reference = reference;
         this.tokenizer = tokenizer;
         Options = options;
-        PolicyVersion = initialPolicyVersion;
+        UpdateCount = initialUpdateCount;
         pairBuilder = new PairBuilder(options.Pairing);
         klController = options.Kl.TargetKl is { } target
             ? new AdaptiveKlController(options.Kl.Coefficient, target, options.Kl.Horizon)
@@ -113,8 +112,10 @@ public sealed class Learner : IDisposable
 
     public LearnerOptions Options { get; }
 
-    /// <summary>Version of the policy's current weights: +1 for every update that applied a step.</summary>
-    public long PolicyVersion { get; private set; }
+    /// <summary>Updates applied to the policy's weights: +1 for every update that applied a step. Replay
+    /// items are stamped with it and expire by it (staleness is counted in updates). Not the published policy
+    /// version, which the host assigns (a checkpoint's version).</summary>
+    public long UpdateCount { get; private set; }
 
     public LearnerCounters Counters => counters;
 
@@ -134,8 +135,8 @@ public sealed class Learner : IDisposable
     {
         ArgumentNullException.ThrowIfNull(rollouts);
         cancellationToken.ThrowIfCancellationRequested();
-        var drawn = rollouts.Draw(Options.BatchSize, PolicyVersion);
-        var pairs = humanPairs is not null && Options.HumanPairsPerUpdate > 0 ? humanPairs.Draw(Options.HumanPairsPerUpdate, PolicyVersion) : null;
+        var drawn = rollouts.Draw(Options.BatchSize, UpdateCount);
+        var pairs = humanPairs is not null && Options.HumanPairsPerUpdate > 0 ? humanPairs.Draw(Options.HumanPairsPerUpdate, UpdateCount) : null;
         return Update(LearnerBatch.From(drawn, pairs), cancellationToken);
     }
 
@@ -257,7 +258,7 @@ public sealed class Learner : IDisposable
         var applied = stepsApplied > 0;
         if (applied)
         {
-            PolicyVersion++;
+            UpdateCount++;
             if (kl is { } observed && double.IsFinite(observed)) klController.Update(observed, plan.Rows.Count);
         }
         counters = counters with
@@ -273,7 +274,7 @@ public sealed class Learner : IDisposable
             TokensProcessed = counters.TokensProcessed + tokensProcessed,
         };
 
-        return new LearnerUpdate(PolicyVersion, applied, stepsApplied, skipped, reason, loss, initialLoss, gradNorm, kl, entropy, klCoefficient,
+        return new LearnerUpdate(UpdateCount, applied, stepsApplied, skipped, reason, loss, initialLoss, gradNorm, kl, entropy, klCoefficient,
             meanReward, freshMeanReward, plan.Rows.Count, rolloutCount, freshCount, humanCount, plan.PairCount, invalid,
             completionTokens, tokensProcessed, staleness.Mean, staleness.Max, diagnostics, clock.Elapsed.TotalSeconds);
     }
@@ -308,7 +309,7 @@ public sealed class Learner : IDisposable
             if (!groups.TryGetValue(r.PromptId, out var group)) groups[r.PromptId] = group = groups.Count;
             var isFresh = entry.Uses == 1;
             if (isFresh) fresh++;
-            ages.Add(Math.Max(0, PolicyVersion - entry.PolicyVersion));
+            ages.Add(Math.Max(0, UpdateCount - entry.PolicyVersion));
             rows.Add(new Row(PromptOf(r.PromptTokens, r.Prompt), r.CompletionTokens.ToArray(), r.BehaviourLogProbs.ToArray(), r.Reward, group, RowKind.Rollout, isFresh));
         }
         var rolloutCount = rows.Count;
@@ -372,25 +373,23 @@ public sealed class Learner : IDisposable
     }
 
     /// <summary>The rows the objective trains on, with pairs (re-indexed to those rows) or advantages.</summary>
-    private sealed record RowPlan(IReadOnlyList<Row> Rows, IReadOnlyList<PairIndex>? Pairs, double[]? Advantages)
+    private sealed record RowPlan(IReadOnlyList<Row> Rows, IReadOnlyList<(int Chosen, int Rejected)>? Pairs, double[]? Advantages)
     {
         public int PairCount => Pairs?.Count ?? 0;
     }
 
-    private bool Pairwise => objective.NeedsPairs || objective.Name == ObjectiveNames.Sft;
-
     private RowPlan Plan(List<Row> rows, int rolloutCount)
     {
-        if (Pairwise)
+        if (objective.Description.Pairwise)
         {
             // sft is trained "on preferred": the chosen side of each pair, like best_of_n.
             var pairs = pairBuilder.Build(rows.Take(rolloutCount).Select(r => r.Reward).ToArray(), rows.Take(rolloutCount).Select(r => r.Group).ToArray()).ToList();
-            for (var i = rolloutCount; i + 1 < rows.Count; i += 2) pairs.Add(new PairIndex(i, i + 1, double.NaN));
+            for (var i = rolloutCount; i + 1 < rows.Count; i += 2) pairs.Add((i, i + 1));
             // Keep only rows some pair uses: BestVsWorst over K samples needs 2 of them through the model, not K.
             var used = pairs.SelectMany(p => new[] { p.Chosen, p.Rejected }).Distinct().Order().ToArray();
             var newIndex = new Dictionary<int, int>();
             for (var k = 0; k < used.Length; k++) newIndex[used[k]] = k;
-            var remapped = pairs.Select(p => p with { Chosen = newIndex[p.Chosen], Rejected = newIndex[p.Rejected] }).ToList();
+            var remapped = pairs.Select(p => (newIndex[p.Chosen], newIndex[p.Rejected])).ToList();
             return new RowPlan(used.Select(i => rows[i]).ToList(), remapped, null);
         }
 
@@ -482,7 +481,7 @@ public sealed class Learner : IDisposable
             ["format_version"] = StateFormatVersion,
             ["objective"] = objective.Name,
             ["parameters"] = parameters.Count,
-            ["policy_version"] = PolicyVersion,
+            ["policy_version"] = UpdateCount,          // the key predates the name UpdateCount: kept for checkpoints
             ["learning_rate"] = optimizer.LearningRate,
             ["kl_coefficient"] = klController.Coefficient,
             ["baseline"] = movingAverage is null ? null : new JsonObject
@@ -559,7 +558,7 @@ public sealed class Learner : IDisposable
         // controller starts from its configured coefficient.
         if (klController is AdaptiveKlController && klCoefficient > 0) klController.Restore(klCoefficient);
         if (baseline is { } s) movingAverage!.Restore(s);
-        PolicyVersion = policyVersion;
+        UpdateCount = policyVersion;
         counters = restored;
     }
 

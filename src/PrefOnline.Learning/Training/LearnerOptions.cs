@@ -1,5 +1,4 @@
 using PrefOnline.Learning.Models.LogProbs;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Optimization;

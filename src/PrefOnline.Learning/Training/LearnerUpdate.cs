@@ -7,7 +7,7 @@ namespace PrefOnline.Learning.Training;
 /// diagnostics come from the last applied inner step (its forward pass, before its optimizer step);
 /// null when no step was applied or the quantity does not exist (no reference model → no KL).
 /// </summary>
-/// <param name="PolicyVersion">The policy version after the update (one more than before when <paramref name="Applied"/>).</param>
+/// <param name="UpdateCount">The learner's <see cref="Learner.UpdateCount"/> after the update (one more than before when <paramref name="Applied"/>).</param>
 /// <param name="Applied">At least one inner step changed the weights.</param>
 /// <param name="InnerSteps">Inner steps applied (≤ T).</param>
 /// <param name="SkippedSteps">Inner steps skipped by the NaN/Inf guard (0 or 1: the update stops at a bad step).</param>
@@ -33,7 +33,7 @@ namespace PrefOnline.Learning.Training;
 /// <param name="Diagnostics">The objective's named diagnostics (<see cref="Objectives.DiagnosticNames"/>).</param>
 /// <param name="Seconds">Wall time of the update.</param>
 public sealed record LearnerUpdate(
-    long PolicyVersion,
+    long UpdateCount,
     bool Applied,
     int InnerSteps,
     int SkippedSteps,
@@ -61,5 +61,5 @@ public sealed record LearnerUpdate(
 {
     /// <summary>What the guardrail reads. Its reward stream is the on-policy one: the fresh rollouts'
     /// mean reward, or the whole batch's when none was fresh.</summary>
-    public UpdateReport ToReport() => new(PolicyVersion, Loss, GradNorm, KlToReference, Entropy, FreshMeanReward ?? MeanReward);
+    public UpdateReport ToReport() => new(UpdateCount, Loss, GradNorm, KlToReference, Entropy, FreshMeanReward ?? MeanReward);
 }

@@ -37,8 +37,9 @@ public sealed record PreferencePair
     /// <summary>r(chosen) − r(rejected) when the pair was built from rewards; null for human pairs.</summary>
     public double? RewardGap { get; init; }
 
-    /// <summary>The policy version current when the pair arrived (human) or whose samples it compares
-    /// (on-policy): the replay buffer's staleness limit reads this.</summary>
+    /// <summary>The policy current when the pair arrived (human) or whose samples it compares (on-policy),
+    /// counted in the learner's updates (<see cref="Training.Learner.UpdateCount"/>): the replay buffer's
+    /// staleness limit reads this.</summary>
     public required long PolicyVersion { get; init; }
 
     public required DateTimeOffset ReceivedAt { get; init; }

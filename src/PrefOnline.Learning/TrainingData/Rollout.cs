@@ -31,7 +31,8 @@ public sealed record Rollout
 
     public required RewardSource RewardSource { get; init; }
 
-    /// <summary>Version of the policy that generated the completion.</summary>
+    /// <summary>The policy that generated the completion, counted in the learner's updates
+    /// (<see cref="Training.Learner.UpdateCount"/>, what replay staleness is measured in), not the published version.</summary>
     public required long PolicyVersion { get; init; }
 
     public required DateTimeOffset GeneratedAt { get; init; }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using PrefOnline.Learning.Guardrails;
+using PrefOnline.Learning.Objectives;
 using PrefOnline.Streaming.Validation;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Demo;
@@ -58,7 +59,7 @@ public static class ConfigurationCheck
             problems.Add($"Kafka:DeliveryTimeout ({settings.Kafka.DeliveryTimeout:c}) must not exceed Worker:ShutdownTimeout ({settings.Worker.ShutdownTimeout:c}): on a stop during a broker outage the producer waits that long for its last deliveries");
         if (settings.Embedded && settings.Worker.Role != WorkerRole.All)
             problems.Add($"Worker:Role {WorkerRoles.Name(settings.Worker.Role)} needs Kafka (Kafka:BootstrapServers): the embedded transport only runs role all");
-        if (settings.Generation.SamplesPerPrompt < 2 && settings.Learner.Objective is "dpo" or "ipo" or "cdpo" or "best_of_n" or "negative_gradient_sft" && settings.Worker.Role != WorkerRole.Generator
+        if (settings.Generation.SamplesPerPrompt < 2 && ObjectiveCatalog.Find(settings.Learner.Objective) is { Pairwise: true } && settings.Worker.Role != WorkerRole.Generator
             && settings.Learner.HumanPairsPerUpdate == 0)
             problems.Add($"Generation:SamplesPerPrompt must be at least 2 for objective {settings.Learner.Objective} without human pairs (on-policy pairs compare samples of one prompt) (got {settings.Generation.SamplesPerPrompt})");
         var maxAbsReward = settings.Validation.MaxAbsReward;

@@ -257,7 +257,7 @@ public sealed class LearnerEpoch
                 if (completions.Count == 0) return null;
                 var k = options.SamplesPerPrompt;
                 var generated = prompts.Select((p, i) => new GeneratedPrompt(p, completions.Skip(i * k).Take(k).ToList(), [])).ToList();
-                return (GeneratedBatch?)new GeneratedBatch(generated, state.PolicyVersion, state.InternalVersion, time.GetUtcNow());
+                return (GeneratedBatch?)new GeneratedBatch(generated, state.PolicyVersion, state.UpdateCount, time.GetUtcNow());
             }, cancellationToken);
     }
 }

@@ -4,7 +4,6 @@ using PrefOnline.Learning.Pairs;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Optimization;
 using PrefOnline.Worker.Hosting;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
 namespace PrefOnline.Worker.Pipeline;
 
@@ -36,7 +35,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     /// </summary>
     public int MaxSamplesAhead { get; set; } = 192;
 
-    /// <summary>One of sft, best_of_n, rwr, negative_gradient_sft, reinforce, ppo, dpo (default: on-policy DPO), cdpo, ipo.</summary>
+    /// <summary>One of <see cref="ObjectiveCatalog.Names"/>: sft, best_of_n, rwr, negative_gradient_sft, reinforce, ppo, dpo (default: on-policy DPO), cdpo, ipo.</summary>
     public string Objective { get; set; } = ObjectiveNames.Dpo;
 
     /// <summary>β of DPO/cDPO/IPO.</summary>
@@ -81,7 +80,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
     /// FullVocabulary (default): exact KL(π(·|prefix) ‖ π_ref(·|prefix)) summed over each batch sequence's
     /// positions; finite whoever sampled the tokens, but holds a (B, T, V) reference tensor (~B·T·V·4 bytes:
     /// nothing with the byte vocabulary, ~0.8 GB for a 64 × 64-token batch at GPT-2's 50k vocabulary).
-    /// LowVariance (k3) and LogRatio (k1) are sampled estimators: cheap, but biased on the batch's stale rows —
+    /// LowVariance (k3), Squared (k2) and LogRatio (k1) are sampled estimators: cheap, but biased on the batch's stale rows —
     /// a rejected response DPO pushed far down reads as an enormous k3 KL although the policy barely moved.
     /// </summary>
     public KlEstimator KlMetric { get; set; } = KlEstimator.FullVocabulary;
@@ -124,8 +123,8 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         p.Duration(nameof(UpdateInterval), UpdateInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromDays(1));
         p.Range(nameof(MinSamples), MinSamples, 1, 1_000_000);
         p.Range(nameof(MaxSamplesAhead), MaxSamplesAhead, 1, 10_000_000);
-        if (!ObjectiveNames.All.Contains(Objective, StringComparer.Ordinal))
-            p.Add(nameof(Objective), $"must be one of {string.Join(", ", ObjectiveNames.All)} (got '{Objective}')");
+        if (ObjectiveCatalog.Find(Objective) is null)
+            p.Add(nameof(Objective), $"must be one of {string.Join(", ", ObjectiveCatalog.Names)} (got '{Objective}')");
         p.Range(nameof(InnerSteps), InnerSteps, 1, 1000);
         p.Range(nameof(BatchSize), BatchSize, 1, 100_000);
         p.Range(nameof(HumanPairsPerUpdate), HumanPairsPerUpdate, 0, 100_000);
@@ -137,7 +136,7 @@ public sealed class LearnerServiceOptions : IValidatedOptions
         if (!Enum.IsDefined(Pairing)) p.Add(nameof(Pairing), $"must be BestVsWorst or AllPairs (got {Pairing})");
         p.Range(nameof(MinRewardGap), MinRewardGap, 0, 1e6);
         if (!Enum.IsDefined(Baseline)) p.Add(nameof(Baseline), $"must be LeaveOneOut or MovingAverage (got {Baseline})");
-        if (!Enum.IsDefined(KlMetric)) p.Add(nameof(KlMetric), $"must be FullVocabulary, LowVariance or LogRatio (got {KlMetric})");
+        if (!Enum.IsDefined(KlMetric)) p.Add(nameof(KlMetric), $"must be FullVocabulary, LowVariance, Squared or LogRatio (got {KlMetric})");
         if (!Enum.IsDefined(Reduction)) p.Add(nameof(Reduction), $"must be Sum or Mean (got {Reduction})");
         if (MaxSamplesAhead < UpdateEverySamples)
             p.Add(nameof(MaxSamplesAhead), $"must be at least UpdateEverySamples ({UpdateEverySamples}), or generation would stall before an update is due (got {MaxSamplesAhead})");

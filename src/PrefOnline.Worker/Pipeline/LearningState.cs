@@ -36,21 +36,20 @@ namespace PrefOnline.Worker.Pipeline;
 /// (<see cref="AdmitGenerated"/>), a rollout record once it waits here (<see cref="AdmitRolloutRecords"/>),
 /// a label once the reward trainer has it queued, the human-pair buffer holds it and any join is made
 /// (<see cref="AbsorbLabels"/>).</para>
-/// <para><b>Two version numbers.</b> <see cref="PolicyVersion"/> is the published one (a checkpoint version:
-/// unique, monotonic, what rollout records and policy events carry). The learner's own update counter
-/// (<see cref="Learner.PolicyVersion"/>) stamps replay items, because staleness is counted in updates.</para>
+/// <para><b>Two numbers, two names.</b> <see cref="PolicyVersion"/> is the published version (a checkpoint version:
+/// unique, monotonic, what rollout records and policy events carry). <see cref="UpdateCount"/> (the learner's
+/// <see cref="Learner.UpdateCount"/>) stamps replay items, because staleness is counted in updates;
+/// <see cref="VersionMap"/> maps the first to the second.</para>
 /// </remarks>
 public sealed class LearningState : IDisposable
 {
-    private const int MaxVersionMapEntries = 4096;
-
     private readonly LearningStateSettings settings;
     private readonly TensorThread thread;
     private readonly Guardrail guardrail;
     private readonly PrefOnlineMetrics metrics;
     private readonly TimeProvider time;
     private readonly ILogger logger;
-    private readonly SortedDictionary<long, long> versionMap = [];
+    private readonly PolicyVersionMap versionMap;
     private PolicySampler? sampler;
     private bool disposed;
 
@@ -77,8 +76,7 @@ public sealed class LearningState : IDisposable
         HumanPairs = humanPairs;
         Pending = pending;
         PolicyVersion = policyVersion;
-        foreach (var (external, internalVersion) in versions) versionMap[external] = internalVersion;
-        versionMap.TryAdd(policyVersion, learner.PolicyVersion);
+        versionMap = new PolicyVersionMap(versions, policyVersion, learner.UpdateCount);
         Counters = counters;
         Audit = settings.Worker.AuditAbsorbedLabels ? new LabelAudit() : null;
         PublishGauges();
@@ -117,7 +115,7 @@ public sealed class LearningState : IDisposable
     public WorkerStateCounters Counters { get; private set; }
 
     /// <summary>Published version → learner update counter, for the versions this learner published (bounded).</summary>
-    public IReadOnlyDictionary<long, long> VersionMap => versionMap;
+    public IReadOnlyDictionary<long, long> VersionMap => versionMap.Entries;
 
     /// <summary>
     /// True after an update was refused (rolled back, rejected, paused) until the pipeline reloads a
@@ -145,7 +143,7 @@ public sealed class LearningState : IDisposable
     }
 
     /// <summary>The learner's update counter, which replay items are stamped with.</summary>
-    public long InternalVersion => Learner.PolicyVersion;
+    public long UpdateCount => Learner.UpdateCount;
 
     /// <summary>
     /// The generated groups join the rollouts waiting for labels (deadline: now + LabelWait); their
@@ -181,7 +179,7 @@ public sealed class LearningState : IDisposable
                     BehaviourLogProbs = [.. c.PolicyLogProbs],
                     Reward = 0,
                     RewardSource = RewardSource.Model,
-                    PolicyVersion = batch.InternalVersion,
+                    PolicyVersion = batch.UpdateCount,
                     GeneratedAt = batch.GeneratedAt,
                     ScoredAt = batch.GeneratedAt,
                 }, key, deadline);
@@ -229,7 +227,7 @@ public sealed class LearningState : IDisposable
                 BehaviourLogProbs = [.. kept],
                 Reward = 0,
                 RewardSource = RewardSource.Model,
-                PolicyVersion = InternalVersionOf(record.PolicyVersion),
+                PolicyVersion = versionMap.UpdateCountOf(record.PolicyVersion),
                 GeneratedAt = source.Timestamp,
                 ScoredAt = now,
             }, GroupKey(record.PromptId, record.PolicyVersion), deadline);
@@ -273,18 +271,6 @@ public sealed class LearningState : IDisposable
         return result;
     }
 
-    private long InternalVersionOf(long publishedVersion)
-    {
-        if (versionMap.TryGetValue(publishedVersion, out var exact)) return exact;
-        long? floor = null;
-        foreach (var (external, internalVersion) in versionMap)
-        {
-            if (external > publishedVersion) break;
-            floor = internalVersion;
-        }
-        return floor ?? 0;
-    }
-
     // ---- feedback -------------------------------------------------------------------------------
 
     /// <summary>
@@ -321,7 +307,7 @@ public sealed class LearningState : IDisposable
                 logger.LogWarning("Reward trainer refused preference {Id}: {Problem}", record.Id, intake.Problem);
                 continue;
             }
-            if (settings.Learner.HumanPairsPerUpdate > 0) HumanPairs.Add(pair, InternalVersion);
+            if (settings.Learner.HumanPairsPerUpdate > 0) HumanPairs.Add(pair, UpdateCount);
             if (record.RolloutIds is { } ids && Pending.TryJoinPreference(ids.Chosen, ids.Rejected, record.Prompt, record.Chosen, record.Rejected)) joined++;
         }
 
@@ -394,7 +380,7 @@ public sealed class LearningState : IDisposable
             Source = PairSource.Human,
             ChosenRolloutId = record.RolloutIds?.Chosen,
             RejectedRolloutId = record.RolloutIds?.Rejected,
-            PolicyVersion = InternalVersion,
+            PolicyVersion = UpdateCount,
             ReceivedAt = now,
         };
     }
@@ -484,8 +470,7 @@ public sealed class LearningState : IDisposable
             return new UpdateCycle(update, decision, false, true, PolicyVersion, duration);
         }
         PolicyVersion = predicted;
-        versionMap[predicted] = Learner.PolicyVersion;
-        while (versionMap.Count > MaxVersionMapEntries) versionMap.Remove(versionMap.Keys.First());
+        versionMap.Publish(predicted, Learner.UpdateCount);
         Counters = Counters with { UpdatesAccepted = Counters.UpdatesAccepted + 1 };
         return new UpdateCycle(update, decision, true, false, PolicyVersion, duration);
     }
@@ -500,8 +485,7 @@ public sealed class LearningState : IDisposable
         if (PolicyVersion != 0) throw new InvalidOperationException($"the state already carries policy version {PolicyVersion}");
         ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
         PolicyVersion = version;
-        versionMap.Remove(0);
-        versionMap[version] = Learner.PolicyVersion;
+        versionMap.AdoptFirst(version, Learner.UpdateCount);
     }
 
     /// <summary>Marks the state unusable for generation until the pipeline reloads (a rollback requested from outside).</summary>

@@ -273,7 +273,7 @@ public sealed class LearningStateFiles(
         {
             ["format"] = WorkerFormat,
             ["policy_version"] = state.PolicyVersion,
-            ["learner_version"] = state.Learner.PolicyVersion,
+            ["learner_version"] = state.Learner.UpdateCount,
             ["version_map"] = map,
             ["counters"] = JsonSerializer.SerializeToNode(state.Counters, CountersJson),
             ["observation"] = state.Observation.ToJson(),

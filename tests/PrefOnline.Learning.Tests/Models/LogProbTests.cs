@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;

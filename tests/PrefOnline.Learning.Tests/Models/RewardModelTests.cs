@@ -33,12 +33,12 @@ public sealed class RewardModelTests
         // Preference: completions with more 'x' are better. Learnable from the last token's state.
         var tokenizer = ByteTokenizer.Instance;
         var random = new Random(3);
-        PreferencePair Pair()
+        (string Prompt, string Chosen, string Rejected) Pair()
         {
             var n = random.Next(0, 6);
             var m = random.Next(n + 2, 10);
             string Text(int xs) => new(Enumerable.Range(0, 10).Select(i => i < xs ? 'x' : 'o').OrderBy(_ => random.Next()).ToArray());
-            return new PreferencePair("count:", Text(m), Text(n));
+            return ("count:", Text(m), Text(n));
         }
         var train = Enumerable.Range(0, 256).Select(_ => Pair()).ToList();
         var heldOut = Enumerable.Range(0, 64).Select(_ => Pair()).ToList();

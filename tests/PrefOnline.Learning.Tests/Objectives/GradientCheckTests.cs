@@ -5,8 +5,6 @@ using PrefOnline.Learning.Objectives;
 using TorchSharp;
 using static PrefOnline.Learning.Tests.Support.GradCheck;
 using static TorchSharp.torch;
-using ObjectiveKl = PrefOnline.Learning.Objectives.KlEstimator;
-using PolicyKl = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
 namespace PrefOnline.Learning.Tests.Objectives;
 
@@ -48,18 +46,18 @@ public sealed class GradientCheckTests
         ["dpo"] = () => Check("Dpo", x => Losses.Dpo(x[0], 0.3), R(10, 5)),
         ["cdpo"] = () => Check("ConservativeDpo", x => Losses.ConservativeDpo(x[0], 0.3, 0.1), R(11, 5)),
         ["ipo"] = () => Check("Ipo", x => Losses.Ipo(x[0], 0.5), R(12, 5)),
-        ["kl_penalty_k1"] = () => Check("KlPenalty k1", x => KlPenalty.PerSequence(x[0], Reference(14), Mask(2, 3, 1, 1, 0, 1, 1, 1), ObjectiveKl.K1), R(13, 2, 3)),
-        ["kl_penalty_k2"] = () => Check("KlPenalty k2", x => KlPenalty.PerSequence(x[0], Reference(16), Mask(2, 3, 1, 1, 0, 1, 1, 1), ObjectiveKl.K2), R(15, 2, 3)),
-        ["kl_penalty_k3"] = () => Check("KlPenalty k3", x => KlPenalty.PerSequence(x[0], Reference(18), Mask(2, 3, 1, 1, 0, 1, 1, 1), ObjectiveKl.K3), R(17, 2, 3)),
+        ["kl_penalty_k1"] = () => Check("KlPenalty k1", x => KlPenalty.PerSequence(x[0], Reference(14), Mask(2, 3, 1, 1, 0, 1, 1, 1), KlEstimator.LogRatio), R(13, 2, 3)),
+        ["kl_penalty_k2"] = () => Check("KlPenalty k2", x => KlPenalty.PerSequence(x[0], Reference(16), Mask(2, 3, 1, 1, 0, 1, 1, 1), KlEstimator.Squared), R(15, 2, 3)),
+        ["kl_penalty_k3"] = () => Check("KlPenalty k3", x => KlPenalty.PerSequence(x[0], Reference(18), Mask(2, 3, 1, 1, 0, 1, 1, 1), KlEstimator.LowVariance), R(17, 2, 3)),
         ["bradley_terry"] = () => Check("BradleyTerry", x => RewardLoss.BradleyTerry(x[0], x[1]), R(19, 4), R(20, 4)),
         ["bradley_terry_smoothed"] = () => Check("BradleyTerry, label smoothing", x => RewardLoss.BradleyTerry(x[0], x[1], 0.1), R(21, 4), R(22, 4)),
         ["reward_regression"] = () => Check("Regression", x => RewardLoss.Regression(x[0], Doubles(1, -2, 0.5)), R(23, 3)),
         ["reduce_sum"] = () => Check("SequenceLogProbs.Reduce sum", x => SequenceLogProbs.Reduce(x[0], Mask(2, 3, 1, 1, 0, 1, 0, 0), LogProbReduction.Sum), R(24, 2, 3)),
         ["reduce_mean"] = () => Check("SequenceLogProbs.Reduce mean (a row without tokens)",
             x => SequenceLogProbs.Reduce(x[0], Mask(3, 3, 1, 1, 0, 1, 0, 0, 0, 0, 0), LogProbReduction.Mean), R(25, 3, 3)),
-        ["token_kl_log_ratio"] = () => Check("PolicyDivergence.TokenKl k1", x => PolicyDivergence.TokenKl(LogProbs(x[0]), LogProbs(x[1]), PolicyKl.LogRatio), R(26, 2, 3, 5), R(27, 2, 3, 5)),
-        ["token_kl_low_variance"] = () => Check("PolicyDivergence.TokenKl k3", x => PolicyDivergence.TokenKl(LogProbs(x[0]), LogProbs(x[1]), PolicyKl.LowVariance), R(28, 2, 3, 5), R(29, 2, 3, 5)),
-        ["token_kl_full"] = () => Check("PolicyDivergence.TokenKl full vocabulary", x => PolicyDivergence.TokenKl(LogProbs(x[0]), LogProbs(x[1]), PolicyKl.FullVocabulary), R(30, 2, 3, 5), R(31, 2, 3, 5)),
+        ["token_kl_log_ratio"] = () => Check("PolicyDivergence.TokenKl k1", x => PolicyDivergence.TokenKl(LogProbs(x[0]), LogProbs(x[1]), KlEstimator.LogRatio), R(26, 2, 3, 5), R(27, 2, 3, 5)),
+        ["token_kl_low_variance"] = () => Check("PolicyDivergence.TokenKl k3", x => PolicyDivergence.TokenKl(LogProbs(x[0]), LogProbs(x[1]), KlEstimator.LowVariance), R(28, 2, 3, 5), R(29, 2, 3, 5)),
+        ["token_kl_full"] = () => Check("PolicyDivergence.TokenKl full vocabulary", x => PolicyDivergence.TokenKl(LogProbs(x[0]), LogProbs(x[1]), KlEstimator.FullVocabulary), R(30, 2, 3, 5), R(31, 2, 3, 5)),
         ["entropy"] = () => Check("PolicyDivergence.Entropy", x => PolicyDivergence.Entropy(LogProbs(x[0])), R(32, 2, 3, 5)),
         ["mean_over_tokens"] = () => Check("PolicyDivergence.MeanOverTokens", x => PolicyDivergence.MeanOverTokens(x[0], Mask(2, 3, 1, 1, 0, 1, 0, 0)), R(33, 2, 3)),
         ["conv1d"] = () =>

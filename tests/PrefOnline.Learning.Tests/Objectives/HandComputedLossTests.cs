@@ -104,9 +104,9 @@ public sealed class HandComputedLossTests
     }
 
     [Theory]
-    [InlineData(KlEstimator.K1, 0.5)]                                    // d = 0.5
-    [InlineData(KlEstimator.K2, 0.125)]                                  // ½·0.5²
-    [InlineData(KlEstimator.K3, 0.10653065971263342)]                    // e^{−0.5} − 1 + 0.5
+    [InlineData(KlEstimator.LogRatio, 0.5)]                                    // d = 0.5
+    [InlineData(KlEstimator.Squared, 0.125)]                                  // ½·0.5²
+    [InlineData(KlEstimator.LowVariance, 0.10653065971263342)]                    // e^{−0.5} − 1 + 0.5
     public void Kl_penalty_estimators(KlEstimator estimator, double perSequence)
     {
         using var scope = NewDisposeScope();

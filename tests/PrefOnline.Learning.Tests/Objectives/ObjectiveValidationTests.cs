@@ -76,4 +76,35 @@ public sealed class ObjectiveValidationTests
         Assert.True(new TrainingObjective(new() { Name = ObjectiveNames.Rwr }).NeedsRewards);
         Assert.False(new TrainingObjective(new() { Name = ObjectiveNames.Sft }).NeedsPairs);
     }
+
+    [Fact]
+    public void Every_catalogue_entry_is_complete_and_computes_from_exactly_what_it_declares()
+    {
+        Assert.Equal(ObjectiveCatalog.Names.Count, ObjectiveCatalog.Names.Distinct(StringComparer.Ordinal).Count());
+        using var scope = NewDisposeScope();
+        var policy = tensor(new[] { -1.0f, -2.0f, -1.5f, -3.0f }).requires_grad_();
+        foreach (var d in ObjectiveCatalog.All)
+        {
+            Assert.True(d.PairLoss is not null || d.SequenceLoss is not null, $"{d.Name} has no loss");
+            Assert.False(string.IsNullOrWhiteSpace(d.Formula));
+            if (d.Reads(ObjectiveInput.Pairs)) Assert.True(d.Pairwise, $"{d.Name} requires pairs but is not pairwise");
+            foreach (var field in d.Hyperparameters) Assert.NotNull(typeof(ObjectiveOptions).GetProperty(field));
+            // Built from its declared needs only, every objective gives a finite loss that back-propagates.
+            var inputs = new ObjectiveInputs
+            {
+                PolicyLogProbs = policy,
+                ReferenceLogProbs = d.Reads(ObjectiveInput.Reference) ? tensor(new[] { -1.2f, -1.8f, -1.5f, -2.5f }) : null,
+                BehaviourLogProbs = d.Reads(ObjectiveInput.Behaviour) ? tensor(new[] { -1.1f, -2.1f, -1.4f, -2.9f }) : null,
+                Advantages = d.Reads(ObjectiveInput.Advantages) ? tensor(new[] { 1.0f, -1.0f, 0.5f, -0.5f }) : null,
+                Rewards = d.Reads(ObjectiveInput.Rewards) ? tensor(new[] { 1.0f, 0.0f, 2.0f, -1.0f }) : null,
+                Pairs = d.Reads(ObjectiveInput.Pairs) ? tensor(new long[] { 0, 1, 2, 3 }, [2, 2]) : null,
+            };
+            var options = new ObjectiveOptions { Name = d.Name, LabelSmoothing = d.Hyperparameters.Contains(nameof(ObjectiveOptions.LabelSmoothing)) ? 0.1 : 0 };
+            var result = new TrainingObjective(options).Compute(inputs);
+            Assert.True(double.IsFinite(result.Loss.ToDouble()), d.Name);
+            result.Loss.backward();
+            Assert.NotNull(policy.grad);
+            policy.grad!.zero_();
+        }
+    }
 }

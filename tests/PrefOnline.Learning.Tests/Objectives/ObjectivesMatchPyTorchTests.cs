@@ -30,9 +30,9 @@ public sealed class ObjectivesMatchPyTorchTests : IClassFixture<ObjectivesMatchP
         ("dpo", new() { Name = ObjectiveNames.Dpo, Beta = 0.1 }, 0, false),
         ("cdpo", new() { Name = ObjectiveNames.ConservativeDpo, Beta = 0.2, LabelSmoothing = 0.1 }, 0, false),
         ("ipo", new() { Name = ObjectiveNames.Ipo, Beta = 0.25 }, 0, false),
-        ("dpo_kl_k1", new() { Name = ObjectiveNames.Dpo, Beta = 0.1, KlEstimator = KlEstimator.K1 }, 0.05, true),
-        ("dpo_kl_k2", new() { Name = ObjectiveNames.Dpo, Beta = 0.1, KlEstimator = KlEstimator.K2 }, 0.05, true),
-        ("reinforce_kl_k3", new() { Name = ObjectiveNames.Reinforce, KlEstimator = KlEstimator.K3 }, 0.3, true),
+        ("dpo_kl_k1", new() { Name = ObjectiveNames.Dpo, Beta = 0.1, KlEstimator = KlEstimator.LogRatio }, 0.05, true),
+        ("dpo_kl_k2", new() { Name = ObjectiveNames.Dpo, Beta = 0.1, KlEstimator = KlEstimator.Squared }, 0.05, true),
+        ("reinforce_kl_k3", new() { Name = ObjectiveNames.Reinforce, KlEstimator = KlEstimator.LowVariance }, 0.3, true),
     ];
 
     private static readonly long[,] PairRows = { { 0, 1 }, { 2, 3 }, { 4, 5 }, { 6, 7 }, { 0, 7 }, { 3, 2 } };
@@ -160,7 +160,7 @@ public sealed class ObjectivesMatchPyTorchTests : IClassFixture<ObjectivesMatchP
                     raise ValueError(name)
                 if c["kl"] > 0:
                     dd = tok - ref_tok
-                    k = {"K1": dd, "K2": 0.5 * dd ** 2, "K3": torch.exp(-dd) - 1 + dd}[c["estimator"]]
+                    k = {"LogRatio": dd, "Squared": 0.5 * dd ** 2, "LowVariance": torch.exp(-dd) - 1 + dd}[c["estimator"]]
                     penalty = (k * mask).sum(1).mean()
                     diag["kl_penalty"] = penalty.item()
                     loss = loss + c["kl"] * penalty

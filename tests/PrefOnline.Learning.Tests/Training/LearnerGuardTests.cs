@@ -1,5 +1,4 @@
 using PrefOnline.Learning.Models.LogProbs;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Training;
 using TorchSharp;
@@ -48,14 +47,14 @@ public sealed class LearnerGuardTests
         Assert.Equal(LearnerSkipReason.NonFiniteLoss, update.SkipReason);
         Assert.Equal((0, 1), (update.InnerSteps, update.SkippedSteps));       // stopped at the bad step, not tried 3 times
         Assert.Null(update.Loss);
-        Assert.Equal(1, learner.PolicyVersion);
+        Assert.Equal(1, learner.UpdateCount);
         Assert.Equal(1, learner.Counters.StepsSkipped);
         Assert.Equal(weights, WeightBytes(policy));
         Assert.Equal(optimizer, OptimizerBytes(learner));
 
         var healthy = learner.Update(LearnerBatch.Of(Rollouts(policy, 2, 2, (_, s, _) => s, seed: 22)));
         Assert.True(healthy.Applied);
-        Assert.Equal(2, learner.PolicyVersion);
+        Assert.Equal(2, learner.UpdateCount);
         Assert.NotEqual(weights, WeightBytes(policy));
     }
 
@@ -135,7 +134,7 @@ public sealed class LearnerGuardTests
                 Seed = learnerSeed,
             });
             for (var u = 0; u < 3; u++)
-                learner.Update(LearnerBatch.Of(Rollouts(policy, 3, 2, (p, s, _) => p * 0.1 + s, seed: 30 + u, version: learner.PolicyVersion)));
+                learner.Update(LearnerBatch.Of(Rollouts(policy, 3, 2, (p, s, _) => p * 0.1 + s, seed: 30 + u, version: learner.UpdateCount)));
             return WeightBytes(policy);
         }
 

@@ -44,6 +44,6 @@ public sealed class LearnerMemoryTests
         GC.Collect();
         GC.WaitForPendingFinalizers();
         Assert.Equal(baseline, LiveTensors.Count);
-        Assert.Equal(200, learner.PolicyVersion);
+        Assert.Equal(200, learner.UpdateCount);
     }
 }

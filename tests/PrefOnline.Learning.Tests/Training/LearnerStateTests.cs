@@ -55,11 +55,11 @@ public sealed class LearnerStateTests
         StateDicts.Load(policyB, savedWeights);
         using var learnerB = new Learner(policyB, reference, Tokenizer, Options());
         using (var loaded = TrainingState.Load(tensorsPath, jsonPath)) learnerB.ImportState(loaded);
-        Assert.Equal(3, learnerB.PolicyVersion);
+        Assert.Equal(3, learnerB.UpdateCount);
         for (var u = 3; u < 6; u++) learnerB.Update(LearnerBatch.Of(batches[u]));
 
         Assert.Equal(WeightBytes(policyA), WeightBytes(policyB));
-        Assert.Equal(learnerA.PolicyVersion, learnerB.PolicyVersion);
+        Assert.Equal(learnerA.UpdateCount, learnerB.UpdateCount);
         Assert.Equal(learnerA.Counters, learnerB.Counters);
         Assert.Equal(learnerA.KlCoefficient, learnerB.KlCoefficient);
         Assert.NotEqual(0.1, learnerA.KlCoefficient);                          // the controller did move, so restoring it mattered

@@ -1,5 +1,4 @@
 using PrefOnline.Learning.Models.LogProbs;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Training;
@@ -59,7 +58,7 @@ public sealed class LearnerTests
 
         Assert.True(update.Applied, $"{name}: {update.SkipReason}");
         Assert.Equal(2, update.InnerSteps);
-        Assert.Equal(1, learner.PolicyVersion);
+        Assert.Equal(1, learner.UpdateCount);
         var after = LogProbs(policy, rollouts);
         Assert.True(Gap(after) > Gap(before) + 1e-3, $"{name}: log π(better) − log π(worse) went {Gap(before):F4} → {Gap(after):F4}");
         var better = (double[] lp) => Enumerable.Range(0, 6).Average(p => lp[2 * p]);
@@ -96,7 +95,7 @@ public sealed class LearnerTests
 
         Assert.Equal(4, u4.InnerSteps);
         Assert.Equal(4, four.Counters.StepsApplied);
-        Assert.Equal(1, four.PolicyVersion);                                   // T steps are one update, one version
+        Assert.Equal(1, four.UpdateCount);                                     // T steps are one update
         using (var state = four.ExportState()) Assert.Equal(4, state.Tensors["optimizer.0.step"].ToInt64());
         Assert.True(u4.Loss < u4.InitialLoss, $"DPO loss over the 4 steps: {u4.InitialLoss} → {u4.Loss}");
         Assert.Equal(u1.InitialLoss!.Value, u4.InitialLoss!.Value, 6);        // same start
@@ -127,7 +126,7 @@ public sealed class LearnerTests
         var first = learner.Update(buffer);
         Assert.Equal((8, 8, 0L, 0.0), (first.Rollouts, first.FreshRollouts, first.StalenessMax!.Value, first.StalenessMean!.Value));
 
-        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p - s, seed: 14, version: learner.PolicyVersion)) buffer.Add(r, r.PolicyVersion);
+        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p - s, seed: 14, version: learner.UpdateCount)) buffer.Add(r, r.PolicyVersion);
         var second = learner.Update(buffer);
 
         Assert.True(second.Applied);
@@ -136,7 +135,7 @@ public sealed class LearnerTests
         Assert.Equal(1, second.StalenessMax);                                   // the replayed half came from version 0
         Assert.Equal(0.5, second.StalenessMean!.Value, 12);
         Assert.Equal(new ReplayCounters(16, 0, 0, 0, 0, 12, 4), buffer.Counters);
-        Assert.Equal(2, learner.PolicyVersion);
+        Assert.Equal(2, learner.UpdateCount);
         Assert.Equal(16, learner.Counters.Rollouts);
         Assert.Equal(16, learner.BaselineState!.Value.Count);                  // the baseline saw every reward once
     }
@@ -219,7 +218,7 @@ public sealed class LearnerTests
         Assert.Equal(2, second.HumanPairs);                                     // each pair used once (MaxReuse 1)
         Assert.Equal(LearnerSkipReason.EmptyBatch, third.SkipReason);
         Assert.False(third.Applied);
-        Assert.Equal(2, learner.PolicyVersion);
+        Assert.Equal(2, learner.UpdateCount);
         Assert.Equal(1, learner.Counters.EmptyUpdates);
     }
 
@@ -236,7 +235,7 @@ public sealed class LearnerTests
 
         Assert.Equal(LearnerSkipReason.EmptyBatch, update.SkipReason);
         Assert.Equal((0, 0, 6), (update.Rows, update.Pairs, update.Rollouts));
-        Assert.Equal(0, learner.PolicyVersion);
+        Assert.Equal(0, learner.UpdateCount);
         Assert.Equal(before, WeightBytes(policy));
     }
 
@@ -272,7 +271,7 @@ public sealed class LearnerTests
 
         var report = update.ToReport();
 
-        Assert.Equal(update.PolicyVersion, report.PolicyVersion);
+        Assert.Equal(update.UpdateCount, report.PolicyVersion);
         Assert.Equal(update.Loss, report.Loss);
         Assert.Equal(update.GradNorm, report.GradNorm);
         Assert.Equal(update.KlToReference, report.KlToReference);

@@ -4,7 +4,6 @@ using PrefOnline.Learning.Tests.Models;
 using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.TrainingData;
-using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
 using TorchSharp;
 using static TorchSharp.torch;
 using PrefOnline.Learning.Optimization;
@@ -83,7 +82,7 @@ public sealed class RewardTrainerTests
         var expected = pairs.Where(p => HeldOutSplit.IsHeldOut(p.Id, 0.3)).ToList();
         Assert.Equal(expected.Select(p => p.Id), pairs.Where((p, i) => routes[i].Route == LabelRoute.HeldOut).Select(p => p.Id));
         Assert.Equal(expected.Count, trainer.Counters.HeldOutPairs);
-        var kept = expected.TakeLast(100).Select(p => new PrefOnline.Learning.Models.Reward.PreferencePair(p.Prompt, p.Chosen, p.Rejected)).ToList();
+        var kept = expected.TakeLast(100).Select(p => (p.Prompt, p.Chosen, p.Rejected)).ToList();
         Assert.Equal(kept, trainer.HeldOutPairs);
 
         var measured = trainer.Evaluate();

@@ -44,7 +44,7 @@ public sealed class LengthExperimentCommandTests
 
     [Theory]
     [InlineData("--tasks", "longest", "--tasks: unknown task 'longest'; valid tasks: min, mode, skew")]
-    [InlineData("--methods", "nonsense", "--methods: unknown length method 'nonsense'; valid methods: dpo")]
+    [InlineData("--methods", "nonsense", "--methods: unknown length method 'nonsense'; valid methods: sft, best_of_n")]
     [InlineData("--modes", "sideways", "--modes: unknown mode 'sideways'; valid modes: offline, online")]
     [InlineData("--seeds", "0", "--seeds 0: must be at least 1")]
     [InlineData("--samples", "1", "--samples 1: pairs and leave-one-out baselines need at least 2 samples per prompt")]

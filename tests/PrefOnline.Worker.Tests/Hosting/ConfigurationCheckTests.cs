@@ -255,6 +255,26 @@ public sealed class ConfigurationCheckTests : IDisposable
         Assert.StartsWith("Kafka:MaxBufferedBytes (1000) must hold at least one record of Validation:MaxRecordBytes (262144)", line, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("dpo", true)]
+    [InlineData("sft", true)]            // "SFT on preferred" trains on the chosen side of pairs: one sample per prompt makes none
+    [InlineData("reinforce", false)]
+    public void Pairwise_objectives_need_two_samples_per_prompt_or_human_pairs(string objective, bool refused)
+    {
+        var values = new Dictionary<string, string?> { ["Learner:Objective"] = objective, ["Generation:SamplesPerPrompt"] = "1", ["Learner:HumanPairsPerUpdate"] = "0" };
+        var problems = Check(values).Problems;
+        Assert.Equal(refused, problems.Any(p => p.StartsWith($"Generation:SamplesPerPrompt must be at least 2 for objective {objective}", StringComparison.Ordinal)));
+        Assert.Empty(Check(new(values) { ["Learner:HumanPairsPerUpdate"] = "8" }).Problems);
+    }
+
+    [Fact]
+    public void The_objectives_verb_lists_every_objective_of_the_catalogue()
+    {
+        var lines = ObjectivesCommand.Table().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(Learning.Objectives.ObjectiveCatalog.All.Count + 1, lines.Length);
+        Assert.Contains(lines, l => l.StartsWith("dpo ", StringComparison.Ordinal) && l.Contains("pairs", StringComparison.Ordinal) && l.EndsWith("−E[log σ(β·ℓ)]", StringComparison.Ordinal));
+    }
+
     private string TokenFile(string content)
     {
         var path = Path.Combine(directory, $"token-{Guid.NewGuid():N}");

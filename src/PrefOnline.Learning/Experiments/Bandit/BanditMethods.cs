@@ -21,5 +21,5 @@ public static class BanditMethods
     public static IReadOnlyList<string> All { get; } = [BestOfN, Rwr, Reinforce, Ppo, Dpo, Ipo, NegativeGradientSft];
 
     /// <summary>Methods that push down the likelihood of worse samples (the paper's "negative gradient").</summary>
-    public static bool HasNegativeGradient(string method) => method is Reinforce or Ppo or Dpo or Ipo or NegativeGradientSft;
+    public static bool HasNegativeGradient(string method) => ObjectiveCatalog.Get(method).NegativeGradient;
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using PrefOnline.Learning.Experiments.Bandit;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.LogProbs;
+using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Randomness;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Tokenization;
@@ -10,7 +11,6 @@ using PrefOnline.Learning.TrainingData;
 using TorchSharp;
 using static TorchSharp.torch;
 using PrefOnline.Learning.Optimization;
-using KlEstimator = PrefOnline.Learning.Models.LogProbs.KlEstimator;
 
 namespace PrefOnline.Learning.Experiments.Length;
 
@@ -301,7 +301,7 @@ public static class LengthExperiment
 
         using var policy = fitted.Copy();
         using var learner = new Learner(policy, reference, Tokenizer, LearnerOptionsFor(method, options, innerSteps, seed));
-        using var sampler = mode == LengthMode.Online ? PolicySampler.Create(policy, Tokenizer, () => learner.PolicyVersion) : null;
+        using var sampler = mode == LengthMode.Online ? PolicySampler.Create(policy, Tokenizer, () => learner.UpdateCount) : null;
         var curve = new List<LengthCurvePoint> { Point(0, 0) };
         int steps = 0, skipped = 0;
         long pairs = 0, samples = 0;

@@ -31,10 +31,11 @@ public static class LengthMethods
     /// <summary>What runs when no method is named: two contrastive, two on-policy RL, two maximum-likelihood.</summary>
     public static IReadOnlyList<string> Default { get; } = [Dpo, Ipo, Reinforce, Ppo, BestOfN, Sft];
 
-    public static IReadOnlyList<string> All { get; } = [Dpo, Ipo, ConservativeDpo, Reinforce, Ppo, BestOfN, Sft, Rwr, NegativeGradientSft];
+    /// <summary>Every objective of <see cref="ObjectiveCatalog"/>.</summary>
+    public static IReadOnlyList<string> All => ObjectiveCatalog.Names;
 
     /// <summary>Methods that push down the likelihood of worse samples (the paper's "negative gradient").</summary>
-    public static bool HasNegativeGradient(string method) => method is Dpo or Ipo or ConservativeDpo or Reinforce or Ppo or NegativeGradientSft;
+    public static bool HasNegativeGradient(string method) => ObjectiveCatalog.Get(method).NegativeGradient;
 
     public static ObjectiveOptions Objective(string method, LengthOptions options) => method switch
     {

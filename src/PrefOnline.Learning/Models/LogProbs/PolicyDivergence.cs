@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using PrefOnline.Learning.Objectives;
 
 namespace PrefOnline.Learning.Models.LogProbs;
 
@@ -20,19 +21,15 @@ public static class PolicyDivergence
         Tensor kl;
         switch (estimator)
         {
-            case KlEstimator.LogRatio:
-                kl = policy.TokenLogProbs - reference.TokenLogProbs;
-                break;
-            case KlEstimator.LowVariance:
-                var logRatio = reference.TokenLogProbs - policy.TokenLogProbs;   // log r, r = π_ref / π
-                kl = logRatio.exp() - 1 - logRatio;
+            case KlEstimator.LogRatio or KlEstimator.Squared or KlEstimator.LowVariance:
+                kl = KlEstimators.OfLogRatio(estimator, policy.TokenLogProbs - reference.TokenLogProbs);
                 break;
             case KlEstimator.FullVocabulary:
                 var (p, q) = (Distributions(policy, "policy"), Distributions(reference, "reference"));
                 kl = (p.exp() * (p - q)).sum(-1);                                 // (B, Tc)
                 break;
             default:
-                throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "known estimators: LogRatio, LowVariance, FullVocabulary");
+                throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "known estimators: LogRatio, Squared, LowVariance, FullVocabulary");
         }
         return (kl * mask).MoveToOuterDisposeScope();
     }

@@ -109,10 +109,10 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
     }
 
     /// <summary>
-    /// Rewards of preference pairs from ONE forward over 2B rows (chosen rows first): (chosen (B),
+    /// Rewards of preference pairs (the texts of <see cref="TrainingData.PreferencePair"/>) from ONE forward over 2B rows (chosen rows first): (chosen (B),
     /// rejected (B)), with gradient in grad mode — what <see cref="RewardLoss.BradleyTerry"/> takes.
     /// </summary>
-    public (Tensor Chosen, Tensor Rejected) PairRewards(ITokenizer tokenizer, IReadOnlyList<PreferencePair> pairs)
+    public (Tensor Chosen, Tensor Rejected) PairRewards(ITokenizer tokenizer, IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs)
     {
         if (pairs.Count == 0) throw new ArgumentException("no preference pairs");
         var rows = pairs.Select(p => (p.Prompt, p.Chosen)).Concat(pairs.Select(p => (p.Prompt, p.Rejected))).ToList();
@@ -151,7 +151,7 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
     }
 
     /// <summary>Accuracy and mean margin on held-out pairs (no gradient, eval mode).</summary>
-    public RewardEvaluation Evaluate(ITokenizer tokenizer, IReadOnlyList<PreferencePair> pairs, int batchSize = 32)
+    public RewardEvaluation Evaluate(ITokenizer tokenizer, IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs, int batchSize = 32)
     {
         if (pairs.Count == 0) throw new ArgumentException("no pairs to evaluate");
         var chosen = Score(tokenizer, pairs.Select(p => (p.Prompt, p.Chosen)).ToList(), batchSize);

@@ -10,8 +10,6 @@ using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;
 using PrefOnline.Learning.Optimization;
-using ModelPair = PrefOnline.Learning.Models.Reward.PreferencePair;
-using PreferencePair = PrefOnline.Learning.TrainingData.PreferencePair;
 
 namespace PrefOnline.Learning.Training.Reward;
 
@@ -100,7 +98,7 @@ public sealed class RewardTrainer : IDisposable
     public double? HeldOutAccuracy => HeldOut is { PairAccuracy: { } a, PairCount: var n } && n >= Options.MinHeldOutPairs ? a : null;
 
     /// <summary>The held-out pairs currently kept, oldest first (as the model sees them).</summary>
-    public IReadOnlyList<ModelPair> HeldOutPairs => heldOutPairs.Select(l => new ModelPair(l.Prompt, l.Chosen!, l.Rejected!)).ToList();
+    public IReadOnlyList<(string Prompt, string Chosen, string Rejected)> HeldOutPairs => heldOutPairs.Select(l => (l.Prompt, l.Chosen!, l.Rejected!)).ToList();
 
     /// <summary>Test seam: runs after backward, before the gradient guard.</summary>
     internal Action<IReadOnlyList<Tensor>>? AfterBackward { get; set; }
