@@ -120,7 +120,7 @@ internal static class ScalarLifetimeStress
                 });
                 var result = learner.Update(LearnerBatch.Of(samples.Select((s, i) => ToRollout(s, i, version))));
                 trace.Add($"{objective}:{Bits(result.Loss)}:{Bits(result.GradNorm)}:{Bits(result.KlToReference)}:{string.Concat(samples.Select(s => s.Text))}");
-                version = learner.PolicyVersion;
+                version = learner.UpdateCount;
             }
         }
         var digest = SHA256.HashData([.. System.Text.Encoding.UTF8.GetBytes(string.Join('|', trace)), .. WeightBytes(policy)]);
