@@ -9,16 +9,18 @@
 # Any verb works: docker run --rm prefonline:dev checkpoint list
 #
 # Stage "build" publishes the .NET app with the same MSBuild switch as a local build
-# (-p:TorchBackend=cpu|cuda, Directory.Build.props). Its apt packages are dev.sh's build packages
-# (APT_PACKAGES minus the test-only tools); tests/PrefOnline.Deployment.Tests checks the two lists agree.
-# The tensor engine (TorchSharp, LibTorch 2.10) comes from NuGet and is published into /app with its
-# native libraries.
+# (-p:TorchBackend=cpu|cuda, Directory.Build.props). Its apt packages would be dev.sh's build packages
+# (APT_PACKAGES minus the test-only tools: none today); tests/PrefOnline.Deployment.Tests checks the two lists agree.
+# The tensor engine (TorchSharp, LibTorch 2.10) and the Kafka client (Confluent.Kafka with librdkafka 2.16's
+# glibc build, centos8-librdkafka.so: OpenSSL 3 static, no Cyrus SASL) come from NuGet and are published into
+# /app with their native libraries; neither needs an apt package.
 # Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
 # libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
 # The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
 # CPUs"), does apply: PATCH_MKL_VENDOR_CHECK=false ships the library exactly as packaged.
 # The runtime is the ASP.NET Core runtime image (CPU) or NVIDIA's CUDA runtime image with the same
-# ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND, plus librdkafka.
+# ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND. ca-certificates is also librdkafka's CA store
+# (a statically linked OpenSSL probes /etc/ssl/certs unless Kafka:SslCaLocation names one).
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/prefonline).
 
 ARG DOTNET_VERSION=10.0
@@ -40,11 +42,6 @@ ENV DEBIAN_FRONTEND=noninteractive \
     DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1 \
     DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
-        librdkafka1 librdkafka-dev \
-    && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /src
 # Restore in its own layer so source edits do not re-download packages.
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
@@ -59,6 +56,7 @@ COPY config/appsettings.json config/
 RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
         -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
+    && test -f /app/centos8-librdkafka.so \
     && test -x /app/prefonline
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,7 +71,6 @@ FROM runtime-${TORCH_BACKEND} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        librdkafka1 \
         ca-certificates libssl3t64 zlib1g tzdata \
     && rm -rf /var/lib/apt/lists/*
 
