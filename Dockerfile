@@ -11,14 +11,17 @@
 # Stage "build" publishes the .NET app with the same MSBuild switch as a local build
 # (-p:TorchBackend=cpu|cuda, Directory.Build.props). Its apt packages are dev.sh's build packages
 # (APT_PACKAGES minus the test-only tools); tests/PrefOnline.Deployment.Tests checks the two lists agree.
-# The tensor engine (TorchSharp, LibTorch 2.10) comes from NuGet and is published into /app with its
-# native libraries, and with the finalizer guard gcc compiles in front of them (README "Tensor engine").
+# The tensor engine (TorchSharp, LibTorch 2.10) and the Kafka client (Confluent.Kafka with librdkafka 2.16's
+# glibc build, centos8-librdkafka.so: OpenSSL 3 static, no Cyrus SASL) come from NuGet and are published into
+# /app with their native libraries, with the finalizer guard gcc compiles in front of TorchSharp's (README
+# "Tensor engine").
 # Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
 # libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
 # The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
 # CPUs"), does apply: PATCH_MKL_VENDOR_CHECK=false ships the library exactly as packaged.
 # The runtime is the ASP.NET Core runtime image (CPU) or NVIDIA's CUDA runtime image with the same
-# ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND, plus librdkafka.
+# ASP.NET Core runtime copied in (GPU), chosen by TORCH_BACKEND. ca-certificates is also librdkafka's CA store
+# (a statically linked OpenSSL probes /etc/ssl/certs unless Kafka:SslCaLocation names one).
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/prefonline).
 
 # Base images pinned by digest (the multi-platform index digest), so a rebuild uses exactly these bytes
@@ -49,7 +52,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        librdkafka1 librdkafka-dev gcc libc6-dev \
+        gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -67,6 +70,7 @@ RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:
         -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
     && test -f /app/libPrefOnlineFinalizerGuard.so \
+    && test -f /app/centos8-librdkafka.so \
     && test -x /app/prefonline
 
 # ---------------------------------------------------------------------------------------------------
@@ -81,7 +85,6 @@ FROM runtime-${TORCH_BACKEND} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        librdkafka1 \
         ca-certificates libssl3t64 zlib1g tzdata \
     && rm -rf /var/lib/apt/lists/*
 

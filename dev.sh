@@ -13,12 +13,13 @@ CONFIGURATION="${CONFIGURATION:-Release}"
 CACHE="$ROOT/.cache"
 
 # Debian packages the build, the product and the tests need, and why:
-# (The tensor engine is TorchSharp, a NuGet package. The build patches its native library for Debian
-# 12's libstdc++ and compiles the finalizer guard in front of it: README "Tensor engine".)
+# (The tensor engine is TorchSharp and the Kafka client Confluent.Kafka with librdkafka.redist, NuGet packages.
+# The build patches TorchSharp's native library for Debian 12's libstdc++ and compiles the finalizer guard in
+# front of it: README "Tensor engine".)
 APT_PACKAGES=(
   gcc libc6-dev         # compiles the tensor engine's finalizer guard (src/PrefOnline.Tensors/native)
-  librdkafka1 librdkafka-dev  # Kafka client library + mock cluster used by the tests
-  kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark
+  kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark (brings Debian's
+                        # librdkafka 2.0.2 for itself; the worker loads librdkafka 2.16 from NuGet's librdkafka.redist)
   python3-torch         # PyTorch reference for cross-checks and benchmarks (/usr/bin/python3 only)
   python3-regex         # the `regex` module GPT-2's pre-tokenizer needs (\p{L}); the BPE tokenizer's Python reference uses it
   prometheus            # promtool for rule tests, a Prometheus server for the alert end-to-end test

@@ -1,53 +1,59 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
+using PrefOnline.Streaming.Kafka.Native;
 
 namespace PrefOnline.Streaming.Kafka;
 
 /// <summary>
-/// Loads Debian's librdkafka for Confluent.Kafka 1.9.3 and for our own mock-cluster P/Invokes.
+/// Loads the librdkafka that ships with the NuGet package librdkafka.redist (2.16) for Confluent.Kafka and for our own
+/// mock-cluster P/Invokes, and never the system's.
 /// </summary>
 /// <remarks>
-/// WHY: the NuGet package librdkafka.redist is absent here, so Confluent.Kafka must find the system
-/// library. Its default probe asks for "librdkafka" (which resolves only when librdkafka-dev's
-/// unversioned symlink exists) and loads through "libdl" (absent as a plain name on glibc 2.36).
-/// A DllImportResolver on both assemblies maps those names to their sonames
-/// (ENVIRONMENT.md, "Kafka"). Every Kafka entry point of this library calls <see cref="EnsureLoaded"/>
-/// first; it is idempotent and thread-safe.
+/// WHY: the redist's Linux x64 folder holds three builds. Its plain <c>librdkafka.so</c> links Cyrus SASL
+/// (<c>libsasl2.so.3</c>), which Debian 12 and Ubuntu 24.04 do not have (they ship <c>libsasl2.so.2</c>);
+/// <c>centos8-librdkafka.so</c> links only glibc (OpenSSL 3, zlib, zstd, lz4 and curl are static) and runs on both.
+/// Left to itself, Confluent.Kafka asks the loader for "librdkafka", which finds a system librdkafka first where one
+/// is installed (Debian's 2.0.2 lacks 2.16's entry points: EntryPointNotFoundException), and loads libdl by a name
+/// glibc 2.34+ no longer provides. A DllImportResolver on both assemblies maps "librdkafka" to the centos8 file by
+/// its full path and "libdl" to <c>libdl.so.2</c>. That build has no GSSAPI: SASL PLAIN, SCRAM and OAUTHBEARER work,
+/// Kerberos does not (config/README.md, "Kafka"). Every Kafka entry point of this library calls
+/// <see cref="EnsureLoaded"/> first; it is idempotent and thread-safe.
 /// </remarks>
 public static class KafkaNative
 {
-    /// <summary>The soname of the librdkafka this project is built and tested against (Debian 12: 2.0.2).</summary>
-    public const string LibrdkafkaSoname = "librdkafka.so.1";
-
-    /// <summary>The command that installs the runtime library on Debian.</summary>
-    public const string InstallHint = "apt-get install -y librdkafka1";
+    /// <summary>The redist's glibc build without Cyrus SASL, published beside the assemblies (linux-x64).</summary>
+    public const string LibraryFileName = "centos8-librdkafka.so";
 
     private static readonly Lock Gate = new();
-    private static bool loaded;
+    private static string? loadedPath;
+    private static IntPtr handle;
 
-    /// <summary>Registers the resolvers and loads librdkafka; throws a clear error when it is missing.</summary>
-    /// <exception cref="InvalidOperationException">librdkafka.so.1 cannot be loaded.</exception>
+    /// <summary>Registers the resolvers and loads librdkafka; throws a clear error when the redist's file is missing.</summary>
+    /// <exception cref="InvalidOperationException">The library is not beside the assemblies or cannot be loaded.</exception>
     public static void EnsureLoaded()
     {
         lock (Gate)
         {
-            if (loaded) return;
-            NativeLibrary.SetDllImportResolver(typeof(Confluent.Kafka.Library).Assembly, Resolve);
-            NativeLibrary.SetDllImportResolver(typeof(KafkaNative).Assembly, Resolve);
+            if (loadedPath is not null) return;
+            var path = FindLibrary() ?? throw new InvalidOperationException(
+                $"cannot find {LibraryFileName} (the NuGet package librdkafka.redist, linux-x64) in {string.Join(" or ", SearchDirectories())}; build or publish for linux-x64");
             try
             {
-                // No path: Confluent.Kafka's own probe runs, through our resolver.
+                handle = NativeLibrary.Load(path);
+                NativeLibrary.SetDllImportResolver(typeof(Confluent.Kafka.Library).Assembly, Resolve);
+                NativeLibrary.SetDllImportResolver(typeof(KafkaNative).Assembly, Resolve);
+                // No path: Confluent.Kafka binds its "librdkafka" imports, which our resolver answers with the handle above.
                 Confluent.Kafka.Library.Load();
             }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or InvalidOperationException)
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or InvalidOperationException)
             {
-                throw new InvalidOperationException($"cannot load {LibrdkafkaSoname} ({e.Message}); install it with: {InstallHint}", e);
+                throw new InvalidOperationException($"cannot load {path}: {e.Message}", e);
             }
-            loaded = true;
+            loadedPath = path;
         }
     }
 
-    /// <summary>librdkafka's version string (e.g. "2.0.2"), loading the library if needed.</summary>
+    /// <summary>librdkafka's version string (e.g. "2.16.0"), loading the library if needed.</summary>
     public static string LibrdkafkaVersion
     {
         get
@@ -57,19 +63,65 @@ public static class KafkaNative
         }
     }
 
-    private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
+    /// <summary>The file librdkafka was loaded from, loading it if needed.</summary>
+    public static string LibrdkafkaPath
     {
-        string[] candidates = libraryName switch
+        get
         {
-            "librdkafka" or "librdkafka.so" => [LibrdkafkaSoname, "librdkafka.so"],
-            "libdl" or "libdl.so" => ["libdl.so.2"],
-            _ => [],
-        };
-        foreach (var candidate in candidates)
-        {
-            if (NativeLibrary.TryLoad(candidate, out var handle)) return handle;
+            EnsureLoaded();
+            return loadedPath!;
         }
-        // IntPtr.Zero hands the name back to the runtime's default probing.
-        return IntPtr.Zero;
     }
+
+    /// <summary>
+    /// What this librdkafka was compiled with (its <c>builtin.features</c>, e.g. "gzip, snappy, ssl, sasl, regex, ...,
+    /// sasl_plain, sasl_scram, ..., sasl_oauthbearer, ...").
+    /// </summary>
+    public static unsafe IReadOnlyList<string> BuiltinFeatures
+    {
+        get
+        {
+            EnsureLoaded();
+            var conf = LibRdKafka.ConfNew();
+            try
+            {
+                const int capacity = 1024;
+                var buffer = stackalloc byte[capacity];
+                nuint size = capacity;
+                if (LibRdKafka.ConfGet(conf, "builtin.features", buffer, &size) != LibRdKafka.ConfigOk || size > capacity)
+                    throw new InvalidOperationException("librdkafka did not report builtin.features");
+                return (Marshal.PtrToStringUTF8((IntPtr)buffer) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            }
+            finally
+            {
+                LibRdKafka.ConfDestroy(conf);
+            }
+        }
+    }
+
+    /// <summary>Confluent.Kafka's assembly version (e.g. "2.16.0").</summary>
+    public static string ClientVersion => typeof(Confluent.Kafka.Library).Assembly.GetName().Version?.ToString(3) ?? "unknown";
+
+    private static IEnumerable<string> SearchDirectories()
+    {
+        // A RID-specific build or publish (Directory.Build.props: linux-x64) lays the native files flat beside the
+        // assemblies; a portable one keeps the package's runtimes/ tree.
+        var directories = new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(Confluent.Kafka.Library).Assembly.Location) };
+        foreach (var directory in directories.Where(d => !string.IsNullOrEmpty(d)).Distinct())
+        {
+            yield return directory!;
+            yield return Path.Combine(directory!, "runtimes", "linux-x64", "native");
+        }
+    }
+
+    private static string? FindLibrary() =>
+        SearchDirectories().Select(d => Path.Combine(d, LibraryFileName)).FirstOrDefault(File.Exists);
+
+    private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath) => libraryName switch
+    {
+        "librdkafka" or "librdkafka.so" or LibraryFileName => handle,
+        "libdl" or "libdl.so" => NativeLibrary.TryLoad("libdl.so.2", out var libdl) ? libdl : IntPtr.Zero,
+        // IntPtr.Zero hands the name back to the runtime's default probing.
+        _ => IntPtr.Zero,
+    };
 }

@@ -10,7 +10,7 @@ using PrefOnline.Streaming.Transport;
 namespace PrefOnline.Streaming.Kafka;
 
 /// <summary>
-/// A Kafka consumer-group member (Confluent.Kafka 1.9.3 over librdkafka) implementing the
+/// A Kafka consumer-group member (Confluent.Kafka 2.16 over librdkafka 2.16) implementing the
 /// <see cref="IRecordSource"/> delivery contract: manual commits only, resume offsets supplied by the
 /// caller on every assignment, a bounded channel with pause/resume backpressure, and a consume loop on
 /// its own thread that survives broker outages and rebuilds the client after a fatal error.

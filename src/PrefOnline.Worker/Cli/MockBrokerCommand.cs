@@ -17,7 +17,7 @@ namespace PrefOnline.Worker.Cli;
 /// A CLI verb rather than a C program compiled by the tests: it ships inside the binary users already
 /// have (no gcc or headers needed), reuses the exact <see cref="MockKafkaCluster"/> the in-process tests
 /// use, and follows the CLI's failure policy. <c>--port</c> is served by a bootstrap forwarder because
-/// librdkafka 2.0.2's mock API cannot choose its ports.
+/// librdkafka's mock API cannot choose its listening ports.
 /// </remarks>
 public static class MockBrokerCommand
 {

@@ -8,8 +8,8 @@ namespace PrefOnline.Worker.Observability;
 /// reason, and update config/prometheus/prefonline-alerts.yml and the Grafana dashboard with them (a
 /// test checks both only use names listed here). <see cref="PrefOnlineMetrics"/> creates the worker's
 /// instruments from these definitions; PrefOnline.Streaming creates <see cref="MessagesTotal"/> and
-/// <see cref="ConsumerLag"/> itself on a Meter of the same name, and the exporter applies the
-/// definitions here to them too.
+/// <see cref="ConsumerLag"/> itself on a Meter of the same name. <see cref="PrometheusExporter"/> declares one
+/// prometheus-net collector per definition (name, HELP, labels, buckets), whichever assembly records it.
 /// </summary>
 public static class MetricCatalog
 {

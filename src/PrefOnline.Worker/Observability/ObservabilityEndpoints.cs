@@ -8,7 +8,7 @@ using PrefOnline.Worker.Observability.Health;
 namespace PrefOnline.Worker.Observability;
 
 /// <summary>
-/// Maps <c>GET /metrics</c> (Prometheus text 0.0.4), <c>GET /healthz</c> (liveness) and
+/// Maps <c>GET /metrics</c> (Prometheus text 0.0.4, written by prometheus-net: <see cref="PrometheusExporter"/>), <c>GET /healthz</c> (liveness) and
 /// <c>GET /readyz</c> (readiness). Health answers 200 or 503 with a JSON body naming every check and
 /// its reason. Needs <see cref="ObservabilityServiceCollectionExtensions.AddPrefOnlineObservability"/>.
 /// </summary>
@@ -20,12 +20,11 @@ public static class ObservabilityEndpoints
 
     public static IEndpointRouteBuilder MapPrefOnlineObservability(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet(MetricsPath, async (HttpContext context, MetricsAggregator aggregator) =>
+        endpoints.MapGet(MetricsPath, async (HttpContext context, PrometheusExporter exporter) =>
         {
-            var body = PrometheusTextWriter.Write(aggregator.Collect());
-            context.Response.ContentType = PrometheusTextWriter.ContentType;
+            context.Response.ContentType = PrometheusExporter.ContentType;
             context.Response.Headers.CacheControl = "no-store";
-            await context.Response.WriteAsync(body, Encoding.UTF8, context.RequestAborted);
+            await exporter.WriteAsync(context.Response.Body, context.RequestAborted);
         });
         endpoints.MapGet(LivenessPath, async (HttpContext context, HealthService health) =>
             await WriteAsync(context, await health.CheckLivenessAsync(context.RequestAborted)));

@@ -30,13 +30,13 @@ public static class ObservabilityServiceCollectionExtensions
         services.AddOptions<ObservabilityOptions>().Bind(configuration.GetSection(ObservabilityOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ObservabilityOptions>, ObservabilityOptionsValidator>());
         services.AddMetrics();
-        services.TryAddSingleton(_ => new MetricsAggregator());
+        services.TryAddSingleton(_ => new PrometheusExporter());
         services.TryAddSingleton<OtlpMetricsExporter>();
         // The exporters must be listening before the first measurement: a synchronous gauge recorded
         // before a listener exists is lost to it. Resolving them here makes that order unbreakable.
         services.TryAddSingleton(provider =>
         {
-            provider.GetRequiredService<MetricsAggregator>();
+            provider.GetRequiredService<PrometheusExporter>();
             provider.GetRequiredService<OtlpMetricsExporter>();
             return new PrefOnlineMetrics(provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         });

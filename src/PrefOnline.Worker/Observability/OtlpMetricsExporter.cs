@@ -11,7 +11,7 @@ namespace PrefOnline.Worker.Observability;
 /// The optional OTLP push (<see cref="OtlpOptions"/>). When enabled it owns an OpenTelemetry
 /// MeterProvider subscribed to the PrefOnline meter; disposing it flushes the last export.
 /// OpenTelemetry.Extensions.Hosting is absent here, so the host owns this object's lifetime directly.
-/// Coexistence with <see cref="MetricsAggregator"/>: each has its own MeterListener and both receive
+/// Coexistence with <see cref="PrometheusExporter"/>: each has its own MeterListener and both receive
 /// every measurement; observable callbacks run once per reader (they are side-effect free).
 /// </summary>
 public sealed class OtlpMetricsExporter : IDisposable

@@ -45,6 +45,8 @@ public sealed class KafkaOptionsValidator : IValidateOptions<KafkaOptions>
         if (protocol.StartsWith("SASL", StringComparison.Ordinal))
         {
             if (string.IsNullOrWhiteSpace(options.SaslMechanism)) problems.Add($"{s}:SaslMechanism is required with SecurityProtocol {protocol}");
+            else if (string.Equals(options.SaslMechanism.Trim(), "GSSAPI", StringComparison.OrdinalIgnoreCase))
+                problems.Add($"{s}:SaslMechanism GSSAPI (Kerberos) is not supported: the bundled librdkafka (librdkafka.redist's glibc build) has no Cyrus SASL; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER");
             if (string.IsNullOrEmpty(options.SaslUsername)) problems.Add($"{s}:SaslUsername is required with SecurityProtocol {protocol}");
             if (string.IsNullOrEmpty(options.SaslPassword)) problems.Add($"{s}:SaslPassword is required with SecurityProtocol {protocol} (give it through an environment variable from a Secret)");
         }

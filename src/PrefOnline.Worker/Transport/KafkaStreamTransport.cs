@@ -6,7 +6,7 @@ using PrefOnline.Streaming.Transport;
 namespace PrefOnline.Worker.Transport;
 
 /// <summary>
-/// Kafka through Confluent.Kafka 1.9.3 (the Streaming project's <see cref="KafkaRecordSource"/> and <see cref="KafkaRecordSink"/>).
+/// Kafka through Confluent.Kafka 2.16 on librdkafka.redist's 2.16 (the Streaming project's <see cref="KafkaRecordSource"/> and <see cref="KafkaRecordSink"/>).
 /// Every source reads records of at most <c>Validation:MaxRecordBytes</c> into memory and gets librdkafka fetch and queue
 /// limits derived from it (docs/OPERATIONS.md, "Memory of the Kafka consumers"). At creation it says loudly what weakens
 /// transport security: an error line for every accepted setting that switches off the brokers' certificate check
@@ -30,6 +30,9 @@ public sealed class KafkaStreamTransport : IStreamTransport
         this.metrics = metrics;
         this.loggers = loggers;
         var logger = loggers.CreateLogger<KafkaStreamTransport>();
+        // Which librdkafka runs is a fact an operator needs when reading a broker issue: say it once at start.
+        logger.LogInformation("Kafka client: Confluent.Kafka {ClientVersion}, librdkafka {LibrdkafkaVersion} ({LibrdkafkaPath})",
+            KafkaNative.ClientVersion, KafkaNative.LibrdkafkaVersion, KafkaNative.LibrdkafkaPath);
         foreach (var (section, settings) in new[] { ("Settings", options.Settings), ("ConsumerSettings", options.ConsumerSettings), ("ProducerSettings", options.ProducerSettings) })
         {
             foreach (var (name, value, why) in KafkaSettings.CertificateCheckDisabled(settings))

@@ -134,10 +134,12 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void The_runtime_installs_librdkafka_and_no_development_packages_or_system_libtorch()
+    public void The_runtime_installs_no_system_librdkafka_no_development_packages_and_no_system_libtorch()
     {
         var packages = AptPackages(Stage("runtime"));
-        Assert.Contains("librdkafka1", packages);
+        // The Kafka client's librdkafka 2.16 is published into /app from librdkafka.redist; a system one is never loaded.
+        Assert.DoesNotContain(packages, p => p.Contains("rdkafka", StringComparison.Ordinal));
+        Assert.Contains(Stage("build"), l => l.StartsWith("RUN dotnet publish", StringComparison.Ordinal) && l.Contains("test -f /app/centos8-librdkafka.so"));
         Assert.DoesNotContain(packages, p => p.EndsWith("-dev", StringComparison.Ordinal));
         Assert.DoesNotContain(packages, p => p.Contains("libtorch", StringComparison.Ordinal) || p.Contains("openblas", StringComparison.Ordinal));
     }
@@ -156,18 +158,19 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The published tensor engine (the worker's build output, which is what `dotnet publish` copies)
+    /// The published tensor engine and Kafka client (the worker's build output, which is what `dotnet publish` copies)
     /// needs nothing beyond its own files and the base system, and no libstdc++ newer than Ubuntu 24.04's:
     /// so the images need no extra package and no patch.
     /// </summary>
     [Fact]
-    public async Task Every_native_library_of_the_tensor_engine_links_only_published_or_base_system_libraries()
+    public async Task Every_native_library_of_the_tensor_engine_and_the_kafka_client_links_only_published_or_base_system_libraries()
     {
         var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Worker", "bin", "Release", "net10.0");
         Assert.True(File.Exists(Path.Combine(bin, "libLibTorchSharp.so")), $"build the worker first (dotnet build -c Release): no libLibTorchSharp.so in {bin}");
         var readelf = ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils");
         var published = Directory.GetFiles(bin, "*.so*").Select(Path.GetFileName).ToHashSet();
-        foreach (var library in new[] { "libPrefOnlineFinalizerGuard.so", "libLibTorchSharp.so", "libtorch_cpu.so", "libtorch.so", "libc10.so" })
+        // centos8-librdkafka.so: the Kafka client's librdkafka (librdkafka.redist), OpenSSL and compression linked in.
+        foreach (var library in new[] { "libPrefOnlineFinalizerGuard.so", "libLibTorchSharp.so", "libtorch_cpu.so", "libtorch.so", "libc10.so", "centos8-librdkafka.so" })
         {
             var dynamic = await ExternalTool.RunAsync(readelf, ["-d", Path.Combine(bin, library)]);
             var needed = NeededLibrary().Matches(dynamic.StdOut).Select(m => m.Groups[1].Value).ToList();

@@ -4,8 +4,8 @@ using PrefOnline.Worker.Observability;
 namespace PrefOnline.Worker.Tests.Observability;
 
 /// <summary>
-/// Meters named "PrefOnline" that only this test's aggregator sees: tests run in parallel in one
-/// process, and every aggregator would otherwise aggregate every test's instruments.
+/// Meters named "PrefOnline" that only this test's exporter sees: tests run in parallel in one
+/// process, and every exporter would otherwise export every test's instruments.
 /// </summary>
 internal sealed class IsolatedMeter : IDisposable
 {
@@ -19,10 +19,10 @@ internal sealed class IsolatedMeter : IDisposable
         return meter;
     }
 
-    public MetricsAggregatorOptions Options(MetricsAggregatorOptions? baseOptions = null) =>
-        (baseOptions ?? new MetricsAggregatorOptions()) with { MeterFilter = m => ReferenceEquals(m.Scope, scope) };
+    public PrometheusExporterOptions Options(PrometheusExporterOptions? baseOptions = null) =>
+        (baseOptions ?? new PrometheusExporterOptions()) with { MeterFilter = m => ReferenceEquals(m.Scope, scope) };
 
-    public MetricsAggregator Aggregator(MetricsAggregatorOptions? baseOptions = null) => new(Options(baseOptions));
+    public PrometheusExporter Exporter(PrometheusExporterOptions? baseOptions = null) => new(Options(baseOptions));
 
     public void Dispose()
     {

@@ -11,7 +11,7 @@ namespace PrefOnline.Worker.Tests.Observability;
 
 /// <summary>
 /// A real Kestrel host on 127.0.0.1 with a free port, wired exactly as the worker wires observability
-/// (TestServer is not available here). Its aggregator only sees this host's meters.
+/// (TestServer is not available here). Its exporter only sees this host's meters.
 /// </summary>
 internal sealed class ObservabilityTestHost : IAsyncDisposable
 {
@@ -45,7 +45,7 @@ internal sealed class ObservabilityTestHost : IAsyncDisposable
         builder.Services.AddSingleton(provider =>
         {
             var factory = provider.GetRequiredService<IMeterFactory>();
-            return new MetricsAggregator(new MetricsAggregatorOptions { MeterFilter = meter => ReferenceEquals(meter.Scope, factory) });
+            return new PrometheusExporter(new PrometheusExporterOptions { MeterFilter = meter => ReferenceEquals(meter.Scope, factory) });
         });
         configure?.Invoke(builder.Services, builder.Configuration);
         builder.Services.AddPrefOnlineObservability(builder.Configuration);

@@ -15,9 +15,9 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
     private static KeyValuePair<string, object?> Tag(string key, object? value) => new(key, value);
 
     /// <summary>Every instrument of the catalog gets a value: the worker's via PrefOnlineMetrics, Streaming's two directly (as Streaming does), and the exporter's own two by provoking them.</summary>
-    internal static (MetricsAggregator Aggregator, PrefOnlineMetrics Metrics, Guardrail Guardrail) PopulateEverything(IsolatedMeter meters)
+    internal static (PrometheusExporter Exporter, PrefOnlineMetrics Metrics, Guardrail Guardrail) PopulateEverything(IsolatedMeter meters)
     {
-        var aggregator = meters.Aggregator();
+        var exporter = meters.Exporter();
         var metrics = new PrefOnlineMetrics(meters.Create());
         var guardrail = new Guardrail(new GuardrailOptions { ModelReward = new DriftStreamOptions { Cusum = new CusumOptions { WarmUp = 5 } } }, initialGood: 3);
         metrics.AttachGuardrail(guardrail);
@@ -47,17 +47,17 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
         streaming.CreateCounter<long>("prefonline_skipped_records_total").Add(1, Tag("topic", "prefonline.policy"), Tag("reason", "lone-surrogate"));
         streaming.CreateObservableGauge("prefonline_consumer_lag", () => new Measurement<long>(42, Tag("topic", "prefonline.prompts"), Tag("partition", 0)));
         streaming.CreateObservableGauge<double>("prefonline_test_broken_callback", (Func<double>)(() => throw new InvalidOperationException("provoked")));
-        return (aggregator, metrics, guardrail);
+        return (exporter, metrics, guardrail);
     }
 
     [Fact]
-    public void EveryCatalogMetricAppearsInAScrapeWithItsHelpAndType()
+    public async Task EveryCatalogMetricAppearsInAScrapeWithItsHelpAndType()
     {
-        var (aggregator, metrics, _) = PopulateEverything(meters);
-        using (aggregator)
+        var (exporter, metrics, _) = PopulateEverything(meters);
+        using (exporter)
         using (metrics)
         {
-            var text = PrometheusTextWriter.Write(aggregator.Collect());
+            var text = await exporter.ScrapeAsync();
             output.WriteLine(text);
             foreach (var definition in MetricCatalog.All)
             {
@@ -77,12 +77,12 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
-    public void CountersTheCatalogDeclaresStartAtZeroSoIncreaseSeesTheFirstEvent()
+    public async Task CountersTheCatalogDeclaresStartAtZeroSoIncreaseSeesTheFirstEvent()
     {
-        using var aggregator = meters.Aggregator();
+        using var exporter = meters.Exporter();
         using var metrics = new PrefOnlineMetrics(meters.Create());
         metrics.AttachGuardrail(new Guardrail(new GuardrailOptions()));
-        var text = PrometheusTextWriter.Write(aggregator.Collect());
+        var text = await exporter.ScrapeAsync();
         Assert.Contains("prefonline_rollbacks_total 0\n", text);
         Assert.Contains("prefonline_updates_total 0\n", text);
         Assert.Contains("prefonline_checkpoints_total 0\n", text);
@@ -90,51 +90,52 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
         Assert.Contains("prefonline_drift_alarms_total{direction=\"down\",source=\"human\"} 0\n", text);
         Assert.Contains("prefonline_guardrail_trips_total{check=\"kl_budget\"} 0\n", text);
         Assert.Contains("prefonline_update_duration_seconds_count 0\n", text);
-        // Gauges have no "zero" before they are known: no policy version until one is loaded.
-        Assert.DoesNotContain("prefonline_policy_version", text);
-        Assert.DoesNotContain("prefonline_last_update_timestamp_seconds", text);
+        // Gauges have no "zero" before they are known: no policy version until one is loaded (prometheus-net writes the
+        // declared metric's HELP and TYPE lines, but no sample).
+        Assert.DoesNotContain(text.Split('\n'), l => l.StartsWith("prefonline_policy_version", StringComparison.Ordinal));
+        Assert.DoesNotContain(text.Split('\n'), l => l.StartsWith("prefonline_last_update_timestamp_seconds", StringComparison.Ordinal));
     }
 
     [Fact]
-    public void LastUpdateReadsTheStartTimeOnlyUntilTheFirstUpdate()
+    public async Task LastUpdateReadsTheStartTimeOnlyUntilTheFirstUpdate()
     {
-        using var aggregator = meters.Aggregator();
+        using var exporter = meters.Exporter();
         using var metrics = new PrefOnlineMetrics(meters.Create());
         metrics.LearnerStarted(DateTimeOffset.FromUnixTimeSeconds(100));
-        Assert.Contains("prefonline_last_update_timestamp_seconds 100\n", PrometheusTextWriter.Write(aggregator.Collect()));
+        Assert.Contains("prefonline_last_update_timestamp_seconds 100\n", await exporter.ScrapeAsync());
         metrics.UpdateApplied(new UpdateReport(1), TimeSpan.FromSeconds(1), DateTimeOffset.FromUnixTimeSeconds(200));
         metrics.LearnerStarted(DateTimeOffset.FromUnixTimeSeconds(300));
-        Assert.Contains("prefonline_last_update_timestamp_seconds 200\n", PrometheusTextWriter.Write(aggregator.Collect()));
+        Assert.Contains("prefonline_last_update_timestamp_seconds 200\n", await exporter.ScrapeAsync());
     }
 
     [Fact]
-    public void GuardrailMetricsFollowTheGuardrail()
+    public async Task GuardrailMetricsFollowTheGuardrail()
     {
-        using var aggregator = meters.Aggregator();
+        using var exporter = meters.Exporter();
         using var metrics = new PrefOnlineMetrics(meters.Create());
         var guardrail = new Guardrail(new GuardrailOptions { Action = GuardrailAction.PauseUpdates, NonFiniteTripAfter = 1 });
         metrics.AttachGuardrail(guardrail);
         guardrail.Evaluate(new UpdateReport(1, Loss: double.NaN));
-        var text = PrometheusTextWriter.Write(aggregator.Collect());
+        var text = await exporter.ScrapeAsync();
         Assert.Contains("prefonline_guardrail_state 2\n", text);
         Assert.Contains("prefonline_guardrail_paused 1\n", text);
         Assert.Contains("prefonline_guardrail_trips_total{check=\"non_finite\"} 1\n", text);
         guardrail.Resume();
-        text = PrometheusTextWriter.Write(aggregator.Collect());
+        text = await exporter.ScrapeAsync();
         Assert.Contains("prefonline_guardrail_state 0\n", text);
         Assert.Contains("prefonline_guardrail_paused 0\n", text);
         Assert.Contains("prefonline_guardrail_trips_total{check=\"non_finite\"} 1\n", text); // counters never go back
     }
 
     [Fact]
-    public void RewardIsARollingMeanPerSource()
+    public async Task RewardIsARollingMeanPerSource()
     {
-        using var aggregator = meters.Aggregator();
+        using var exporter = meters.Exporter();
         using var metrics = new PrefOnlineMetrics(meters.Create());
         for (var i = 0; i < PrefOnlineMetrics.RewardWindow; i++) metrics.ObserveReward(DriftSource.Model, 100);
         for (var i = 0; i < PrefOnlineMetrics.RewardWindow; i++) metrics.ObserveReward(DriftSource.Model, 1); // window fully replaced
         metrics.ObserveReward(DriftSource.Human, double.NaN);
-        var text = PrometheusTextWriter.Write(aggregator.Collect());
+        var text = await exporter.ScrapeAsync();
         Assert.Contains("prefonline_reward{source=\"model\"} 1\n", text);
         Assert.DoesNotContain("source=\"human\"} NaN", text);
     }
@@ -151,11 +152,11 @@ public sealed class PrefOnlineMetricsTests(ITestOutputHelper output) : IDisposab
     public async Task AFullScrapePassesPromtoolCheckMetrics()
     {
         var promtool = ExternalTool.Require("promtool", "apt-get install -y --no-install-recommends prometheus");
-        var (aggregator, metrics, _) = PopulateEverything(meters);
-        using (aggregator)
+        var (exporter, metrics, _) = PopulateEverything(meters);
+        using (exporter)
         using (metrics)
         {
-            var text = PrometheusTextWriter.Write(aggregator.Collect());
+            var text = await exporter.ScrapeAsync();
             var (exit, stdout, stderr) = await ExternalTool.RunAsync(promtool, ["check", "metrics"], stdin: text);
             output.WriteLine($"promtool exit {exit}\n{stdout}{stderr}");
             Assert.True(exit == 0, $"promtool check metrics failed ({exit}):\n{stdout}{stderr}");

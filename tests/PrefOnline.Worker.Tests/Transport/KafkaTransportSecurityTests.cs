@@ -52,6 +52,20 @@ public sealed class KafkaTransportSecurityTests
             await using var transport = new KafkaStreamTransport(options, 256 * 1024, metrics, loggers);
         }
         Assert.DoesNotContain(logs.Lines, l => l.Text.Contains("INSECURE", StringComparison.Ordinal) || l.Text.Contains("unencrypted", StringComparison.Ordinal));
+        // Issue 13 item 8: the start says which librdkafka runs, and it is the redist's 2.16, not a system library.
+        var client = Assert.Single(logs.Lines, l => l.Level == LogLevel.Information && l.Text.StartsWith("Kafka client: Confluent.Kafka 2.16.", StringComparison.Ordinal)).Text;
+        Assert.Contains(", librdkafka 2.16.", client, StringComparison.Ordinal);
+        Assert.EndsWith("centos8-librdkafka.so)", client, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Kerberos_is_refused_at_start_because_the_bundled_librdkafka_has_no_GSSAPI()
+    {
+        var options = new KafkaOptions { BootstrapServers = "broker:9093", SecurityProtocol = "SASL_SSL", SaslMechanism = "gssapi", SaslUsername = "u", SaslPassword = "p" };
+        var problem = Assert.Single(KafkaOptionsValidator.Problems(options));
+        Assert.StartsWith("Kafka:SaslMechanism GSSAPI (Kerberos) is not supported", problem, StringComparison.Ordinal);
+        foreach (var mechanism in new[] { "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER" })
+            Assert.Empty(KafkaOptionsValidator.Problems(new KafkaOptions { BootstrapServers = "broker:9093", SecurityProtocol = "SASL_SSL", SaslMechanism = mechanism, SaslUsername = "u", SaslPassword = "p" }));
     }
 
     private sealed class CapturingLoggerProvider : ILoggerProvider

@@ -14,9 +14,9 @@ namespace PrefOnline.Streaming.Kafka.Mock;
 /// </summary>
 /// <remarks>
 /// librdkafka needs a client handle for the cluster's book-keeping; we create a dummy producer that
-/// never produces. Ports cannot be chosen (librdkafka 2.0.2 has no API for it): read
+/// never produces. Listening ports cannot be chosen (librdkafka's mock API has none): read
 /// <see cref="BootstrapServers"/>. Dispose every client connected to the cluster before the cluster.
-/// The mock API is experimental upstream; it is pinned by Debian's librdkafka 2.0.2.
+/// The mock API is experimental upstream; it is pinned with librdkafka.redist (Directory.Packages.props).
 /// <para>
 /// Port guard: <c>rd_kafka_mock_broker_set_up</c> re-binds the broker's old port and ABORTS the whole
 /// process if that fails. While a broker is down its port would be free for any socket on the machine

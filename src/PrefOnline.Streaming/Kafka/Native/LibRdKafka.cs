@@ -4,8 +4,8 @@ namespace PrefOnline.Streaming.Kafka.Native;
 
 /// <summary>
 /// The few librdkafka C functions Confluent.Kafka does not wrap: client handle creation for the mock
-/// cluster's book-keeping and the mock cluster API itself. Signatures are copied from Debian's
-/// /usr/include/librdkafka/rdkafka.h and rdkafka_mock.h (librdkafka 2.0.2). The mock API is marked
+/// cluster's book-keeping, reading a configuration property (builtin.features) and the mock cluster API itself.
+/// Signatures follow rdkafka.h and rdkafka_mock.h of librdkafka 2.16 (librdkafka.redist). The mock API is marked
 /// experimental upstream; the variadic rd_kafka_mock_push_request_errors is deliberately avoided in
 /// favour of its array twin, because variadic calls are not portable through P/Invoke.
 /// </summary>
@@ -24,6 +24,10 @@ internal static unsafe partial class LibRdKafka
 
     [LibraryImport(Library, EntryPoint = "rd_kafka_conf_set", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int ConfSet(IntPtr conf, string name, string value, byte* errstr, nuint errstrSize);
+
+    /// <remarks><paramref name="destSize"/> in: the buffer's size; out: the size the value needs, NUL included.</remarks>
+    [LibraryImport(Library, EntryPoint = "rd_kafka_conf_get", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int ConfGet(IntPtr conf, string name, byte* dest, nuint* destSize);
 
     /// <remarks>On success the handle owns <paramref name="conf"/>; on failure the caller still does.</remarks>
     [LibraryImport(Library, EntryPoint = "rd_kafka_new")]

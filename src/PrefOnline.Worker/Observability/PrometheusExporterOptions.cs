@@ -3,7 +3,7 @@ using System.Diagnostics.Metrics;
 namespace PrefOnline.Worker.Observability;
 
 /// <summary>
-/// What the <see cref="MetricsAggregator"/> listens to and how it guards label cardinality.
+/// What the <see cref="PrometheusExporter"/> listens to and how it guards label cardinality.
 ///
 /// The label policy (why prompt or completion text can never reach a label):
 /// <list type="number">
@@ -16,9 +16,9 @@ namespace PrefOnline.Worker.Observability;
 /// </list>
 /// Counts appear as <c>prefonline_metrics_label_rejections_total{metric,reason}</c>.
 /// </summary>
-public sealed record MetricsAggregatorOptions
+public sealed record PrometheusExporterOptions
 {
-    /// <summary>Meters with this name are aggregated, whichever assembly created them.</summary>
+    /// <summary>Meters with this name are exported, whichever assembly created them.</summary>
     public string MeterName { get; init; } = MetricCatalog.MeterName;
 
     /// <summary>Optional further filter, e.g. on <see cref="Meter.Scope"/> to isolate one host's meters in tests.</summary>
