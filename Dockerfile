@@ -12,7 +12,8 @@
 # (-p:TorchBackend=cpu|cuda, Directory.Build.props). Its apt packages are dev.sh's build packages
 # (APT_PACKAGES minus the test-only tools); tests/PrefOnline.Deployment.Tests checks the two lists agree.
 # The tensor engine (TorchSharp, LibTorch 2.10) comes from NuGet and is published into /app with its
-# native libraries.
+# native libraries. The project's own native kernels (src/PrefOnline.Kernels: the fused CPU decoder,
+# plain C++17) are built by the same publish with cmake and g++ and need only the C/C++ runtimes.
 # Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
 # libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
 # The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
@@ -42,6 +43,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
+        cmake g++ \
         librdkafka1 librdkafka-dev \
     && rm -rf /var/lib/apt/lists/*
 
@@ -50,6 +52,7 @@ WORKDIR /src
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY src/PrefOnline.Tensors/PrefOnline.Tensors.csproj src/PrefOnline.Tensors/
+COPY src/PrefOnline.Kernels/PrefOnline.Kernels.csproj src/PrefOnline.Kernels/
 COPY src/PrefOnline.Learning/PrefOnline.Learning.csproj src/PrefOnline.Learning/
 COPY src/PrefOnline.Streaming/PrefOnline.Streaming.csproj src/PrefOnline.Streaming/
 COPY src/PrefOnline.Worker/PrefOnline.Worker.csproj src/PrefOnline.Worker/
@@ -59,6 +62,7 @@ COPY config/appsettings.json config/
 RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
         -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
+    && test -f /app/libprefonline_kernels.so \
     && test -x /app/prefonline
 
 # ---------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ CACHE="$ROOT/.cache"
 # (The tensor engine is TorchSharp, a NuGet package: nothing from apt. The build patches its native
 # library for Debian 12's libstdc++: README "Tensor engine".)
 APT_PACKAGES=(
+  cmake g++             # build the project's native kernels (src/PrefOnline.Kernels: plain C++17, no libtorch)
   librdkafka1 librdkafka-dev  # Kafka client library + mock cluster used by the tests
   kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark
   python3-torch         # PyTorch reference for cross-checks and benchmarks (/usr/bin/python3 only)

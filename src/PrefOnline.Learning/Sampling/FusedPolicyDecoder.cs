@@ -1,5 +1,6 @@
 using PrefOnline.Kernels;
 using PrefOnline.Learning.Models;
+using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -113,12 +114,14 @@ public sealed class FusedPolicyDecoderBackend : IPolicyDecoderBackend
 public sealed class PolicyWeightSource(PolicyModel model) : IGpt2WeightSource
 {
     private Dictionary<string, TorchSharp.Modules.Parameter> parameters = Parameters(model);
+    private TensorPlacement placement = model.Placement;
 
     public KernelTensor Weight(string name)
     {
-        if (!parameters.TryGetValue(name, out var parameter) || parameter.IsInvalid)
+        if (model.Placement != placement || !parameters.TryGetValue(name, out var parameter) || parameter.IsInvalid)
         {
             // Placing the model replaces its parameter objects: look them up afresh.
+            placement = model.Placement;
             parameters = Parameters(model);
             parameter = parameters.TryGetValue(name, out var found) ? found : throw new KeyNotFoundException($"the policy has no parameter '{name}'");
         }
