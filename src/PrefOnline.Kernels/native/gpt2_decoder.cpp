@@ -4,15 +4,10 @@
 //
 // WHY IT EXISTS. At batch 1 a GPT-2 decode step is ~25 small ops per layer; through a tensor library
 // each op costs microseconds of dispatch, allocation and parallel-region overhead, which is most of
-// the step at the project's sizes. Measured on the project's 2-core machine against a PyTorch 1.13
-// KV-cache loop made fair (cache preallocated and written in place, LM head on the last prefill
-// position only, inference mode; `prefonline bench generate`, prompt 16 + 64 new tokens), this
-// decoder is (tokens/s ratio, median of interleaved rounds):
-//                      tiny b1   tiny b16   small b1   small b16
-//     1 thread          9.6x       5.8x       4.0x       3.0x     (before this library: the same code
-//     2 threads         9.8x       6.0x       3.2x       2.6x      in the libtorch shim)
-// and at small/b1 it streams its weights at ≥ 90 % of the two-thread copy bandwidth (docs/OPERATIONS.md
-// "Generation speed" has the current table and the command).
+// the step at the project's sizes. It is measured against a PyTorch 1.13 KV-cache loop made fair
+// (cache preallocated and written in place, LM head on the last prefill position only, inference
+// mode) and against the product's TorchSharp decoder by `prefonline bench generate`; README.md
+// "Speed" has the current table, the command and the machine's load.
 //
 // WEIGHTS. Passed to every call as a table of pk_tensor (data pointer + shape, float32, row-major,
 // contiguous), in this order, with the Hugging Face GPT-2 names and shapes (C width, V vocabulary,
