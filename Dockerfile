@@ -14,7 +14,8 @@
 # The tensor engine (TorchSharp, LibTorch 2.10) and the Kafka client (Confluent.Kafka with librdkafka 2.16's
 # glibc build, centos8-librdkafka.so: OpenSSL 3 static, no Cyrus SASL) come from NuGet and are published into
 # /app with their native libraries, with the finalizer guard gcc compiles in front of TorchSharp's (README
-# "Tensor engine").
+# "Tensor engine"). The project's own native kernels (src/PrefOnline.Kernels: the fused CPU decoder, plain
+# C++17) are built by the same publish with cmake and g++ and need only the C/C++ runtimes.
 # Every stage is Ubuntu 24.04 ("noble"): its libstdc++ (GLIBCXX_3.4.33) is new enough for TorchSharp's
 # libLibTorchSharp.so, so the Debian 12 load fix (build/TorchSharp.targets) finds nothing to patch here.
 # The other build step there, MKL's vendor check answered "Intel" in libtorch_cpu.so (README "MKL on AMD
@@ -52,7 +53,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        gcc libc6-dev \
+        cmake gcc g++ libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -60,6 +61,7 @@ WORKDIR /src
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY src/PrefOnline.Tensors/PrefOnline.Tensors.csproj src/PrefOnline.Tensors/
+COPY src/PrefOnline.Kernels/PrefOnline.Kernels.csproj src/PrefOnline.Kernels/
 COPY src/PrefOnline.Learning/PrefOnline.Learning.csproj src/PrefOnline.Learning/
 COPY src/PrefOnline.Streaming/PrefOnline.Streaming.csproj src/PrefOnline.Streaming/
 COPY src/PrefOnline.Worker/PrefOnline.Worker.csproj src/PrefOnline.Worker/
@@ -70,6 +72,7 @@ RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:
         -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
     && test -f /app/libPrefOnlineFinalizerGuard.so \
+    && test -f /app/libprefonline_kernels.so \
     && test -f /app/centos8-librdkafka.so \
     && test -x /app/prefonline
 

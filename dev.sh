@@ -18,6 +18,7 @@ CACHE="$ROOT/.cache"
 # front of it: README "Tensor engine".)
 APT_PACKAGES=(
   gcc libc6-dev         # compiles the tensor engine's finalizer guard (src/PrefOnline.Tensors/native)
+  cmake g++             # build the project's native kernels (src/PrefOnline.Kernels: plain C++17, no libtorch)
   kcat                  # an external Kafka client for end-to-end tests and the ingest benchmark (brings Debian's
                         # librdkafka 2.0.2 for itself; the worker loads librdkafka 2.16 from NuGet's librdkafka.redist)
   python3-torch         # PyTorch reference for cross-checks and benchmarks (/usr/bin/python3 only)

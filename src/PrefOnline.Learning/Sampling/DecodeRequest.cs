@@ -1,3 +1,4 @@
+using PrefOnline.Kernels;
 using PrefOnline.Learning.Randomness;
 
 namespace PrefOnline.Learning.Sampling;

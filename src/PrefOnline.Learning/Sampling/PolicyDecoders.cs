@@ -11,7 +11,7 @@ namespace PrefOnline.Learning.Sampling;
 /// </summary>
 public interface IPolicyDecoder : IDisposable
 {
-    /// <summary>Which backend this is (<c>torchsharp</c>, or a native one), for logs and benchmarks.</summary>
+    /// <summary>Which backend this is (<c>torchsharp</c> or <c>fused</c>), for logs and benchmarks.</summary>
     string Backend { get; }
 
     Gpt2Config Config { get; }
@@ -39,15 +39,34 @@ public interface IPolicyDecoderBackend
 
 /// <summary>
 /// Chooses the decoder backend at construction: the first of <see cref="Backends"/> that supports the
-/// model. TorchSharp (any device, any dtype) comes last and always does; a faster special-purpose backend
-/// (e.g. a fused CPU kernel for float32 GPT-2) is added in front of it.
+/// model. <see cref="Default"/> puts the fused CPU decoder (float32 GPT-2 on the CPU, several times
+/// faster: README "Generation speed") in front of TorchSharp, which supports every model (any device,
+/// any dtype) and so always comes last.
 /// </summary>
 public sealed class PolicyDecoderFactory(IReadOnlyList<IPolicyDecoderBackend> backends)
 {
+    /// <summary>The values of <see cref="Named"/> (configuration <c>Model:Decoder</c>).</summary>
+    public static readonly IReadOnlyList<string> Choices = ["auto", FusedPolicyDecoder.BackendName, TorchSharpDecoder.BackendName];
+
     /// <summary>The backends of this build, fastest first.</summary>
-    public static PolicyDecoderFactory Default { get; } = new([new TorchSharpDecoderBackend()]);
+    public static PolicyDecoderFactory Default { get; } = new([new FusedPolicyDecoderBackend(), new TorchSharpDecoderBackend()]);
+
+    /// <summary>Only the TorchSharp backend.</summary>
+    public static PolicyDecoderFactory TorchSharpOnly { get; } = new([new TorchSharpDecoderBackend()]);
+
+    /// <summary>Only the fused backend: a model it cannot run is an error naming why.</summary>
+    public static PolicyDecoderFactory FusedOnly { get; } = new([new FusedPolicyDecoderBackend()]);
 
     public IReadOnlyList<IPolicyDecoderBackend> Backends { get; } = backends.Count > 0 ? backends : throw new ArgumentException("no decoder backend given");
+
+    /// <summary>The factory for a configured choice: <c>auto</c> (<see cref="Default"/>), <c>fused</c> or <c>torchsharp</c>.</summary>
+    public static PolicyDecoderFactory Named(string choice) => choice switch
+    {
+        "auto" => Default,
+        FusedPolicyDecoder.BackendName => FusedOnly,
+        TorchSharpDecoder.BackendName => TorchSharpOnly,
+        _ => throw new ArgumentException($"unknown decoder '{choice}' (known: {string.Join(", ", Choices)})", nameof(choice)),
+    };
 
     /// <summary>A decoder from the first backend that supports <paramref name="model"/>.</summary>
     public IPolicyDecoder Create(PolicyModel model)

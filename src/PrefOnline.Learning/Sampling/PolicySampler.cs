@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using PrefOnline.Kernels;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Tokenization;
 

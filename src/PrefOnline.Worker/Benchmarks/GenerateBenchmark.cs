@@ -8,9 +8,10 @@ using static TorchSharp.torch;
 namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>
-/// <c>prefonline bench generate</c>: sampling tokens/s of the policy's decoder (the backend
-/// <see cref="PolicyDecoderFactory.Default"/> picks for the model: TorchSharp with a preallocated KV
-/// cache unless a faster backend supports it) against PyTorch eager made fair first: a preallocated KV
+/// <c>prefonline bench generate</c>: sampling tokens/s of the policy's two decoders, each in its own
+/// row — the fused native CPU decoder (<see cref="FusedPolicyDecoder"/>, what the worker uses for
+/// float32 on the CPU) and the TorchSharp decoder (<see cref="TorchSharpDecoder"/>, every other
+/// placement) — against PyTorch eager made fair first: a preallocated KV
 /// cache written in place (no torch.cat growth), the LM head on the last prefill position only,
 /// torch.inference_mode, torch.multinomial on the softmax; same shapes and threads: prompts of 16
 /// tokens, 64 new tokens, batch 1 and 16, presets <c>tiny</c> and <c>small</c>.
@@ -122,9 +123,10 @@ public sealed class GenerateBenchmark : IBenchmark
                 : new[] { ("tiny", Gpt2Config.Tiny()), ("small", Gpt2Config.Small()) };
             foreach (var (name, config) in presets)
             foreach (var batch in context.Quick ? new[] { 1, 4 } : new[] { 1, 16 })
+            foreach (var decoders in new[] { PolicyDecoderFactory.FusedOnly, PolicyDecoderFactory.TorchSharpOnly })
             {
                 var newTokens = context.Quick ? 8 : NewTokens;
-                cases.Add(await thread.RunAsync(() => new GenerateCase(thread, name, config, batch, PromptTokens, newTokens), cancellationToken));
+                cases.Add(await thread.RunAsync(() => new GenerateCase(thread, name, config, batch, PromptTokens, newTokens, decoders), cancellationToken));
             }
             return cases;
         }
@@ -146,8 +148,8 @@ public sealed class GenerateBenchmark : IBenchmark
         private readonly IPolicyDecoder decoder;
         private readonly DecodeRequest request;
 
-        public GenerateCase(TensorThread thread, string preset, Gpt2Config config, int batch, int promptTokens, int newTokens)
-            : base(Label(preset, batch, promptTokens, newTokens), "tokens/s", (double)batch * newTokens)
+        public GenerateCase(TensorThread thread, string preset, Gpt2Config config, int batch, int promptTokens, int newTokens, PolicyDecoderFactory decoders)
+            : base(Label(preset, batch, promptTokens, newTokens, decoders.Backends[0].Name), "tokens/s", (double)batch * newTokens)
         {
             this.thread = thread;
             arguments = new JsonObject
@@ -157,7 +159,7 @@ public sealed class GenerateBenchmark : IBenchmark
                 ["prompt"] = promptTokens, ["new"] = newTokens,
             };
             model = PolicyModel.Create(config, Seed);
-            decoder = PolicyDecoderFactory.Default.Create(model);
+            decoder = decoders.Create(model);
             var random = new Random(Seed);
             request = new DecodeRequest
             {
@@ -203,8 +205,8 @@ public sealed class GenerateBenchmark : IBenchmark
             await base.DisposeAsync();
         }
 
-        private static string Label(string preset, int batch, int promptTokens, int newTokens) =>
-            $"generate {preset} b{batch} (prompt {promptTokens}, {newTokens} new)";
+        private static string Label(string preset, int batch, int promptTokens, int newTokens, string backend) =>
+            $"generate {preset} b{batch} (prompt {promptTokens}, {newTokens} new) {backend}";
 
         /// <summary>
         /// Weight bytes one decode step must read at batch 1 (float32): the whole token embedding (it is

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Sampling;
 using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;
 
@@ -40,8 +41,19 @@ public sealed class ModelOptions : IValidatedOptions
     /// </summary>
     public string Dtype { get; set; } = "float32";
 
+    /// <summary>
+    /// How the policy samples: auto (the fused native CPU decoder of src/PrefOnline.Kernels for float32 on the
+    /// CPU, several times faster at the project's sizes; the TorchSharp decoder otherwise), fused (always the
+    /// fused one: a start-up error unless Device is cpu and Dtype float32) or torchsharp (always TorchSharp's
+    /// modules with a KV cache). Tokens and log-probs agree up to float rounding either way.
+    /// </summary>
+    public string Decoder { get; set; } = "auto";
+
     /// <summary>Device and dtype as one value (valid once <see cref="Problems"/> is empty).</summary>
     public TensorPlacement Placement => new(Device, Dtype);
+
+    /// <summary>The decoder backends <see cref="Decoder"/> allows (valid once <see cref="Problems"/> is empty).</summary>
+    public PolicyDecoderFactory Decoders => PolicyDecoderFactory.Named(Decoder);
 
     public IReadOnlyList<string> Problems()
     {
@@ -69,6 +81,10 @@ public sealed class ModelOptions : IValidatedOptions
         }
         if (device is not null && new TensorPlacement(device, "float32").Problem() is { } unavailable)
             p.Add(nameof(Device), $"{unavailable}");
+        if (!PolicyDecoderFactory.Choices.Contains(Decoder ?? ""))
+            p.Add(nameof(Decoder), $"unknown decoder '{Decoder}': use {string.Join(", ", PolicyDecoderFactory.Choices)}");
+        else if (Decoder == FusedPolicyDecoder.BackendName && (device != "cpu" || !string.Equals((Dtype ?? "").Trim(), "float32", StringComparison.OrdinalIgnoreCase)))
+            p.Add(nameof(Decoder), $"the fused decoder runs float32 models on the CPU only, not Device {Device} with Dtype {Dtype}: use auto or torchsharp");
         return p.Items;
     }
 }

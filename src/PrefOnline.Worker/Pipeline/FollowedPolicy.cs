@@ -14,7 +14,8 @@ namespace PrefOnline.Worker.Pipeline;
 /// model adopted is placed on <paramref name="placement"/> (Model:Device, Model:Dtype) first. Every
 /// member runs on the tensor thread (checked).
 /// </summary>
-public sealed class FollowedPolicy(TensorThread thread, TimeProvider time, TensorPlacement placement) : IRolloutGenerator, IDisposable
+public sealed class FollowedPolicy(TensorThread thread, TimeProvider time, TensorPlacement placement, PolicyDecoderFactory decoders)
+    : IRolloutGenerator, IDisposable
 {
     private readonly TaskCompletionSource loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PolicyModel? model;
@@ -62,7 +63,7 @@ public sealed class FollowedPolicy(TensorThread thread, TimeProvider time, Tenso
             model = next;
             model.eval();
             tokenizer = nextTokenizer;
-            sampler = PolicySampler.Create(model, nextTokenizer, () => Version);
+            sampler = PolicySampler.Create(model, nextTokenizer, () => Version, decoders);
         }
         Version = version;
         Sha256 = sha256;

@@ -52,7 +52,7 @@ public sealed class GeneratorPipeline(
 
     public async Task RunAsync(CancellationToken stopping, CancellationToken shutdown)
     {
-        var policy = new FollowedPolicy(thread, time, model.Placement);
+        var policy = new FollowedPolicy(thread, time, model.Placement, model.Decoders);
         try
         {
             await RunWithAsync(policy, stopping, shutdown).ConfigureAwait(false);

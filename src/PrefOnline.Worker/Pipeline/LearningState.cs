@@ -130,7 +130,7 @@ public sealed class LearningState : IDisposable
     {
         Enter();
         if (Quiesced) return [];
-        sampler ??= PolicySampler.Create(Policy, Tokenizer, () => PolicyVersion);
+        sampler ??= PolicySampler.Create(Policy, Tokenizer, () => PolicyVersion, settings.Model.Decoders);
         var wasTraining = Policy.training;
         try
         {

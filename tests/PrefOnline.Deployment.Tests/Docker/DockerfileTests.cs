@@ -186,6 +186,30 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The project's own kernels (src/PrefOnline.Kernels, built by the same publish with cmake
+    /// and g++) link only the C and C++ runtimes, which every image has: nothing to install for them, and
+    /// the build stage checks the library is published.</summary>
+    [Fact]
+    public async Task The_native_kernels_link_only_the_c_and_cpp_runtimes_and_are_published()
+    {
+        var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Worker", "bin", "Release", "net10.0");
+        var kernels = Path.Combine(bin, "libprefonline_kernels.so");
+        Assert.True(File.Exists(kernels), $"build the worker first (dotnet build -c Release): no libprefonline_kernels.so in {bin}");
+        var readelf = ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils");
+        var dynamic = await ExternalTool.RunAsync(readelf, ["-d", kernels]);
+        var needed = NeededLibrary().Matches(dynamic.StdOut).Select(m => m.Groups[1].Value).ToHashSet();
+        output.WriteLine(string.Join(", ", needed));
+        Assert.NotEmpty(needed);
+        Assert.Subset(new HashSet<string> { "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libgcc_s.so.1", "libstdc++.so.6" }, needed);
+        var build = Stage("build");
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet publish", StringComparison.Ordinal) && l.Contains("test -f /app/libprefonline_kernels.so"));
+        Assert.Contains("COPY src/PrefOnline.Kernels/PrefOnline.Kernels.csproj src/PrefOnline.Kernels/", build);
+        Assert.Contains("cmake", AptPackages(build));
+        Assert.Contains("g++", AptPackages(build));
+        Assert.Contains("cmake", DevShPackages());
+        Assert.Contains("g++", DevShPackages());
+    }
+
     [Fact]
     public void TheBuildContextKeepsSourcesAndConfigButNotBuildOutput()
     {

@@ -13,24 +13,32 @@ public class GenerateBenchmarkTests
         var runner = new BenchmarkRunner(new BenchmarkRunOptions { Rounds = 1, WarmupRounds = 0, Threads = 1, Quick = true }, TextWriter.Null);
         var report = await runner.RunAsync(BenchmarkRegistry.Select("generate"), CancellationToken.None);
 
-        Assert.Equal(["copy bandwidth 16 MiB (read + write)", "generate tiny b1 (prompt 16, 8 new)", "generate tiny b4 (prompt 16, 8 new)"],
+        Assert.Equal(
+            [
+                "copy bandwidth 16 MiB (read + write)",
+                "generate tiny b1 (prompt 16, 8 new) fused", "generate tiny b1 (prompt 16, 8 new) torchsharp",
+                "generate tiny b4 (prompt 16, 8 new) fused", "generate tiny b4 (prompt 16, 8 new) torchsharp",
+            ],
             report.Results.Select(r => r.Case));
-        Assert.Equal(["GB/s", "tokens/s", "tokens/s"], report.Results.Select(r => r.Unit));
+        Assert.Equal(["GB/s", "tokens/s", "tokens/s", "tokens/s", "tokens/s"], report.Results.Select(r => r.Unit));
         Assert.All(report.Results, r => Assert.True(r.Ours.Best > 0 && r.Reference!.Best > 0, r.Case));
         // Tokens per round: batch × new tokens, so tokens/s is comparable across batch sizes.
-        Assert.Equal([8.0, 32.0], report.Results.Skip(1).Select(r => r.WorkPerRound));
+        Assert.Equal([8.0, 8.0, 32.0, 32.0], report.Results.Skip(1).Select(r => r.WorkPerRound));
 
-        var note = report.Results[1].Note;
-        Assert.NotNull(note);
-        Assert.Matches(@"^decoder backend: torchsharp; weights streamed \(0\.9 MB/token, median rounds\) vs copy bandwidth [0-9.]+ GB/s: ours [0-9.]+ GB/s = [0-9]+%, PyTorch [0-9.]+ GB/s = [0-9]+% ", note);
+        foreach (var (index, backend) in new[] { (1, "fused"), (2, "torchsharp") })
+        {
+            var note = report.Results[index].Note;
+            Assert.NotNull(note);
+            Assert.Matches($@"^decoder backend: {backend}; weights streamed \(0\.9 MB/token, median rounds\) vs copy bandwidth [0-9.]+ GB/s: ours [0-9.]+ GB/s = [0-9]+%, PyTorch [0-9.]+ GB/s = [0-9]+% ", note);
+            var table = new StringWriter();
+            report.WriteTable(table);
+            Assert.Contains($"{report.Results[index].Case}: {note}", table.ToString());
+            using var json = JsonDocument.Parse(report.ToJson());
+            Assert.Equal(note, json.RootElement.GetProperty("results")[index].GetProperty("note").GetString());
+        }
         // Batch 4 reuses each weight: no bandwidth bound to report, only which decoder ran.
-        Assert.Equal("decoder backend: torchsharp", report.Results[2].Note);
-
-        var table = new StringWriter();
-        report.WriteTable(table);
-        Assert.Contains($"generate tiny b1 (prompt 16, 8 new): {note}", table.ToString());
-        using var json = JsonDocument.Parse(report.ToJson());
-        Assert.Equal(note, json.RootElement.GetProperty("results")[1].GetProperty("note").GetString());
+        Assert.Equal("decoder backend: fused", report.Results[3].Note);
+        Assert.Equal("decoder backend: torchsharp", report.Results[4].Note);
     }
 
     [Fact]

@@ -58,6 +58,21 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
+    public void TheDecoderIsAutoFusedOrTorchsharpAndFusedNeedsFloat32OnTheCpu()
+    {
+        var (settings, none) = Check(new());
+        Assert.Empty(none);
+        Assert.Same(PrefOnline.Learning.Sampling.PolicyDecoderFactory.Default, settings.Model.Decoders);
+        foreach (var choice in new[] { "fused", "torchsharp" })
+            Assert.Empty(Check(new() { ["Model:Decoder"] = choice }).Problems);
+        Assert.Empty(Check(new() { ["Model:Decoder"] = "torchsharp", ["Model:Dtype"] = "bfloat16" }).Problems);
+
+        Assert.Equal(["Model:Decoder unknown decoder 'fast': use auto, fused, torchsharp"], Check(new() { ["Model:Decoder"] = "fast" }).Problems);
+        Assert.Equal(["Model:Decoder the fused decoder runs float32 models on the CPU only, not Device cpu with Dtype bfloat16: use auto or torchsharp"],
+            Check(new() { ["Model:Decoder"] = "fused", ["Model:Dtype"] = "bfloat16" }).Problems);
+    }
+
+    [Fact]
     public void AValueOfTheWrongTypeNamesTheKeyInsteadOfThrowing()
     {
         var (_, problems) = Check(new() { ["Learner:InnerSteps"] = "many", ["Scoring:LabelWait"] = "soon" });

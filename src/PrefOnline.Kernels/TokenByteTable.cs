@@ -1,4 +1,4 @@
-namespace PrefOnline.Learning.Sampling;
+namespace PrefOnline.Kernels;
 
 /// <summary>
 /// The bytes each token id decodes to (empty for special tokens), flattened into one array so a decoder
