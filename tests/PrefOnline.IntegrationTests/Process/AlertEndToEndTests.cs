@@ -124,6 +124,9 @@ public sealed class AlertEndToEndTests(ITestOutputHelper output)
             ["Duration"] = "00:00:00",
             ["OutputDirectory"] = demoOutput,
             ["ConsoleInterval"] = "00:00:05",
+            // The worker's log lines are this test's evidence: on the console, not in the demo's worker.log
+            // (where a console demo sends them, keeping its progress table readable).
+            ["Console"] = false,
             ["Policy"] = new JsonObject { ["FitSteps"] = 60, ["FitBatch"] = 32, ["Seed"] = 1 },
             ["Users"] = new JsonObject
             {
