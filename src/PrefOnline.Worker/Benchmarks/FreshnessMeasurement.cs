@@ -10,7 +10,7 @@ using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Simulation;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;

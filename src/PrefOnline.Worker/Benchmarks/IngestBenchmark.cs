@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using PrefOnline.Streaming.Benchmarks;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Validation;
 

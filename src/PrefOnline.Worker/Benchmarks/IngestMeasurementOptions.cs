@@ -1,4 +1,4 @@
-namespace PrefOnline.Streaming.Benchmarks;
+namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>Parameters of <see cref="IngestMeasurement"/>.</summary>
 public sealed class IngestMeasurementOptions

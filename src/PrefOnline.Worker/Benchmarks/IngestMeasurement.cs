@@ -4,12 +4,12 @@ using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.DeadLetters;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Metrics;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;
 
-namespace PrefOnline.Streaming.Benchmarks;
+namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>
 /// The ingest measurement behind <c>prefonline bench ingest</c>: validated records/s consumed from a Kafka-protocol

@@ -2,9 +2,10 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Confluent.Kafka;
+using PrefOnline.Streaming.Kafka;
 using PrefOnline.Streaming.Kafka.Native;
 
-namespace PrefOnline.Streaming.Kafka.Mock;
+namespace PrefOnline.MockKafka;
 
 /// <summary>
 /// An in-process Kafka cluster from librdkafka itself (rdkafka_mock.h): real Kafka protocol on
@@ -190,4 +191,22 @@ public sealed unsafe class MockKafkaCluster : IDisposable
     {
         if (error != 0) throw new InvalidOperationException($"mock cluster: {what} failed: {LibRdKafka.DescribeError(error)}");
     }
+}
+
+/// <summary>Kafka protocol request types (the protocol's ApiKey numbers) used for fault injection.</summary>
+public enum KafkaApiKey : short
+{
+    Produce = 0,
+    Fetch = 1,
+    ListOffsets = 2,
+    Metadata = 3,
+    OffsetCommit = 8,
+    OffsetFetch = 9,
+    FindCoordinator = 10,
+    JoinGroup = 11,
+    Heartbeat = 12,
+    LeaveGroup = 13,
+    SyncGroup = 14,
+    ApiVersions = 18,
+    InitProducerId = 22,
 }

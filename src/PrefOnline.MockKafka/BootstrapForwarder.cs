@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace PrefOnline.Streaming.Kafka.Mock;
+namespace PrefOnline.MockKafka;
 
 /// <summary>
 /// A fixed 127.0.0.1 port in front of a mock cluster, which only binds ephemeral ports. Kafka clients use
