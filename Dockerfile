@@ -58,6 +58,7 @@ COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY src/PrefOnline.Tensors/PrefOnline.Tensors.csproj src/PrefOnline.Tensors/
 COPY src/PrefOnline.Learning/PrefOnline.Learning.csproj src/PrefOnline.Learning/
+COPY src/PrefOnline.Benchmarks/PrefOnline.Benchmarks.csproj src/PrefOnline.Benchmarks/
 COPY src/PrefOnline.Streaming/PrefOnline.Streaming.csproj src/PrefOnline.Streaming/
 COPY src/PrefOnline.Experiments/PrefOnline.Experiments.csproj src/PrefOnline.Experiments/
 COPY src/PrefOnline.MockKafka/PrefOnline.MockKafka.csproj src/PrefOnline.MockKafka/

@@ -1,3 +1,4 @@
+using PrefOnline.Benchmarks;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;

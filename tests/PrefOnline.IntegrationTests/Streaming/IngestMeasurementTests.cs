@@ -1,4 +1,4 @@
-using PrefOnline.Worker.Benchmarks;
+using PrefOnline.Benchmarks;
 
 namespace PrefOnline.IntegrationTests.Streaming;
 

@@ -1,4 +1,4 @@
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>What the numbers were measured on, printed above the table and stored in the JSON.</summary>
 public sealed record BenchmarkEnvironment

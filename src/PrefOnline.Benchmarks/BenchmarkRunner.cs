@@ -1,6 +1,6 @@
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// Runs benchmarks the same way every time: build the cases, set up the reference side of each in

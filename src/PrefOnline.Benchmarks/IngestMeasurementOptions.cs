@@ -1,4 +1,4 @@
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>Parameters of <see cref="IngestMeasurement"/>.</summary>
 public sealed class IngestMeasurementOptions

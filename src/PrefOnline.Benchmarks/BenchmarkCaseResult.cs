@@ -1,4 +1,4 @@
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// One row of the report. <see cref="Ratio"/> is ours ÷ reference throughput (above 1: we are faster),

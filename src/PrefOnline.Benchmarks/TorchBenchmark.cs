@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 using TorchSharp.Modules;
 using PrefOnline.Learning.Optimization;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// <c>prefonline bench torch</c>: TorchSharp (LibTorch 2.10) against Debian's PyTorch 1.13 on the same

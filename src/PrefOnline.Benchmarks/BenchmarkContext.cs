@@ -1,6 +1,6 @@
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>What every benchmark gets: the thread count both sides use, a tensor thread configured
 /// with it, the size mode, and where progress lines go.</summary>

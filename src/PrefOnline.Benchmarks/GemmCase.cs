@@ -3,7 +3,7 @@ using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// C = A·B for square fp32 matrices, <c>iterations</c> times per round (2n³ flop each): the GEMM

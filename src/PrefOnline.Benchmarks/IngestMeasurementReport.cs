@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>Interleaved rounds of both sides and their medians; <see cref="Ratio"/> = ours / kcat.</summary>
 public sealed record IngestMeasurementReport(IReadOnlyList<IngestRound> Rounds, double ValidatorOnlyRecordsPerSecond, int RecordBytes)

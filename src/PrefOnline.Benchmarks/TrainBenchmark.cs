@@ -6,7 +6,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using PrefOnline.Learning.Optimization;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// <c>prefonline bench train</c>: one GPT-2 language-model train step (forward, cross-entropy,

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// One measurement: a round of work done by our code (<see cref="RunRoundAsync"/>) and, when

@@ -9,7 +9,7 @@ using PrefOnline.Streaming.Metrics;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// The ingest measurement behind <c>prefonline bench ingest</c>: validated records/s consumed from a Kafka-protocol

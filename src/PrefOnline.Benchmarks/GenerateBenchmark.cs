@@ -5,7 +5,7 @@ using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// <c>prefonline bench generate</c>: sampling tokens/s of the policy's decoder (the backend

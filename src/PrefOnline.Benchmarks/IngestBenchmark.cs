@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Validation;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// <c>prefonline bench ingest</c>: validated records/s consumed from a Kafka-protocol broker (librdkafka's

@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// One long-lived <c>/usr/bin/python3</c> process running the reference harness
@@ -201,7 +201,7 @@ public sealed class PythonReferenceSession : IAsyncDisposable
 
     private static string ReadHarness()
     {
-        using var stream = typeof(PythonReferenceSession).Assembly.GetManifestResourceStream("PrefOnline.Worker.Benchmarks.reference_harness.py")
+        using var stream = typeof(PythonReferenceSession).Assembly.GetManifestResourceStream("PrefOnline.Benchmarks.reference_harness.py")
                            ?? throw new InvalidOperationException("reference_harness.py is not embedded in the assembly");
         using var reader = new StreamReader(stream, Encoding.UTF8);
         return reader.ReadToEnd();

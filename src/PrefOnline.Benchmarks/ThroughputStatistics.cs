@@ -1,4 +1,4 @@
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>The rounds of one side of a case: seconds per round as measured, and throughput
 /// (work / seconds) at its best and median.</summary>

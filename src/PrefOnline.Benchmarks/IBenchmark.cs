@@ -1,6 +1,6 @@
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// One sub-benchmark of <c>prefonline bench</c> (torch, train, generate, ingest): a named group of

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>A benchmark's in-process worker logs (warnings and worse) to the benchmark's progress writer, not the console.</summary>
 public sealed class TextWriterLoggerProvider(TextWriter writer, LogLevel minimum = LogLevel.Warning) : ILoggerProvider

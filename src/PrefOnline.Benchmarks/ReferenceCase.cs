@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// The PyTorch side of a <see cref="BenchmarkCase"/>: the harness calls <c>setup_{Function}(Arguments)</c>

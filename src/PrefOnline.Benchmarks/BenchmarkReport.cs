@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>Everything one <c>prefonline bench</c> invocation measured: a table for people, JSON for tools.</summary>
 public sealed record BenchmarkReport(BenchmarkEnvironment Environment, IReadOnlyList<BenchmarkCaseResult> Results)

@@ -1,4 +1,4 @@
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>How <see cref="BenchmarkRunner"/> measures.</summary>
 public sealed record BenchmarkRunOptions
