@@ -63,7 +63,10 @@ COPY build/ build/
 COPY src/PrefOnline.Tensors/PrefOnline.Tensors.csproj src/PrefOnline.Tensors/
 COPY src/PrefOnline.Kernels/PrefOnline.Kernels.csproj src/PrefOnline.Kernels/
 COPY src/PrefOnline.Learning/PrefOnline.Learning.csproj src/PrefOnline.Learning/
+COPY src/PrefOnline.Benchmarks/PrefOnline.Benchmarks.csproj src/PrefOnline.Benchmarks/
 COPY src/PrefOnline.Streaming/PrefOnline.Streaming.csproj src/PrefOnline.Streaming/
+COPY src/PrefOnline.Experiments/PrefOnline.Experiments.csproj src/PrefOnline.Experiments/
+COPY src/PrefOnline.MockKafka/PrefOnline.MockKafka.csproj src/PrefOnline.MockKafka/
 COPY src/PrefOnline.Worker/PrefOnline.Worker.csproj src/PrefOnline.Worker/
 RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}
 COPY src/ src/

@@ -1,3 +1,5 @@
+using PrefOnline.Benchmarks;
+
 namespace PrefOnline.Worker.Benchmarks;
 
 /// <summary>Every sub-benchmark <c>prefonline bench</c> knows, in the order <c>all</c> runs them.</summary>

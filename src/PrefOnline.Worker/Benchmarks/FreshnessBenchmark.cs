@@ -1,3 +1,4 @@
+using PrefOnline.Benchmarks;
 using System.Globalization;
 
 namespace PrefOnline.Worker.Benchmarks;

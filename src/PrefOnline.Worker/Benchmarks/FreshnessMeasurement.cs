@@ -1,3 +1,4 @@
+using PrefOnline.Benchmarks;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
@@ -10,7 +11,7 @@ using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Simulation;
 using PrefOnline.Streaming.Transport;
 using PrefOnline.Streaming.Validation;

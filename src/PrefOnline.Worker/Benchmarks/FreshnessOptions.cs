@@ -1,3 +1,4 @@
+using PrefOnline.Benchmarks;
 using PrefOnline.Learning.Models;
 
 namespace PrefOnline.Worker.Benchmarks;

@@ -1,3 +1,4 @@
+using PrefOnline.Benchmarks;
 using System.CommandLine;
 using PrefOnline.Worker.Benchmarks;
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using PrefOnline.Learning.Experiments.Bandit;
+using PrefOnline.Experiments.Bandit;
 using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;

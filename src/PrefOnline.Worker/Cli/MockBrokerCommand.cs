@@ -1,7 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Runtime.InteropServices;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 
 namespace PrefOnline.Worker.Cli;
 
@@ -9,8 +8,7 @@ namespace PrefOnline.Worker.Cli;
 /// <c>prefonline mock-broker</c>: runs librdkafka's mock Kafka cluster (real Kafka protocol on 127.0.0.1,
 /// nothing on disk, no auth) until killed, for end-to-end tests and demos without a Kafka installation.
 /// Prints <c>bootstrap.servers=HOST:PORT</c> as its first stdout line. Reads optional commands from
-/// stdin, one per line, answering <c>ok ...</c> or <c>error ...</c>: <c>down [BROKER]</c>, <c>up [BROKER]</c>
-/// (outages for end-to-end tests; default all brokers) and <c>create TOPIC PARTITIONS</c>.
+/// stdin (<see cref="MockBrokerConsole"/>, src/PrefOnline.MockKafka, has the protocol).
 /// SIGTERM or Ctrl-C stops it with exit code 0.
 /// </summary>
 /// <remarks>
@@ -57,7 +55,7 @@ public static class MockBrokerCommand
             foreach (var (name, partitions) in topicList) Console.Out.WriteLine($"topic {name} partitions={partitions}");
             await Console.Out.FlushAsync(token);
             if (parse.GetValue(bootstrapFile) is { } file) await File.WriteAllTextAsync(file.FullName, bootstrap + "\n", token);
-            _ = Task.Run(() => ServeCommandsAsync(cluster, stop.Token), CancellationToken.None);
+            _ = Task.Run(() => MockBrokerConsole.ServeCommandsAsync(cluster, Console.In, Console.Out, stop.Token), CancellationToken.None);
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token);
@@ -69,45 +67,6 @@ public static class MockBrokerCommand
             return 0;
         }, ct));
         return command;
-    }
-
-    private static async Task ServeCommandsAsync(MockKafkaCluster cluster, CancellationToken cancellationToken)
-    {
-        // EOF on stdin (e.g. started with </dev/null) just ends command serving; the broker keeps running.
-        while (await Console.In.ReadLineAsync(cancellationToken) is { } line)
-        {
-            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            if (words.Length == 0) continue;
-            string reply;
-            try
-            {
-                var broker = words.Length > 1 && words[0] is "down" or "up" ? int.Parse(words[1], CultureInfo.InvariantCulture) : MockKafkaCluster.AllBrokers;
-                switch (words[0])
-                {
-                    case "down":
-                        cluster.SetBrokerDown(broker);
-                        reply = $"ok down {broker}";
-                        break;
-                    case "up":
-                        cluster.SetBrokerUp(broker);
-                        reply = $"ok up {broker}";
-                        break;
-                    case "create" when words.Length == 3:
-                        cluster.CreateTopic(words[1], int.Parse(words[2], CultureInfo.InvariantCulture));
-                        reply = $"ok create {words[1]}";
-                        break;
-                    default:
-                        reply = "error unknown command; use: down [BROKER] | up [BROKER] | create TOPIC PARTITIONS";
-                        break;
-                }
-            }
-            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException or InvalidOperationException)
-            {
-                reply = "error " + e.Message.ReplaceLineEndings(" ");
-            }
-            await Console.Out.WriteLineAsync(reply);
-            await Console.Out.FlushAsync(cancellationToken);
-        }
     }
 
     private static BootstrapForwarder StartForwarder(int port, string bootstrapServers)
@@ -124,17 +83,13 @@ public static class MockBrokerCommand
 
     private static List<(string Name, int Partitions)> ParseTopics(string spec)
     {
-        var result = new List<(string, int)>();
-        foreach (var item in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        try
         {
-            var parts = item.Split(':');
-            var partitions = 1;
-            if (parts.Length > 2 || parts[0].Length == 0 || (parts.Length == 2 && (!int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out partitions) || partitions is < 1 or > 1000)))
-            {
-                throw new CliException($"--topics: '{item}' is not name[:partitions] with 1..1000 partitions", CliAction.UsageError);
-            }
-            result.Add((parts[0], partitions));
+            return MockBrokerConsole.ParseTopics(spec);
         }
-        return result;
+        catch (FormatException e)
+        {
+            throw new CliException($"--topics: {e.Message}", CliAction.UsageError);
+        }
     }
 }

@@ -1,4 +1,4 @@
-using PrefOnline.Learning.Experiments.Length;
+using PrefOnline.Experiments.Length;
 
 namespace PrefOnline.Worker.Demo;
 

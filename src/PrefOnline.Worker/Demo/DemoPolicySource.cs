@@ -1,4 +1,4 @@
-using PrefOnline.Learning.Experiments.Length;
+using PrefOnline.Experiments.Length;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Worker.Models;

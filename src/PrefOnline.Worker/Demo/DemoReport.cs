@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using PrefOnline.Learning.Experiments.Reporting;
+using PrefOnline.Experiments.Reporting;
 using PrefOnline.Worker.Pipeline;
 
 namespace PrefOnline.Worker.Demo;

@@ -64,6 +64,21 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
             .ToHashSet();
     }
 
+    /// <summary>The restore layer copies each project file before `dotnet restore`; a project missing there (a new
+    /// tool project the CLI references, say) fails the image build only after the whole source is copied.</summary>
+    [Fact]
+    public void The_restore_layer_copies_every_source_project_before_restoring()
+    {
+        var build = Stage("build");
+        var restore = build.FindIndex(l => l.StartsWith("RUN dotnet restore", StringComparison.Ordinal));
+        Assert.True(restore >= 0, "no dotnet restore in the build stage");
+        var copied = build.Take(restore).Where(l => l.StartsWith("COPY src/", StringComparison.Ordinal)).Select(l => l.Split(' ')[1]).ToHashSet();
+        var projects = Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "src"), "*.csproj", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(RepositoryPaths.Root, f).Replace('\\', '/')).Order().ToList();
+        Assert.NotEmpty(projects);
+        Assert.All(projects, p => Assert.Contains(p, copied));
+    }
+
     [Fact]
     public void A_noble_build_stage_publishes_for_the_chosen_backend_and_the_runtime_follows_it()
     {

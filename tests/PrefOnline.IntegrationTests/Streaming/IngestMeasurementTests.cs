@@ -1,4 +1,4 @@
-using PrefOnline.Streaming.Benchmarks;
+using PrefOnline.Benchmarks;
 
 namespace PrefOnline.IntegrationTests.Streaming;
 

@@ -4,7 +4,7 @@ using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.DeadLetters;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Metrics;
 using PrefOnline.Streaming.Tests.Support;
 using PrefOnline.Streaming.Transport;

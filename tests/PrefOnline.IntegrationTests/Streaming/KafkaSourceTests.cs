@@ -2,7 +2,7 @@ using System.Text;
 using Confluent.Kafka;
 using PrefOnline.Streaming.Embedded;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Tests.Support;
 using PrefOnline.Streaming.Transport;
 using static PrefOnline.IntegrationTests.Streaming.KafkaTestKit;

@@ -1,6 +1,6 @@
 using System.Text;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Tests.Support;
 using PrefOnline.Streaming.Transport;
 using static PrefOnline.IntegrationTests.Streaming.KafkaTestKit;

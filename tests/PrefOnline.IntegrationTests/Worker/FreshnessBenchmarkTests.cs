@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using PrefOnline.IntegrationTests.Streaming;
+using PrefOnline.Benchmarks;
 using PrefOnline.Worker.Benchmarks;
 
 namespace PrefOnline.IntegrationTests.Worker;

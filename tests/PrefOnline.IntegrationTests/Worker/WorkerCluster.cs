@@ -1,7 +1,7 @@
 using Confluent.Kafka;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 
 namespace PrefOnline.IntegrationTests.Worker;
 

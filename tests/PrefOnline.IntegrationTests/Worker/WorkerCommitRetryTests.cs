@@ -1,7 +1,7 @@
 using Confluent.Kafka;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Streaming.Contracts;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 using Xunit.Abstractions;
 using static PrefOnline.IntegrationTests.Worker.WorkerCluster;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using PrefOnline.Benchmarks;
 using PrefOnline.Worker.Benchmarks;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;

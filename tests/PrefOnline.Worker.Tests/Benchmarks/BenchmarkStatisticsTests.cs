@@ -1,3 +1,4 @@
+using PrefOnline.Benchmarks;
 using PrefOnline.Worker.Benchmarks;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;

@@ -1,5 +1,5 @@
 using PrefOnline.Learning.Models;
-using PrefOnline.Worker.Benchmarks;
+using PrefOnline.Benchmarks;
 using PrefOnline.Worker.Tests.ModelVerbs;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;
