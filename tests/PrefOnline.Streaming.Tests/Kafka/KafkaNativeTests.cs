@@ -1,6 +1,6 @@
 using Confluent.Kafka;
 using PrefOnline.Streaming.Kafka;
-using PrefOnline.Streaming.Kafka.Mock;
+using PrefOnline.MockKafka;
 
 namespace PrefOnline.Streaming.Tests.Kafka;
 
