@@ -1,4 +1,5 @@
 using PrefOnline.Kernels;
+using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Randomness;
 
 namespace PrefOnline.Learning.Sampling;
@@ -45,6 +46,15 @@ public sealed record DecodeRequest
     public TokenByteTable? TokenBytes { get; init; }
 
     public int Rows => Prompts.Count * SamplesPerPrompt;
+
+    /// <summary>Every backend's first step: throws <see cref="ArgumentException"/> listing every problem of
+    /// this request for <paramref name="config"/>'s vocabulary and context.</summary>
+    public void ThrowIfInvalidFor(Gpt2Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var problems = Problems(config.VocabularySize, config.ContextLength);
+        if (problems.Count > 0) throw new ArgumentException($"invalid decode request: {string.Join("; ", problems)}");
+    }
 
     /// <summary>Every problem with this request for a model of <paramref name="vocabulary"/> token ids
     /// and <paramref name="context"/> positions, or an empty list.</summary>

@@ -42,8 +42,7 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
         var config = model.Config;
-        var problems = request.Problems(config.VocabularySize, config.ContextLength);
-        if (problems.Count > 0) throw new ArgumentException($"invalid decode request: {string.Join("; ", problems)}", nameof(request));
+        request.ThrowIfInvalidFor(config);
         // The kernels split their loops over as many threads as the tensor engine uses, so both stay on the same cores.
         var threads = Math.Clamp(torch.get_num_threads(), 1, FusedKernels.MaxThreads);
         if (FusedKernels.Threads != threads) FusedKernels.Threads = threads;

@@ -29,8 +29,7 @@ public sealed class TorchSharpDecoder(PolicyModel model) : IPolicyDecoder
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
         var config = model.Config;
-        var problems = request.Problems(config.VocabularySize, config.ContextLength);
-        if (problems.Count > 0) throw new ArgumentException($"invalid decode request: {string.Join("; ", problems)}", nameof(request));
+        request.ThrowIfInvalidFor(config);
 
         var rows = new DecodeRows(request);
         var random = request.Seeds().Select(seed => new Xoshiro256StarStar(seed)).ToArray();
