@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace PrefOnline.Worker.Checkpoints;
@@ -16,7 +17,7 @@ public static class CheckpointServiceCollectionExtensions
         services.AddOptions<CheckpointOptions>()
             .Bind(configuration.GetSection(CheckpointOptions.SectionName))
             .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<CheckpointOptions>, CheckpointOptionsValidator>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CheckpointOptions>, CheckpointOptionsValidator>());
         return services;
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Streaming.Validation;
@@ -14,7 +15,8 @@ namespace PrefOnline.Worker.Hosting;
 
 /// <summary>
 /// Start-up validation of the whole configuration before anything starts: every section is bound
-/// strictly (<see cref="SectionBinder"/>) and checked by its validator, then the rules across sections.
+/// strictly (<see cref="SectionBinder"/>) and checked by the validator the host registers for it
+/// (<see cref="SectionOptions"/>, the same one ValidateOnStart runs), then the rules across sections.
 /// The result is one line per invalid setting, each naming its key (<c>prefonline run</c> prints them and
 /// exits with code 2).
 /// </summary>
@@ -23,7 +25,7 @@ public static class ConfigurationCheck
     /// <summary>Sections <c>prefonline run</c> reads; any other top-level section except Logging is reported as unknown.</summary>
     public static IReadOnlyList<string> Sections { get; } =
     [
-        WorkerOptions.SectionName, KafkaOptions.SectionName, "Validation", ModelOptions.SectionName, GenerationOptions.SectionName,
+        WorkerOptions.SectionName, KafkaOptions.SectionName, ValidationLimitsValidator.SectionName, ModelOptions.SectionName, GenerationOptions.SectionName,
         ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerServiceOptions.SectionName,
         RewardTrainingOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
         PolicyDistributionOptions.SectionName, DemoOptions.SectionName, "Logging",
@@ -38,22 +40,24 @@ public static class ConfigurationCheck
                 problems.Add($"{section.Key} is not a known configuration section (known: {string.Join(", ", Sections)})");
         }
 
+        // The validators ValidateOnStart runs (SectionOptions), applied here to the strictly bound sections.
+        using var validators = new ServiceCollection().AddSectionOptions(configuration).BuildServiceProvider();
         var settings = new WorkerSettings(
-            Bound<WorkerOptions>(WorkerOptions.SectionName, WorkerOptionsValidator.Problems),
-            Bound<KafkaOptions>(KafkaOptions.SectionName, KafkaOptionsValidator.Problems),
-            Bound<ValidationLimits>("Validation", v => v.Problems().Select(p => "Validation: " + p).ToList()),
-            Bound<ModelOptions>(ModelOptions.SectionName, m => m.Problems()),
-            Bound<GenerationOptions>(GenerationOptions.SectionName, g => g.Problems()),
-            Bound<ScoringOptions>(ScoringOptions.SectionName, s => s.Problems()),
-            Bound<FeedbackOptions>(FeedbackOptions.SectionName, f => f.Problems()),
-            Bound<ReplayOptions>(ReplayOptions.SectionName, r => r.Problems()),
-            Bound<LearnerServiceOptions>(LearnerServiceOptions.SectionName, l => l.Problems()),
-            Bound<RewardTrainingOptions>(RewardTrainingOptions.SectionName, r => r.Problems()),
-            BoundRecord<GuardrailOptions>(GuardrailOptions.SectionName, g => g.Validate()),
-            Bound<CheckpointOptions>(CheckpointOptions.SectionName, CheckpointOptionsValidator.Problems),
-            Bound<ObservabilityOptions>(ObservabilityOptions.SectionName, o => new ObservabilityOptionsValidator().Validate(null, o).Failures?.ToList() ?? []),
-            Bound<PolicyDistributionOptions>(PolicyDistributionOptions.SectionName, d => d.Problems()),
-            Bound<DemoOptions>(DemoOptions.SectionName, d => d.Problems()));
+            Bound<WorkerOptions>(WorkerOptions.SectionName),
+            Bound<KafkaOptions>(KafkaOptions.SectionName),
+            Bound<ValidationLimits>(ValidationLimitsValidator.SectionName),
+            Bound<ModelOptions>(ModelOptions.SectionName),
+            Bound<GenerationOptions>(GenerationOptions.SectionName),
+            Bound<ScoringOptions>(ScoringOptions.SectionName),
+            Bound<FeedbackOptions>(FeedbackOptions.SectionName),
+            Bound<ReplayOptions>(ReplayOptions.SectionName),
+            Bound<LearnerServiceOptions>(LearnerServiceOptions.SectionName),
+            Bound<RewardTrainingOptions>(RewardTrainingOptions.SectionName),
+            Bound<GuardrailOptions>(GuardrailOptions.SectionName),
+            Bound<CheckpointOptions>(CheckpointOptions.SectionName),
+            Bound<ObservabilityOptions>(ObservabilityOptions.SectionName),
+            Bound<PolicyDistributionOptions>(PolicyDistributionOptions.SectionName),
+            Bound<DemoOptions>(DemoOptions.SectionName));
 
         if (!settings.Embedded && settings.Kafka.DeliveryTimeout > settings.Worker.ShutdownTimeout)
             problems.Add($"Kafka:DeliveryTimeout ({settings.Kafka.DeliveryTimeout:c}) must not exceed Worker:ShutdownTimeout ({settings.Worker.ShutdownTimeout:c}): on a stop during a broker outage the producer waits that long for its last deliveries");
@@ -71,15 +75,13 @@ public static class ConfigurationCheck
             problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);
 
-        T Bound<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new()
+        T Bound<T>(string section) where T : class, new()
         {
             var before = problems.Count;
             var value = SectionBinder.Bind<T>(configuration, section, problems);
-            if (problems.Count == before) problems.AddRange(validate(value));
+            if (problems.Count == before) problems.AddRange(SectionOptions.Problems(validators, value));
             return value;
         }
-
-        T BoundRecord<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : class, new() => Bound(section, validate);
     }
 
     /// <summary>

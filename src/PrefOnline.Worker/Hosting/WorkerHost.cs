@@ -29,8 +29,8 @@ namespace PrefOnline.Worker.Hosting;
 /// pipeline (<see cref="PipelineService"/>), the learner's policy files on a port of their own
 /// (<see cref="PolicyServer"/>, when <see cref="WorkerSettings.ServesPolicies"/>), and in embedded mode the demo
 /// (simulated users, console, report).
-/// Every section is validated before this is called (<see cref="ConfigurationCheck"/>) and again by the
-/// options pipeline at start (ValidateOnStart).
+/// Every section is validated before this is called (<see cref="ConfigurationCheck"/>), by the same validators
+/// the options pipeline runs at start (ValidateOnStart, <see cref="SectionOptions"/>).
 /// </summary>
 public static class WorkerHost
 {
@@ -71,7 +71,7 @@ public static class WorkerHost
         });
         services.AddSingleton(settings);
         services.AddSingleton(TimeProvider.System);
-        AddValidatedOptions(services, configuration);
+        services.AddSectionOptions(configuration);
         services.AddPrefOnlineObservability(configuration);
         builder.UsePrefOnlineObservabilityPort();
 
@@ -175,31 +175,5 @@ public static class WorkerHost
             settings.Model, settings.Generation, settings.Scoring, settings.Replay, settings.Learner, settings.Reward, settings.Guardrails,
         }, new System.Text.Json.JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } });
         return CheckpointConfigHash.Prefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(json)));
-    }
-
-    private static void AddValidatedOptions(IServiceCollection services, IConfiguration configuration)
-    {
-        services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.SectionName)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>();
-        services.AddOptions<KafkaOptions>().Bind(configuration.GetSection(KafkaOptions.SectionName)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<KafkaOptions>, KafkaOptionsValidator>();
-        Add<ModelOptions>(ModelOptions.SectionName);
-        Add<GenerationOptions>(GenerationOptions.SectionName);
-        Add<ScoringOptions>(ScoringOptions.SectionName);
-        Add<FeedbackOptions>(FeedbackOptions.SectionName);
-        Add<ReplayOptions>(ReplayOptions.SectionName);
-        Add<LearnerServiceOptions>(LearnerServiceOptions.SectionName);
-        Add<RewardTrainingOptions>(RewardTrainingOptions.SectionName);
-        Add<DemoOptions>(DemoOptions.SectionName);
-        services.AddCheckpointOptions(configuration);
-        Add<PolicyDistributionOptions>(PolicyDistributionOptions.SectionName);
-        services.AddOptions<GuardrailOptions>().Bind(configuration.GetSection(GuardrailOptions.SectionName)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<GuardrailOptions>, Guardrails.GuardrailOptionsValidator>();
-
-        void Add<T>(string section) where T : class, IValidatedOptions
-        {
-            services.AddOptions<T>().Bind(configuration.GetSection(section)).ValidateOnStart();
-            services.AddSingleton<IValidateOptions<T>, ValidatedOptionsValidator<T>>();
-        }
     }
 }

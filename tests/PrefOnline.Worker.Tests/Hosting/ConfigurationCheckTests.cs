@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using PrefOnline.Worker.Cli;
 using PrefOnline.Worker.Hosting;
 
@@ -39,6 +41,41 @@ public sealed class ConfigurationCheckTests : IDisposable
         Assert.Equal(expectedKeys.Length, problems.Count);
         foreach (var key in expectedKeys) Assert.Single(problems, p => p.Contains(key, StringComparison.Ordinal));
         Assert.All(problems, p => Assert.DoesNotContain('\n', p));
+    }
+
+    [Fact]
+    public void TheCheckBeforeStartAndValidateOnStartReportTheSameLinesFromOneValidatorPerSection()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Worker:TensorThreads"] = "2000",
+            ["Kafka:Topics:Prompts"] = "bad topic!",
+            ["Validation:MaxIdLength"] = "0",
+            ["Model:Dtype"] = "float16",
+            ["Generation:TopP"] = "7",
+            ["Replay:Capacity"] = "-1",
+            ["Learner:BatchSize"] = "0",
+            ["Reward:BatchSize"] = "0",
+            ["Guardrails:KlBudget"] = "-1",
+            ["Checkpoints:KeepLast"] = "0",
+            ["Observability:Port"] = "70000",
+            ["PolicyDistribution:Port"] = "70000",
+            ["Demo:Users:PromptsPerSecond"] = "-3",
+        }).Build();
+
+        var (_, beforeStart) = ConfigurationCheck.Check(configuration);
+
+        using var services = new ServiceCollection().AddSectionOptions(configuration).BuildServiceProvider();
+        var thrown = Assert.ThrowsAny<Exception>(() => services.GetRequiredService<IStartupValidator>().Validate());
+        var atStart = (thrown is AggregateException aggregate ? aggregate.InnerExceptions : [thrown])
+            .Select(e => Assert.IsType<OptionsValidationException>(e))
+            .SelectMany(e => e.Failures)
+            .ToList();
+
+        Assert.Equal(13, beforeStart.Count);
+        foreach (var section in new[] { "Worker:", "Kafka:", "Validation:", "Model:", "Generation:", "Replay:", "Learner:", "Reward:", "Guardrails:", "Checkpoints:", "Observability:", "PolicyDistribution:", "Demo:" })
+            Assert.Single(beforeStart, p => p.StartsWith(section, StringComparison.Ordinal));
+        Assert.Equal(beforeStart.Order(StringComparer.Ordinal), atStart.Order(StringComparer.Ordinal));
     }
 
     [Fact]
