@@ -95,7 +95,7 @@ public sealed class PolicySurfaceTests(ITestOutputHelper output)
         // 2. A forged event pointing elsewhere: refused before any request, counted, the generator keeps its version.
         var forged = PolicyEvent.Publish(current.Version + 100, $"http://attacker.example:{policyPort}/policy/{currentCheckpoint}/policy.safetensors", current.Sha256,
             DateTimeOffset.UtcNow, new Dictionary<string, double>(), current.Files);
-        await ProducePolicyAsync(kcat, forged);
+        await ProduceUntilJudgedAsync(generator, kcat, forged, "untrusted-uri", Tails);
         await AssertRefusedAndStillServingAsync(generator, kcat, "untrusted-uri", serving, "after-forged", Tails);
 
         // 3. A real older version whose tokenizer file was tampered with on the learner's disk, named by a rollback event
@@ -104,7 +104,7 @@ public sealed class PolicySurfaceTests(ITestOutputHelper output)
         var tokenizer = Path.Combine(store, CheckpointFiles.DirectoryName(CheckpointOf(older)), "tokenizer_config.json");
         await File.AppendAllTextAsync(tokenizer, " ");
         var replay = PolicyEvent.Rollback(current.Version, older.Version, "forged", older.Uri, older.Sha256, DateTimeOffset.UtcNow, new Dictionary<string, double>(), older.Files);
-        await ProducePolicyAsync(kcat, replay);
+        await ProduceUntilJudgedAsync(generator, kcat, replay, "hash-mismatch", Tails);
         await AssertRefusedAndStillServingAsync(generator, kcat, "hash-mismatch", serving, "after-tampered", Tails);
 
         // 4. An operator's rollback to the first published version: the versions after it are withdrawn (410), it is
@@ -128,10 +128,34 @@ public sealed class PolicySurfaceTests(ITestOutputHelper output)
         Assert.Equal([0, 0], codes);
     }
 
+    /// <summary>
+    /// Produces <paramref name="policyEvent"/> until the generator has judged it (counted under <paramref name="reason"/>).
+    /// The learner may publish its current version again at any moment (a checkpoint that absorbed input without an
+    /// update), and a generator acts on the newest event of what it has read: an event of ours that such a publish
+    /// follows closely is rightly superseded unseen (the newest says "serve the current version"). Measured once in
+    /// a full CI run: the learner's re-publish landed one second after ours.
+    /// </summary>
+    private static async Task ProduceUntilJudgedAsync(WorkerProcess generator, Kcat kcat, PolicyEvent policyEvent, string reason, Func<string> diagnostics)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            await ProducePolicyAsync(kcat, policyEvent);
+            try
+            {
+                await Poll.UntilAsync(async () => await generator.MetricAsync("prefonline_skipped_records_total", ("topic", Policy), ("reason", reason)) >= 1,
+                    TimeSpan.FromSeconds(30), $"the policy event judged as {reason} (attempt {attempt})", diagnostics);
+                return;
+            }
+            catch (TimeoutException) when (attempt < 3)
+            {
+            }
+        }
+    }
+
     /// <summary>The refusal is counted under <paramref name="reason"/>, the generator stays ready on <paramref name="version"/> and answers a new prompt with it.</summary>
     private async Task AssertRefusedAndStillServingAsync(WorkerProcess generator, Kcat kcat, string reason, double version, string promptId, Func<string> diagnostics)
     {
-        await Poll.UntilAsync(async () => await generator.MetricAsync("prefonline_skipped_records_total", ("topic", Policy), ("reason", reason)) == 1, Timeout,
+        await Poll.UntilAsync(async () => await generator.MetricAsync("prefonline_skipped_records_total", ("topic", Policy), ("reason", reason)) >= 1, Timeout,
             $"the policy event refused as {reason}", diagnostics);
         Assert.NotNull(generator.Process.FindLine($"as {reason}:"));
         Assert.Equal(version, await generator.MetricAsync("prefonline_policy_version"));
