@@ -54,6 +54,18 @@ public abstract class BenchmarkCase : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>A case's <see cref="DisposeAsync"/> when it owns native objects: disposes <paramref name="owned"/>
+    /// in order on the tensor thread that made and used them, then the case.</summary>
+    protected async ValueTask DisposeOnTensorThreadAsync(TensorThread thread, params IDisposable[] owned)
+    {
+        ArgumentNullException.ThrowIfNull(thread);
+        await thread.RunAsync(() =>
+        {
+            foreach (var item in owned) item.Dispose();
+        }).ConfigureAwait(false);
+        GC.SuppressFinalize(this);
+    }
+
     /// <summary>Times <paramref name="round"/> on the tensor thread itself, so the hop to it is not measured.</summary>
     protected static Task<double> TimeOnTensorThreadAsync(TensorThread thread, Action round, CancellationToken cancellationToken) =>
         thread.RunAsync(() =>

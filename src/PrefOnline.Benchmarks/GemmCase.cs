@@ -52,13 +52,5 @@ internal sealed class GemmCase : BenchmarkCase
             for (var i = 0; i < iterations; i++) a.matmul(b).Dispose();
         }, cancellationToken);
 
-    public override async ValueTask DisposeAsync()
-    {
-        await thread.RunAsync(() =>
-        {
-            a.Dispose();
-            b.Dispose();
-        });
-        await base.DisposeAsync();
-    }
+    public override ValueTask DisposeAsync() => DisposeOnTensorThreadAsync(thread, a, b);
 }

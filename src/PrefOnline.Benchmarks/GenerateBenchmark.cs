@@ -195,15 +195,7 @@ public sealed class GenerateBenchmark : IBenchmark
             return note + " (above 100%: part of the weights stays in the CPU caches between tokens)";
         }
 
-        public override async ValueTask DisposeAsync()
-        {
-            await thread.RunAsync(() =>
-            {
-                decoder.Dispose();
-                model.Dispose();
-            });
-            await base.DisposeAsync();
-        }
+        public override ValueTask DisposeAsync() => DisposeOnTensorThreadAsync(thread, decoder, model);
 
         private static string Label(string preset, int batch, int promptTokens, int newTokens, string backend) =>
             $"generate {preset} b{batch} (prompt {promptTokens}, {newTokens} new) {backend}";

@@ -108,15 +108,7 @@ public sealed class TorchBenchmark : IBenchmark
                 for (var i = 0; i < ops; i++) a.add(b).Dispose();
             }, cancellationToken);
 
-        public override async ValueTask DisposeAsync()
-        {
-            await thread.RunAsync(() =>
-            {
-                a.Dispose();
-                b.Dispose();
-            });
-            await base.DisposeAsync();
-        }
+        public override ValueTask DisposeAsync() => DisposeOnTensorThreadAsync(thread, a, b);
     }
 
     /// <summary>Linear → ReLU → Linear, MSE loss, AdamW(lr 1e-3): <c>steps</c> full train steps per round,
@@ -165,17 +157,6 @@ public sealed class TorchBenchmark : IBenchmark
                 }
             }, cancellationToken);
 
-        public override async ValueTask DisposeAsync()
-        {
-            await thread.RunAsync(() =>
-            {
-                optimizer.Dispose();
-                first.Dispose();
-                second.Dispose();
-                x.Dispose();
-                target.Dispose();
-            });
-            await base.DisposeAsync();
-        }
+        public override ValueTask DisposeAsync() => DisposeOnTensorThreadAsync(thread, optimizer, first, second, x, target);
     }
 }

@@ -225,16 +225,6 @@ public sealed class TrainBenchmark : IBenchmark
                 }
             }, cancellationToken);
 
-        public override async ValueTask DisposeAsync()
-        {
-            await thread.RunAsync(() =>
-            {
-                optimizer.Dispose();
-                model.Dispose();
-                inputs.Dispose();
-                targets.Dispose();
-            });
-            await base.DisposeAsync();
-        }
+        public override ValueTask DisposeAsync() => DisposeOnTensorThreadAsync(thread, optimizer, model, inputs, targets);
     }
 }
