@@ -68,10 +68,11 @@ COPY src/PrefOnline.Streaming/PrefOnline.Streaming.csproj src/PrefOnline.Streami
 COPY src/PrefOnline.Experiments/PrefOnline.Experiments.csproj src/PrefOnline.Experiments/
 COPY src/PrefOnline.MockKafka/PrefOnline.MockKafka.csproj src/PrefOnline.MockKafka/
 COPY src/PrefOnline.Worker/PrefOnline.Worker.csproj src/PrefOnline.Worker/
-RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}
+COPY src/PrefOnline.Cli/PrefOnline.Cli.csproj src/PrefOnline.Cli/
+RUN dotnet restore src/PrefOnline.Cli/PrefOnline.Cli.csproj -p:TorchBackend=${TORCH_BACKEND}
 COPY src/ src/
 COPY config/appsettings.json config/
-RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
+RUN dotnet publish src/PrefOnline.Cli/PrefOnline.Cli.csproj -c Release -p:TorchBackend=${TORCH_BACKEND} \
         -p:PatchMklVendorCheck=${PATCH_MKL_VENDOR_CHECK} --no-restore -o /app \
     && test -f /app/libLibTorchSharp.so \
     && test -f /app/libPrefOnlineFinalizerGuard.so \

@@ -98,7 +98,7 @@ case "$cmd" in
   build) setup; build ;;
   run)
     setup; build
-    exec dotnet "$ROOT/src/PrefOnline.Worker/bin/$CONFIGURATION/net10.0/prefonline.dll" run "$@"
+    exec dotnet "$ROOT/src/PrefOnline.Cli/bin/$CONFIGURATION/net10.0/prefonline.dll" run "$@"
     ;;
   test)
     setup; build

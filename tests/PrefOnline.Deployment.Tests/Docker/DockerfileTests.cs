@@ -87,8 +87,8 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
         Assert.Contains("FROM ${SDK_IMAGE} AS build", lines);
         var build = Stage("build");
         Assert.Contains("ARG TORCH_BACKEND", build);
-        Assert.Contains(build, l => l.StartsWith("RUN dotnet restore src/PrefOnline.Worker/PrefOnline.Worker.csproj -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal));
-        Assert.Contains(build, l => l.StartsWith("RUN dotnet publish src/PrefOnline.Worker/PrefOnline.Worker.csproj -c Release -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal)
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet restore src/PrefOnline.Cli/PrefOnline.Cli.csproj -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal));
+        Assert.Contains(build, l => l.StartsWith("RUN dotnet publish src/PrefOnline.Cli/PrefOnline.Cli.csproj -c Release -p:TorchBackend=${TORCH_BACKEND}", StringComparison.Ordinal)
                                      && l.Contains("test -f /app/libLibTorchSharp.so")
                                      && l.Contains("test -f /app/libPrefOnlineFinalizerGuard.so"));  // the guard TorchSharp must load through
         // MKL's vendor-check patch (README "MKL on AMD CPUs"): off by default, opt-in per image.
@@ -180,7 +180,7 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     [Fact]
     public async Task Every_native_library_of_the_tensor_engine_and_the_kafka_client_links_only_published_or_base_system_libraries()
     {
-        var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Worker", "bin", "Release", "net10.0");
+        var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Cli", "bin", "Release", "net10.0");
         Assert.True(File.Exists(Path.Combine(bin, "libLibTorchSharp.so")), $"build the worker first (dotnet build -c Release): no libLibTorchSharp.so in {bin}");
         var readelf = ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils");
         var published = Directory.GetFiles(bin, "*.so*").Select(Path.GetFileName).ToHashSet();
@@ -207,7 +207,7 @@ public sealed partial class DockerfileTests(ITestOutputHelper output)
     [Fact]
     public async Task The_native_kernels_link_only_the_c_and_cpp_runtimes_and_are_published()
     {
-        var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Worker", "bin", "Release", "net10.0");
+        var bin = Path.Combine(RepositoryPaths.Root, "src", "PrefOnline.Cli", "bin", "Release", "net10.0");
         var kernels = Path.Combine(bin, "libprefonline_kernels.so");
         Assert.True(File.Exists(kernels), $"build the worker first (dotnet build -c Release): no libprefonline_kernels.so in {bin}");
         var readelf = ExternalTool.Require("readelf", $"{ExternalTool.AptInstall} binutils");

@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Benchmarks;
-using PrefOnline.Worker.Benchmarks;
+using PrefOnline.Benchmarks;
 
 namespace PrefOnline.IntegrationTests.Worker;
 

@@ -1,5 +1,5 @@
 using PrefOnline.Benchmarks;
-using PrefOnline.Worker.Benchmarks;
+using PrefOnline.Benchmarks;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;
 

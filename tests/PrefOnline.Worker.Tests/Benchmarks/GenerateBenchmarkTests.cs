@@ -1,6 +1,6 @@
 using System.Text.Json;
 using PrefOnline.Benchmarks;
-using PrefOnline.Worker.Benchmarks;
+using PrefOnline.Benchmarks;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;
 

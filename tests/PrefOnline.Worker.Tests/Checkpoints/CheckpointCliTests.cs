@@ -254,5 +254,5 @@ public sealed class CheckpointCliTests
         }
     }
 
-    private const int CliAction_UsageError = PrefOnline.Worker.Cli.CliAction.UsageError;
+    private const int CliAction_UsageError = PrefOnline.Cli.CliAction.UsageError;
 }

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using PrefOnline.Worker.Cli;
+using PrefOnline.Cli;
 using PrefOnline.Worker.Hosting;
 
 namespace PrefOnline.Worker.Tests.Hosting;

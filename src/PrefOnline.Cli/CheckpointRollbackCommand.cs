@@ -1,7 +1,7 @@
 using System.CommandLine;
 using PrefOnline.Worker.Checkpoints;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline checkpoint rollback --dir DIR [--to N|good] [--reason TEXT]</c>: points <c>latest</c> at an

@@ -1,6 +1,6 @@
 using System.CommandLine;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>Builds the verb tree. Each verb lives in its own file and is listed here once.</summary>
 public static class CommandLineApp

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Reflection;
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary><c>prefonline info</c>: versions and what the machine gives (threads, CUDA, GEMM speed).</summary>
 public static class VersionCommand

@@ -6,7 +6,7 @@ using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline generate --checkpoint DIR --prompt TEXT [-n N] [--temperature T] [--top-p P]

@@ -1,4 +1,3 @@
-using PrefOnline.Benchmarks;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
@@ -20,7 +19,7 @@ using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// Label freshness of the whole worker: how long from a label being produced to the policy update that

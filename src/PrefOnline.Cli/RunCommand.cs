@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using PrefOnline.Worker.Hosting;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline run [--config FILE] [--role all|generator|learner] [--duration T] [--checkpoint-dir DIR] [--port P]</c>:

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using PrefOnline.Learning.Objectives;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary><c>prefonline objectives</c>: the values <c>Learner:Objective</c> accepts, read from
 /// <see cref="ObjectiveCatalog"/> (the same descriptions the learner and the configuration check use).</summary>

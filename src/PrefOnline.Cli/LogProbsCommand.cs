@@ -7,7 +7,7 @@ using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary><c>prefonline logprobs --checkpoint DIR --prompt P --completion C [--eos]</c>: log π(C | P)
 /// under a checkpoint, as JSON: the sum, the per-token mean and each token's value with its text.</summary>

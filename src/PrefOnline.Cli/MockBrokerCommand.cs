@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using PrefOnline.MockKafka;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline mock-broker</c>: runs librdkafka's mock Kafka cluster (real Kafka protocol on 127.0.0.1,

@@ -1,7 +1,6 @@
-using PrefOnline.Benchmarks;
 using PrefOnline.Learning.Models;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>The load and worker shape of <see cref="FreshnessMeasurement"/>; everything seeded.</summary>
 public sealed record FreshnessOptions

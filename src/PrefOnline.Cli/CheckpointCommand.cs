@@ -1,6 +1,6 @@
 using System.CommandLine;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline checkpoint list|verify|rollback</c>: operate on a checkpoint store. The store is named by

@@ -5,7 +5,7 @@ using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline experiment bandit|…</c>: the paper's experiments reproduced with our own objectives.

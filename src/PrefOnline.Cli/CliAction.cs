@@ -1,5 +1,5 @@
 using PrefOnline.Tensors;
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// The failure policy of every CLI verb: an expected failure (bad argument, bad checkpoint, bad file)

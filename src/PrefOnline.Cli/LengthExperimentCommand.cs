@@ -5,7 +5,7 @@ using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline experiment length</c>: the paper's comparison on text — a tiny GPT-2 fitted to a

@@ -5,7 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrefOnline.Worker.Checkpoints;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline checkpoint list --dir DIR [--quick] [--json]</c>: every version, newest first, with when

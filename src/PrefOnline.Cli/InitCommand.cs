@@ -4,7 +4,7 @@ using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Tensors;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary><c>prefonline init --preset tiny|small [--seed S] --out DIR [--force]</c>: a randomly
 /// initialised policy checkpoint (GPT-2 init, byte tokenizer) in the Hugging Face layout.</summary>

@@ -1,8 +1,7 @@
 using PrefOnline.Benchmarks;
 using System.CommandLine;
-using PrefOnline.Worker.Benchmarks;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline bench [torch|train|generate|ingest|freshness|all] [--json FILE] [--rounds N] [--threads N] [--case TEXT]</c>:

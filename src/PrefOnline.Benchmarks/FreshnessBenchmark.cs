@@ -1,7 +1,6 @@
-using PrefOnline.Benchmarks;
 using System.Globalization;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>
 /// <c>prefonline bench freshness</c>: label produced → the update that learnt from it applied (its policy event),

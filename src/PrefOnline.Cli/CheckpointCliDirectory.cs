@@ -2,7 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using PrefOnline.Worker.Checkpoints;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>The <c>--dir</c> / <c>--config</c> pair every checkpoint verb takes, and how they resolve to a directory.</summary>
 internal sealed class CheckpointCliDirectory

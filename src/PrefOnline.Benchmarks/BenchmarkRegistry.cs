@@ -1,6 +1,5 @@
-using PrefOnline.Benchmarks;
 
-namespace PrefOnline.Worker.Benchmarks;
+namespace PrefOnline.Benchmarks;
 
 /// <summary>Every sub-benchmark <c>prefonline bench</c> knows, in the order <c>all</c> runs them.</summary>
 public static class BenchmarkRegistry

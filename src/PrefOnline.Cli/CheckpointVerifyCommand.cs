@@ -1,7 +1,7 @@
 using System.CommandLine;
 using PrefOnline.Worker.Checkpoints;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>
 /// <c>prefonline checkpoint verify --dir DIR [--version N | --all]</c>: full verification (manifest, file

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace PrefOnline.Worker.Cli;
+namespace PrefOnline.Cli;
 
 /// <summary>Durations on the command line: <c>90s</c>, <c>5m</c>, <c>1h30m</c>, <c>500ms</c>, <c>00:05:00</c>, or <c>0</c> (no limit).</summary>
 public static partial class DurationText
