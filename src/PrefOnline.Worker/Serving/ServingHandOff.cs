@@ -226,6 +226,8 @@ public sealed class ServingHandOff : IHostedService, IAsyncDisposable
                 supersede = source;
                 retrying = null;
             }
+            // An announcement that arrived between taking this one and now supersedes it as well.
+            if (Pending.Reader.TryPeek(out var next) && !next.SameAs(version)) source.Cancel();
         }
 
         public void Retrying(int failedAttempt, string error)
