@@ -14,7 +14,7 @@ namespace PrefOnline.Worker.Tests.Serving;
 /// <summary>
 /// The whole worker (<c>prefonline run</c>'s host, embedded transport and simulated users) with an sglang publisher pointed
 /// at an in-test server and a directory publisher: the serving stack receives the versions as the worker learns them, in
-/// order, and the watched directory's <c>current</c> is a loadable policy with the announced weights.
+/// order, the older version again after a rollback, and the watched directory's <c>current</c> is a loadable policy with the announced weights.
 /// </summary>
 [Collection(Demo.DemoCollection.Name)]
 public sealed class ServingEndToEndTests : IDisposable
@@ -55,14 +55,19 @@ public sealed class ServingEndToEndTests : IDisposable
         using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         await app.StartAsync(deadline.Token);
         using var http = new HttpClient { BaseAddress = WorkerHost.Address(app) };
-        await server.WaitForAsync(r => r.Select(x => x.Field("weight_version")).Distinct().Count() >= Versions, $"{Versions} versions at the server", TimeSpan.FromMinutes(9));
+        await server.WaitForAsync(r => r.Select(x => x.Field("weight_version")).Distinct().Count() >= Versions, $"{Versions} versions at the server", TimeSpan.FromMinutes(8));
+        var learned = VersionsAt(server);
+        Assert.Equal(learned.Order(), learned); // in the order the learner published them
+        Assert.Equal(learned.Count, learned.Distinct().Count()); // each once
+
+        // An operator's rollback to `good` (an older version): the serving stack is handed that older version again.
+        var rollback = await PrefOnline.Worker.Checkpoints.CheckpointStore.RequestRollbackAsync(Path.Combine(directory, "checkpoints"), null, "serving test", cancellationToken: deadline.Token);
+        await server.WaitForAsync(r => VersionsAt(r).Skip(learned.Count).Any(v => v < learned[^1]), "the rolled-back-to version at the server", TimeSpan.FromMinutes(3));
         var ready = await http.GetStringAsync(new Uri("/readyz", UriKind.Relative), deadline.Token);
         var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), deadline.Token);
         await app.StopAsync(deadline.Token);
 
-        var versions = server.Requests.Select(r => long.Parse(r.Field("weight_version")!, System.Globalization.CultureInfo.InvariantCulture)).ToList();
-        Assert.Equal(versions.Order(), versions); // in the order the learner published them
-        Assert.Equal(versions.Count, versions.Distinct().Count()); // each once
+        Assert.True(rollback.To < learned[^1], $"rolled back to v{rollback.To}");
         Assert.All(server.Requests, r => Assert.Equal(("/update_weights_from_disk", $"/models/prefonline/v{long.Parse(r.Field("weight_version")!, System.Globalization.CultureInfo.InvariantCulture):D6}"), (r.Path, r.Field("model_path"))));
         Assert.Contains("serving-sglang", ready, StringComparison.Ordinal);
         Assert.Contains("serving-volume", ready, StringComparison.Ordinal);
@@ -73,7 +78,7 @@ public sealed class ServingEndToEndTests : IDisposable
         using var current = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(volume, "current.json"), deadline.Token));
         var weights = Path.Combine(volume, "current", "model.safetensors");
         Assert.Equal(current.RootElement.GetProperty("sha256").GetString(), Convert.ToHexStringLower(SHA256.HashData(await File.ReadAllBytesAsync(weights, deadline.Token))));
-        Assert.True(current.RootElement.GetProperty("version").GetInt64() >= versions[^1]);
+        Assert.Contains(current.RootElement.GetProperty("version").GetInt64(), VersionsAt(server));
         using var thread = new TensorThread("serving-e2e");
         var vocabulary = await thread.RunAsync(() =>
         {
@@ -82,6 +87,11 @@ public sealed class ServingEndToEndTests : IDisposable
         }, deadline.Token);
         Assert.True(vocabulary > 0);
     }
+
+    private static List<long> VersionsAt(FakeServingServer server) => VersionsAt(server.Requests);
+
+    private static List<long> VersionsAt(IReadOnlyList<FakeServingServer.Request> requests) =>
+        requests.Select(r => long.Parse(r.Field("weight_version")!, System.Globalization.CultureInfo.InvariantCulture)).ToList();
 
     public void Dispose() => Directory.Delete(directory, recursive: true);
 }
