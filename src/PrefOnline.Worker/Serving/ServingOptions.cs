@@ -100,7 +100,7 @@ public sealed partial class ServingPublisherOptions
     public string AdapterName { get; set; } = "prefonline";
 
     /// <summary>
-    /// vllm: replace the adapter in place (<c>"load_inplace": true</c>, vLLM 0.10.2 and later) instead of unloading the
+    /// vllm: replace the adapter in place (<c>"load_inplace": true</c>, in vLLM versions whose load request has that field) instead of unloading the
     /// previous version and loading the new one (which every version with runtime LoRA updating accepts).
     /// </summary>
     public bool LoadInplace { get; set; }
