@@ -134,6 +134,29 @@ environment variables (they win over the file).
       value: {{ $v.policyServer.requestsPerSecond | quote }}
     - name: PREFONLINE__PolicyDistribution__RequestBurst
       value: {{ $v.policyServer.requestBurst | quote }}
+    {{- range $i, $publisher := $v.serving.publishers }}
+    # Serving:Publishers:{{ $i }}: hands each version to the serving stack (docs/OPERATIONS.md, "Hand-off to the serving stack").
+    - name: PREFONLINE__Serving__Publishers__{{ $i }}__Type
+      value: {{ $publisher.type | quote }}
+    - name: PREFONLINE__Serving__Publishers__{{ $i }}__Directory
+      value: {{ $publisher.directory | default "/var/lib/prefonline/serving" | quote }}
+    {{- range $key, $name := dict "name" "Name" "baseUrl" "BaseUrl" "serverPath" "ServerPath" "adapterName" "AdapterName" "keepVersions" "KeepVersions" "timeout" "Timeout" "loadInplace" "LoadInplace" "abortAllRequests" "AbortAllRequests" }}
+    {{- if hasKey $publisher $key }}
+    - name: PREFONLINE__Serving__Publishers__{{ $i }}__{{ $name }}
+      value: {{ get $publisher $key | toString | quote }}
+    {{- end }}
+    {{- end }}
+    {{- with $publisher.tokenSecret }}
+    # The server's API key, from a Secret: never in the ConfigMap or the values.
+    - name: PREFONLINE_SERVING_TOKEN_{{ $i }}
+      valueFrom:
+        secretKeyRef:
+          name: {{ .name | quote }}
+          key: {{ .key | default "token" | quote }}
+    - name: PREFONLINE__Serving__Publishers__{{ $i }}__TokenVariable
+      value: PREFONLINE_SERVING_TOKEN_{{ $i }}
+    {{- end }}
+    {{- end }}
     {{- else }}
     - name: PREFONLINE__PolicyDistribution__DownloadDirectory
       value: /var/cache/prefonline/policies

@@ -105,6 +105,16 @@ internal static class PosixFileSystem
     public static void Close(int fd) => close(fd);
 
     /// <summary>
+    /// rename(2): atomically replaces <paramref name="to"/> (a file or a symlink, never followed) with <paramref name="from"/>.
+    /// .NET's File.Move looks through a symlink to a directory at the destination; this does not.
+    /// </summary>
+    public static void Rename(string from, string to)
+    {
+        EnsureLinux();
+        if (rename(from, to) != 0) throw ErrorFor("rename", to);
+    }
+
+    /// <summary>
     /// True for "the device is full" (ENOSPC) or "the quota is used up" (EDQUOT): .NET and this class put the
     /// errno in <see cref="Exception.HResult"/> (measured: a full tmpfs gives HResult 28).
     /// </summary>
@@ -131,6 +141,9 @@ internal static class PosixFileSystem
 
     [DllImport(LibC, SetLastError = true)]
     private static extern int fsync(int fd);
+
+    [DllImport(LibC, EntryPoint = "rename", SetLastError = true)]
+    private static extern int rename([MarshalAs(UnmanagedType.LPUTF8Str)] string from, [MarshalAs(UnmanagedType.LPUTF8Str)] string to);
 
     [DllImport(LibC, SetLastError = true)]
     private static extern int close(int fd);

@@ -9,6 +9,7 @@ using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Pipeline;
 using PrefOnline.Worker.PolicyDistribution;
+using PrefOnline.Worker.Serving;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -28,7 +29,7 @@ public static class ConfigurationCheck
         WorkerOptions.SectionName, KafkaOptions.SectionName, ValidationLimitsValidator.SectionName, ModelOptions.SectionName, GenerationOptions.SectionName,
         ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerServiceOptions.SectionName,
         RewardTrainingOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
-        PolicyDistributionOptions.SectionName, DemoOptions.SectionName, "Logging",
+        PolicyDistributionOptions.SectionName, ServingOptions.SectionName, DemoOptions.SectionName, "Logging",
     ];
 
     public static (WorkerSettings Settings, IReadOnlyList<string> Problems) Check(IConfiguration configuration)
@@ -57,6 +58,7 @@ public static class ConfigurationCheck
             Bound<CheckpointOptions>(CheckpointOptions.SectionName),
             Bound<ObservabilityOptions>(ObservabilityOptions.SectionName),
             Bound<PolicyDistributionOptions>(PolicyDistributionOptions.SectionName),
+            Bound<ServingOptions>(ServingOptions.SectionName),
             Bound<DemoOptions>(DemoOptions.SectionName));
 
         if (!settings.Embedded && settings.Kafka.DeliveryTimeout > settings.Worker.ShutdownTimeout)
@@ -71,6 +73,7 @@ public static class ConfigurationCheck
             && Math.Max(Math.Abs(settings.Reward.RatingMin), Math.Abs(settings.Reward.RatingMax)) > maxAbsReward)
             problems.Add($"Reward:RatingMin/RatingMax [{settings.Reward.RatingMin}, {settings.Reward.RatingMax}] reach beyond Validation:MaxAbsReward ({maxAbsReward}): ratings on the scale would be refused; narrow the scale or raise the limit");
         problems.AddRange(PolicySurfaceProblems(settings));
+        problems.AddRange(ServingProblems(settings));
         if (settings.Kafka.MaxBufferedBytes > 0 && settings.Kafka.MaxBufferedBytes < settings.Validation.MaxRecordBytes)
             problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);
@@ -81,6 +84,30 @@ public static class ConfigurationCheck
             var value = SectionBinder.Bind<T>(configuration, section, problems);
             if (problems.Count == before) problems.AddRange(SectionOptions.Problems(validators, value));
             return value;
+        }
+    }
+
+    /// <summary>
+    /// What a learner's versions hold, for the serving publishers: full weights today. The learner's LoRA adapters
+    /// (<c>Learner:Adapter=lora</c>, issue 14 item 3) make this <see cref="ServingExportKind.Adapter"/>; nothing else in
+    /// the hand-off changes (<see cref="VersionExporter.KindOf"/> reads the kind from each version's files).
+    /// </summary>
+    public static ServingExportKind LearnerExportKind(WorkerSettings settings) => ServingExportKind.Full;
+
+    /// <summary>Publishers run on the learner only; vLLM's runtime API loads adapters only.</summary>
+    private static IEnumerable<string> ServingProblems(WorkerSettings settings)
+    {
+        var publishers = settings.Serving.Publishers;
+        if (publishers.Count == 0) yield break;
+        if (settings.Worker.Role == WorkerRole.Generator)
+        {
+            yield return $"{ServingOptions.SectionName}:{nameof(ServingOptions.Publishers)} is set, but Worker:Role generator publishes no policy versions: configure the publishers on the learner";
+            yield break;
+        }
+        for (var i = 0; i < publishers.Count; i++)
+        {
+            if (publishers[i]?.Type == ServingPublisherType.Vllm && LearnerExportKind(settings) != ServingExportKind.Adapter)
+                yield return $"{ServingOptions.SectionName}:{nameof(ServingOptions.Publishers)}:{i}:{nameof(ServingPublisherOptions.Type)} vllm loads LoRA adapters through vLLM's runtime API, but this learner trains every weight (no LoRA adapter): use sglang or directory for full weights";
         }
     }
 

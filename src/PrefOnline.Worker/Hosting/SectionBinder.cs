@@ -40,7 +40,9 @@ public static partial class SectionBinder
 
     private static (string? Key, string Line) Explain(InvalidOperationException e, IEnumerable<string> keys)
     {
+        // Inside a list (Serving:Publishers:0:Type) the binder wraps the conversion failure in a general one: read the chain.
         var conversion = ConversionPattern().Match(e.Message);
+        for (var inner = e.InnerException; !conversion.Success && inner is not null; inner = inner.InnerException) conversion = ConversionPattern().Match(inner.Message);
         if (conversion.Success)
         {
             var type = conversion.Groups["type"].Value;

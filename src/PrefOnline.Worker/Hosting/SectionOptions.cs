@@ -11,6 +11,7 @@ using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Pipeline;
 using PrefOnline.Worker.PolicyDistribution;
+using PrefOnline.Worker.Serving;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -40,6 +41,7 @@ public static class SectionOptions
         Add<CheckpointOptions, CheckpointOptionsValidator>(CheckpointOptions.SectionName);
         Add<ObservabilityOptions, ObservabilityOptionsValidator>(ObservabilityOptions.SectionName);
         Add<PolicyDistributionOptions, ValidatedOptionsValidator<PolicyDistributionOptions>>(PolicyDistributionOptions.SectionName);
+        Add<ServingOptions, ValidatedOptionsValidator<ServingOptions>>(ServingOptions.SectionName);
         Add<DemoOptions, ValidatedOptionsValidator<DemoOptions>>(DemoOptions.SectionName);
         return services;
 

@@ -19,6 +19,7 @@ using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Observability.Health;
 using PrefOnline.Worker.Pipeline;
 using PrefOnline.Worker.PolicyDistribution;
+using PrefOnline.Worker.Serving;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -105,6 +106,19 @@ public static class WorkerHost
             services.AddSingleton<CheckpointReadiness>();
             services.AddSingleton<IReadinessContributor>(provider => provider.GetRequiredService<CheckpointReadiness>());
             services.AddSingleton(provider => new PolicyServingLeases(provider.GetRequiredService<TimeProvider>()));
+            if (settings.Serving.Publishers.Count > 0)
+            {
+                // docs/OPERATIONS.md, "Hand-off to the serving stack". Registered (and so started) before the pipeline, stopped after it.
+                services.AddSingleton(provider => new ServingHandOff(settings.Serving,
+                    ServingPublishers.Create(settings.Serving, provider.GetRequiredService<ILoggerFactory>()),
+                    provider.GetRequiredService<PrefOnlineMetrics>(), provider.GetRequiredService<ILogger<ServingHandOff>>(), provider.GetRequiredService<TimeProvider>()));
+                services.AddHostedService(provider => provider.GetRequiredService<ServingHandOff>());
+                for (var i = 0; i < settings.Serving.Publishers.Count; i++)
+                {
+                    var index = i;
+                    services.AddSingleton<IReadinessContributor>(provider => provider.GetRequiredService<ServingHandOff>().Checks[index]);
+                }
+            }
             services.AddSingleton(provider => CreateLearnerPipeline(provider, settings, configuration));
         }
         else
@@ -161,7 +175,7 @@ public static class WorkerHost
             provider.GetRequiredService<ReadinessGate>(), provider.GetRequiredService<PipelineStatus>(), ConfigHash(settings),
             provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<TimeProvider>(),
             provider.GetRequiredService<CheckpointReadiness>(), provider.GetRequiredService<PolicyServingLeases>(),
-            provider.GetService<CheckpointIoPipeline>()?.Pipeline);
+            provider.GetService<CheckpointIoPipeline>()?.Pipeline, provider.GetService<ServingHandOff>());
     }
 
     /// <summary>

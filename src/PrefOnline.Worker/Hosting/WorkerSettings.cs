@@ -6,6 +6,7 @@ using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Pipeline;
 using PrefOnline.Worker.PolicyDistribution;
+using PrefOnline.Worker.Serving;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Hosting;
@@ -26,6 +27,7 @@ public sealed record WorkerSettings(
     CheckpointOptions Checkpoints,
     ObservabilityOptions Observability,
     PolicyDistributionOptions PolicyDistribution,
+    ServingOptions Serving,
     DemoOptions Demo)
 {
     public LearningStateSettings LearningState => new(Worker, Model, Generation, Scoring, Replay, Learner, Reward);

@@ -180,6 +180,25 @@ public static class MetricCatalog
         "Requests to the learner's /policy port, by result: served (200), unauthorized (401: no or a wrong bearer token), rate_limited (429), not_found (404), withdrawn (410: a version a rollback abandoned), refused (any other status).",
         ["result"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["result"] = PolicyRequestResults } };
 
+    /// <summary>Values of the <c>result</c> label of <see cref="ServingPublishTotal"/>.</summary>
+    public static readonly IReadOnlyList<string> ServingResults = ["success", "unchanged", "retry", "rejected", "failed", "superseded"];
+
+    public static readonly MetricDefinition ServingPublishTotal = new(
+        "prefonline_serving_publish_total", MetricKind.Counter,
+        "Hand-offs of policy versions to the serving stack (Serving:Publishers), by publisher and result: success, unchanged (the version was handed off already), retry (an attempt failed and is tried again), rejected (refused for good: a 4xx, success=false, files that do not match the event), failed (every attempt failed), superseded (a newer announcement replaced a pending retry).",
+        ["publisher", "result"]) { KnownLabelValues = new Dictionary<string, IReadOnlyList<string>> { ["result"] = ServingResults } };
+
+    public static readonly MetricDefinition ServingVersion = new(
+        "prefonline_serving_version", MetricKind.Gauge,
+        "Policy version the publisher last handed off successfully (after a rollback: the restored version).",
+        ["publisher"]);
+
+    public static readonly MetricDefinition ServingPublishDuration = new(
+        "prefonline_serving_publish_duration_seconds", MetricKind.Histogram,
+        "Wall time of one hand-off to the serving stack, from its first attempt to success or giving up (export, HTTP calls, retries), seconds.",
+        ["publisher"],
+        [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);
+
     /// <summary>Recorded by PrefOnline.Streaming.</summary>
     public static readonly MetricDefinition ConsumerLag = new(
         "prefonline_consumer_lag", MetricKind.Gauge,
@@ -213,7 +232,8 @@ public static class MetricCatalog
         BuildInfo, Ready, PolicyVersion, GoodVersion, UpdatesTotal, SkippedUpdatesTotal, LastUpdateTimestamp, UpdateDuration,
         Reward, RewardDriftScore, DriftAlarmsTotal, GuardrailState, GuardrailPaused, GuardrailTripsTotal, RewardModelAccuracy,
         KlToReference, Loss, GradNorm, PolicyEntropy, ReplaySize, SampleStaleness, GeneratedTokensTotal, CheckpointsTotal,
-        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, PolicyRequestsTotal, FinalizerGuardQueuedTotal, FinalizerGuardPending,
+        CheckpointFailuresTotal, RollbacksTotal, MessagesTotal, DeadLettersTotal, SkippedRecordsTotal, ConsumerLag, PolicyRequestsTotal,
+        ServingPublishTotal, ServingVersion, ServingPublishDuration, FinalizerGuardQueuedTotal, FinalizerGuardPending,
         LabelRejectionsTotal, CallbackErrorsTotal,
     ];
 

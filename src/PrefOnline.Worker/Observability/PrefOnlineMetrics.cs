@@ -37,6 +37,9 @@ public sealed class PrefOnlineMetrics : IDisposable
     private readonly Counter<long> rollbacks;
     private readonly Counter<long> checkpointFailures;
     private readonly Counter<long> policyRequests;
+    private readonly Counter<long> servingPublishes;
+    private readonly Gauge<long> servingVersion;
+    private readonly Histogram<double> servingDuration;
     private readonly RollingMean modelReward = new(RewardWindow);
     private readonly RollingMean humanReward = new(RewardWindow);
     private Guardrail? guardrail;
@@ -80,6 +83,11 @@ public sealed class PrefOnlineMetrics : IDisposable
         rollbacks = Counter(MetricCatalog.RollbacksTotal);
         checkpointFailures = Counter(MetricCatalog.CheckpointFailuresTotal);
         policyRequests = Counter(MetricCatalog.PolicyRequestsTotal);
+        servingPublishes = Counter(MetricCatalog.ServingPublishTotal);
+        servingVersion = Gauge<long>(MetricCatalog.ServingVersion);
+        servingDuration = meter.CreateHistogram<double>(
+            MetricCatalog.ServingPublishDuration.Name, "s", MetricCatalog.ServingPublishDuration.Help, tags: null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = MetricCatalog.ServingPublishDuration.Buckets });
 
         meter.CreateObservableGauge(MetricCatalog.Reward.Name, ObserveRewards, unit: null, MetricCatalog.Reward.Help);
         meter.CreateObservableGauge(MetricCatalog.RewardDriftScore.Name, ObserveDriftScores, unit: null, MetricCatalog.RewardDriftScore.Help);
@@ -171,6 +179,19 @@ public sealed class PrefOnlineMetrics : IDisposable
         410 => "withdrawn",
         _ => "refused",
     }));
+
+    /// <summary>
+    /// One outcome of a hand-off to the serving stack (<paramref name="result"/>: one of <see cref="MetricCatalog.ServingResults"/>);
+    /// <paramref name="duration"/> is recorded when the hand-off ended (not for a retry), <paramref name="version"/> on success.
+    /// </summary>
+    public void ServingHandOff(string publisher, string result, TimeSpan? duration = null, long? version = null)
+    {
+        if (!MetricCatalog.ServingResults.Contains(result)) throw new ArgumentException($"unknown serving result '{result}'", nameof(result));
+        var label = new KeyValuePair<string, object?>("publisher", publisher);
+        servingPublishes.Add(1, label, new KeyValuePair<string, object?>("result", result));
+        if (duration is { } d) servingDuration.Record(d.TotalSeconds, label);
+        if (version is { } v) servingVersion.Record(v, label);
+    }
 
     /// <summary>Guardrail gauges and counters read this guardrail from now on (the worker's single instance).</summary>
     public void AttachGuardrail(Guardrail attached) => Volatile.Write(ref guardrail, attached ?? throw new ArgumentNullException(nameof(attached)));

@@ -90,7 +90,7 @@ public sealed class CheckpointCoordinator(
         if (!publish) return checkpoint;
         try
         {
-            await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), cancellationToken).ConfigureAwait(false);
+            await publisher.PublishAsync(EventFor(checkpoint, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), checkpoint, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

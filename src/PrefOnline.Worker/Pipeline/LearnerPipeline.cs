@@ -13,6 +13,7 @@ using PrefOnline.Worker.Models;
 using PrefOnline.Worker.Observability;
 using PrefOnline.Worker.Observability.Health;
 using PrefOnline.Worker.PolicyDistribution;
+using PrefOnline.Worker.Serving;
 using PrefOnline.Worker.Transport;
 
 namespace PrefOnline.Worker.Pipeline;
@@ -56,7 +57,8 @@ public sealed class LearnerPipeline(
     TimeProvider time,
     CheckpointReadiness? checkpointReadiness = null,
     PolicyServingLeases? servingLeases = null,
-    ResiliencePipeline? checkpointIo = null)
+    ResiliencePipeline? checkpointIo = null,
+    ServingHandOff? servingHandOff = null)
 {
     private readonly CheckpointReadiness checkpointHealth = checkpointReadiness ?? new CheckpointReadiness();
 
@@ -75,7 +77,7 @@ public sealed class LearnerPipeline(
         await using var store = await CheckpointStore.OpenAsync(checkpointOptions, loggers.CreateLogger<CheckpointStore>(), checkpointIo, time).ConfigureAwait(false);
         var sink = transport.Sink;
         var topics = transport.Topics;
-        var publisher = new PolicyPublisher(sink, topics.Policy, loggers.CreateLogger<PolicyPublisher>(), time);
+        var publisher = new PolicyPublisher(sink, topics.Policy, loggers.CreateLogger<PolicyPublisher>(), time, servingHandOff);
 
         var loaded = await LoadLatestAsync(store, stopping).ConfigureAwait(false);
         if (loaded is null)
@@ -91,6 +93,7 @@ public sealed class LearnerPipeline(
         metrics.AttachGuardrail(guardrail);
         store.ProtectFromRetention("guardrail promotion candidates", () => guardrail.PromotionCandidates);
         if (servingLeases is not null) store.ProtectFromRetention("policies served to generators", servingLeases.Active);
+        if (servingHandOff is not null) store.ProtectFromRetention("versions being handed off to the serving stack", servingHandOff.CheckpointsInUse);
         var files = new LearningStateFiles(settings, thread, guardrail, metrics, staging, time, loggers.CreateLogger<LearningState>());
         var coordinator = new CheckpointCoordinator(store, files, thread, publisher, metrics, status, configHash, loggers.CreateLogger<CheckpointCoordinator>(), time, new PolicyLocation(settings.Worker.PolicyBaseUrl));
         var deadLetters = new DeadLetterRouter(sink, topics.DeadLetter, streamingMetrics, loggers.CreateLogger<DeadLetterRouter>());
@@ -106,7 +109,7 @@ public sealed class LearnerPipeline(
         var state = await thread.RunAsync(() => files.Load(checkpoint), stopping).ConfigureAwait(false);
         State = state;
         Loaded(checkpoint, state);
-        await publisher.PublishAsync(coordinator.EventFor(checkpoint, state.PolicyVersion, checkpoint.Metrics, null, null), stopping).ConfigureAwait(false);
+        await publisher.PublishAsync(coordinator.EventFor(checkpoint, state.PolicyVersion, checkpoint.Metrics, null, null), checkpoint, stopping).ConfigureAwait(false);
         metrics.LearnerStarted(time.GetUtcNow());
         logger.LogInformation("Learner running (role {Role}) from {Checkpoint}: policy v{Version}, {Replay} rollouts in replay, {Pending} waiting for labels; good = {Good}",
             WorkerRoles.Name(role), checkpoint.ToString(), state.PolicyVersion, state.Replay.Count, state.Pending.RolloutCount, good is null ? "none" : $"v{good}");
@@ -180,7 +183,7 @@ public sealed class LearnerPipeline(
                     {
                         try
                         {
-                            await publisher.PublishAsync(policyEvent, either.Token).ConfigureAwait(false);
+                            await publisher.PublishAsync(policyEvent, checkpoint, either.Token).ConfigureAwait(false);
                         }
                         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
                         {

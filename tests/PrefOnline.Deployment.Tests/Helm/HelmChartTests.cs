@@ -298,6 +298,30 @@ public sealed class HelmChartTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ServingPublishersBecomeTheLearnersServingKeysWithTheTokenFromASecret()
+    {
+        var chart = await RenderedChart.RenderAsync(AllFeatures);
+        var env = RenderedChart.Env(chart.Pod("StatefulSet", "rel-prefonline-learner"));
+        string Value(string name) => env[name].GetProperty("value").GetString()!;
+        Assert.Equal("sglang", Value("PREFONLINE__Serving__Publishers__0__Type"));
+        Assert.Equal("http://sglang.ml.svc:30000", Value("PREFONLINE__Serving__Publishers__0__BaseUrl"));
+        Assert.Equal("/var/lib/prefonline/serving", Value("PREFONLINE__Serving__Publishers__0__Directory"));
+        Assert.Equal("/models/prefonline", Value("PREFONLINE__Serving__Publishers__0__ServerPath"));
+        Assert.Equal("true", Value("PREFONLINE__Serving__Publishers__0__AbortAllRequests"));
+        Assert.Equal("PREFONLINE_SERVING_TOKEN_0", Value("PREFONLINE__Serving__Publishers__0__TokenVariable"));
+        var secret = env["PREFONLINE_SERVING_TOKEN_0"].GetProperty("valueFrom").GetProperty("secretKeyRef");
+        Assert.Equal(("sglang-api-key", "key"), (secret.GetProperty("name").GetString(), secret.GetProperty("key").GetString()));
+        Assert.Equal(("watchers", "directory", "2"), (Value("PREFONLINE__Serving__Publishers__1__Name"), Value("PREFONLINE__Serving__Publishers__1__Type"), Value("PREFONLINE__Serving__Publishers__1__KeepVersions")));
+        Assert.False(env.ContainsKey("PREFONLINE__Serving__Publishers__1__TokenVariable"));
+        // Generators publish nothing: the worker would refuse publishers there.
+        Assert.DoesNotContain(RenderedChart.Env(chart.Pod("Deployment", "rel-prefonline-generator")).Keys, k => k.Contains("Serving", StringComparison.Ordinal));
+
+        var refused = await RenderedChart.TemplateAsync([], ["--set", "serving.publishers[0].type=tgi"]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("serving/publishers/0/type", refused.Output);
+    }
+
+    [Fact]
     public async Task KafkaIsSaslSslByDefaultAndPlaintextNeedsAnExplicitAllowance()
     {
         var env = RenderedChart.Env((await RenderedChart.RenderAsync()).Pod("StatefulSet", "rel-prefonline-learner"));

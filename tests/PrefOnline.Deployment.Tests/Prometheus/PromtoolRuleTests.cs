@@ -16,7 +16,7 @@ public sealed partial class PromtoolRuleTests(ITestOutputHelper output)
     private static readonly string[] AlertNames =
     [
         "PrefOnlineRewardDrift", "PrefOnlineGuardrailTripped", "PrefOnlineUpdatesStalled", "PrefOnlineConsumerLagHigh",
-        "PrefOnlineDeadLetterRateHigh", "PrefOnlineRollback", "PrefOnlineNotReady",
+        "PrefOnlineDeadLetterRateHigh", "PrefOnlineRollback", "PrefOnlineServingHandOffFailing", "PrefOnlineNotReady",
     ];
 
     public static TheoryData<string> Alerts => new(AlertNames);
@@ -27,7 +27,7 @@ public sealed partial class PromtoolRuleTests(ITestOutputHelper output)
         var result = await ExternalTool.RunAsync(ExternalTool.Promtool(), ["check", "rules", RepositoryPaths.AlertRules]);
         output.WriteLine(result.Output);
         Assert.True(result.ExitCode == 0, result.Output);
-        Assert.Contains("SUCCESS: 7 rules found", result.Output);
+        Assert.Contains("SUCCESS: 8 rules found", result.Output);
     }
 
     [Fact]

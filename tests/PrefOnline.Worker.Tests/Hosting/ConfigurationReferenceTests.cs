@@ -97,11 +97,24 @@ public sealed partial class ConfigurationReferenceTests
             if (property.SetMethod is not { IsPublic: true } || property.GetIndexParameters().Length > 0) continue;
             var key = $"{prefix}:{property.Name}";
             var value = property.GetValue(node);
-            if (IsLeaf(property.PropertyType)) yield return (key, value);
+            if (IsLeaf(property.PropertyType))
+            {
+                yield return (key, value);
+                // A list of option objects (Serving:Publishers): its items' keys are documented as Section:List:N:Key.
+                if (ItemType(property.PropertyType) is { } item)
+                    foreach (var leaf in Walk($"{key}:N", Activator.CreateInstance(item)!)) yield return leaf;
+            }
             else if (value is not null)
                 foreach (var leaf in Walk(key, value)) yield return leaf;
         }
     }
+
+    /// <summary>The element type of a <c>List&lt;T&gt;</c> of option objects (a class with a parameterless constructor), else null.</summary>
+    private static Type? ItemType(Type type) =>
+        type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>) && type.GetGenericArguments()[0] is { IsClass: true } item
+        && item != typeof(string) && item.GetConstructor(Type.EmptyTypes) is not null
+            ? item
+            : null;
 
     private static bool IsLeaf(Type type)
     {
