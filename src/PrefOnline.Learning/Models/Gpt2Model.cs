@@ -143,6 +143,7 @@ public sealed class Gpt2Model : PolicyModel
     /// <summary>GPT-2's initializer_range: every weight starts N(0, 0.02²).</summary>
     public const double InitStd = 0.02;
 
+    private readonly Gpt2Config config;
     private Embedding wte;
     private Embedding wpe;
     private ModuleList<Block> h;
@@ -157,7 +158,7 @@ public sealed class Gpt2Model : PolicyModel
     public Gpt2Model(Gpt2Config config, Generator? init, ulong? dropoutSeed = null)
         : base(nameof(Gpt2Model), dropoutSeed ?? DrawSeed(init))
     {
-        Config = config.Validated();
+        this.config = config.Validated();
         using (no_grad())
         {
             wte = nn.Embedding(config.VocabularySize, config.Width);
@@ -173,7 +174,9 @@ public sealed class Gpt2Model : PolicyModel
         RegisterComponents();
     }
 
-    public override Gpt2Config Config { get; }
+    // Typed DecoderConfig, not Gpt2Config: TorchSharp's Module.to() indexes public properties by name, and a
+    // covariant override would list Config twice (cast where the GPT-2 fields are needed).
+    public override DecoderConfig Config => config;
 
     /// <summary>Token embedding [V, C]; also the LM head's weight (tied).</summary>
     public override Parameter TokenEmbedding => wte.weight!;
@@ -192,7 +195,7 @@ public sealed class Gpt2Model : PolicyModel
     {
         using var scope = NewDisposeScope();
         var x = wte.forward(tokens) + wpe.forward(positions);              // (B, T, C)
-        x = Dropout.Apply(x, Config.Dropout, training);
+        x = Dropout.Apply(x, config.Dropout, training);
         foreach (var block in h) x = block.forward(x, spec);                // (B, T, C)
         return ln_f.forward(x).MoveToOuterDisposeScope();                  // (B, T, C)
     }

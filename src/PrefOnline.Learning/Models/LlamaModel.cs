@@ -409,6 +409,7 @@ public sealed class LlamaModel : DecoderTrunk
     private Embedding embed_tokens;
     private ModuleList<LlamaDecoderLayer> layers;
     private RmsNorm norm;
+    private readonly LlamaConfig config;
     private readonly float[] inverseFrequencies;
 
     /// <param name="config">The shape (validated here).</param>
@@ -416,20 +417,20 @@ public sealed class LlamaModel : DecoderTrunk
     /// leaves weights uninitialised because a checkpoint is about to be copied in.</param>
     public LlamaModel(LlamaConfig config, Generator? init) : base(nameof(LlamaModel), DrawSeed(init))
     {
-        Config = config.Validated();
+        this.config = config.Validated();
         inverseFrequencies = config.InverseFrequencies();
         using (no_grad())
         {
-            var embedding = empty(config.VocabularySize, config.Width);
-            if (init is not null) embedding.normal_(0, LlamaConfig.InitStd, init);
-            embed_tokens = nn.Embedding_from_pretrained(embedding, freeze: false);
+            embed_tokens = nn.Embedding(config.VocabularySize, config.Width);
+            if (init is not null) embed_tokens.weight!.normal_(0, LlamaConfig.InitStd, init);
             layers = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new LlamaDecoderLayer(config, i, init)).ToArray());
             norm = new RmsNorm(config.Width, config.RmsNormEpsilon);
         }
         RegisterComponents();
     }
 
-    public override LlamaConfig Config { get; }
+    // DecoderConfig, not LlamaConfig: a covariant override would list Config twice for TorchSharp's Module.to().
+    public override DecoderConfig Config => config;
 
     public override Parameter TokenEmbedding => embed_tokens.weight!;
 
@@ -470,11 +471,11 @@ public sealed class LlamaForCausalLM : PolicyModel
         : base(nameof(LlamaForCausalLM), dropoutSeed ?? 0)
     {
         model = new LlamaModel(config, init);
-        if (!config.TieWordEmbeddings) lm_head = LlamaModel.Projection(config.Width, config.VocabularySize, bias: false, init);
+        if (!config.Validated().TieWordEmbeddings) lm_head = LlamaModel.Projection(config.Width, config.VocabularySize, bias: false, init);
         RegisterComponents();
     }
 
-    public override LlamaConfig Config => model.Config;
+    public override DecoderConfig Config => model.Config;
 
     public override Parameter TokenEmbedding => model.TokenEmbedding;
 

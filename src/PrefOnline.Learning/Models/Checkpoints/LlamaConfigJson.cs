@@ -36,6 +36,9 @@ internal static partial class LlamaConfigJson
         _ => (32_768, 1e-6, 10_000),
     };
 
+    /// <summary>Qwen3Config's head_dim when config.json leaves it out (not hidden_size / num_attention_heads).</summary>
+    private const int Qwen3DefaultHeadDim = 128;
+
     /// <summary>MistralConfig's sliding_window when config.json leaves it out.</summary>
     private const int MistralDefaultSlidingWindow = 4096;
 
@@ -109,7 +112,10 @@ internal static partial class LlamaConfigJson
         var layers = ModelFamilyJson.Integer(json, "num_hidden_layers", problems, required: true);
         var heads = ModelFamilyJson.Integer(json, "num_attention_heads", problems, required: true);
         var keyValueHeads = ModelFamilyJson.Integer(json, "num_key_value_heads", problems, required: false) ?? heads;
-        var headDim = ModelFamilyJson.Integer(json, "head_dim", problems, required: false);
+        // Absent head_dim: hidden_size / num_attention_heads, except Qwen3Config whose default is 128. Kept null when it
+        // equals hidden_size / num_attention_heads, so a config read back equals the one written.
+        var headDim = ModelFamilyJson.Integer(json, "head_dim", problems, required: false) ?? (modelType == "qwen3" ? Qwen3DefaultHeadDim : null);
+        if (headDim is { } given && heads is > 0 && width is { } hidden && given * heads == hidden) headDim = null;
         var positions = ModelFamilyJson.Integer(json, "max_position_embeddings", problems, required: false) ?? defaults.Positions;
         var epsilon = ModelFamilyJson.Number(json, "rms_norm_eps", problems) ?? defaults.Epsilon;
         var tied = ModelFamilyJson.Flag(json, "tie_word_embeddings", problems) ?? false;
