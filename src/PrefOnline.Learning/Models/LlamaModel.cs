@@ -97,20 +97,19 @@ public sealed record LlamaConfig : DecoderConfig
     /// parameters with the 258-token byte vocabulary. Tests and quick runs.</summary>
     public static LlamaConfig Tiny(int vocabularySize = 258) => new() { VocabularySize = vocabularySize };
 
-    /// <summary>SmolLM-135M's shape with a 32768-token vocabulary (30 layers, width 576, 9 query / 3
-    /// key-value heads, MLP 1536, context 2048, tied head): ≈125M parameters, for benchmarks.</summary>
-    public static LlamaConfig Bench100M(int vocabularySize = 32_768) => new()
+    /// <summary>6 layers, width 384, 6 query / 2 key-value heads, MLP 1024, context 256, tied head: ≈9.5M
+    /// parameters with the byte vocabulary.</summary>
+    public static LlamaConfig Small(int vocabularySize = 258) => new()
     {
-        VocabularySize = vocabularySize, Width = 576, IntermediateSize = 1536, Layers = 30, Heads = 9, KeyValueHeadCount = 3,
-        ContextLength = 2048, RopeTheta = 10_000, TieWordEmbeddings = true,
+        VocabularySize = vocabularySize, Width = 384, IntermediateSize = 1024, Layers = 6, Heads = 6, KeyValueHeadCount = 2,
     };
 
-    /// <summary>The presets of <c>prefonline init --arch llama</c>.</summary>
-    public static LlamaConfig Preset(string name, int vocabularySize) => name switch
+    /// <summary>The presets of <c>prefonline init --arch llama</c> (the GPT-2 presets' sizes and context).</summary>
+    public static LlamaConfig Preset(string name) => name switch
     {
-        "tiny" => Tiny(vocabularySize),
-        "100m" => Bench100M(Math.Max(vocabularySize, 32_768)),
-        _ => throw new ArgumentException($"unknown llama preset '{name}' (known: tiny, 100m)"),
+        "tiny" => Tiny(),
+        "small" => Small(),
+        _ => throw new ArgumentException($"unknown llama preset '{name}' (known: tiny, small)"),
     };
 
     public override IReadOnlyList<string> Problems()
