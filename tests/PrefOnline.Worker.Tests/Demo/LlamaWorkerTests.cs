@@ -18,7 +18,7 @@ namespace PrefOnline.Worker.Tests.Demo;
 [Collection(DemoCollection.Name)]
 public sealed class LlamaWorkerTests : IDisposable
 {
-    private const int Updates = 3;
+    private const int Updates = 2;
     private readonly string directory = Directory.CreateTempSubdirectory("prefonline-llama-").FullName;
 
     [Fact]
@@ -38,6 +38,13 @@ public sealed class LlamaWorkerTests : IDisposable
             ["Demo:Console"] = "false",
             ["Demo:Duration"] = "00:00:00",
             ["Worker:TensorThreads"] = "2",
+            // Small updates often: the point is every stage on the Llama trunk, not learning (a random init samples
+            // near-uniform bytes, so completions run to MaxNewTokens).
+            ["Generation:MaxNewTokens"] = "12",
+            ["Learner:UpdateEverySamples"] = "16",
+            ["Learner:BatchSize"] = "16",
+            ["Learner:HumanPairsPerUpdate"] = "8",
+            ["Learner:UpdateInterval"] = "00:00:02",
             ["Logging:LogLevel:Default"] = "Warning",
         }).Build();
         var (settings, problems) = ConfigurationCheck.Check(configuration);
