@@ -12,9 +12,9 @@ internal enum ModelRole
 }
 
 /// <summary>Special token ids written into config.json (Hugging Face reads them from there for generation).</summary>
-internal sealed record SpecialTokenIds(int? BeginningOfSequence, int? EndOfSequence, int? Padding)
+internal sealed record SpecialTokenIds(int? EndOfSequence, int? Padding)
 {
-    public static SpecialTokenIds None { get; } = new(null, null, null);
+    public static SpecialTokenIds None { get; } = new(null, null);
 }
 
 /// <summary>

@@ -19,7 +19,7 @@ namespace PrefOnline.Learning.Models.Checkpoints;
 ///   (float16 too) converts to the placement's, shards listed by <c>model.safetensors.index.json</c> are
 ///   read, and the family's variants are accepted (GPT-2: a <c>transformer.</c> prefix, the old
 ///   attention-mask buffers, a tied <c>lm_head.weight</c>; Llama: old rotary buffers, a tied head saved anyway);</item>
-/// <item>the tokenizer's files (tokenizer.json; GPT-2 BPE vocab.json + merges.txt; or the byte tokenizer).</item>
+/// <item>the tokenizer's files (GPT-2 BPE vocab.json + merges.txt, or the byte tokenizer).</item>
 /// </list>
 /// Any problem becomes one <see cref="InvalidCheckpointException"/> listing all of them.
 /// </summary>
@@ -84,7 +84,7 @@ public static class PolicyCheckpoint
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabularySize} tokens but the model only {model.Config.VocabularySize}");
         AtomicDirectory.Write(directory, temp =>
         {
-            var tokens = new SpecialTokenIds(null, tokenizer.EndOfSequenceId, tokenizer.PaddingId);
+            var tokens = new SpecialTokenIds(tokenizer.EndOfSequenceId, tokenizer.PaddingId);
             var json = ModelFamily.Of(model.Config).ToJson(model.Config, ModelRole.CausalLm, tokens, OwnSection(), model.Placement.DtypeName);
             AtomicDirectory.WriteDurableText(Path.Combine(temp, ConfigFile), ModelFamily.Serialize(json));
             SafeTensorsFile.Write(Path.Combine(temp, WeightsFile), model.state_dict(), HuggingFaceMetadata());

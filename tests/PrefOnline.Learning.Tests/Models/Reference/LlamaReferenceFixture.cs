@@ -8,13 +8,14 @@ namespace PrefOnline.Learning.Tests.Models.Reference;
 /// in the Hugging Face layout, one per feature — grouped-query attention with an untied head (gqa), Qwen2's
 /// q/k/v biases with a tied head (qwen2), Qwen3's q/k RMSNorm with head_dim ≠ hidden/heads and
 /// attention_bias (qwen3), Llama 3 rope_scaling with rope_theta 500000 and attention/MLP biases (llama3),
+/// linear rope_scaling (linear),
 /// Mistral (mistral), the gqa shape split into 3 shards (sharded), bfloat16 weights (bf16) and a reward model
 /// (reward) — and PyTorch's logits, greedy continuations and rewards for them.
 /// </summary>
 public sealed class LlamaReferenceFixture : IDisposable
 {
     /// <summary>The policies whose logits and greedy continuations are compared.</summary>
-    public static readonly string[] Policies = ["gqa", "qwen2", "qwen3", "llama3", "mistral", "sharded", "bf16"];
+    public static readonly string[] Policies = ["gqa", "qwen2", "qwen3", "llama3", "linear", "mistral", "sharded", "bf16"];
 
     public static readonly int[][] LogitRows =
     [
@@ -65,6 +66,8 @@ public sealed class LlamaReferenceFixture : IDisposable
             // (kept < 16, blended 16–64, divided > 64).
             ["rope_scaling"] = new JsonObject { ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 64 },
         }), "float32", 1, 4),
+        // Linear rope scaling under the older key "type" (transformers still reads it).
+        ["linear"] = (Config("llama", new() { ["num_key_value_heads"] = 2, ["rope_scaling"] = new JsonObject { ["type"] = "linear", ["factor"] = 4.0 } }), "float32", 1, 9),
         ["mistral"] = (Config("mistral", new() { ["num_key_value_heads"] = 2, ["sliding_window"] = null, ["tie_word_embeddings"] = false }), "float32", 1, 5),
         ["sharded"] = (Config("llama", new() { ["num_key_value_heads"] = 2, ["tie_word_embeddings"] = false }), "float32", 3, 6),
         ["bf16"] = (Config("llama", new() { ["num_key_value_heads"] = 2, ["tie_word_embeddings"] = true, ["torch_dtype"] = "bfloat16" }), "bfloat16", 1, 7),
