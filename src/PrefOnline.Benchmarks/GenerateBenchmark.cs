@@ -183,7 +183,7 @@ public sealed class GenerateBenchmark : IBenchmark
             var copy = earlier.LastOrDefault(r => r.Case.StartsWith(CopyCase.NamePrefix, StringComparison.Ordinal));
             if (copy is null) return backend;
             var bound = Math.Max(copy.Ours.Median, copy.Reference?.Median ?? 0);
-            var bytes = (double)WeightBytesPerToken(model.Config);
+            var bytes = (double)WeightBytesPerToken((Gpt2Config)model.Config);
             string Side(string who, double tokensPerSecond)
             {
                 var stream = tokensPerSecond * bytes / 1e9;

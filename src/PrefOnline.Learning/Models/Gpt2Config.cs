@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace PrefOnline.Learning.Models;
 
 /// <summary>
@@ -5,20 +8,22 @@ namespace PrefOnline.Learning.Models;
 /// (vocab_size, n_positions, n_layer, n_head, n_embd, resid/embd/attn_pdrop, layer_norm_epsilon).
 /// Saved with every checkpoint so a model can always be rebuilt from its files.
 /// </summary>
-public sealed record Gpt2Config
+public sealed record Gpt2Config : DecoderConfig
 {
+    public override string ModelType => "gpt2";
+
     /// <summary>Token ids the embedding holds (≥ the tokenizer's vocabulary).</summary>
-    public int VocabularySize { get; init; } = 258;
+    public override int VocabularySize { get; init; } = 258;
 
     /// <summary>Longest sequence (prompt + completion) the learned position table covers.</summary>
-    public int ContextLength { get; init; } = 256;
+    public override int ContextLength { get; init; } = 256;
 
-    public int Layers { get; init; } = 4;
+    public override int Layers { get; init; } = 4;
 
     public int Heads { get; init; } = 4;
 
     /// <summary>Residual stream width (n_embd); must divide by <see cref="Heads"/>.</summary>
-    public int Width { get; init; } = 128;
+    public override int Width { get; init; } = 128;
 
     /// <summary>One dropout rate for embeddings, attention and residuals (GPT-2 uses 0.1 in pre-training;
     /// fine-tuning on-policy usually runs at 0 so log-probs of the behaviour policy are exact).</summary>
@@ -26,7 +31,16 @@ public sealed record Gpt2Config
 
     public double LayerNormEpsilon { get; init; } = 1e-5;
 
-    public int HeadDim => Width / Heads;
+    public override int HeadDim => Width / Heads;
+
+    /// <summary>GPT-2 has one key/value head per query head.</summary>
+    public override int KeyValueHeads => Heads;
+
+    internal override string TrunkModuleName => "transformer";
+
+    internal override PolicyModel CreatePolicy(Generator? init, ulong? dropoutSeed = null) => new Gpt2Model(this, init, dropoutSeed);
+
+    internal override DecoderTrunk CreateTrunk(Generator? init) => new Gpt2Model(this, init);
 
     /// <summary>4 layers, 4 heads, width 128, context 256: ≈0.86M parameters with the byte vocabulary. Tests and the demo.</summary>
     public static Gpt2Config Tiny(int vocabularySize = 258) => new() { VocabularySize = vocabularySize, Layers = 4, Heads = 4, Width = 128, ContextLength = 256 };
@@ -46,7 +60,7 @@ public sealed record Gpt2Config
     };
 
     /// <summary>Every problem at once, or an empty list.</summary>
-    public IReadOnlyList<string> Problems()
+    public override IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
         if (VocabularySize < 2) problems.Add($"vocab_size {VocabularySize} must be at least 2");

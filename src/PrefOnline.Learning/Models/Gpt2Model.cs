@@ -12,14 +12,6 @@ namespace PrefOnline.Learning.Models;
 // checkpoints in that layout load by name. Shapes: B batch, T new positions, S key positions (T, or
 // cached + T when decoding), C width (n_embd), H heads, D = C / H.
 
-/// <summary>How one forward attends: causal over the positions given, or through an explicit mask, and
-/// whether keys and values go through a <see cref="KvCache"/>.</summary>
-/// <param name="Mask">Additive, in the model's dtype: 0 where query i may look at key j, the dtype's most
-/// negative finite value where it may not; broadcastable to (B, H, T, S). Null with <paramref name="Causal"/>
-/// (plain causal attention) or for a single new position that may see every key.</param>
-/// <param name="Causal">No mask: query i sees keys 0..i (training and scoring, right padding).</param>
-internal sealed record AttentionSpec(Tensor? Mask, bool Causal, KvCache? Cache);
-
 /// <summary>Causal multi-head self-attention through libtorch's scaled_dot_product_attention (its fused
 /// CPU/CUDA kernels), or written out when attention dropout must draw from the model's own generator.</summary>
 internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
@@ -139,23 +131,19 @@ internal sealed class Block : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The GPT-2 trunk (Hugging Face's GPT2Model): token + learned position embeddings, <c>n_layer</c>
-/// pre-LayerNorm blocks and a final LayerNorm, giving one hidden state per position. The
-/// <see cref="PolicyModel"/> adds the language-model head tied to <c>wte</c>; the
-/// <see cref="Reward.RewardModel"/> adds a scalar head. Parameters: <c>wte.weight</c> [V, C],
-/// <c>wpe.weight</c> [n_positions, C], <c>h.{i}.*</c>, <c>ln_f.*</c>.
+/// GPT-2 (Hugging Face's GPT2LMHeadModel without its <c>transformer.</c> prefix): token + learned
+/// position embeddings, <c>n_layer</c> pre-LayerNorm blocks and a final LayerNorm, and a language-model
+/// head whose weight IS the token embedding <c>wte</c> (tied, as in GPT-2). Because the head adds no
+/// parameter, trunk and policy are this one module: the state dict holds exactly the trunk's Hugging
+/// Face names (<c>wte.weight</c> [V, C], <c>wpe.weight</c> [n_positions, C], <c>h.{i}.*</c>,
+/// <c>ln_f.*</c>), and the <see cref="Reward.RewardModel"/> uses it as its trunk (never its head).
 /// </summary>
-/// <remarks>
-/// Built on the CPU in float32 (so a seed gives the same initial weights everywhere), then placed with
-/// <see cref="Place"/>; build optimizers after placing, because moving a TorchSharp module replaces its
-/// parameter objects.
-/// </remarks>
-public class Gpt2Model : nn.Module<Tensor, Tensor>
+public sealed class Gpt2Model : PolicyModel
 {
     /// <summary>GPT-2's initializer_range: every weight starts N(0, 0.02²).</summary>
     public const double InitStd = 0.02;
 
-    private readonly SeededDropout dropoutSource;
+    private readonly Gpt2Config config;
     private Embedding wte;
     private Embedding wpe;
     private ModuleList<Block> h;
@@ -167,10 +155,10 @@ public class Gpt2Model : nn.Module<Tensor, Tensor>
     /// <param name="dropoutSeed">Seeds the generator dropout masks are drawn from (only used when
     /// <see cref="Gpt2Config.Dropout"/> &gt; 0 and in training mode). Null: drawn from
     /// <paramref name="init"/> (or 0 without one), so a seeded model also drops out reproducibly.</param>
-    public Gpt2Model(Gpt2Config config, Generator? init, ulong? dropoutSeed = null) : base(nameof(Gpt2Model))
+    public Gpt2Model(Gpt2Config config, Generator? init, ulong? dropoutSeed = null)
+        : base(nameof(Gpt2Model), dropoutSeed ?? DrawSeed(init))
     {
-        Config = config.Validated();
-        dropoutSource = new SeededDropout(dropoutSeed ?? (init is null ? 0UL : DrawSeed(init)));
+        this.config = config.Validated();
         using (no_grad())
         {
             wte = nn.Embedding(config.VocabularySize, config.Width);
@@ -180,158 +168,35 @@ public class Gpt2Model : nn.Module<Tensor, Tensor>
                 wte.weight!.normal_(0, InitStd, init);
                 wpe.weight!.normal_(0, InitStd, init);
             }
-            h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new Block(config, i, init, dropoutSource)).ToArray());
+            h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new Block(config, i, init, Dropout)).ToArray());
             ln_f = nn.LayerNorm(config.Width, config.LayerNormEpsilon);
         }
         RegisterComponents();
     }
 
-    public Gpt2Config Config { get; }
+    // Typed DecoderConfig, not Gpt2Config: TorchSharp's Module.to() indexes public properties by name, and a
+    // covariant override would list Config twice (cast where the GPT-2 fields are needed).
+    public override DecoderConfig Config => config;
 
-    /// <summary>Where the parameters live and their dtype (CPU float32 until <see cref="Place"/>).</summary>
-    public TensorPlacement Placement { get; private set; } = TensorPlacement.Cpu;
+    /// <summary>Token embedding [V, C]; also the LM head's weight (tied).</summary>
+    public override Parameter TokenEmbedding => wte.weight!;
 
-    /// <summary>The generator dropout draws from (its state belongs in a training checkpoint).</summary>
-    public Generator DropoutGenerator => dropoutSource.Generator;
-
-    /// <summary>Token embedding [V, C]; also the LM head's weight in the tied <see cref="PolicyModel"/>.</summary>
-    public Parameter TokenEmbedding => wte.weight!;
+    /// <summary>GPT-2's trunk is the whole model (the head is tied to <c>wte</c>).</summary>
+    public override DecoderTrunk Trunk => this;
 
     /// <summary>GPT-2 scales the init of the projections that write into the residual stream by
     /// 1/√(2·n_layer): two such writes per block, so the stream's variance does not grow with depth.</summary>
     public static double ResidualInitStd(Gpt2Config config) => InitStd / Math.Sqrt(2.0 * config.Layers);
 
-    /// <summary>
-    /// Moves every parameter to <paramref name="placement"/>'s device and converts it to its dtype (an
-    /// unavailable device throws first, naming itself). Parameter objects are replaced: build optimizers
-    /// and samplers after this.
-    /// </summary>
-    public virtual Gpt2Model Place(TensorPlacement placement)
+    /// <summary>The tied LM head on hidden states (..., C) → (..., V): h @ wteᵀ, no bias.</summary>
+    public override Tensor Logits(Tensor hidden) => F.linear(hidden, TokenEmbedding);
+
+    internal override Tensor Run(Tensor tokens, Tensor positions, AttentionSpec spec)
     {
-        placement.EnsureAvailable();
-        if (placement == Placement) return this;
-        this.to(placement.Device, placement.Dtype);
-        Placement = placement;
-        return this;
-    }
-
-    /// <summary>Final hidden states of int64 tokens (B, T) → (B, T, C), causal, no padding mask.</summary>
-    public override Tensor forward(Tensor tokens) => Hidden(tokens);
-
-    /// <summary>
-    /// Final hidden states (after ln_f) of int64 <paramref name="tokens"/> (B, T) → (B, T, C).
-    /// </summary>
-    /// <param name="attentionMask">(B, T), nonzero/true for real tokens, 0/false for padding. Padding
-    /// keys are hidden from every other query. Not needed for right padding (causality already hides it).</param>
-    /// <param name="positionIds">(B, T) int64 positions; default 0..T−1 for every row. With left padding
-    /// pass each row's own count (cumsum(mask) − 1) so a prompt's first real token is at position 0.</param>
-    public Tensor Hidden(Tensor tokens, Tensor? attentionMask = null, Tensor? positionIds = null) =>
-        Hidden(tokens, attentionMask, positionIds, cache: null);
-
-    /// <summary>
-    /// <see cref="Hidden(Tensor, Tensor?, Tensor?)"/> for incremental decoding: the T new positions
-    /// follow the <see cref="KvCache.Length"/> positions already in <paramref name="cache"/>, their keys
-    /// and values are written into it, and <paramref name="attentionMask"/> (when given) covers every key
-    /// position, (B, Length + T).
-    /// </summary>
-    internal Tensor Hidden(Tensor tokens, Tensor? attentionMask, Tensor? positionIds, KvCache? cache)
-    {
-        if (tokens.dim() != 2) throw new ArgumentException($"tokens must be (batch, time), got [{string.Join(", ", tokens.shape)}]");
-        if (tokens.dtype != ScalarType.Int64) throw new ArgumentException($"tokens must be int64, got {tokens.dtype}");
-        var (b, t) = (tokens.size(0), tokens.size(1));
-        var past = cache?.Length ?? 0;
-        if (t < 1) throw new ArgumentException("tokens must hold at least one position");
-        if (past + t > Config.ContextLength)
-            throw new ArgumentException($"sequence of {past + t} tokens exceeds the model's context of {Config.ContextLength} (n_positions)");
-        if (cache is not null && cache.Rows != b) throw new ArgumentException($"the KV cache holds {cache.Rows} rows, the tokens {b}");
-        CheckCompanion(attentionMask, "attentionMask", b, past + t);
-        CheckCompanion(positionIds, "positionIds", b, t);
-
         using var scope = NewDisposeScope();
-        var embedding = TokenEmbedding;
-        var device = embedding.device;
-        var spec = Spec(device, embedding.dtype, t, past, attentionMask, cache);
-        var positions = positionIds ?? arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(0); // (B or 1, T)
         var x = wte.forward(tokens) + wpe.forward(positions);              // (B, T, C)
-        x = dropoutSource.Apply(x, Config.Dropout, training);
+        x = Dropout.Apply(x, config.Dropout, training);
         foreach (var block in h) x = block.forward(x, spec);                // (B, T, C)
-        cache?.Advance(t);
         return ln_f.forward(x).MoveToOuterDisposeScope();                  // (B, T, C)
     }
-
-    /// <summary>
-    /// Which keys each query may see: the keys up to itself that are not padding, as an additive mask
-    /// (0 visible, the dtype's most negative finite value hidden; Hugging Face's convention). A padding
-    /// query sees nothing, so its softmax is uniform over every key rather than NaN; its output is never read.
-    /// </summary>
-    private static AttentionSpec Spec(Device device, ScalarType dtype, long t, long past, Tensor? attentionMask, KvCache? cache)
-    {
-        var s = past + t;
-        Tensor? hidden = null;                                                                  // bool, true = hidden
-        if (attentionMask is null)
-        {
-            if (cache is null) return new AttentionSpec(null, Causal: true, Cache: null);
-            // One new position may see every key; several see the past and the new ones up to themselves.
-            if (t > 1) hidden = ones(t, s, ScalarType.Bool, device).tril(past).logical_not();   // (T, S)
-        }
-        else
-        {
-            var b = attentionMask.size(0);
-            var future = ones(t, s, ScalarType.Bool, device).tril(past).logical_not().view(1, 1, t, s); // (1, 1, T, S)
-            var padding = attentionMask.to(ScalarType.Bool, device).logical_not().view(b, 1, 1, s); // (B, 1, 1, S)
-            hidden = future.logical_or(padding);                                                // (B, 1, T, S)
-        }
-        var additive = hidden is null ? null : zeros(hidden.shape, dtype, device).masked_fill(hidden, MostNegative(dtype));
-        return new AttentionSpec(additive, Causal: false, Cache: cache);
-    }
-
-    /// <summary>The most negative finite value of a floating dtype (torch.finfo(dtype).min).</summary>
-    private static double MostNegative(ScalarType dtype) => dtype switch
-    {
-        ScalarType.BFloat16 => -3.3895313892515355e38,
-        ScalarType.Float16 => -65504.0,
-        ScalarType.Float64 => double.MinValue,
-        _ => float.MinValue,
-    };
-
-    private static void CheckCompanion(Tensor? companion, string name, long b, long t)
-    {
-        if (companion is null) return;
-        var shape = companion.shape;
-        if (shape.Length != 2 || shape[0] != b || shape[1] != t)
-            throw new ArgumentException($"{name} must be ({b}, {t}), got [{string.Join(", ", shape)}]");
-    }
-
-    private static ulong DrawSeed(Generator init)
-    {
-        using var scope = NewDisposeScope();
-        return (ulong)randint(0, long.MaxValue, [1], generator: init).ToInt64();
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) dropoutSource.Dispose();
-        base.Dispose(disposing);
-    }
-}
-
-/// <summary>
-/// Inverted dropout (scaled by 1/(1−p)) whose masks come from one seeded generator per model, so a
-/// seeded run drops the same units and a training checkpoint can carry the generator's state. The
-/// generator lives on the CPU; masks move to the activations' device.
-/// </summary>
-internal sealed class SeededDropout(ulong seed) : IDisposable
-{
-    public Generator Generator { get; } = new(seed);
-
-    /// <summary>x unchanged (a new handle) when not training or p = 0.</summary>
-    public Tensor Apply(Tensor x, double p, bool training)
-    {
-        if (!training || p == 0) return x.alias();
-        using var scope = NewDisposeScope();
-        var keep = rand(x.shape, generator: Generator).ge(p).to(x.device);   // the shape of x, bool
-        return (x * keep / (1 - p)).MoveToOuterDisposeScope();
-    }
-
-    public void Dispose() => Generator.Dispose();
 }

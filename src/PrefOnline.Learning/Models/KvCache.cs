@@ -4,8 +4,9 @@ using static TorchSharp.torch;
 namespace PrefOnline.Learning.Models;
 
 /// <summary>
-/// The keys and values of every layer for incremental decoding: per layer one (N, H, capacity, D)
-/// buffer each, allocated once and written in place (a decode step copies one position into it; nothing
+/// The keys and values of every layer for incremental decoding: per layer one (N, Hkv, capacity, D)
+/// buffer each (Hkv = the key/value heads: fewer than the query heads with grouped-query attention),
+/// allocated once and written in place (a decode step copies one position into it; nothing
 /// grows by concatenation). Rows are aligned: all hold the same number of positions, <see cref="Length"/>
 /// (prompts are left-padded, and attention masks hide the padding). Owned by one decode call.
 /// </summary>
@@ -16,7 +17,7 @@ public sealed class KvCache : IDisposable
 
     /// <param name="rows">N: sequences decoded together.</param>
     /// <param name="capacity">Positions each row can hold (prompt + new tokens), at most the context.</param>
-    public KvCache(Gpt2Config config, long rows, long capacity, ScalarType dtype, Device device)
+    public KvCache(DecoderConfig config, long rows, long capacity, ScalarType dtype, Device device)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         if (capacity < 1 || capacity > config.ContextLength)
@@ -27,8 +28,8 @@ public sealed class KvCache : IDisposable
         for (var layer = 0; layer < config.Layers; layer++)
         {
             // Owned by the cache, outside every dispose scope.
-            keys[layer] = empty([rows, config.Heads, capacity, config.HeadDim], dtype, device).DetachFromDisposeScope();   // (N, H, capacity, D)
-            values[layer] = empty([rows, config.Heads, capacity, config.HeadDim], dtype, device).DetachFromDisposeScope(); // (N, H, capacity, D)
+            keys[layer] = empty([rows, config.KeyValueHeads, capacity, config.HeadDim], dtype, device).DetachFromDisposeScope();   // (N, Hkv, capacity, D)
+            values[layer] = empty([rows, config.KeyValueHeads, capacity, config.HeadDim], dtype, device).DetachFromDisposeScope(); // (N, Hkv, capacity, D)
         }
     }
 
@@ -43,7 +44,7 @@ public sealed class KvCache : IDisposable
     /// <summary>
     /// Writes one layer's keys and values for <paramref name="count"/> new positions at
     /// [<see cref="Length"/>, <see cref="Length"/> + count) and returns the views over every position
-    /// written so far, (N, H, Length + count, D) each. <see cref="Advance"/> moves <see cref="Length"/> on
+    /// written so far, (N, Hkv, Length + count, D) each. <see cref="Advance"/> moves <see cref="Length"/> on
     /// once every layer has written.
     /// </summary>
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor newKeys, Tensor newValues)

@@ -1,29 +1,30 @@
 using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace PrefOnline.Learning.Models;
 
 /// <summary>
-/// The policy: GPT-2 (Hugging Face's GPT2LMHeadModel) — the <see cref="Gpt2Model"/> trunk plus a
-/// language-model head whose weight IS the token embedding <c>wte</c> (tied, as in GPT-2), so the
-/// state dict holds exactly the trunk's Hugging Face names and nothing else.
+/// The policy: a causal language model of any supported family — a <see cref="DecoderTrunk"/> plus a
+/// language-model head. <see cref="Gpt2Model"/> (head tied to its token embedding, so trunk and policy
+/// are one module) and <see cref="LlamaForCausalLM"/> (Llama, Qwen2, Qwen3, SmolLM: trunk <c>model</c>,
+/// tied or untied <c>lm_head</c>). Its state dict holds the family's Hugging Face names, so checkpoints
+/// load by a dictionary walk. The sampler, the log-prob helpers, the learner, the reference and the
+/// reward model see only this type.
 /// </summary>
-public sealed class PolicyModel : Gpt2Model
+public abstract class PolicyModel : DecoderTrunk
 {
-    /// <inheritdoc cref="Gpt2Model(Gpt2Config, Generator?, ulong?)"/>
-    public PolicyModel(Gpt2Config config, Generator? init, ulong? dropoutSeed = null)
-        : base(config, init, dropoutSeed)
+    protected PolicyModel(string name, ulong dropoutSeed) : base(name, dropoutSeed)
     {
     }
 
-    /// <summary>A freshly initialised policy, reproducible from <paramref name="seed"/> alone, on
-    /// <paramref name="placement"/> (CPU float32 by default).</summary>
-    public static PolicyModel Create(Gpt2Config config, ulong seed, TensorPlacement? placement = null)
+    /// <summary>A freshly initialised policy of <paramref name="config"/>'s family, reproducible from
+    /// <paramref name="seed"/> alone, on <paramref name="placement"/> (CPU float32 by default).</summary>
+    public static PolicyModel Create(DecoderConfig config, ulong seed, TensorPlacement? placement = null)
     {
+        ArgumentNullException.ThrowIfNull(config);
         using var init = new Generator(seed);
-        var model = new PolicyModel(config, init);
+        var model = config.CreatePolicy(init);
         try
         {
             model.Place(placement ?? TensorPlacement.Cpu);
@@ -36,9 +37,16 @@ public sealed class PolicyModel : Gpt2Model
         }
     }
 
+    /// <summary>The hidden-state network without the head (this module for GPT-2, <c>model</c> for the
+    /// Llama family): what a reward model's trunk is copied from.</summary>
+    public abstract DecoderTrunk Trunk { get; }
+
+    /// <summary>The LM head on hidden states (..., C) → logits (..., V).</summary>
+    public abstract Tensor Logits(Tensor hidden);
+
     /// <summary>
     /// Next-token logits (B, T, V) of int64 <paramref name="tokens"/> (B, T): position t scores the
-    /// token at t + 1. Arguments as <see cref="Gpt2Model.Hidden(Tensor, Tensor?, Tensor?)"/>.
+    /// token at t + 1. Arguments as <see cref="DecoderTrunk.Hidden(Tensor, Tensor?, Tensor?)"/>.
     /// </summary>
     public Tensor Forward(Tensor tokens, Tensor? attentionMask = null, Tensor? positionIds = null)
     {
@@ -47,14 +55,11 @@ public sealed class PolicyModel : Gpt2Model
         return Logits(hidden).MoveToOuterDisposeScope();                   // (B, T, V)
     }
 
-    /// <summary>The tied LM head on hidden states (..., C) → (..., V): h @ wteᵀ, no bias.</summary>
-    public Tensor Logits(Tensor hidden) => F.linear(hidden, TokenEmbedding);
-
     /// <summary>An independent copy with the same config, placement and weights (in eval/train mode
     /// like this one); its dropout generator is seeded afresh from <paramref name="dropoutSeed"/>.</summary>
     public PolicyModel Copy(ulong dropoutSeed = 0)
     {
-        var copy = new PolicyModel(Config, init: null, dropoutSeed);
+        var copy = Config.CreatePolicy(init: null, dropoutSeed);
         try
         {
             copy.Place(Placement);

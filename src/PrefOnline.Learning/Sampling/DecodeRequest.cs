@@ -49,7 +49,7 @@ public sealed record DecodeRequest
 
     /// <summary>Every backend's first step: throws <see cref="ArgumentException"/> listing every problem of
     /// this request for <paramref name="config"/>'s vocabulary and context.</summary>
-    public void ThrowIfInvalidFor(Gpt2Config config)
+    public void ThrowIfInvalidFor(DecoderConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         var problems = Problems(config.VocabularySize, config.ContextLength);

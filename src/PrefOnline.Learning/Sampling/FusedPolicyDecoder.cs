@@ -30,12 +30,12 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
         ArgumentNullException.ThrowIfNull(model);
         if (FusedPolicyDecoderBackend.Why(model) is { } reason) throw new NotSupportedException($"the fused decoder cannot run this model: {reason}");
         this.model = model;
-        decoder = new FusedGpt2Decoder(ShapeOf(model.Config), new PolicyWeightSource(model));
+        decoder = new FusedGpt2Decoder(ShapeOf((Gpt2Config)model.Config), new PolicyWeightSource(model));
     }
 
     public string Backend => BackendName;
 
-    public Gpt2Config Config => model.Config;
+    public DecoderConfig Config => model.Config;
 
     public IReadOnlyList<DecodedSequence> Generate(DecodeRequest request, CancellationToken cancellationToken = default)
     {
@@ -77,7 +77,8 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
         new(config.Layers, config.Heads, config.Width, config.VocabularySize, config.ContextLength, config.LayerNormEpsilon);
 }
 
-/// <summary>The fused CPU backend: float32 GPT-2 policies on the CPU, when libprefonline_kernels.so loads.</summary>
+/// <summary>The fused CPU backend: float32 GPT-2 policies on the CPU, when libprefonline_kernels.so loads
+/// (the kernels implement GPT-2's blocks only; the Llama family decodes with TorchSharp).</summary>
 public sealed class FusedPolicyDecoderBackend : IPolicyDecoderBackend
 {
     public string Name => FusedPolicyDecoder.BackendName;
@@ -89,6 +90,7 @@ public sealed class FusedPolicyDecoderBackend : IPolicyDecoderBackend
     internal static string? Why(PolicyModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
+        if (model.Config is not Gpt2Config) return $"it runs GPT-2 only (the model is {model.Config.ModelType})";
         var placement = model.Placement;
         if (!placement.IsCpu) return $"it runs on the CPU only (the model is on {placement.DeviceName})";
         if (placement.Dtype != ScalarType.Float32) return $"it reads float32 weights only (the model is {placement.DtypeName})";

@@ -14,7 +14,7 @@ public interface IPolicyDecoder : IDisposable
     /// <summary>Which backend this is (<c>torchsharp</c> or <c>fused</c>), for logs and benchmarks.</summary>
     string Backend { get; }
 
-    Gpt2Config Config { get; }
+    DecoderConfig Config { get; }
 
     /// <summary>Samples <see cref="DecodeRequest.SamplesPerPrompt"/> continuations of every prompt; results
     /// in row order (prompt-major).</summary>
@@ -40,8 +40,8 @@ public interface IPolicyDecoderBackend
 /// <summary>
 /// Chooses the decoder backend at construction: the first of <see cref="Backends"/> that supports the
 /// model. <see cref="Default"/> puts the fused CPU decoder (float32 GPT-2 on the CPU, several times
-/// faster: README "Generation speed") in front of TorchSharp, which supports every model (any device,
-/// any dtype) and so always comes last.
+/// faster: README "Generation speed") in front of TorchSharp, which supports every model (any family,
+/// any device, any dtype) and so always comes last: a Llama-family model always decodes with TorchSharp.
 /// </summary>
 public sealed class PolicyDecoderFactory(IReadOnlyList<IPolicyDecoderBackend> backends)
 {

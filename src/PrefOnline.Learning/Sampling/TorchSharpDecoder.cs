@@ -22,7 +22,7 @@ public sealed class TorchSharpDecoder(PolicyModel model) : IPolicyDecoder
 
     public string Backend => BackendName;
 
-    public Gpt2Config Config => model.Config;
+    public DecoderConfig Config => model.Config;
 
     public IReadOnlyList<DecodedSequence> Generate(DecodeRequest request, CancellationToken cancellationToken = default)
     {

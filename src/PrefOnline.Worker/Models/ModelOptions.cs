@@ -1,3 +1,5 @@
+using PrefOnline.Learning.Models;
+using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;
@@ -14,14 +16,15 @@ public sealed class ModelOptions : IValidatedOptions
     public const string SectionName = "Model";
 
     /// <summary>
-    /// A policy checkpoint directory in the Hugging Face GPT-2 layout (config.json, model.safetensors,
-    /// tokenizer files), e.g. from <c>prefonline init</c> or a GPT-2 download. It is also the frozen
+    /// A policy checkpoint directory in the Hugging Face layout (config.json, model.safetensors or shards with
+    /// model.safetensors.index.json, tokenizer files), e.g. from <c>prefonline init</c> or a download: GPT-2
+    /// (model_type gpt2) or the Llama family (llama, qwen2, qwen3, mistral; README "Bring your own model"). It is also the frozen
     /// reference of the KL leash. Empty: the embedded demo fits its own small policy (Demo:Policy); with
     /// Kafka an empty store then is an error.
     /// </summary>
     public string? InitialPolicy { get; set; }
 
-    /// <summary>A reward model safetensors file (GPT2ForSequenceClassification layout) to start from. Empty: trunk copied from the policy, fresh head.</summary>
+    /// <summary>A reward model safetensors file (*ForSequenceClassification layout of the policy's family) to start from. Empty: trunk copied from the policy, fresh head.</summary>
     public string? InitialRewardModel { get; set; }
 
     /// <summary>Seed of the reward head's initialisation.</summary>
@@ -44,7 +47,8 @@ public sealed class ModelOptions : IValidatedOptions
     /// <summary>
     /// How the policy samples: auto (the fused native CPU decoder of src/PrefOnline.Kernels for float32 on the
     /// CPU, several times faster at the project's sizes; the TorchSharp decoder otherwise), fused (always the
-    /// fused one: a start-up error unless Device is cpu and Dtype float32) or torchsharp (always TorchSharp's
+    /// fused one: a start-up error unless Device is cpu, Dtype float32 and the policy GPT-2 — the kernels implement
+    /// GPT-2 only, so auto decodes the Llama family with TorchSharp) or torchsharp (always TorchSharp's
     /// modules with a KV cache). Tokens and log-probs agree up to float rounding either way.
     /// </summary>
     public string Decoder { get; set; } = "auto";
@@ -59,7 +63,7 @@ public sealed class ModelOptions : IValidatedOptions
     {
         var p = new ProblemList(SectionName);
         if (!string.IsNullOrWhiteSpace(InitialPolicy) && !Directory.Exists(InitialPolicy))
-            p.Add(nameof(InitialPolicy), $"{InitialPolicy} is not a directory (expected a Hugging Face GPT-2 checkpoint directory)");
+            p.Add(nameof(InitialPolicy), $"{InitialPolicy} is not a directory (expected a Hugging Face checkpoint directory)");
         if (!string.IsNullOrWhiteSpace(InitialRewardModel) && !File.Exists(InitialRewardModel))
             p.Add(nameof(InitialRewardModel), $"{InitialRewardModel} does not exist (expected a safetensors file)");
         string? device = null;
@@ -85,6 +89,23 @@ public sealed class ModelOptions : IValidatedOptions
             p.Add(nameof(Decoder), $"unknown decoder '{Decoder}': use {string.Join(", ", PolicyDecoderFactory.Choices)}");
         else if (Decoder == FusedPolicyDecoder.BackendName && (device != "cpu" || !string.Equals((Dtype ?? "").Trim(), "float32", StringComparison.OrdinalIgnoreCase)))
             p.Add(nameof(Decoder), $"the fused decoder runs float32 models on the CPU only, not Device {Device} with Dtype {Dtype}: use auto or torchsharp");
+        else if (Decoder == FusedPolicyDecoder.BackendName && InitialPolicyArchitecture() is { } modelType and not "gpt2")
+            p.Add(nameof(Decoder), $"the fused decoder runs GPT-2 only, but InitialPolicy is a {modelType} model: use auto or torchsharp");
         return p.Items;
+    }
+
+    /// <summary>InitialPolicy's model_type, or null when there is none or its config.json does not read (the
+    /// load at start then reports why).</summary>
+    private string? InitialPolicyArchitecture()
+    {
+        if (string.IsNullOrWhiteSpace(InitialPolicy) || !Directory.Exists(InitialPolicy)) return null;
+        try
+        {
+            return PolicyCheckpoint.ReadConfig(InitialPolicy).ModelType;
+        }
+        catch (InvalidCheckpointException)
+        {
+            return null;
+        }
     }
 }

@@ -120,11 +120,10 @@ public sealed class CheckpointTests : IDisposable
         Assert.Contains("config.json is not valid JSON", Load(dir));
 
         File.WriteAllText(configPath, """
-            {"model_type": "llama", "vocab_size": "many", "n_positions": 64, "n_embd": 30, "n_layer": 2, "n_head": 4,
+            {"model_type": "gpt2", "vocab_size": "many", "n_positions": 64, "n_embd": 30, "n_layer": 2, "n_head": 4,
              "activation_function": "relu", "tie_word_embeddings": false}
             """);
         var message = Load(dir);
-        Assert.Contains("model_type is 'llama'", message);
         Assert.Contains("vocab_size must be an integer", message);
         Assert.Contains("activation_function 'relu'", message);
         Assert.Contains("tie_word_embeddings is false", message);
@@ -132,6 +131,9 @@ public sealed class CheckpointTests : IDisposable
 
         File.WriteAllText(configPath, """{"vocab_size": 258, "n_positions": 64, "n_embd": 30, "n_layer": 2, "n_head": 4}""");
         Assert.Contains("n_embd 30 must be a positive multiple of n_head 4", Load(dir));
+
+        File.WriteAllText(configPath, """{"model_type": "falcon", "vocab_size": 258}""");
+        Assert.Contains("model_type 'falcon' is not supported (supported: gpt2, llama, qwen2, qwen3, mistral)", Load(dir));
     }
 
     [Fact]

@@ -47,6 +47,13 @@ internal static class ModelTestSupport
         return sequence.Skip(prompt.Length).ToArray();
     }
 
+    /// <summary>Same shape and bitwise the same values.</summary>
+    public static bool Same(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        return a.shape.SequenceEqual(b.shape) && a.eq(b).all().ToBoolean();
+    }
+
     public static string TempDirectory(string name)
     {
         var path = Path.Combine(Path.GetTempPath(), "prefonline-tests", $"{name}-{Environment.ProcessId}-{Guid.NewGuid():N}");

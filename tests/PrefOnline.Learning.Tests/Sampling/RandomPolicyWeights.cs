@@ -11,7 +11,7 @@ internal sealed class RandomPolicyWeights : IDisposable
 {
     public RandomPolicyWeights(Gpt2Config config, ulong seed)
     {
-        Model = new PolicyModel(config, init: null);
+        Model = new Gpt2Model(config, init: null);
         using var generator = new Generator(seed);
         using var noGrad = no_grad();
         int c = config.Width;

@@ -78,6 +78,42 @@ public sealed class LearnerTests
         Assert.Equal(0, update.StalenessMax);
     }
 
+    [Theory]
+    [InlineData(ObjectiveNames.Dpo)]
+    [InlineData(ObjectiveNames.Ppo)]
+    public void One_update_on_a_llama_policy_moves_log_probs_towards_the_better_sample(string name)
+    {
+        using var scope = NewDisposeScope();
+        // Qwen3-shaped: grouped-query attention, q/k-norm, untied head; every parameter must receive a gradient.
+        var config = new PrefOnline.Learning.Models.LlamaConfig
+        {
+            Family = "qwen3", VocabularySize = 258, Width = 32, IntermediateSize = 48, Layers = 2, Heads = 4, KeyValueHeadCount = 2,
+            ContextLength = 64, TieWordEmbeddings = false,
+        };
+        using var policy = PrefOnline.Learning.Models.PolicyModel.Create(config, seed: 3);
+        using var reference = new ReferenceModel(policy);
+        var rollouts = Rollouts(policy, prompts: 6, k: 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 11);
+        var before = LogProbs(policy, rollouts);
+        var weightsBefore = policy.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
+        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
+        {
+            Objective = ObjectiveFor(name),
+            Optimizer = FastAdam,
+            Kl = new KlControlOptions { Coefficient = 0 },
+            InnerSteps = 2,
+        });
+
+        var update = learner.Update(LearnerBatch.Of(rollouts));
+
+        Assert.True(update.Applied, $"{name}: {update.SkipReason}");
+        Assert.Equal(1, learner.UpdateCount);
+        var after = LogProbs(policy, rollouts);
+        Assert.True(Gap(after) > Gap(before) + 1e-3, $"{name}: log π(better) − log π(worse) went {Gap(before):F4} → {Gap(after):F4}");
+        var unchanged = policy.state_dict().Where(p => PrefOnline.Learning.Tests.Models.ModelTestSupport.Same(p.Value, weightsBefore[p.Key])).Select(p => p.Key).ToList();
+        Assert.True(unchanged.Count == 0, $"parameters the update did not move: {string.Join(", ", unchanged)}");
+        Assert.NotNull(update.KlToReference);
+    }
+
     [Fact]
     public void An_update_takes_T_inner_steps_on_the_same_batch()
     {

@@ -110,6 +110,25 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
+    public void FusedOnALlamaInitialPolicyIsAOneLineStartUpError()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "prefonline-tests", $"fused-llama-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            var config = new PrefOnline.Learning.Models.LlamaConfig { VocabularySize = 258, Width = 32, IntermediateSize = 48, Layers = 1, Heads = 4, KeyValueHeadCount = 2, ContextLength = 64 };
+            using (var model = PrefOnline.Learning.Models.PolicyModel.Create(config, seed: 1))
+                PrefOnline.Learning.Models.Checkpoints.PolicyCheckpoint.Save(dir, model, PrefOnline.Learning.Tokenization.ByteTokenizer.Instance);
+            Assert.Equal(["Model:Decoder the fused decoder runs GPT-2 only, but InitialPolicy is a llama model: use auto or torchsharp"],
+                Check(new() { ["Model:InitialPolicy"] = dir, ["Model:Decoder"] = "fused" }).Problems);
+            Assert.Empty(Check(new() { ["Model:InitialPolicy"] = dir, ["Model:Decoder"] = "auto" }).Problems);
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void AValueOfTheWrongTypeNamesTheKeyInsteadOfThrowing()
     {
         var (_, problems) = Check(new() { ["Learner:InnerSteps"] = "many", ["Scoring:LabelWait"] = "soon" });

@@ -40,6 +40,31 @@ public sealed class ModelVerbTests : IDisposable
     }
 
     [Fact]
+    public void Init_arch_llama_writes_a_llama_checkpoint_that_logprobs_and_generate_read()
+    {
+        var dir = Path.Combine(root, "llama");
+        var init = CliProcess.Run("init", "--arch", "llama", "--preset", "tiny", "--seed", "3", "--out", dir);
+        Assert.True(init.Code == 0, init.Stderr);
+        Assert.Contains("tiny llama policy (759,168 parameters, seed 3)", init.Stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        Assert.Equal("llama", config["model_type"]!.GetValue<string>());
+        Assert.Equal("LlamaForCausalLM", config["architectures"]![0]!.GetValue<string>());
+        Assert.Equal(2, config["num_key_value_heads"]!.GetValue<int>());
+
+        var result = CliProcess.Run("logprobs", "--checkpoint", dir, "--prompt", "Hi", "--completion", "é!", "--eos");
+        Assert.True(result.Code == 0, result.Stderr);
+        var json = JsonNode.Parse(result.Stdout)!;
+        Assert.Equal(4, json["completion_tokens"]!.GetValue<int>());
+        // A fresh init is close to uniform over the 258 tokens: log(1/258) ≈ −5.55 per token.
+        Assert.All(json["tokens"]!.AsArray(), t => Assert.InRange(t!["logprob"]!.GetValue<double>(), -7, -4));
+
+        var generated = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "Once", "--max-new-tokens", "8", "--seed", "42");
+        Assert.True(generated.Code == 0, generated.Stderr);
+
+        Assert.NotEqual(0, CliProcess.Run("init", "--arch", "falcon", "--preset", "tiny", "--out", Path.Combine(root, "falcon")).Code);
+    }
+
+    [Fact]
     public void Logprobs_reads_a_checkpoint_written_by_pytorch_and_agrees_with_it()
     {
         var prompt = Encoding.UTF8.GetBytes("The cat").Select(b => (int)b).ToArray();

@@ -13,7 +13,7 @@ public sealed class LoadedPolicy(string directory, PolicyModel model, ITokenizer
 
     public ITokenizer Tokenizer { get; } = tokenizer;
 
-    public Gpt2Config Config => Model.Config;
+    public DecoderConfig Config => Model.Config;
 
     public void Dispose() => Model.Dispose();
 }

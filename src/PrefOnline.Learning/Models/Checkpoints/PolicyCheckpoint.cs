@@ -8,17 +8,18 @@ using PrefOnline.Tensors.Serialization;
 namespace PrefOnline.Learning.Models.Checkpoints;
 
 /// <summary>
-/// A policy in the Hugging Face GPT-2 layout, so a checkpoint moves freely between this worker and
-/// PyTorch / transformers:
+/// A policy in the Hugging Face layout of its family, so a checkpoint moves freely between this worker
+/// and PyTorch / transformers:
 /// <list type="bullet">
-/// <item><c>config.json</c>: GPT2Config's keys (model_type gpt2, vocab_size, n_positions, n_embd,
-///   n_layer, n_head, layer_norm_epsilon, *_pdrop, …) plus a <c>prefonline</c> section;</item>
-/// <item><c>model.safetensors</c>: the trunk's tensors under Hugging Face's names, Conv1D weights
-///   [in, out], in the model's own dtype (float32 or bfloat16; config.json's torch_dtype says which);
-///   on load a <c>transformer.</c> prefix, the old attention-mask buffers and a tied
-///   <c>lm_head.weight</c> are accepted, any floating dtype (float16 too) converts to the placement's,
-///   and shards listed by <c>model.safetensors.index.json</c> are read;</item>
-/// <item>the tokenizer's files (byte tokenizer or GPT-2 BPE vocab.json + merges.txt).</item>
+/// <item><c>config.json</c>: the family's keys (GPT-2: model_type gpt2, n_embd, n_layer, …; Llama family:
+///   model_type llama / qwen2 / qwen3, hidden_size, num_key_value_heads, rope_theta, rope_scaling, …) plus
+///   a <c>prefonline</c> section; model_type (or architectures) picks the family;</item>
+/// <item><c>model.safetensors</c>: the policy's tensors under Hugging Face's names, in the model's own
+///   dtype (float32 or bfloat16; config.json's torch_dtype says which); on load any floating dtype
+///   (float16 too) converts to the placement's, shards listed by <c>model.safetensors.index.json</c> are
+///   read, and the family's variants are accepted (GPT-2: a <c>transformer.</c> prefix, the old
+///   attention-mask buffers, a tied <c>lm_head.weight</c>; Llama: old rotary buffers, a tied head saved anyway);</item>
+/// <item>the tokenizer's files (GPT-2 BPE vocab.json + merges.txt, or the byte tokenizer).</item>
 /// </list>
 /// Any problem becomes one <see cref="InvalidCheckpointException"/> listing all of them.
 /// </summary>
@@ -30,15 +31,15 @@ public static class PolicyCheckpoint
     /// <summary>safetensors metadata key holding the config.json text in a bare weights file.</summary>
     public const string ConfigMetadataKey = "prefonline.config";
 
-    /// <summary>The config a checkpoint directory declares (validated).</summary>
-    public static Gpt2Config ReadConfig(string directory)
+    /// <summary>The config a checkpoint directory declares (validated; its model_type picks the family).</summary>
+    public static DecoderConfig ReadConfig(string directory)
     {
         RequireDirectory(directory);
         var path = Path.Combine(directory, ConfigFile);
         if (!File.Exists(path)) throw new InvalidCheckpointException(directory, $"missing {ConfigFile}");
         var problems = new List<string>();
-        var config = Gpt2ConfigJson.Parse(File.ReadAllText(path), problems);
-        if (problems.Count > 0) throw new InvalidCheckpointException(directory, problems.Select(p => $"{ConfigFile}: {p}").ToList());
+        var config = ModelFamily.ParseConfig(File.ReadAllText(path), problems);
+        if (config is null || problems.Count > 0) throw new InvalidCheckpointException(directory, problems.Select(p => $"{ConfigFile}: {p}").ToList());
         return config;
     }
 
@@ -83,9 +84,9 @@ public static class PolicyCheckpoint
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabularySize} tokens but the model only {model.Config.VocabularySize}");
         AtomicDirectory.Write(directory, temp =>
         {
-            var json = Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", tokenizer.EndOfSequenceId, tokenizer.PaddingId, OwnSection(),
-                model.Placement.DtypeName);
-            AtomicDirectory.WriteDurableText(Path.Combine(temp, ConfigFile), Gpt2ConfigJson.Serialize(json));
+            var tokens = new SpecialTokenIds(tokenizer.EndOfSequenceId, tokenizer.PaddingId);
+            var json = ModelFamily.Of(model.Config).ToJson(model.Config, ModelRole.CausalLm, tokens, OwnSection(), model.Placement.DtypeName);
+            AtomicDirectory.WriteDurableText(Path.Combine(temp, ConfigFile), ModelFamily.Serialize(json));
             SafeTensorsFile.Write(Path.Combine(temp, WeightsFile), model.state_dict(), HuggingFaceMetadata());
             CheckpointTokenizer.Save(tokenizer, temp);
         });
@@ -99,14 +100,14 @@ public static class PolicyCheckpoint
     public static void SaveWeightsFile(string path, PolicyModel model)
     {
         var metadata = HuggingFaceMetadata();
-        metadata[ConfigMetadataKey] = Gpt2ConfigJson.Serialize(Gpt2ConfigJson.ToJson(model.Config, "GPT2LMHeadModel", null, null, OwnSection(),
-            model.Placement.DtypeName));
+        metadata[ConfigMetadataKey] = ModelFamily.Serialize(
+            ModelFamily.Of(model.Config).ToJson(model.Config, ModelRole.CausalLm, SpecialTokenIds.None, OwnSection(), model.Placement.DtypeName));
         SafeTensorsFile.Write(path, model.state_dict(), metadata);
     }
 
-    /// <summary>Loads a file written by <see cref="SaveWeightsFile"/>, or any GPT-2 safetensors file
-    /// when <paramref name="config"/> is given, onto <paramref name="placement"/> (CPU float32 by default).</summary>
-    public static PolicyModel LoadWeightsFile(string path, Gpt2Config? config = null, TensorPlacement? placement = null)
+    /// <summary>Loads a file written by <see cref="SaveWeightsFile"/>, or any safetensors file of a
+    /// supported family when <paramref name="config"/> is given, onto <paramref name="placement"/> (CPU float32 by default).</summary>
+    public static PolicyModel LoadWeightsFile(string path, DecoderConfig? config = null, TensorPlacement? placement = null)
     {
         if (!File.Exists(path)) throw new InvalidCheckpointException(path, "file not found");
         if (config is null)
@@ -123,28 +124,26 @@ public static class PolicyCheckpoint
             if (!header.Metadata.TryGetValue(ConfigMetadataKey, out var text))
                 throw new InvalidCheckpointException(path, $"no '{ConfigMetadataKey}' metadata: pass the config, or load the checkpoint directory instead");
             var problems = new List<string>();
-            config = Gpt2ConfigJson.Parse(text, problems);
-            if (problems.Count > 0) throw new InvalidCheckpointException(path, problems);
+            config = ModelFamily.ParseConfig(text, problems);
+            if (config is null || problems.Count > 0) throw new InvalidCheckpointException(path, problems);
         }
         return LoadWeights(path, [path], config, placement);
     }
 
-    private static PolicyModel LoadWeights(string where, IReadOnlyList<string> files, Gpt2Config config, TensorPlacement? placement)
+    private static PolicyModel LoadWeights(string where, IReadOnlyList<string> files, DecoderConfig config, TensorPlacement? placement)
     {
         var problems = new List<string>();
         var content = new List<SafeTensorsContent>();
-        var model = new PolicyModel(config, init: null);
+        var model = config.CreatePolicy(init: null);
         try
         {
             model.Place(placement ?? TensorPlacement.Cpu);
             using var scope = NewDisposeScope();
             var raw = WeightFiles.ReadFloating(files, content, problems);
-            var extra = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            var trunk = WeightFiles.MapTrunk(raw, "transformer.", prefixRequired: false, extra, problems);
-            foreach (var name in extra.Keys) trunk[name] = extra[name]; // reported as unexpected by Check
-            if (problems.Count == 0) WeightFiles.Check(model.state_dict(), trunk, problems);
+            var tensors = ModelFamily.Of(config).PolicyTensors(raw, config, problems);
+            if (problems.Count == 0) WeightFiles.Check(model.state_dict(), tensors, problems);
             if (problems.Count > 0) throw new InvalidCheckpointException(where, problems);
-            WeightFiles.CopyInto(model, trunk);
+            WeightFiles.CopyInto(model, tensors);
             return model;
         }
         catch
@@ -168,5 +167,5 @@ public static class PolicyCheckpoint
     /// <summary>transformers refuses safetensors whose metadata lacks format=pt.</summary>
     private static Dictionary<string, string> HuggingFaceMetadata() => new(StringComparer.Ordinal) { ["format"] = "pt" };
 
-    private static JsonObject OwnSection() => new() { ["format_version"] = 1, ["written_by"] = "prefonline" };
+    internal static JsonObject OwnSection() => new() { ["format_version"] = 1, ["written_by"] = "prefonline" };
 }

@@ -33,7 +33,7 @@ public sealed class ReferenceModel : IDisposable
     public static ReferenceModel Load(string checkpointDirectory, Tensors.TensorPlacement? placement = null) =>
         new(() => PolicyCheckpoint.LoadModel(checkpointDirectory, placement));
 
-    public Gpt2Config Config => model.Config;
+    public DecoderConfig Config => model.Config;
 
     /// <summary>log π_ref of the batch's completions, never with gradient.</summary>
     public SequenceLogProbs Compute(SequenceBatch batch, LogProbReduction reduction, bool keepDistributions = false)

@@ -8,29 +8,31 @@ using TorchSharp.Modules;
 namespace PrefOnline.Learning.Models.Reward;
 
 /// <summary>
-/// A scalar reward r(x, y): a GPT-2 trunk (same blocks as the policy, no LM head) and a linear head
-/// reading the hidden state of the sequence's last real token, as Hugging Face's
-/// GPT2ForSequenceClassification with one label does. Parameter names match it:
-/// <c>transformer.*</c> and <c>score.weight</c> [1, C], plus <c>score.bias</c> [1] (which the
-/// Hugging Face head lacks: a Bradley–Terry loss cannot see it, but rating regression needs an offset).
+/// A scalar reward r(x, y): a decoder trunk of the policy's family (same blocks, no LM head) and a
+/// linear head reading the hidden state of the sequence's last real token, as Hugging Face's
+/// *ForSequenceClassification with one label does. Parameter names match theirs: the trunk under its
+/// Hugging Face name (<c>transformer.*</c> for GPT-2, <c>model.*</c> for the Llama family) and
+/// <c>score.weight</c> [1, C], plus <c>score.bias</c> [1] (which the Hugging Face head lacks: a
+/// Bradley–Terry loss cannot see it, but rating regression needs an offset).
 /// </summary>
 public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
 {
-    // Field names are the state dict's keys.
-    private Gpt2Model transformer;
-    private Linear score;
+    private readonly DecoderTrunk trunk;
+    private readonly Linear score;
 
-    /// <param name="config">The trunk's shape.</param>
-    /// <param name="init">Draws the GPT-2 init of trunk and head; null only when weights are about to be loaded.</param>
-    public RewardModel(Gpt2Config config, Generator? init) : base(nameof(RewardModel))
+    /// <param name="config">The trunk's shape and family.</param>
+    /// <param name="init">Draws the family's init of trunk and head; null only when weights are about to be loaded.</param>
+    public RewardModel(DecoderConfig config, Generator? init) : base(nameof(RewardModel))
     {
-        transformer = new Gpt2Model(config, init);
+        trunk = config.CreateTrunk(init);
         score = nn.Linear(config.Width, 1, hasBias: true);
-        RegisterComponents();
+        // Registered by hand: the trunk's name depends on the family (RegisterComponents would use the field's).
+        register_module(config.TrunkModuleName, trunk);
+        register_module(nameof(score), score);
         using var noGrad = no_grad();
         if (init is not null)
         {
-            // torch.nn.Linear's own init draws (weight, then bias) from the seeded generator, then GPT-2's.
+            // torch.nn.Linear's own init draws (weight, then bias) from the seeded generator, then N(0, 0.02²) (both families' initializer_range).
             var bound = 1 / Math.Sqrt(config.Width);
             score.weight!.uniform_(-bound, bound, init);
             score.bias!.uniform_(-bound, bound, init);
@@ -40,7 +42,7 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
     }
 
     /// <summary>A freshly initialised reward model on <paramref name="placement"/> (CPU float32 by default).</summary>
-    public static RewardModel Create(Gpt2Config config, ulong seed, TensorPlacement? placement = null)
+    public static RewardModel Create(DecoderConfig config, ulong seed, TensorPlacement? placement = null)
     {
         using var init = new Generator(seed);
         var model = new RewardModel(config, init);
@@ -62,7 +64,7 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         var model = Create(policy.Config, seed, policy.Placement);
         try
         {
-            StateDicts.Load(model.Transformer, policy.state_dict());
+            StateDicts.Load(model.Trunk, policy.Trunk.state_dict());
             return model;
         }
         catch
@@ -72,21 +74,22 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         }
     }
 
-    public Gpt2Model Transformer => transformer;
+    /// <summary>The trunk, named as in Hugging Face's *ForSequenceClassification (<c>transformer</c> or <c>model</c>).</summary>
+    public DecoderTrunk Trunk => trunk;
 
     /// <summary>The scalar head, named <c>score</c> in the state dict: weight [1, C], bias [1].</summary>
     public Linear Head => score;
 
-    public Gpt2Config Config => transformer.Config;
+    public DecoderConfig Config => trunk.Config;
 
-    public TensorPlacement Placement => transformer.Placement;
+    public TensorPlacement Placement => trunk.Placement;
 
-    /// <summary>Moves trunk and head to <paramref name="placement"/> (see <see cref="Gpt2Model.Place"/>).</summary>
+    /// <summary>Moves trunk and head to <paramref name="placement"/> (see <see cref="DecoderTrunk.Place"/>).</summary>
     public RewardModel Place(TensorPlacement placement)
     {
         placement.EnsureAvailable();
         if (placement == Placement) return this;
-        transformer.Place(placement);
+        trunk.Place(placement);
         score.to(placement.Device, placement.Dtype);
         return this;
     }
@@ -100,8 +103,8 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         if (batch.MaxTokenId >= Config.VocabularySize)
             throw new ArgumentException($"token id {batch.MaxTokenId} is outside the model's vocabulary of {Config.VocabularySize}");
         using var scope = NewDisposeScope();
-        var device = Transformer.TokenEmbedding.device;
-        var hidden = Transformer.Hidden(batch.Tokens.to(device));                  // (B, T, C)
+        var device = Trunk.TokenEmbedding.device;
+        var hidden = Trunk.Hidden(batch.Tokens.to(device));                  // (B, T, C)
         var (b, c) = (hidden.size(0), hidden.size(2));
         var index = batch.LastTokenPositions.to(device).view(b, 1, 1).expand(b, 1, c); // (B, 1, C)
         var last = hidden.gather(1, index).squeeze(1);                             // (B, C)

@@ -69,7 +69,7 @@ public sealed class RewardTrainer : IDisposable
         this.tokenizer = tokenizer;
         Options = options;
         random = new Xoshiro256StarStar(options.Seed);
-        model.Transformer.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
+        model.Trunk.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
         parameters = model.parameters().ToList();
         optimizer = new AdamWOptimizer(parameters, options.Optimizer);
     }
@@ -338,7 +338,7 @@ public sealed class RewardTrainer : IDisposable
         using (var scope = NewDisposeScope())
         {
             foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterDisposeScope();
-            tensors[DropoutGeneratorKey] = Model.Transformer.DropoutGenerator.get_state().MoveToOuterDisposeScope();
+            tensors[DropoutGeneratorKey] = Model.Trunk.DropoutGenerator.get_state().MoveToOuterDisposeScope();
         }
         var json = new JsonObject
         {
@@ -413,7 +413,7 @@ public sealed class RewardTrainer : IDisposable
             .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
 
         optimizer.LoadStateDict(optimizerState);              // validates before it changes anything
-        Model.Transformer.DropoutGenerator.set_state(generatorState);
+        Model.Trunk.DropoutGenerator.set_state(generatorState);
         optimizer.LearningRate = learningRate;
         random = restoredRandom;
         stepsSinceEvaluation = sinceEvaluation;

@@ -5,27 +5,31 @@ using System.Text.Json.Nodes;
 namespace PrefOnline.Learning.Tests.Models.Reference;
 
 /// <summary>
-/// Runs gpt2_reference.py (a plain-PyTorch GPT-2) with Debian's /usr/bin/python3 and returns its
-/// answers. A machine without python3-torch fails the test with the install command; it never skips.
+/// Runs gpt2_reference.py (a plain-PyTorch GPT-2) or llama_reference.py (a plain-PyTorch Llama family)
+/// with Debian's /usr/bin/python3 and returns its answers. A machine without python3-torch fails the test with the install command; it never skips.
 /// </summary>
 public static class PythonReference
 {
     public const string Python = "/usr/bin/python3";
 
-    public static string ScriptPath => Path.Combine(AppContext.BaseDirectory, "Models", "Reference", "gpt2_reference.py");
+    public const string Gpt2Script = "gpt2_reference.py";
 
-    /// <summary>Runs the script on <paramref name="spec"/>, writing checkpoints under <paramref name="outDir"/>; returns expected.json.</summary>
-    public static JsonObject Run(JsonObject spec, string outDir)
+    public const string LlamaScript = "llama_reference.py";
+
+    public static string ScriptPath(string script) => Path.Combine(AppContext.BaseDirectory, "Models", "Reference", script);
+
+    /// <summary>Runs <paramref name="script"/> on <paramref name="spec"/>, writing checkpoints under <paramref name="outDir"/>; returns expected.json.</summary>
+    public static JsonObject Run(JsonObject spec, string outDir, string script = Gpt2Script)
     {
         Directory.CreateDirectory(outDir);
         var specPath = Path.Combine(outDir, "spec.json");
         File.WriteAllText(specPath, spec.ToJsonString());
-        var (code, stdout, stderr) = Execute(ScriptPath, specPath, outDir);
+        var (code, stdout, stderr) = Execute(ScriptPath(script), specPath, outDir);
         if (code != 0)
         {
             if (stderr.Contains("No module named 'torch'", StringComparison.Ordinal))
                 throw new InvalidOperationException($"{Python} has no torch: apt-get install -y python3-torch");
-            throw new InvalidOperationException($"gpt2_reference.py failed ({code}):\n{stdout}\n{stderr}");
+            throw new InvalidOperationException($"{script} failed ({code}):\n{stdout}\n{stderr}");
         }
         return JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "expected.json")))!.AsObject();
     }
@@ -43,7 +47,7 @@ public static class PythonReference
         if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException("gpt2_reference.py did not finish within 3 minutes");
+            throw new TimeoutException($"{args[0]} did not finish within 3 minutes");
         }
         return (process.ExitCode, stdout.Result, stderr.Result);
     }
