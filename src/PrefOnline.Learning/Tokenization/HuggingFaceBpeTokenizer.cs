@@ -27,12 +27,20 @@ namespace PrefOnline.Learning.Tokenization;
 /// <item>NFC normalizer (Qwen2/3): not applied. The process runs with invariant globalization, where .NET
 ///   does not normalize; text that is already NFC (nearly all) gets Hugging Face's ids, decomposed text
 ///   is encoded as written, which keeps Decode(Encode(text)) == text.</item>
+/// <item>Pre-tokens longer than <see cref="LongPieceBytes"/> (a run of one script without spaces, a pasted blob) are
+///   merged by <see cref="BpeMergeTable"/>, the project's O(n log n) merge loop, with the same ranks: the library's
+///   merge loop is quadratic in the piece (100,000 CJK characters in one piece took 20 s), which user text must not
+///   be able to trigger. Both give the same ids (the tests compare them).</item>
 /// </list>
 /// Immutable and thread-safe (the library's BPE cache is concurrent).
 /// </remarks>
 public sealed class HuggingFaceBpeTokenizer : ITokenizer
 {
+    /// <summary>Pre-tokens with more UTF-8 bytes than this go through <see cref="BpeMergeTable"/> instead of the library.</summary>
+    public const int LongPieceBytes = 256;
+
     private readonly BpeTokenizer bpe;
+    private readonly BpeMergeTable mergeTable;
     private readonly ByteLevelPreTokenizer preTokenizer;
     private readonly Dictionary<string, int> idByToken;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> idLookup;
@@ -104,8 +112,10 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
             bytesById[id] = textAdded.Contains((token, id)) ? Encoding.UTF8.GetBytes(token) : Gpt2ByteSymbols.BytesOf(token);
         }
 
-        foreach (var merge in json.Merges)
+        var ranks = new Dictionary<long, BpeMergeTable.Merge>(json.Merges.Count);
+        for (var rank = 0; rank < json.Merges.Count; rank++)
         {
+            var merge = json.Merges[rank];
             var space = merge.IndexOf(' ');
             var (left, right) = (merge[..space], merge[(space + 1)..]);
             foreach (var part in new[] { left, right, left + right })
@@ -113,7 +123,10 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
                 if (!idByToken.ContainsKey(part))
                     throw Error(jsonPath, $"model.merges: {TokenizerFiles.Quote(merge)} uses {TokenizerFiles.Quote(part)}, which is not in model.vocab");
             }
+            // A repeated pair takes its last rank, as in Hugging Face.
+            ranks[BpeMergeTable.Key(idByToken[left], idByToken[right])] = new BpeMergeTable.Merge(rank, idByToken[left + right]);
         }
+        mergeTable = new BpeMergeTable(ranks);
         bpe = BpeTokenizer.Create(new BpeOptions(modelVocabulary) { Merges = json.Merges, ByteLevel = true });
 
         int IdOfNamed(string token, string source, string key) =>
@@ -308,8 +321,17 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
                 ids.Add(whole);
                 continue;
             }
-            ids.AddRange(bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
+            if (piece.Length * 3 > LongPieceBytes && Encoding.UTF8.GetByteCount(piece) > LongPieceBytes) MergeLong(piece, ids);
+            else ids.AddRange(bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
         }
+    }
+
+    private void MergeLong(ReadOnlySpan<char> piece, List<int> ids)
+    {
+        var bytes = Encoding.UTF8.GetBytes(piece.ToArray());
+        var merged = new int[bytes.Length];
+        for (var i = 0; i < bytes.Length; i++) merged[i] = ByteIds[bytes[i]];
+        ids.AddRange(merged.AsSpan(0, mergeTable.Apply(merged)));
     }
 
     private static ReadOnlySpan<char> ByteSymbolsOf(ReadOnlySpan<char> text, Span<char> buffer)

@@ -73,6 +73,44 @@ public sealed class HuggingFaceBpeTokenizerTests(WrittenTokenizerFixture written
     }
 
     [Fact]
+    public void Long_pre_tokens_merge_in_n_log_n_with_the_same_ids()
+    {
+        // Around the switch to the project's merge loop, against the independent reference.
+        var tokenizer = written.Tokenizer;
+        var words = new[] { "the", "license", "software", "Program", "日本語" };
+        var cases = new List<byte[]>();
+        foreach (var word in words)
+        {
+            foreach (var bytes in new[] { HuggingFaceBpeTokenizer.LongPieceBytes - 3, HuggingFaceBpeTokenizer.LongPieceBytes, HuggingFaceBpeTokenizer.LongPieceBytes + 1, 700 })
+            {
+                var piece = new StringBuilder();
+                while (Encoding.UTF8.GetByteCount(piece.ToString() + word) <= bytes) piece.Append(word);
+                cases.Add(Encoding.UTF8.GetBytes(piece.ToString()));
+            }
+        }
+        var reference = PythonReference.EncodeWithTokenizerJson(written.Flavour("gpt2"), cases);
+        for (var i = 0; i < cases.Count; i++) Assert.Equal(reference[i], tokenizer.EncodeBytes(cases[i]));
+
+        // 300,000 letters in one piece: quadratic merging would take minutes. Compared with the GPT-2 tokenizer
+        // (the same merge semantics, verified against encoder.py) built from the same vocabulary and merges.
+        var json = written.WrittenJson();
+        var gpt2 = new Gpt2BpeTokenizer(
+            json["model"]!["vocab"]!.AsObject().ToDictionary(kv => kv.Key, kv => (int)kv.Value!),
+            json["model"]!["merges"]!.AsArray().Select(m => ((string)m![0]!, (string)m[1]!)).ToList(),
+            "<|endoftext|>",
+            addedTokens: WrittenTokenizerFixture.Specials.All.Select((t, i) => (t, 995 + i)).ToDictionary(t => t.t, t => t.Item2));
+        foreach (var text in new[] { string.Concat(Enumerable.Repeat("license", 43_000)), new string('中', 100_000), new string('7', 300_000) })
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var ids = tokenizer.Encode(text);
+            output.WriteLine($"{text.Length:N0} chars of {text[0]}: {ids.Length:N0} tokens in {watch.Elapsed.TotalSeconds:F2} s");
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"{text.Length} characters took {watch.Elapsed}");
+            Assert.Equal(gpt2.Encode(text), ids);
+            Assert.Equal(text, tokenizer.Decode(ids));
+        }
+    }
+
+    [Fact]
     public void The_writer_learns_the_merges_the_python_training_learns()
     {
         // Python reads text files with universal newlines (\r\n → \n): give both sides the same text.
