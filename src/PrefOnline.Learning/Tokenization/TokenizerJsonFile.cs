@@ -58,80 +58,92 @@ public sealed record TokenizerJsonFile(
         }
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw Error(path, "expected a JSON object");
-            if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object) throw Error(path, "has no \"model\" object");
-            var type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-            // tokenizers < 0.14 wrote BPE models without "type"; their "merges" tells them apart.
-            if (type is null && model.TryGetProperty("merges", out _)) type = "BPE";
-            if (type != "BPE")
-                throw Error(path, $"model type {TokenizerFiles.Quote(type ?? "(none)")} is not supported; supported: byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM), not SentencePiece Unigram, WordPiece or WordLevel");
-
-            var steps = ReadPreTokenizer(path, root);
-            RequireNullOrEmpty(path, model, "dropout", "model.dropout (BPE dropout makes encoding random)");
-            RequireNullOrEmpty(path, model, "continuing_subword_prefix", "model.continuing_subword_prefix");
-            RequireNullOrEmpty(path, model, "end_of_word_suffix", "model.end_of_word_suffix");
-            if (model.TryGetProperty("byte_fallback", out var fallback) && fallback.ValueKind == JsonValueKind.True)
-                throw Error(path, "model.byte_fallback is true (a SentencePiece-style BPE, e.g. Llama 2 or Mistral); supported: byte-level BPE");
-
-            var vocabulary = new List<(string, int)>();
-            if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object) throw Error(path, "model.vocab is not an object of token → id");
-            foreach (var entry in vocab.EnumerateObject())
+            try
             {
-                if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out var id) || id < 0 || id > TokenizerFiles.MaxTokenId)
-                    throw Error(path, $"model.vocab: the id of {TokenizerFiles.Quote(entry.Name)} is not an integer in 0..{TokenizerFiles.MaxTokenId}");
-                vocabulary.Add((entry.Name, id));
+                return Parse(path, document.RootElement);
             }
-
-            var merges = new List<string>();
-            if (!model.TryGetProperty("merges", out var mergeArray) || mergeArray.ValueKind != JsonValueKind.Array) throw Error(path, "model.merges is not an array");
-            var index = 0;
-            foreach (var merge in mergeArray.EnumerateArray())
+            catch (InvalidOperationException e)
             {
-                if (merge.ValueKind == JsonValueKind.String && merge.GetString() is { } pair && pair.Split(' ') is [{ Length: > 0 }, { Length: > 0 }])
-                    merges.Add(pair);
-                else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2 && merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String
-                         && merge[0].GetString() is { Length: > 0 } left && merge[1].GetString() is { Length: > 0 } right && !left.Contains(' ') && !right.Contains(' '))
-                    merges.Add(left + " " + right);
-                else
-                    throw Error(path, $"model.merges[{index}] is neither \"a b\" nor [\"a\", \"b\"] of two tokens without spaces");
+                // JsonElement's accessors throw this for a value of another kind than the format says (a string id, ...).
+                throw Error(path, $"a value has the wrong JSON kind: {e.Message.Split(". ")[0].TrimEnd('.')}");
+            }
+        }
+    }
+
+    private static TokenizerJsonFile Parse(string path, JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw Error(path, "expected a JSON object");
+        if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object) throw Error(path, "has no \"model\" object");
+        var type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        // tokenizers < 0.14 wrote BPE models without "type"; their "merges" tells them apart.
+        if (type is null && model.TryGetProperty("merges", out _)) type = "BPE";
+        if (type != "BPE")
+            throw Error(path, $"model type {TokenizerFiles.Quote(type ?? "(none)")} is not supported; supported: byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM), not SentencePiece Unigram, WordPiece or WordLevel");
+
+        var steps = ReadPreTokenizer(path, root);
+        RequireNullOrEmpty(path, model, "dropout", "model.dropout (BPE dropout makes encoding random)");
+        RequireNullOrEmpty(path, model, "continuing_subword_prefix", "model.continuing_subword_prefix");
+        RequireNullOrEmpty(path, model, "end_of_word_suffix", "model.end_of_word_suffix");
+        if (model.TryGetProperty("byte_fallback", out var fallback) && fallback.ValueKind == JsonValueKind.True)
+            throw Error(path, "model.byte_fallback is true (a SentencePiece-style BPE, e.g. Llama 2 or Mistral); supported: byte-level BPE");
+
+        var vocabulary = new List<(string, int)>();
+        if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object) throw Error(path, "model.vocab is not an object of token → id");
+        foreach (var entry in vocab.EnumerateObject())
+        {
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out var id) || id < 0 || id > TokenizerFiles.MaxTokenId)
+                throw Error(path, $"model.vocab: the id of {TokenizerFiles.Quote(entry.Name)} is not an integer in 0..{TokenizerFiles.MaxTokenId}");
+            vocabulary.Add((entry.Name, id));
+        }
+
+        var merges = new List<string>();
+        if (!model.TryGetProperty("merges", out var mergeArray) || mergeArray.ValueKind != JsonValueKind.Array) throw Error(path, "model.merges is not an array");
+        var index = 0;
+        foreach (var merge in mergeArray.EnumerateArray())
+        {
+            if (merge.ValueKind == JsonValueKind.String && merge.GetString() is { } pair && pair.Split(' ') is [{ Length: > 0 }, { Length: > 0 }])
+                merges.Add(pair);
+            else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2 && merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String
+                     && merge[0].GetString() is { Length: > 0 } left && merge[1].GetString() is { Length: > 0 } right && !left.Contains(' ') && !right.Contains(' '))
+                merges.Add(left + " " + right);
+            else
+                throw Error(path, $"model.merges[{index}] is neither \"a b\" nor [\"a\", \"b\"] of two tokens without spaces");
+            index++;
+        }
+
+        var added = new List<AddedToken>();
+        if (root.TryGetProperty("added_tokens", out var addedArray) && addedArray.ValueKind != JsonValueKind.Null)
+        {
+            if (addedArray.ValueKind != JsonValueKind.Array) throw Error(path, "added_tokens is not an array");
+            index = 0;
+            foreach (var token in addedArray.EnumerateArray())
+            {
+                if (token.ValueKind != JsonValueKind.Object
+                    || !token.TryGetProperty("id", out var idElement) || !idElement.TryGetInt32(out var id) || id < 0 || id > TokenizerFiles.MaxTokenId
+                    || !token.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String || content.GetString() is not { Length: > 0 } text)
+                    throw Error(path, $"added_tokens[{index}] needs an \"id\" in 0..{TokenizerFiles.MaxTokenId} and a non-empty \"content\"");
+                var special = token.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True;
+                if (!special)
+                {
+                    foreach (var flag in new[] { "lstrip", "rstrip", "single_word" })
+                    {
+                        if (token.TryGetProperty(flag, out var f) && f.ValueKind == JsonValueKind.True)
+                            throw Error(path, $"added_tokens[{index}] {TokenizerFiles.Quote(text)} is a non-special token with {flag} true, which is not implemented");
+                    }
+                }
+                added.Add(new AddedToken(id, text, special));
                 index++;
             }
-
-            var added = new List<AddedToken>();
-            if (root.TryGetProperty("added_tokens", out var addedArray) && addedArray.ValueKind != JsonValueKind.Null)
-            {
-                if (addedArray.ValueKind != JsonValueKind.Array) throw Error(path, "added_tokens is not an array");
-                index = 0;
-                foreach (var token in addedArray.EnumerateArray())
-                {
-                    if (token.ValueKind != JsonValueKind.Object
-                        || !token.TryGetProperty("id", out var idElement) || !idElement.TryGetInt32(out var id) || id < 0 || id > TokenizerFiles.MaxTokenId
-                        || !token.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String || content.GetString() is not { Length: > 0 } text)
-                        throw Error(path, $"added_tokens[{index}] needs an \"id\" in 0..{TokenizerFiles.MaxTokenId} and a non-empty \"content\"");
-                    var special = token.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True;
-                    if (!special)
-                    {
-                        foreach (var flag in new[] { "lstrip", "rstrip", "single_word" })
-                        {
-                            if (token.TryGetProperty(flag, out var f) && f.ValueKind == JsonValueKind.True)
-                                throw Error(path, $"added_tokens[{index}] {TokenizerFiles.Quote(text)} is a non-special token with {flag} true, which is not implemented");
-                        }
-                    }
-                    added.Add(new AddedToken(id, text, special));
-                    index++;
-                }
-            }
-
-            return new TokenizerJsonFile(
-                vocabulary,
-                merges,
-                model.TryGetProperty("ignore_merges", out var ignore) && ignore.ValueKind == JsonValueKind.True,
-                added,
-                steps,
-                ReadNormalizer(path, root),
-                FirstTemplateToken(root));
         }
+
+        return new TokenizerJsonFile(
+            vocabulary,
+            merges,
+            model.TryGetProperty("ignore_merges", out var ignore) && ignore.ValueKind == JsonValueKind.True,
+            added,
+            steps,
+            ReadNormalizer(path, root),
+            FirstTemplateToken(root));
     }
 
     private static List<ByteLevelPreTokenizer.Step> ReadPreTokenizer(string path, JsonElement root)

@@ -243,6 +243,10 @@ public sealed class HuggingFaceBpeTokenizerTests(WrittenTokenizerFixture written
         { """{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true}, "model": {"type": "BPE", "vocab": {}, "merges": []}}""", "add_prefix_space true is not implemented" },
         { """{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}}""", "model.merges[0] is neither" },
         { """{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}""", "lacks the single-byte token" },
+        { """{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": "x", "behavior": "Isolated"}, {"type": "ByteLevel"}]}, "model": {"type": "BPE", "vocab": {}, "merges": []}}""", "the wrong JSON kind" },
+        { """{"pre_tokenizer": {"type": "ByteLevel"}, "added_tokens": [{"id": "7", "content": "x"}], "model": {"type": "BPE", "vocab": {}, "merges": []}}""", "the wrong JSON kind" },
+        { """{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}, "model": {"type": "BPE", "vocab": {}, "merges": []}}""", "the regex does not compile" },
+        { """{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Removed"}, {"type": "ByteLevel"}]}, "model": {"type": "BPE", "vocab": {}, "merges": []}}""", "behavior \"Removed\" is not implemented" },
         { "{}", "has no \"model\" object" },
         { "{\"model\": ", "invalid JSON" },
     };
