@@ -179,8 +179,6 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
             config = TokenizerFiles.ReadConfig(configPath);
             if (config.TokenizerClass == ByteTokenizer.ConfigClassName)
                 throw new TokenizerFormatException(configPath, null, $"names {ByteTokenizer.ConfigClassName} but the directory holds a tokenizer.json; remove one or the other");
-            if (config.EndOfSequenceIsNull && config.EndOfSequenceToken is null && !File.Exists(In(TokenizerFiles.GenerationConfig)))
-                throw new TokenizerFormatException(configPath, null, "eos_token is null; generation needs an end-of-sequence token");
             files[TokenizerFiles.Config] = File.ReadAllBytes(configPath);
         }
         if (File.Exists(In(TokenizerFiles.SpecialTokensMap))) files[TokenizerFiles.SpecialTokensMap] = File.ReadAllBytes(In(TokenizerFiles.SpecialTokensMap));

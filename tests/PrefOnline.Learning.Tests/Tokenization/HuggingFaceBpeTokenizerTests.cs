@@ -111,6 +111,18 @@ public sealed class HuggingFaceBpeTokenizerTests(WrittenTokenizerFixture written
     }
 
     [Fact]
+    public void Encoding_from_many_threads_at_once_gives_the_sequential_ids()
+    {
+        var cases = TextCases.Random(seed: 9, count: 3000, withInvalidBytes: true);
+        var sequential = HuggingFaceBpeTokenizer.FromDirectory(written.Flavour("llama3"));
+        var expected = cases.Select(c => sequential.EncodeBytes(c)).ToArray();
+        var shared = HuggingFaceBpeTokenizer.FromDirectory(written.Flavour("llama3")); // a cold cache, filled concurrently
+        var actual = new int[cases.Count][];
+        Parallel.For(0, cases.Count, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => actual[i] = shared.EncodeBytes(cases[i]));
+        for (var i = 0; i < cases.Count; i++) Assert.Equal(expected[i], actual[i]);
+    }
+
+    [Fact]
     public void The_writer_learns_the_merges_the_python_training_learns()
     {
         // Python reads text files with universal newlines (\r\n → \n): give both sides the same text.
