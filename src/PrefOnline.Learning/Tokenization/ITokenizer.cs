@@ -2,7 +2,8 @@ namespace PrefOnline.Learning.Tokenization;
 
 /// <summary>
 /// Text ↔ token ids. Implementations: <c>ByteTokenizer</c> (the built-in models: 256 byte values plus
-/// special tokens) and <c>Gpt2BpeTokenizer</c> (vocab.json + merges.txt). Both are lossless on
+/// special tokens), <c>Gpt2BpeTokenizer</c> (vocab.json + merges.txt) and <c>HuggingFaceBpeTokenizer</c>
+/// (a byte-level BPE tokenizer.json: Llama 3, Qwen2/3, SmolLM, GPT-2). All are lossless on
 /// arbitrary UTF-8, invalid sequences included: decoding the tokens of some bytes gives those bytes.
 /// <c>TokenizerLoader</c> picks the right one for a checkpoint directory and saves its files.
 /// </summary>
@@ -19,6 +20,15 @@ public interface ITokenizer
 
     /// <summary>End of sequence: sampling stops when it is drawn; appended to training completions.</summary>
     int EndOfSequenceId { get; }
+
+    /// <summary>Every id that ends a completion when sampled: <see cref="EndOfSequenceId"/> first, then any other
+    /// end-of-sequence id the checkpoint declares (generation_config.json's eos_token_id may be a list, e.g.
+    /// Llama 3 Instruct's &lt;|end_of_text|&gt;, &lt;|eom_id|&gt;, &lt;|eot_id|&gt;).</summary>
+    IReadOnlyList<int> StopIds => [EndOfSequenceId];
+
+    /// <summary>The token the model expects before a prompt (Llama 3's &lt;|begin_of_text|&gt;), or null when the
+    /// checkpoint's tokenizer adds none (GPT-2, Qwen). Encode never adds it; whoever builds a prompt prepends it.</summary>
+    int? BeginningOfSequenceId => null;
 
     /// <summary>Used to pad batches; never predicted (masked out of every loss). May equal
     /// <see cref="EndOfSequenceId"/> (GPT-2 has no pad token), so masks must come from lengths, not ids.</summary>

@@ -16,6 +16,8 @@ public static class TokenizerFiles
     public const string AddedTokens = "added_tokens.json";
     public const string FastTokenizer = "tokenizer.json";
     public const string ModelConfig = "config.json";
+    public const string GenerationConfig = "generation_config.json";
+    public const string SpecialTokensMap = "special_tokens_map.json";
 
     /// <summary>Ids above this are refused: a vocabulary that large is a corrupt file, not a model.</summary>
     public const int MaxTokenId = (1 << 24) - 1;
@@ -100,7 +102,9 @@ public static class TokenizerFiles
         IReadOnlyList<(int Id, string Content)> AddedTokens,
         int? VocabularySize,
         int? EndOfSequenceId,
-        int? PaddingId);
+        int? PaddingId,
+        string? BeginningOfSequenceToken = null,
+        bool? AddBeginningOfSequence = null);
 
     public static ConfigFile ReadConfig(string path)
     {
@@ -147,7 +151,9 @@ public static class TokenizerFiles
                 AddedTokens: added,
                 VocabularySize: OptionalInt(path, root, "vocab_size"),
                 EndOfSequenceId: OptionalInt(path, root, "eos_token_id"),
-                PaddingId: OptionalInt(path, root, "pad_token_id"));
+                PaddingId: OptionalInt(path, root, "pad_token_id"),
+                BeginningOfSequenceToken: root.TryGetProperty("bos_token", out var bosElement) ? TokenContent(path, "bos_token", bosElement) : null,
+                AddBeginningOfSequence: root.TryGetProperty("add_bos_token", out var addBos) && addBos.ValueKind is JsonValueKind.True or JsonValueKind.False ? addBos.GetBoolean() : null);
         }
     }
 
@@ -166,14 +172,45 @@ public static class TokenizerFiles
         }
     }
 
+    /// <summary>The special token ids a model's config.json or generation_config.json declares.
+    /// eos_token_id may be an integer or a list (Llama 3 Instruct stops on any of three).</summary>
+    public sealed record ModelTokenIds(IReadOnlyList<int> EndOfSequence, int? BeginningOfSequence, int? Padding);
+
+    public static ModelTokenIds ReadModelTokenIds(string path)
+    {
+        var bytes = ReadAllBytes(path);
+        try
+        {
+            using var document = JsonDocument.Parse(bytes.AsMemory(bytes.Length - SkipBom(bytes).Length), new JsonDocumentOptions { MaxDepth = 64 });
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new TokenizerFormatException(path, null, "expected a JSON object");
+            var eos = new List<int>();
+            if (root.TryGetProperty("eos_token_id", out var element) && element.ValueKind != JsonValueKind.Null)
+            {
+                var values = element.ValueKind == JsonValueKind.Array ? element.EnumerateArray().ToList() : [element];
+                foreach (var value in values)
+                {
+                    if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var id) || id < 0 || id > MaxTokenId)
+                        throw new TokenizerFormatException(path, null, $"eos_token_id is neither a token id nor a list of token ids: {element}");
+                    eos.Add(id);
+                }
+            }
+            return new ModelTokenIds(eos, OptionalInt(path, root, "bos_token_id"), OptionalInt(path, root, "pad_token_id"));
+        }
+        catch (JsonException e)
+        {
+            throw new TokenizerFormatException(path, (int)(e.LineNumber ?? 0) + 1, $"invalid JSON: {FirstSentence(e.Message)}");
+        }
+    }
+
     public static void WriteByteTokenizerConfig(string directory)
     {
         Directory.CreateDirectory(directory);
-        foreach (var bpeFile in new[] { Vocabulary, Merges })
+        foreach (var bpeFile in new[] { FastTokenizer, Vocabulary, Merges })
         {
             var existing = Path.Combine(directory, bpeFile);
             if (File.Exists(existing))
-                throw new TokenizerFormatException(existing, null, "refusing to save a byte tokenizer beside GPT-2 BPE files: the loader would pick the BPE tokenizer; use an empty directory");
+                throw new TokenizerFormatException(existing, null, "refusing to save a byte tokenizer beside BPE tokenizer files: the loader would pick the BPE tokenizer; use an empty directory");
         }
         WriteAtomically(Path.Combine(directory, Config), stream =>
         {
@@ -199,6 +236,9 @@ public static class TokenizerFiles
         IReadOnlyList<KeyValuePair<string, int>> addedTokens)
     {
         Directory.CreateDirectory(directory);
+        var fast = Path.Combine(directory, FastTokenizer);
+        if (File.Exists(fast))
+            throw new TokenizerFormatException(fast, null, "refusing to save vocab.json + merges.txt beside a tokenizer.json: the loader would pick tokenizer.json; use an empty directory");
         WriteAtomically(Path.Combine(directory, Vocabulary), stream =>
         {
             using var json = new Utf8JsonWriter(stream, WriterOptions);
@@ -304,7 +344,7 @@ public static class TokenizerFiles
     }
 
     /// <summary>Writes to a temporary file then renames it, so a crash never leaves half a tokenizer file.</summary>
-    private static void WriteAtomically(string path, Action<Stream> write)
+    internal static void WriteAtomically(string path, Action<Stream> write)
     {
         var temporary = path + ".tmp";
         using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))

@@ -7,14 +7,17 @@ namespace PrefOnline.Learning.Tokenization;
 /// <remarks>
 /// The rule, first match wins:
 /// <list type="number">
+/// <item>tokenizer.json → <see cref="HuggingFaceBpeTokenizer"/> (a Hugging Face fast tokenizer: Llama 3,
+///   Qwen2/3, SmolLM, GPT-2; tokenizer_config.json, generation_config.json and config.json give its special
+///   ids). It wins over vocab.json + merges.txt beside it, as in transformers. One that is not a byte-level
+///   BPE (SentencePiece Unigram, WordPiece, a Metaspace BPE) is refused, not guessed.</item>
 /// <item>vocab.json and merges.txt → <see cref="Gpt2BpeTokenizer"/> (a Hugging Face GPT-2 directory;
 ///   tokenizer_config.json and added_tokens.json are read when present).</item>
 /// <item>only one of vocab.json / merges.txt → error naming the missing one.</item>
 /// <item>tokenizer_config.json with "tokenizer_class": "PrefOnlineByteTokenizer" → <see cref="ByteTokenizer"/>
 ///   (what <see cref="ByteTokenizer.Save"/> writes; tokenizer_config.json rather than tokenizer.json,
 ///   because Hugging Face tools would try to parse a tokenizer.json as their own fast tokenizer).</item>
-/// <item>any other tokenizer file (tokenizer_config.json of another class, tokenizer.json alone,
-///   a SentencePiece tokenizer.model, a WordPiece vocab.txt, ...) → error: not a tokenizer this
+/// <item>any other tokenizer file (tokenizer_config.json of another class, a SentencePiece tokenizer.model, a WordPiece vocab.txt, ...) → error: not a tokenizer this
 ///   project implements, and guessing would train on the wrong ids.</item>
 /// <item>no tokenizer file at all → <see cref="ByteTokenizer"/> (a bare model directory, e.g. written by
 ///   a plain PyTorch script for the built-in byte models), unless config.json declares a vocab_size
@@ -25,7 +28,7 @@ namespace PrefOnline.Learning.Tokenization;
 public static class TokenizerLoader
 {
     /// <summary>Files that belong to tokenizers this project does not implement.</summary>
-    private static readonly string[] ForeignTokenizerFiles = [TokenizerFiles.FastTokenizer, "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.txt"];
+    private static readonly string[] ForeignTokenizerFiles = ["tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.txt"];
 
     public static ITokenizer FromDirectory(string directory)
     {
@@ -33,6 +36,7 @@ public static class TokenizerLoader
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"checkpoint directory {directory} does not exist");
 
         string In(string name) => Path.Combine(directory, name);
+        if (File.Exists(In(TokenizerFiles.FastTokenizer))) return HuggingFaceBpeTokenizer.FromDirectory(directory);
         var hasVocabulary = File.Exists(In(TokenizerFiles.Vocabulary));
         var hasMerges = File.Exists(In(TokenizerFiles.Merges));
 
@@ -50,7 +54,7 @@ public static class TokenizerLoader
             if (config.TokenizerClass != ByteTokenizer.ConfigClassName)
             {
                 var named = config.TokenizerClass is null ? "no tokenizer_class" : $"tokenizer_class {TokenizerFiles.Quote(config.TokenizerClass)}";
-                throw new TokenizerFormatException(configPath, null, $"has {named} and the directory lacks vocab.json + merges.txt; supported: GPT-2 BPE (vocab.json + merges.txt) or {ByteTokenizer.ConfigClassName}");
+                throw new TokenizerFormatException(configPath, null, $"has {named} and the directory lacks tokenizer.json and vocab.json + merges.txt; supported: a byte-level BPE tokenizer.json, GPT-2 BPE (vocab.json + merges.txt) or {ByteTokenizer.ConfigClassName}");
             }
             CheckByteConfig(configPath, config);
             return ByteTokenizer.Instance;
@@ -59,12 +63,12 @@ public static class TokenizerLoader
         foreach (var name in ForeignTokenizerFiles)
         {
             if (File.Exists(In(name)))
-                throw new TokenizerFormatException(In(name), null, "is a tokenizer this project does not implement; supported: GPT-2 BPE (vocab.json + merges.txt) or the byte tokenizer (tokenizer_config.json written by prefonline)");
+                throw new TokenizerFormatException(In(name), null, "is a tokenizer this project does not implement; supported: a byte-level BPE tokenizer.json, GPT-2 BPE (vocab.json + merges.txt) or the byte tokenizer (tokenizer_config.json written by prefonline)");
         }
 
         var modelConfigPath = In(TokenizerFiles.ModelConfig);
         if (File.Exists(modelConfigPath) && TokenizerFiles.ReadModelVocabularySize(modelConfigPath) is { } vocabularySize && vocabularySize != ByteTokenizer.Size)
-            throw new TokenizerFormatException(modelConfigPath, null, $"declares vocab_size {vocabularySize} but the directory has no tokenizer files (the byte tokenizer has {ByteTokenizer.Size}); copy the model's vocab.json and merges.txt beside it");
+            throw new TokenizerFormatException(modelConfigPath, null, $"declares vocab_size {vocabularySize} but the directory has no tokenizer files (the byte tokenizer has {ByteTokenizer.Size}); copy the model's tokenizer.json (or vocab.json and merges.txt) beside it");
         return ByteTokenizer.Instance;
     }
 
@@ -81,8 +85,11 @@ public static class TokenizerLoader
             case Gpt2BpeTokenizer bpe:
                 bpe.Save(directory);
                 break;
+            case HuggingFaceBpeTokenizer huggingFace:
+                huggingFace.Save(directory);
+                break;
             default:
-                throw new ArgumentException($"cannot save a {tokenizer.GetType().Name}: only {nameof(ByteTokenizer)} and {nameof(Gpt2BpeTokenizer)} have a file format", nameof(tokenizer));
+                throw new ArgumentException($"cannot save a {tokenizer.GetType().Name}: only {nameof(ByteTokenizer)}, {nameof(Gpt2BpeTokenizer)} and {nameof(HuggingFaceBpeTokenizer)} have a file format", nameof(tokenizer));
         }
     }
 

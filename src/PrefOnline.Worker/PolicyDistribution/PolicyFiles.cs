@@ -16,7 +16,10 @@ public static class PolicyFiles
     public static IReadOnlyList<string> Names { get; } =
     [
         StateFiles.Policy,
+        TokenizerFiles.FastTokenizer,
         TokenizerFiles.Config,
+        TokenizerFiles.SpecialTokensMap,
+        TokenizerFiles.GenerationConfig,
         TokenizerFiles.Vocabulary,
         TokenizerFiles.Merges,
         TokenizerFiles.AddedTokens,
@@ -31,7 +34,7 @@ public static class PolicyFiles
     /// <summary>
     /// Null when <paramref name="files"/> (a policy event's name → SHA-256) covers a whole policy whose weights have
     /// <paramref name="weightsSha256"/>, else what is missing or wrong: every name must be a policy file, the weights must be
-    /// listed with the event's hash, and the tokenizer must be complete (tokenizer_config.json, or vocab.json and merges.txt),
+    /// listed with the event's hash, and the tokenizer must be complete (tokenizer.json, tokenizer_config.json, or vocab.json and merges.txt),
     /// so that nothing a generator loads goes unverified and no file can be left out to change the tokenizer.
     /// </summary>
     public static string? FileListProblem(IReadOnlyDictionary<string, string> files, string weightsSha256)
@@ -43,8 +46,8 @@ public static class PolicyFiles
         var bpe = files.ContainsKey(TokenizerFiles.Vocabulary) || files.ContainsKey(TokenizerFiles.Merges);
         if (bpe && !(files.ContainsKey(TokenizerFiles.Vocabulary) && files.ContainsKey(TokenizerFiles.Merges)))
             return $"the event lists only one of {TokenizerFiles.Vocabulary} and {TokenizerFiles.Merges}";
-        if (!bpe && !files.ContainsKey(TokenizerFiles.Config))
-            return $"the event lists no tokenizer ({TokenizerFiles.Config}, or {TokenizerFiles.Vocabulary} and {TokenizerFiles.Merges})";
+        if (!bpe && !files.ContainsKey(TokenizerFiles.Config) && !files.ContainsKey(TokenizerFiles.FastTokenizer))
+            return $"the event lists no tokenizer ({TokenizerFiles.FastTokenizer}, {TokenizerFiles.Config}, or {TokenizerFiles.Vocabulary} and {TokenizerFiles.Merges})";
         return null;
     }
 

@@ -3,7 +3,8 @@ using System.Diagnostics;
 namespace PrefOnline.Learning.Tests.Tokenization;
 
 /// <summary>
-/// Runs gpt2_bpe_reference.py (OpenAI's encoder.py algorithm) with Debian's /usr/bin/python3.
+/// Runs gpt2_bpe_reference.py (OpenAI's encoder.py algorithm) or byte_level_bpe_reference.py (a tokenizer.json
+/// byte-level BPE as Hugging Face's tokenizers encodes it) with Debian's /usr/bin/python3.
 /// A missing interpreter or python3-regex fails the test with the install command; it never skips.
 /// </summary>
 internal static class PythonReference
@@ -12,11 +13,28 @@ internal static class PythonReference
 
     private static readonly string Script = Path.Combine(AppContext.BaseDirectory, "Tokenization", "gpt2_bpe_reference.py");
 
-    public static string Run(TimeSpan timeout, params string[] arguments)
+    private static readonly string TokenizerJsonScript = Path.Combine(AppContext.BaseDirectory, "Tokenization", "byte_level_bpe_reference.py");
+
+    public static string Run(TimeSpan timeout, params string[] arguments) => RunScript(Script, timeout, arguments);
+
+    /// <summary>byte_level_bpe_reference.py's ids for each byte string, with DIRECTORY/tokenizer.json.</summary>
+    public static List<int[]> EncodeWithTokenizerJson(string directory, IReadOnlyList<byte[]> cases)
+    {
+        using var scratch = new TempDirectory();
+        var casesPath = Path.Combine(scratch.Path, "cases.txt");
+        var outputPath = Path.Combine(scratch.Path, "out.txt");
+        File.WriteAllLines(casesPath, cases.Select(Convert.ToHexString));
+        RunScript(TokenizerJsonScript, TimeSpan.FromMinutes(3), "encode", directory, casesPath, outputPath);
+        var ids = File.ReadLines(outputPath).Select(line => line.Length == 0 ? [] : line.Split(' ').Select(int.Parse).ToArray()).ToList();
+        Assert.Equal(cases.Count, ids.Count);
+        return ids;
+    }
+
+    private static string RunScript(string script, TimeSpan timeout, params string[] arguments)
     {
         if (!File.Exists(Interpreter))
             throw new InvalidOperationException($"{Interpreter} is missing: apt-get install -y python3 python3-regex");
-        if (!File.Exists(Script)) throw new InvalidOperationException($"reference script not copied to the test output: {Script}");
+        if (!File.Exists(script)) throw new InvalidOperationException($"reference script not copied to the test output: {script}");
 
         var start = new ProcessStartInfo(Interpreter)
         {
@@ -24,7 +42,7 @@ internal static class PythonReference
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Script);
+        start.ArgumentList.Add(script);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["PYTHONHASHSEED"] = "0";
         start.Environment["PYTHONIOENCODING"] = "utf-8";

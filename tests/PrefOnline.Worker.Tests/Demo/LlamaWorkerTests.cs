@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using PrefOnline.Learning.Models;
 using PrefOnline.Tensors.Serialization;
-using PrefOnline.Worker.Cli;
+using PrefOnline.Cli;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;
 

@@ -60,6 +60,33 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_checkpoint_with_a_hugging_face_tokenizer_json_generates_and_scores_through_it()
+    {
+        // The tiny model's 258 ids as a byte-level BPE tokenizer.json: 256 byte tokens (GPT-2's order, not byte values), then
+        // <|endoftext|> = 256 and <|pad|> = 257; the byte tokenizer's config goes, so only tokenizer.json can be chosen.
+        var dir = Init("tokenizer-json");
+        File.Delete(Path.Combine(dir, "tokenizer_config.json"));
+        var tokenizer = Learning.Tokenization.ByteLevelBpeTokenizerWriter.Write(dir, 258, new("<|endoftext|>", Padding: "<|pad|>"), "seed corpus");
+        Assert.Equal((256, 257), (tokenizer.EndOfSequenceId, tokenizer.PaddingId));
+
+        var run = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "日本 <|endoftext|>", "-n", "2", "--max-new-tokens", "8", "--seed", "4", "--json");
+        Assert.True(run.Code == 0, run.Stderr);
+        var json = JsonNode.Parse(run.Stdout)!;
+        Assert.Equal(20, json["prompt_tokens"]!.GetValue<int>()); // 6 + 1 + 13 bytes: the special token's spelling stays text
+        foreach (var sample in json["samples"]!.AsArray())
+        {
+            var ids = sample!["tokens"]!.AsArray().Select(t => t!["id"]!.GetValue<int>()).ToArray();
+            Assert.Equal(tokenizer.Decode(ids), sample["text"]!.GetValue<string>());
+        }
+
+        var scored = CliProcess.Run("logprobs", "--checkpoint", dir, "--prompt", "a", "--completion", "中😀", "--eos");
+        Assert.True(scored.Code == 0, scored.Stderr);
+        var tokens = JsonNode.Parse(scored.Stdout)!["tokens"]!.AsArray();
+        Assert.Equal(256, tokens[^1]!["id"]!.GetValue<int>());
+        Assert.Equal(Convert.ToHexStringLower(Encoding.UTF8.GetBytes("中😀")), string.Concat(tokens.Select(t => t!["bytes"]!.GetValue<string>())));
+    }
+
+    [Fact]
     public void Greedy_generation_on_a_pytorch_written_checkpoint_matches_pytorch()
     {
         var prompt = Encoding.UTF8.GetBytes("The cat").Select(b => (int)b).ToArray();

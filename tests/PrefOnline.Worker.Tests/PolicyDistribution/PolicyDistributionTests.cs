@@ -286,6 +286,20 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
     }
 
     [Fact]
+    public void A_hugging_face_tokenizer_json_is_a_complete_tokenizer_and_its_companion_files_are_policy_files()
+    {
+        const string Weights = "aa", Json = "bb";
+        var files = new Dictionary<string, string> { ["policy.safetensors"] = Weights, ["tokenizer.json"] = Json };
+        Assert.Null(PolicyFiles.FileListProblem(files, Weights));
+        foreach (var companion in new[] { "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
+        {
+            Assert.True(PolicyFiles.IsServed(companion), companion);
+            Assert.Null(PolicyFiles.FileListProblem(new Dictionary<string, string>(files) { [companion] = Json }, Weights));
+        }
+        Assert.Contains("lists no tokenizer (tokenizer.json,", PolicyFiles.FileListProblem(new Dictionary<string, string> { ["policy.safetensors"] = Weights }, Weights));
+    }
+
+    [Fact]
     public async Task A_policy_over_the_size_cap_is_refused_whether_or_not_its_length_is_announced()
     {
         var options = Options();
