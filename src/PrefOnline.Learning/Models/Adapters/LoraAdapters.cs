@@ -164,11 +164,13 @@ public sealed class LoraAdapters : IDisposable
         Dispose();
     }
 
-    /// <summary>Moves the adapters where the policy was just moved (called by the policy's placement).</summary>
+    /// <summary>Moves the adapters where the policy was just moved (called by the policy's placement; moving
+    /// replaces parameter objects, so the base is frozen again and the adapters made trainable again).</summary>
     internal void PlacedAt(TensorPlacement placement)
     {
         foreach (var layer in layers) layer.to(placement.Device, placement.Dtype);
         foreach (var p in TrainableParameters()) p.requires_grad = true;
+        StateDicts.SetRequiresGrad(policy, false);
     }
 
     /// <summary>Copies saved values into A and B (shapes checked by the caller).</summary>
