@@ -284,10 +284,14 @@ public sealed class LoraAdapterTests
         try
         {
             using var policy = PolicyModel.Create(Micro(), seed: 71);
+            policy.eval();
+            var baseLogits = LogitsOf(policy);
             var adapters = LoraAdapters.Attach(policy, Options, seed: 72);
+            RandomizeB(adapters, 73);
             PeftAdapter.Save(directory, adapters);
-            adapters.Dispose();
+            adapters.Dispose();                                           // hooks removed: the base model again
             Assert.Null(policy.Adapters);
+            Assert.Equal(baseLogits, LogitsOf(policy));
 
             var configPath = Path.Combine(directory, PeftAdapter.ConfigFile);
             var config = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
