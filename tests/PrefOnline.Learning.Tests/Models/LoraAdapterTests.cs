@@ -385,7 +385,7 @@ public sealed class LoraAdapterTests
 
             // PEFT's merge rule by hand in plain PyTorch (torch 1.13, no peft): for each lora_A/lora_B pair,
             // W += (lora_alpha / r) · B @ A, transposed when fan_in_fan_out (Conv1D's [in, out]); then the
-            // reference GPT-2 forward of gpt2_reference.py.
+            // reference GPT-2 forward of gpt2_reference.py. It also recomputes the base weights' sha256.
             var input = new JsonObject
             {
                 ["reference_dir"] = Path.Combine(AppContext.BaseDirectory, "Models", "Reference"),
@@ -396,6 +396,7 @@ public sealed class LoraAdapterTests
             var answer = PythonReference.Run(PeftMergeScript, input);
             var expected = answer["logits"]!.AsArray().Select(v => (float)(double)v!).ToArray();
             Assert.Equal((int)answer["pairs"]!, adapters.Paths.Count);
+            Assert.Equal((string?)answer["recorded_sha256"], (string?)answer["base_sha256"]);   // the documented hash, recomputed from the file
             var diff = MaxAbsDiff(expected, adapted);
             Assert.True(diff < 1e-4, $"max |Δlogit| C# adapted vs PyTorch merged = {diff}");
         }
@@ -414,6 +415,13 @@ public sealed class LoraAdapterTests
         cfg = Config(json.load(open(os.path.join(spec["base"], "config.json"))))
         peft = json.load(open(os.path.join(spec["adapter"], "adapter_config.json")))
         lora, _ = read_safetensors(os.path.join(spec["adapter"], "adapter_model.safetensors"))
+        # The base weights' sha256 as docs/OPERATIONS.md defines it, from the base checkpoint's file.
+        import hashlib, struct
+        digest = hashlib.sha256()
+        for name in sorted(sd):
+            t = sd[name]
+            digest.update(name.encode("utf-8") + b"\0" + struct.pack("<q", t.dim()) + b"".join(struct.pack("<q", d) for d in t.shape))
+            digest.update(t.contiguous().numpy().astype("<f4").tobytes())
         scale = peft["lora_alpha"] / peft["r"]
         pairs = 0
         for key in sorted(lora):
@@ -427,6 +435,6 @@ public sealed class LoraAdapterTests
             sd[name] = sd[name] + (delta.t() if peft["fan_in_fan_out"] else delta)
             pairs += 1
         logits = logits_of(sd, cfg, torch.tensor(spec["tokens"]))
-        print(json.dumps({"pairs": pairs, "logits": logits.flatten().tolist()}))
+        print(json.dumps({"pairs": pairs, "logits": logits.flatten().tolist(), "base_sha256": digest.hexdigest(), "recorded_sha256": peft["prefonline_base_weights_sha256"]}))
         """;
 }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using static TorchSharp.torch;
@@ -15,6 +14,8 @@ namespace PrefOnline.Learning.Models.Adapters;
 /// </summary>
 public static class BaseWeights
 {
+    private const long ChunkElements = 1L << 26;   // 256 MiB of float32
+
     public static string Sha256(PolicyModel policy)
     {
         ArgumentNullException.ThrowIfNull(policy);
@@ -32,8 +33,14 @@ public static class BaseWeights
                 hash.AppendData(number);
             }
             using var scope = NewDisposeScope();
-            var values = tensor.detach().to(ScalarType.Float32, CPU).contiguous().data<float>().ToArray();
-            hash.AppendData(MemoryMarshal.AsBytes(values.AsSpan()));
+            // A contiguous float32 CPU copy (the tensor itself when it already is one), read in place in
+            // chunks: a span holds at most 2 GiB.
+            var flat = tensor.detach().to(ScalarType.Float32, CPU).contiguous().flatten();
+            for (long start = 0; start < flat.numel(); start += ChunkElements)
+            {
+                using var chunk = flat.narrow(0, start, Math.Min(ChunkElements, flat.numel() - start));
+                hash.AppendData(chunk.bytes);
+            }
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
