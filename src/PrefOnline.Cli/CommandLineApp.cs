@@ -20,6 +20,7 @@ public static class CommandLineApp
         yield return ExperimentCommand.Create();
         yield return InitCommand.Create();
         yield return LogProbsCommand.Create();
+        yield return MergeCommand.Create();
         yield return ObjectivesCommand.Create();
         yield return GenerateCommand.Create();
         yield return MockBrokerCommand.Create();

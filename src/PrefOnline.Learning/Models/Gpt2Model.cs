@@ -11,6 +11,8 @@ namespace PrefOnline.Learning.Models;
 // submodule and parameter after its field), so the state dict reads h.{i}.attn.c_attn.weight, … and
 // checkpoints in that layout load by name. Shapes: B batch, T new positions, S key positions (T, or
 // cached + T when decoding), C width (n_embd), H heads, D = C / H.
+// Projections run through call(), not forward(), so forward hooks apply: that is where LoRA adapters
+// (Adapters/LoraAdapters.cs) add their low-rank update.
 
 /// <summary>Causal multi-head self-attention through libtorch's scaled_dot_product_attention (its fused
 /// CPU/CUDA kernels), or written out when attention dropout must draw from the model's own generator.</summary>
@@ -45,7 +47,7 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         var (b, t, c) = (x.size(0), x.size(1), x.size(2));
         var d = c / heads;
 
-        var qkv = c_attn.forward(x);                                        // (B, T, 3C)
+        var qkv = c_attn.call(x);                                           // (B, T, 3C)
         var parts = qkv.split(c, dim: 2);                                   // 3 × (B, T, C)
         var q = parts[0].view(b, t, heads, d).transpose(1, 2);              // (B, H, T, D)
         var k = parts[1].view(b, t, heads, d).transpose(1, 2);              // (B, H, T, D)
@@ -56,7 +58,7 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
             ? WrittenOut(q, k, v, spec)                                     // (B, H, T, D)
             : F.scaled_dot_product_attention(q, k, v, spec.Mask, is_casual: spec.Causal && spec.Mask is null);
         y = y.transpose(1, 2).reshape(b, t, c);                             // (B, T, C): heads side by side again
-        y = c_proj.forward(y);                                              // (B, T, C)
+        y = c_proj.call(y);                                                 // (B, T, C)
         return dropoutSource.Apply(y, dropout, training).MoveToOuterDisposeScope();
     }
 
@@ -95,8 +97,8 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = F.gelu(c_fc.forward(x), GELU.Approximate.tanh);            // (B, T, 4C)
-        var y = c_proj.forward(h);                                          // (B, T, C)
+        var h = F.gelu(c_fc.call(x), GELU.Approximate.tanh);               // (B, T, 4C)
+        var y = c_proj.call(h);                                             // (B, T, C)
         return dropoutSource.Apply(y, dropout, training).MoveToOuterDisposeScope();
     }
 }

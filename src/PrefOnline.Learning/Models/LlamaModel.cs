@@ -12,6 +12,8 @@ namespace PrefOnline.Learning.Models;
 // Face's parameter names, so the state dict reads model.layers.{i}.self_attn.q_proj.weight, … and a
 // checkpoint loads by a dictionary walk. Shapes: B batch, T new positions, S key positions (T, or cached +
 // T when decoding), C hidden size, H query heads, Hkv key/value heads (H is a multiple), D head dim.
+// Projections run through call(), not forward(), so forward hooks apply: that is where LoRA adapters
+// (Adapters/LoraAdapters.cs) add their low-rank update.
 
 /// <summary>
 /// The shape and math of a Llama-family decoder. Every field is one key of Hugging Face's config.json
@@ -315,9 +317,9 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.size(0), x.size(1));
-        var q = q_proj.forward(x).view(b, t, heads, headDim);              // (B, T, H, D)
-        var k = k_proj.forward(x).view(b, t, keyValueHeads, headDim);      // (B, T, Hkv, D)
-        var v = v_proj.forward(x).view(b, t, keyValueHeads, headDim);      // (B, T, Hkv, D)
+        var q = q_proj.call(x).view(b, t, heads, headDim);                 // (B, T, H, D)
+        var k = k_proj.call(x).view(b, t, keyValueHeads, headDim);         // (B, T, Hkv, D)
+        var v = v_proj.call(x).view(b, t, keyValueHeads, headDim);         // (B, T, Hkv, D)
         if (q_norm is not null) q = q_norm.forward(q);                     // Qwen3: RMSNorm over each head's D
         if (k_norm is not null) k = k_norm.forward(k);
         q = Rotary.Apply(q.transpose(1, 2), cos, sin);                     // (B, H, T, D)
@@ -328,7 +330,7 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor>
         v = RepeatKv(v);                                                   // (B, H, S, D)
         var y = F.scaled_dot_product_attention(q, k, v, spec.Mask, is_casual: spec.Causal && spec.Mask is null); // (B, H, T, D)
         y = y.transpose(1, 2).reshape(b, t, heads * headDim);              // (B, T, H·D)
-        return o_proj.forward(y).MoveToOuterDisposeScope();                // (B, T, C)
+        return o_proj.call(y).MoveToOuterDisposeScope();                   // (B, T, C)
     }
 
     /// <summary>repeat_kv: (B, Hkv, S, D) → (B, H, S, D), each key/value head repeated for its H/Hkv query heads.</summary>
@@ -361,8 +363,8 @@ internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var gated = F.silu(gate_proj.forward(x)).mul(up_proj.forward(x));  // (B, T, intermediate)
-        return down_proj.forward(gated).MoveToOuterDisposeScope();         // (B, T, C)
+        var gated = F.silu(gate_proj.call(x)).mul(up_proj.call(x));        // (B, T, intermediate)
+        return down_proj.call(gated).MoveToOuterDisposeScope();            // (B, T, C)
     }
 
 }

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -55,8 +56,41 @@ public abstract class PolicyModel : DecoderTrunk
         return Logits(hidden).MoveToOuterDisposeScope();                   // (B, T, V)
     }
 
-    /// <summary>An independent copy with the same config, placement and weights (in eval/train mode
-    /// like this one); its dropout generator is seeded afresh from <paramref name="dropoutSeed"/>.</summary>
+    /// <summary>The LoRA adapters attached to this policy by <see cref="LoraAdapters.Attach"/> (null: none).
+    /// The policy owns them: placing it moves them, disposing it disposes them.</summary>
+    public LoraAdapters? Adapters { get; internal set; }
+
+    /// <summary>Runs the base model alone until the scope is disposed (the KL reference: the same base
+    /// weights with the adapters off). Without adapters the scope does nothing.</summary>
+    public IDisposable WithoutAdapters() => Adapters is { } adapters ? adapters.Disable() : NoAdapterScope.Instance;
+
+    internal override void PlacedAt(TensorPlacement placement)
+    {
+        base.PlacedAt(placement);
+        Adapters?.PlacedAt(placement);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Adapters is { } adapters)
+        {
+            Adapters = null;   // detached first, so disposing them does not unfreeze a dying model
+            adapters.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+
+    private sealed class NoAdapterScope : IDisposable
+    {
+        public static readonly NoAdapterScope Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>An independent copy with the same config, placement and base weights (in eval/train mode
+    /// like this one; attached adapters are not copied); its dropout generator is seeded afresh from <paramref name="dropoutSeed"/>.</summary>
     public PolicyModel Copy(ulong dropoutSeed = 0)
     {
         var copy = Config.CreatePolicy(init: null, dropoutSeed);

@@ -33,6 +33,8 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
         decoder = new FusedGpt2Decoder(ShapeOf((Gpt2Config)model.Config), new PolicyWeightSource(model));
     }
 
+    internal const string AdaptersAttached = "it reads the base weights only and would ignore the model's LoRA adapters (merge them, or decode with TorchSharp)";
+
     public string Backend => BackendName;
 
     public DecoderConfig Config => model.Config;
@@ -41,6 +43,8 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
     {
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
+        // The kernels read the base weights alone: adapters attached after this decoder was made would be ignored.
+        if (model.Adapters is { Enabled: true }) throw new InvalidOperationException($"the fused decoder cannot run this model: {AdaptersAttached}");
         var config = model.Config;
         request.ThrowIfInvalidFor(config);
         // The kernels split their loops over as many threads as the tensor engine uses, so both stay on the same cores.
@@ -91,6 +95,7 @@ public sealed class FusedPolicyDecoderBackend : IPolicyDecoderBackend
     {
         ArgumentNullException.ThrowIfNull(model);
         if (model.Config is not Gpt2Config) return $"it runs GPT-2 only (the model is {model.Config.ModelType})";
+        if (model.Adapters is not null) return FusedPolicyDecoder.AdaptersAttached;
         var placement = model.Placement;
         if (!placement.IsCpu) return $"it runs on the CPU only (the model is on {placement.DeviceName})";
         if (placement.Dtype != ScalarType.Float32) return $"it reads float32 weights only (the model is {placement.DtypeName})";

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrefOnline.Learning.Models;
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
@@ -58,6 +59,7 @@ public sealed class Learner : IDisposable
     private const int StateFormatVersion = 1;
     private const string OptimizerPrefix = "optimizer.";
     private const string DropoutGeneratorKey = "rng.dropout";
+    private const string AdapterDropoutGeneratorKey = "rng.adapter_dropout";
 
     private readonly PolicyModel policy;
     private readonly ReferenceModel? reference;
@@ -68,6 +70,7 @@ public sealed class Learner : IDisposable
     private readonly MovingAverageBaseline? movingAverage;
     private readonly AdamWOptimizer optimizer;
     private readonly IReadOnlyList<Parameter> parameters;
+    private readonly LoraAdapters? adapters;
     private LearnerCounters counters;
     private bool disposed;
 
@@ -83,6 +86,7 @@ public sealed class Learner : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(initialUpdateCount);
         options.Validate();
+        var adapters = AdaptersToTrain(policy, options, ref reference);
         objective = new TrainingObjective(options.Objective);
         if (reference is null && objective.NeedsReference)
             throw new ArgumentException($"objective '{objective.Name}' compares against the reference policy: pass a ReferenceModel", nameof(reference));
@@ -105,12 +109,40 @@ public sealed class Learner : IDisposable
         movingAverage = options.Baseline == AdvantageBaseline.MovingAverage
             ? new MovingAverageBaseline(options.BaselineDecay, options.NormalizeAdvantages)
             : null;
-        parameters = policy.parameters().ToList();
+        this.adapters = adapters;
+        parameters = adapters?.TrainableParameters() ?? policy.parameters().ToList();
         policy.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
+        adapters?.DropoutGenerator.manual_seed(unchecked((long)options.Seed + 1));
         optimizer = new AdamWOptimizer(parameters, options.Optimizer);
     }
 
     public LearnerOptions Options { get; }
+
+    /// <summary>
+    /// With <see cref="LearnerOptions.Adapter"/>: the policy's adapters (attached here if it had none; the
+    /// policy owns them) and, unless a shared one was given, <see cref="ReferenceModel.BaseOf"/> the policy as
+    /// the reference. A separate reference copy is refused (it would be the second copy LoRA avoids), and so
+    /// is an adapted policy without the option (its base is frozen: nothing else would train).
+    /// </summary>
+    private static LoraAdapters? AdaptersToTrain(PolicyModel policy, LearnerOptions options, ref ReferenceModel? reference)
+    {
+        if (options.Adapter is not { } lora)
+        {
+            if (policy.Adapters is not null)
+                throw new ArgumentException("the policy carries LoRA adapters: set LearnerOptions.Adapter to train them (or merge them first)", nameof(policy));
+            return null;
+        }
+        if (reference is { SharesPolicyWeights: false })
+            throw new ArgumentException("with LoRA the reference is the policy's base with its adapters off: pass no ReferenceModel (or ReferenceModel.BaseOf(policy))", nameof(reference));
+        var adapters = policy.Adapters ?? LoraAdapters.Attach(policy, lora, options.Seed);
+        var held = adapters.Options;
+        if (held.Rank != lora.Rank || held.Alpha != lora.Alpha || held.Dropout != lora.Dropout
+            || (lora.TargetModules.Count > 0 && !held.TargetModules.SequenceEqual(lora.TargetModules, StringComparer.Ordinal)))
+            throw new ArgumentException($"the policy's adapters (rank {held.Rank}, alpha {held.Alpha}, dropout {held.Dropout}, targets {string.Join(",", held.TargetModules)}) " +
+                                        $"differ from LearnerOptions.Adapter (rank {lora.Rank}, alpha {lora.Alpha}, dropout {lora.Dropout}, targets {string.Join(",", lora.TargetModules)})", nameof(options));
+        reference ??= ReferenceModel.BaseOf(policy);
+        return adapters;
+    }
 
     /// <summary>Updates applied to the policy's weights: +1 for every update that applied a step. Replay
     /// items are stamped with it and expire by it (staleness is counted in updates). Not the published policy
@@ -474,6 +506,7 @@ public sealed class Learner : IDisposable
         {
             foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterDisposeScope();
             tensors[DropoutGeneratorKey] = policy.DropoutGenerator.get_state().MoveToOuterDisposeScope();
+            if (adapters is not null) tensors[AdapterDropoutGeneratorKey] = adapters.DropoutGenerator.get_state().MoveToOuterDisposeScope();
         }
         var json = new JsonObject
         {
@@ -539,7 +572,11 @@ public sealed class Learner : IDisposable
             throw new InvalidDataException($"learner state lacks '{DropoutGeneratorKey}'");
         var optimizerState = state.Tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
-        var unknown = state.Tensors.Keys.Where(k => k != DropoutGeneratorKey && !k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToList();
+        Tensor? adapterGeneratorState = null;
+        if (adapters is not null && !state.Tensors.TryGetValue(AdapterDropoutGeneratorKey, out adapterGeneratorState))
+            throw new InvalidDataException($"learner state lacks '{AdapterDropoutGeneratorKey}' (it was written without LoRA adapters)");
+        var unknown = state.Tensors.Keys.Where(k => k != DropoutGeneratorKey && !(adapters is not null && k == AdapterDropoutGeneratorKey)
+                                                    && !k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToList();
         if (unknown.Count > 0) throw new InvalidDataException($"learner state holds unexpected tensors: {string.Join(", ", unknown.Take(5))}");
         if (movingAverage is not null && baseline is { } check && (check.Count < 0 || !double.IsFinite(check.Mean) || !(check.Variance >= 0)))
             throw new InvalidDataException($"learner state has an invalid baseline {check}");
@@ -548,10 +585,13 @@ public sealed class Learner : IDisposable
         // libtorch's own check would abort the process: see GeneratorState).
         if (GeneratorState.Problem(generatorState) is { } problem)
             throw new InvalidDataException($"learner state's '{DropoutGeneratorKey}' is not a generator state: {problem}");
+        if (adapterGeneratorState is not null && GeneratorState.Problem(adapterGeneratorState) is { } adapterProblem)
+            throw new InvalidDataException($"learner state's '{AdapterDropoutGeneratorKey}' is not a generator state: {adapterProblem}");
 
         // Checked; now apply. AdamW validates its own entries before it changes anything.
         optimizer.LoadStateDict(optimizerState);
         policy.DropoutGenerator.set_state(generatorState);
+        if (adapterGeneratorState is not null) adapters!.DropoutGenerator.set_state(adapterGeneratorState);
         // The learning rate and a fixed KL coefficient are configuration: the options win, so an operator's
         // change applies on restart (the stored values are a record). An adaptive coefficient is state — unless
         // the state was written under a fixed coefficient of 0 (the controller was just switched on): then the

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
@@ -62,6 +63,12 @@ public sealed record LearnerOptions
     /// becomes a two-sample group whose rewards differ by 2× this and average to zero.</summary>
     public double HumanPairReward { get; init; } = 0.5;
 
+    /// <summary>Null: full fine-tuning (every policy weight trains; the reference is a separate frozen
+    /// copy). Set: LoRA — the learner trains only the policy's adapters (attaching fresh ones, seeded by
+    /// <see cref="Seed"/>, if it has none), its optimizer holds state for them alone, and the reference is
+    /// the policy's own base weights with the adapters off (<see cref="ReferenceModel.BaseOf"/>).</summary>
+    public LoraOptions? Adapter { get; init; }
+
     /// <summary>Seeds the policy's dropout generator when the learner is built (its state is then part of
     /// the learner's checkpointed state). With dropout 0 nothing in an update is random.</summary>
     public ulong Seed { get; init; } = 1;
@@ -77,6 +84,7 @@ public sealed record LearnerOptions
         Pairing.Validate();
         Optimizer.Validate();
         Kl.Validate();
+        Adapter?.Validated();
         if (InnerSteps < 1) throw new ArgumentOutOfRangeException(nameof(InnerSteps), InnerSteps, "an update takes at least one gradient step");
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "must be at least 1");
         if (HumanPairsPerUpdate < 0) throw new ArgumentOutOfRangeException(nameof(HumanPairsPerUpdate), HumanPairsPerUpdate, "must be ≥ 0");
