@@ -437,4 +437,28 @@ public sealed class LoraAdapterTests
         logits = logits_of(sd, cfg, torch.tensor(spec["tokens"]))
         print(json.dumps({"pairs": pairs, "logits": logits.flatten().tolist(), "base_sha256": digest.hexdigest(), "recorded_sha256": peft["prefonline_base_weights_sha256"]}))
         """;
+
+    [Fact]
+    public void Placing_the_policy_moves_its_adapters_and_keeps_the_base_frozen()
+    {
+        using var policy = PolicyModel.Create(Micro(), seed: 121);
+        policy.eval();
+        var adapters = LoraAdapters.Attach(policy, Options, seed: 122);
+        RandomizeB(adapters, 123);
+        using var merged = policy.Copy();
+        adapters.MergeInto(merged);
+        policy.Place(new PrefOnline.Tensors.TensorPlacement("cpu", "bfloat16"));
+        merged.Place(new PrefOnline.Tensors.TensorPlacement("cpu", "bfloat16"));
+        Assert.All(adapters.TrainableParameters(), p =>
+        {
+            Assert.Equal(ScalarType.BFloat16, p.dtype);
+            Assert.True(p.requires_grad);
+        });
+        Assert.All(policy.parameters(), p => Assert.False(p.requires_grad));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var adapted = policy.Forward(Tokens(Rows)).to(ScalarType.Float32).data<float>().ToArray();
+        var folded = merged.Forward(Tokens(Rows)).to(ScalarType.Float32).data<float>().ToArray();
+        Assert.True(MaxAbsDiff(adapted, folded) < 0.1, $"bfloat16 adapted vs merged: {MaxAbsDiff(adapted, folded)}");
+    }
 }
