@@ -6,13 +6,13 @@ namespace PrefOnline.Learning.Replay;
 /// <summary>
 /// A bounded store of training items between the generator/scorer and the learner.
 /// <list type="bullet">
-/// <item>Never holds more than <see cref="ReplayBufferOptions.Capacity"/> items: when full, FIFO evicts
+/// <item>Never holds more than <see cref="ReplayLimits.Capacity"/> items: when full, FIFO evicts
 /// the oldest, a reservoir keeps a uniform sample of everything offered.</item>
 /// <item>"Fresh" means never drawn yet; "replayed" means drawn before with reuse left. Each
 /// <see cref="Draw"/> aims at round(FreshFraction · batch) fresh items (newest first: the most
 /// on-policy), the rest replayed ones drawn uniformly; a short kind is made up by the other.</item>
-/// <item>An item leaves after <see cref="ReplayBufferOptions.MaxReuse"/> draws (exhausted) or once the
-/// current policy is more than <see cref="ReplayBufferOptions.MaxStaleness"/> versions newer (expired,
+/// <item>An item leaves after <see cref="ReplayLimits.MaxReuse"/> draws (exhausted) or once the
+/// current policy is more than <see cref="ReplayLimits.MaxStaleness"/> versions newer (expired,
 /// checked on every draw and by <see cref="ExpireStale"/>).</item>
 /// <item><see cref="WriteSnapshot"/> / <see cref="ReadSnapshot"/> round-trip the buffer exactly, its
 /// generator state included, so a restored learner draws the very batches the original would have;
@@ -32,12 +32,12 @@ public sealed class ReplayBuffer<T>
     private long nextSequence;
     private long added, evicted, rejected, expired, exhausted, drawnFresh, drawnReplayed;
 
-    public ReplayBuffer(ReplayBufferOptions options)
+    public ReplayBuffer(ReplayLimits options)
         : this(options, new Xoshiro256StarStar(options?.Seed ?? throw new ArgumentNullException(nameof(options))))
     {
     }
 
-    private ReplayBuffer(ReplayBufferOptions options, Xoshiro256StarStar random)
+    private ReplayBuffer(ReplayLimits options, Xoshiro256StarStar random)
     {
         options.Validate();
         Options = options;
@@ -45,7 +45,7 @@ public sealed class ReplayBuffer<T>
         slots = new List<Slot>(Math.Min(options.Capacity, 1 << 16));
     }
 
-    public ReplayBufferOptions Options { get; }
+    public ReplayLimits Options { get; }
 
     public int Count
     {
@@ -245,7 +245,7 @@ public sealed class ReplayBuffer<T>
             r.ReadBytes(Magic.Length);
             var version = r.ReadInt32();
             if (version != FormatVersion) throw new InvalidDataException($"replay-buffer snapshot format {version} is not supported (expected {FormatVersion})");
-            var options = new ReplayBufferOptions
+            var options = new ReplayLimits
             {
                 Capacity = r.ReadInt32(),
                 Eviction = (EvictionPolicy)r.ReadByte(),

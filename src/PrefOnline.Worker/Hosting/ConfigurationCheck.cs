@@ -1,3 +1,6 @@
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.Training;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using PrefOnline.Learning.Guardrails;
@@ -26,8 +29,8 @@ public static class ConfigurationCheck
     public static IReadOnlyList<string> Sections { get; } =
     [
         WorkerOptions.SectionName, KafkaOptions.SectionName, ValidationLimitsValidator.SectionName, ModelOptions.SectionName, GenerationOptions.SectionName,
-        ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerServiceOptions.SectionName,
-        RewardTrainingOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
+        ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerOptions.SectionName,
+        RewardTrainerOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
         PolicyDistributionOptions.SectionName, DemoOptions.SectionName, "Logging",
     ];
 
@@ -51,8 +54,8 @@ public static class ConfigurationCheck
             Bound<ScoringOptions>(ScoringOptions.SectionName),
             Bound<FeedbackOptions>(FeedbackOptions.SectionName),
             Bound<ReplayOptions>(ReplayOptions.SectionName),
-            Bound<LearnerServiceOptions>(LearnerServiceOptions.SectionName),
-            Bound<RewardTrainingOptions>(RewardTrainingOptions.SectionName),
+            Bound<LearnerOptions>(LearnerOptions.SectionName),
+            Bound<RewardTrainerOptions>(RewardTrainerOptions.SectionName),
             Bound<GuardrailOptions>(GuardrailOptions.SectionName),
             Bound<CheckpointOptions>(CheckpointOptions.SectionName),
             Bound<ObservabilityOptions>(ObservabilityOptions.SectionName),

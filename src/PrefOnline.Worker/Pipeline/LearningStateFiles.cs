@@ -51,12 +51,12 @@ public sealed class LearningStateFiles(
             rewardModel = string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
                 ? RewardModel.FromPolicy(policy, settings.Model.Seed)
                 : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config, policy.Placement);
-            trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions());
-            learner = new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions());
+            trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward);
+            learner = new Learner(policy, reference, tokenizer, settings.Learner);
             SaveTokenizer(tokenizer);
             return new LearningState(settings, thread, guardrail, metrics, time, logger,
                 policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner,
-                new ReplayBuffer<Rollout>(settings.Replay.Rollouts()), new ReplayBuffer<PreferencePair>(settings.Replay.HumanPairs()),
+                new ReplayBuffer<Rollout>(settings.Replay.RolloutLimits), new ReplayBuffer<PreferencePair>(settings.Replay.HumanPairLimits),
                 new PendingJoins(), 0, new Dictionary<long, long>(), new WorkerStateCounters());
         }
         catch
@@ -99,18 +99,18 @@ public sealed class LearningStateFiles(
             ReferenceModel reference;
             using (var referenceWeights = LoadPolicy(referenceFile)) reference = Own(owned, new ReferenceModel(referenceWeights));
             var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config, policy.Placement));
-            var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions()));
+            var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward));
             if (checkpoint.Contains(StateFiles.RewardOptimizer) && checkpoint.Contains(StateFiles.RewardTrainerState))
             {
                 using var rewardState = TrainingState.Load(checkpoint.GetPath(StateFiles.RewardOptimizer), checkpoint.GetPath(StateFiles.RewardTrainerState));
                 trainer.ImportState(rewardState);
             }
-            var learner = Own(owned, new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions()));
+            var learner = Own(owned, new Learner(policy, reference, tokenizer, settings.Learner));
             using (var learnerState = TrainingState.Load(checkpoint.GetPath(StateFiles.LearnerOptimizer), checkpoint.GetPath(StateFiles.LearnerState)))
                 learner.ImportState(learnerState);
 
-            var replay = ReadBuffer(checkpoint, StateFiles.Replay, RolloutSerializer.Instance, settings.Replay.Rollouts());
-            var humanPairs = ReadBuffer(checkpoint, StateFiles.HumanPairs, PreferencePairSerializer.Instance, settings.Replay.HumanPairs());
+            var replay = ReadBuffer(checkpoint, StateFiles.Replay, RolloutSerializer.Instance, settings.Replay.RolloutLimits);
+            var humanPairs = ReadBuffer(checkpoint, StateFiles.HumanPairs, PreferencePairSerializer.Instance, settings.Replay.HumanPairLimits);
             var pending = new PendingJoins();
             if (checkpoint.Contains(StateFiles.Pending))
             {
@@ -253,7 +253,7 @@ public sealed class LearningStateFiles(
     /// The buffer as checkpointed; when the configured limits differ from the checkpoint's, its items are
     /// moved into a buffer with the configured ones (their use counts restart: they count as fresh).
     /// </summary>
-    private ReplayBuffer<T> ReadBuffer<T>(Checkpoint checkpoint, string name, IReplayItemSerializer<T> serializer, ReplayBufferOptions configured)
+    private ReplayBuffer<T> ReadBuffer<T>(Checkpoint checkpoint, string name, IReplayItemSerializer<T> serializer, ReplayLimits configured)
     {
         if (!checkpoint.Contains(name)) return new ReplayBuffer<T>(configured);
         ReplayBuffer<T> restored;

@@ -1,3 +1,6 @@
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.Training;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Models;
 
@@ -10,5 +13,5 @@ public sealed record LearningStateSettings(
     GenerationOptions Generation,
     ScoringOptions Scoring,
     ReplayOptions Replay,
-    LearnerServiceOptions Learner,
-    RewardTrainingOptions Reward);
+    LearnerOptions Learner,
+    RewardTrainerOptions Reward);

@@ -68,7 +68,7 @@ public sealed class TrainingItemSerializationTests
     [Fact]
     public void A_buffer_of_rollouts_snapshots_to_identical_bytes_and_detects_damage()
     {
-        var buffer = new ReplayBuffer<Rollout>(new ReplayBufferOptions { Capacity = 8, Eviction = EvictionPolicy.Reservoir, MaxReuse = 3, Seed = 11 });
+        var buffer = new ReplayBuffer<Rollout>(new ReplayLimits { Capacity = 8, Eviction = EvictionPolicy.Reservoir, MaxReuse = 3, MaxStaleness = 8, FreshFraction = 0.5, Seed = 11 });
         for (var i = 0; i < 20; i++) buffer.Add(MakeRollout(i), i / 2);
         buffer.Draw(4, 9);
         using var stream = new MemoryStream();
