@@ -226,7 +226,7 @@ public static class LengthExperiment
                 BehaviourLogProbs = [.. c.PolicyLogProbs],
                 Reward = reward,
                 RewardSource = RewardSource.Programmatic,
-                PolicyVersion = c.PolicyVersion,
+                UpdateCount = c.PolicyVersion,
                 GeneratedAt = Epoch,
                 ScoredAt = Epoch,
             });

@@ -309,7 +309,7 @@ public sealed class Learner : IDisposable
             if (!groups.TryGetValue(r.PromptId, out var group)) groups[r.PromptId] = group = groups.Count;
             var isFresh = entry.Uses == 1;
             if (isFresh) fresh++;
-            ages.Add(Math.Max(0, UpdateCount - entry.PolicyVersion));
+            ages.Add(Math.Max(0, UpdateCount - entry.UpdateCount));
             rows.Add(new Row(PromptOf(r.PromptTokens, r.Prompt), r.CompletionTokens.ToArray(), r.BehaviourLogProbs.ToArray(), r.Reward, group, RowKind.Rollout, isFresh));
         }
         var rolloutCount = rows.Count;

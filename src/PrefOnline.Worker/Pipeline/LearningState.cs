@@ -179,7 +179,7 @@ public sealed class LearningState : IDisposable
                     BehaviourLogProbs = [.. c.PolicyLogProbs],
                     Reward = 0,
                     RewardSource = RewardSource.Model,
-                    PolicyVersion = batch.UpdateCount,
+                    UpdateCount = batch.UpdateCount,
                     GeneratedAt = batch.GeneratedAt,
                     ScoredAt = batch.GeneratedAt,
                 }, key, deadline);
@@ -227,7 +227,7 @@ public sealed class LearningState : IDisposable
                 BehaviourLogProbs = [.. kept],
                 Reward = 0,
                 RewardSource = RewardSource.Model,
-                PolicyVersion = versionMap.UpdateCountOf(record.PolicyVersion),
+                UpdateCount = versionMap.UpdateCountOf(record.PolicyVersion),
                 GeneratedAt = source.Timestamp,
                 ScoredAt = now,
             }, GroupKey(record.PromptId, record.PolicyVersion), deadline);
@@ -380,7 +380,7 @@ public sealed class LearningState : IDisposable
             Source = PairSource.Human,
             ChosenRolloutId = record.RolloutIds?.Chosen,
             RejectedRolloutId = record.RolloutIds?.Rejected,
-            PolicyVersion = UpdateCount,
+            UpdateCount = UpdateCount,
             ReceivedAt = now,
         };
     }
@@ -423,7 +423,7 @@ public sealed class LearningState : IDisposable
             for (var i = 0; i < group.Rollouts.Count; i++)
             {
                 var rollout = group.Rollouts[i].Rollout with { Reward = rewards[i], RewardSource = sources[i], ScoredAt = now };
-                Replay.Add(rollout, rollout.PolicyVersion);
+                Replay.Add(rollout, rollout.UpdateCount);
                 scored++;
                 if (sources[i] == RewardSource.Human) human++;
             }

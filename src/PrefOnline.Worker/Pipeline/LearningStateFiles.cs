@@ -261,7 +261,7 @@ public sealed class LearningStateFiles(
         if (restored.Options == configured) return restored;
         logger.LogWarning("Replay settings changed since checkpoint {Version} ({Name}): moving {Count} items into a buffer with the configured limits", checkpoint.ToString(), name, restored.Count);
         var rebuilt = new ReplayBuffer<T>(configured);
-        foreach (var entry in restored.Snapshot()) rebuilt.Add(entry.Item, entry.PolicyVersion);
+        foreach (var entry in restored.Snapshot()) rebuilt.Add(entry.Item, entry.UpdateCount);
         return rebuilt;
     }
 

@@ -103,7 +103,7 @@ public sealed class ReplayBufferPropertyTests
                     break;
                 case ExpireOp:
                     buffer.ExpireStale(version);
-                    Assert.All(buffer.Snapshot(), e => Assert.True(version - e.PolicyVersion <= o.MaxStaleness));
+                    Assert.All(buffer.Snapshot(), e => Assert.True(version - e.UpdateCount <= o.MaxStaleness));
                     break;
                 case SnapshotOp:
                 {
@@ -121,7 +121,7 @@ public sealed class ReplayBufferPropertyTests
                 }
                 case DrawOp draw:
                 {
-                    var eligible = buffer.Snapshot().Where(e => version - e.PolicyVersion <= o.MaxStaleness).ToList();
+                    var eligible = buffer.Snapshot().Where(e => version - e.UpdateCount <= o.MaxStaleness).ToList();
                     var freshAvailable = eligible.Count(e => e.Uses == 0);
                     var expected = ReplayBuffer<int>.Split(draw.BatchSize, freshAvailable, eligible.Count - freshAvailable, o.FreshFraction);
                     var newestFresh = eligible.Where(e => e.Uses == 0).OrderByDescending(e => e.Sequence).Take(expected.Fresh).Select(e => e.Item).ToList();
@@ -139,8 +139,8 @@ public sealed class ReplayBufferPropertyTests
                     foreach (var e in batch.Entries)
                     {
                         // Staleness limit respected by everything drawn; versions are the ones it was added with.
-                        Assert.True(version - e.PolicyVersion <= o.MaxStaleness, $"stale item {e.Item} (v{e.PolicyVersion}) drawn at v{version}");
-                        Assert.Equal(versionOf[e.Item], e.PolicyVersion);
+                        Assert.True(version - e.UpdateCount <= o.MaxStaleness, $"stale item {e.Item} (v{e.UpdateCount}) drawn at v{version}");
+                        Assert.Equal(versionOf[e.Item], e.UpdateCount);
                         uses[e.Item] = uses.GetValueOrDefault(e.Item) + 1;
                         Assert.Equal(uses[e.Item], e.Uses);
                         Assert.True(uses[e.Item] <= o.MaxReuse, $"item {e.Item} drawn {uses[e.Item]} times, limit {o.MaxReuse}");

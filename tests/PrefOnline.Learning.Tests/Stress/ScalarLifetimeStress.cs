@@ -138,7 +138,7 @@ internal static class ScalarLifetimeStress
         BehaviourLogProbs = [.. sample.SamplerLogProbs],
         Reward = -sample.Tokens.Length + 0.01 * sample.SampleIndex,
         RewardSource = RewardSource.Programmatic,
-        PolicyVersion = version,
+        UpdateCount = version,
         GeneratedAt = Time,
         ScoredAt = Time,
     };

@@ -132,12 +132,12 @@ public sealed class LearnerTests
             KlCoefficient = 0,
             BatchSize = 8,
         });
-        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p + s, seed: 13, version: 0)) buffer.Add(r, r.PolicyVersion);
+        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p + s, seed: 13, version: 0)) buffer.Add(r, r.UpdateCount);
 
         var first = learner.Update(buffer);
         Assert.Equal((8, 8, 0L, 0.0), (first.Rollouts, first.FreshRollouts, first.StalenessMax!.Value, first.StalenessMean!.Value));
 
-        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p - s, seed: 14, version: learner.UpdateCount)) buffer.Add(r, r.PolicyVersion);
+        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p - s, seed: 14, version: learner.UpdateCount)) buffer.Add(r, r.UpdateCount);
         var second = learner.Update(buffer);
 
         Assert.True(second.Applied);
