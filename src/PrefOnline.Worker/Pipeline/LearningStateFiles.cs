@@ -6,6 +6,7 @@ using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Models.Reward;
+using PrefOnline.Learning.Online;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Training;
@@ -54,10 +55,10 @@ public sealed class LearningStateFiles(
             trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward);
             learner = new Learner(policy, reference, tokenizer, settings.Learner);
             SaveTokenizer(tokenizer);
-            return new LearningState(settings, thread, guardrail, metrics, time, logger,
-                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner,
+            return new LearningState(settings, new OnlineLearner(settings.Online, thread, guardrail, metrics, time,
+                policy, tokenizer, reference, rewardModel, trainer, learner,
                 new ReplayBuffer<Rollout>(settings.Replay.RolloutLimits), new ReplayBuffer<PreferencePair>(settings.Replay.HumanPairLimits),
-                new PendingJoins(), 0, new Dictionary<long, long>(), new WorkerStateCounters());
+                new PendingJoins(), 0, new Dictionary<long, long>(), new OnlineLearnerCounters()), referenceFile, logger);
         }
         catch
         {
@@ -120,8 +121,8 @@ public sealed class LearningStateFiles(
             }
             var (policyVersion, versions, counters, observation) = ReadWorkerFile(checkpoint);
             SaveTokenizer(tokenizer);
-            return new LearningState(settings, thread, guardrail, metrics, time, logger,
-                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters)
+            return new LearningState(settings, new OnlineLearner(settings.Online, thread, guardrail, metrics, time,
+                policy, tokenizer, reference, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters), referenceFile, logger)
             {
                 Observation = observation,
             };
@@ -281,7 +282,7 @@ public sealed class LearningStateFiles(
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static (long PolicyVersion, Dictionary<long, long> Versions, WorkerStateCounters Counters, LabelObservationFilter Observation) ReadWorkerFile(Checkpoint checkpoint)
+    private static (long PolicyVersion, Dictionary<long, long> Versions, OnlineLearnerCounters Counters, LabelObservationFilter Observation) ReadWorkerFile(Checkpoint checkpoint)
     {
         var text = File.ReadAllText(checkpoint.GetPath(StateFiles.Worker));
         var root = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException($"{StateFiles.Worker} is not a JSON object");
@@ -293,7 +294,7 @@ public sealed class LearningStateFiles(
             foreach (var (key, value) in map)
                 versions[long.Parse(key, System.Globalization.CultureInfo.InvariantCulture)] = value!.GetValue<long>();
         }
-        var counters = root["counters"].Deserialize<WorkerStateCounters>(CountersJson) ?? new WorkerStateCounters();
+        var counters = root["counters"].Deserialize<OnlineLearnerCounters>(CountersJson) ?? new OnlineLearnerCounters();
         return (policyVersion, versions, counters, LabelObservationFilter.FromJson(root["observation"]));
     }
 

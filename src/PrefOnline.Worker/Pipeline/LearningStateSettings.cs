@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Online;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.Training;
@@ -14,4 +15,8 @@ public sealed record LearningStateSettings(
     ScoringOptions Scoring,
     ReplayOptions Replay,
     LearnerOptions Learner,
-    RewardTrainerOptions Reward);
+    RewardTrainerOptions Reward)
+{
+    /// <summary>What the online learner reads of these sections.</summary>
+    public OnlineLearnerSettings Online => new(Learner, Reward, Replay, Scoring.LabelWait, Scoring.RewardBatchSize, Model.Decoders);
+}
