@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Online;
@@ -49,10 +48,6 @@ public sealed class LearningState : IDisposable
 
     public PolicyModel Policy => Online.Policy;
 
-    public ITokenizer Tokenizer => Online.Tokenizer;
-
-    public ReferenceModel Reference => Online.Reference;
-
     /// <summary>The reference's weights as a file (staged once per run; copied into every checkpoint).</summary>
     public string ReferenceFile { get; }
 
@@ -81,9 +76,6 @@ public sealed class LearningState : IDisposable
 
     /// <summary>Published version → learner update counter, for the versions this learner published (bounded).</summary>
     public IReadOnlyDictionary<long, long> VersionMap => Online.VersionMap;
-
-    /// <summary>True after an update was refused, until the pipeline reloads a checkpoint (<see cref="OnlineLearner.Quiesced"/>).</summary>
-    public bool Quiesced => Online.Quiesced;
 
     /// <summary>The learner's update counter, which replay items are stamped with.</summary>
     public long UpdateCount => Online.UpdateCount;
