@@ -226,7 +226,7 @@ public static class LengthExperiment
                 BehaviourLogProbs = [.. c.PolicyLogProbs],
                 Reward = reward,
                 RewardSource = RewardSource.Programmatic,
-                PolicyVersion = c.PolicyVersion,
+                UpdateCount = c.PolicyVersion,
                 GeneratedAt = Epoch,
                 ScoredAt = Epoch,
             });
@@ -275,14 +275,15 @@ public static class LengthExperiment
 
     // ---- one run ---------------------------------------------------------------------------------------
 
-    public static LearnerOptions LearnerOptionsFor(string method, LengthOptions options, int innerSteps, int seed) => new()
+    public static LearnerOptions LearnerOptionsFor(string method, LengthOptions options, int innerSteps, int seed) => LengthMethods.Objective(method, options) with
     {
-        Objective = LengthMethods.Objective(method, options),
         Pairing = LengthMethods.Pairing(method),
         InnerSteps = innerSteps,
-        Optimizer = new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = 0 },
+        HumanPairsPerUpdate = 16,                          // no human pairs in this experiment; the value is unused
+        LearningRate = options.LearningRate,
+        WeightDecay = 0,
         MaxGradNorm = 1.0,
-        Kl = new KlControlOptions { Coefficient = options.KlCoefficient },
+        KlCoefficient = options.KlCoefficient,
         KlMetric = KlEstimator.FullVocabulary,           // exact, and cheap with the byte vocabulary
         Baseline = AdvantageBaseline.LeaveOneOut,
         Seed = BanditExperiment.DeriveSeed(seed, $"length-learner-{method}"),

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Pairs;
 
@@ -37,19 +38,20 @@ public static class LengthMethods
     /// <summary>Methods that push down the likelihood of worse samples (the paper's "negative gradient").</summary>
     public static bool HasNegativeGradient(string method) => ObjectiveCatalog.Get(method).NegativeGradient;
 
-    public static ObjectiveOptions Objective(string method, LengthOptions options) => method switch
+    /// <summary>The learner settings of a method's objective (its name and hyper-parameters; the rest is <see cref="LengthExperiment.LearnerOptionsFor"/>'s).</summary>
+    public static LearnerOptions Objective(string method, LengthOptions options) => method switch
     {
-        Dpo => new ObjectiveOptions { Name = ObjectiveNames.Dpo, Beta = options.DpoBeta },
-        ConservativeDpo => new ObjectiveOptions { Name = ObjectiveNames.ConservativeDpo, Beta = options.DpoBeta, LabelSmoothing = 0.1 },
-        Ipo => new ObjectiveOptions { Name = ObjectiveNames.Ipo, Beta = options.IpoBeta },
-        Reinforce => new ObjectiveOptions { Name = ObjectiveNames.Reinforce },
-        Ppo => new ObjectiveOptions { Name = ObjectiveNames.Ppo, PpoClipRange = options.PpoClipRange },
-        BestOfN => new ObjectiveOptions { Name = ObjectiveNames.BestOfN },
-        Sft => new ObjectiveOptions { Name = ObjectiveNames.Sft },
-        Rwr => new ObjectiveOptions { Name = ObjectiveNames.Rwr, RwrTemperature = options.RwrTemperature },
-        NegativeGradientSft => new ObjectiveOptions { Name = ObjectiveNames.NegativeGradientSft, NegativeWeight = 1.0 },
+        Dpo => new LearnerOptions { Objective = ObjectiveNames.Dpo, Beta = options.DpoBeta },
+        ConservativeDpo => new LearnerOptions { Objective = ObjectiveNames.ConservativeDpo, Beta = options.DpoBeta, LabelSmoothing = 0.1 },
+        Ipo => new LearnerOptions { Objective = ObjectiveNames.Ipo, Beta = options.IpoBeta },
+        Reinforce => new LearnerOptions { Objective = ObjectiveNames.Reinforce },
+        Ppo => new LearnerOptions { Objective = ObjectiveNames.Ppo, PpoClipRange = options.PpoClipRange },
+        BestOfN => new LearnerOptions { Objective = ObjectiveNames.BestOfN },
+        Sft => new LearnerOptions { Objective = ObjectiveNames.Sft },
+        Rwr => new LearnerOptions { Objective = ObjectiveNames.Rwr, RwrTemperature = options.RwrTemperature },
+        NegativeGradientSft => new LearnerOptions { Objective = ObjectiveNames.NegativeGradientSft, NegativeWeight = 1.0 },
         _ => throw new ArgumentException($"unknown length method '{method}'; valid methods: {string.Join(", ", All)}", nameof(method)),
     };
 
-    public static PairingOptions Pairing(string method) => new() { Mode = method == Sft ? PairingMode.AllPairs : PairingMode.BestVsWorst };
+    public static PairingMode Pairing(string method) => method == Sft ? PairingMode.AllPairs : PairingMode.BestVsWorst;
 }

@@ -6,13 +6,13 @@ namespace PrefOnline.Learning.Replay;
 /// <summary>
 /// A bounded store of training items between the generator/scorer and the learner.
 /// <list type="bullet">
-/// <item>Never holds more than <see cref="ReplayBufferOptions.Capacity"/> items: when full, FIFO evicts
+/// <item>Never holds more than <see cref="ReplayLimits.Capacity"/> items: when full, FIFO evicts
 /// the oldest, a reservoir keeps a uniform sample of everything offered.</item>
 /// <item>"Fresh" means never drawn yet; "replayed" means drawn before with reuse left. Each
 /// <see cref="Draw"/> aims at round(FreshFraction · batch) fresh items (newest first: the most
 /// on-policy), the rest replayed ones drawn uniformly; a short kind is made up by the other.</item>
-/// <item>An item leaves after <see cref="ReplayBufferOptions.MaxReuse"/> draws (exhausted) or once the
-/// current policy is more than <see cref="ReplayBufferOptions.MaxStaleness"/> versions newer (expired,
+/// <item>An item leaves after <see cref="ReplayLimits.MaxReuse"/> draws (exhausted) or once the
+/// current policy is more than <see cref="ReplayLimits.MaxStaleness"/> updates newer (expired,
 /// checked on every draw and by <see cref="ExpireStale"/>).</item>
 /// <item><see cref="WriteSnapshot"/> / <see cref="ReadSnapshot"/> round-trip the buffer exactly, its
 /// generator state included, so a restored learner draws the very batches the original would have;
@@ -32,12 +32,12 @@ public sealed class ReplayBuffer<T>
     private long nextSequence;
     private long added, evicted, rejected, expired, exhausted, drawnFresh, drawnReplayed;
 
-    public ReplayBuffer(ReplayBufferOptions options)
+    public ReplayBuffer(ReplayLimits options)
         : this(options, new Xoshiro256StarStar(options?.Seed ?? throw new ArgumentNullException(nameof(options))))
     {
     }
 
-    private ReplayBuffer(ReplayBufferOptions options, Xoshiro256StarStar random)
+    private ReplayBuffer(ReplayLimits options, Xoshiro256StarStar random)
     {
         options.Validate();
         Options = options;
@@ -45,7 +45,7 @@ public sealed class ReplayBuffer<T>
         slots = new List<Slot>(Math.Min(options.Capacity, 1 << 16));
     }
 
-    public ReplayBufferOptions Options { get; }
+    public ReplayLimits Options { get; }
 
     public int Count
     {
@@ -72,15 +72,15 @@ public sealed class ReplayBuffer<T>
         }
     }
 
-    /// <summary>Offers an item produced by <paramref name="policyVersion"/>. Returns false only when a
+    /// <summary>Offers an item produced by <paramref name="updateCount"/>. Returns false only when a
     /// full reservoir declined it.</summary>
-    public bool Add(T item, long policyVersion)
+    public bool Add(T item, long updateCount)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(policyVersion);
+        ArgumentOutOfRangeException.ThrowIfNegative(updateCount);
         lock (gate)
         {
             offered++;
-            var slot = new Slot(item, policyVersion, 0, nextSequence);
+            var slot = new Slot(item, updateCount, 0, nextSequence);
             if (slots.Count < Options.Capacity)
             {
                 slots.Add(slot);
@@ -110,23 +110,23 @@ public sealed class ReplayBuffer<T>
     }
 
     /// <summary>Removes every item older than the staleness limit allows; returns how many.</summary>
-    public int ExpireStale(long currentPolicyVersion)
+    public int ExpireStale(long currentUpdateCount)
     {
-        lock (gate) return ExpireLocked(currentPolicyVersion);
+        lock (gate) return ExpireLocked(currentUpdateCount);
     }
 
     /// <summary>
     /// Draws up to <paramref name="batchSize"/> items for one learner update at
-    /// <paramref name="currentPolicyVersion"/> (fewer only when the buffer holds fewer after expiry).
+    /// <paramref name="currentUpdateCount"/> (fewer only when the buffer holds fewer after expiry).
     /// Each drawn item's use count goes up; items at their reuse limit leave the buffer.
     /// </summary>
-    public ReplayBatch<T> Draw(int batchSize, long currentPolicyVersion)
+    public ReplayBatch<T> Draw(int batchSize, long currentUpdateCount)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
-        ArgumentOutOfRangeException.ThrowIfNegative(currentPolicyVersion);
+        ArgumentOutOfRangeException.ThrowIfNegative(currentUpdateCount);
         lock (gate)
         {
-            ExpireLocked(currentPolicyVersion);
+            ExpireLocked(currentUpdateCount);
 
             var fresh = new List<int>();
             var replayed = new List<int>();
@@ -150,7 +150,7 @@ public sealed class ReplayBuffer<T>
                 var s = slots[index];
                 var updated = s with { Uses = s.Uses + 1 };
                 slots[index] = updated;
-                entries.Add(new ReplayEntry<T>(updated.Item, updated.PolicyVersion, updated.Uses, updated.Sequence));
+                entries.Add(new ReplayEntry<T>(updated.Item, updated.UpdateCount, updated.Uses, updated.Sequence));
                 if (updated.Uses >= Options.MaxReuse) spent.Add(index);
             }
             spent.Sort();
@@ -178,7 +178,7 @@ public sealed class ReplayBuffer<T>
     /// <summary>The items in storage order with their bookkeeping (diagnostics and tests).</summary>
     public IReadOnlyList<ReplayEntry<T>> Snapshot()
     {
-        lock (gate) return slots.Select(s => new ReplayEntry<T>(s.Item, s.PolicyVersion, s.Uses, s.Sequence)).ToList();
+        lock (gate) return slots.Select(s => new ReplayEntry<T>(s.Item, s.UpdateCount, s.Uses, s.Sequence)).ToList();
     }
 
     // ---- checkpoints -------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ public sealed class ReplayBuffer<T>
             foreach (var s in slots)
             {
                 w.Write(s.Sequence);
-                w.Write(s.PolicyVersion);
+                w.Write(s.UpdateCount);
                 w.Write(s.Uses);
                 item.SetLength(0);
                 serializer.Write(itemWriter, s.Item);
@@ -245,7 +245,7 @@ public sealed class ReplayBuffer<T>
             r.ReadBytes(Magic.Length);
             var version = r.ReadInt32();
             if (version != FormatVersion) throw new InvalidDataException($"replay-buffer snapshot format {version} is not supported (expected {FormatVersion})");
-            var options = new ReplayBufferOptions
+            var options = new ReplayLimits
             {
                 Capacity = r.ReadInt32(),
                 Eviction = (EvictionPolicy)r.ReadByte(),
@@ -290,16 +290,16 @@ public sealed class ReplayBuffer<T>
             for (var i = 0; i < count; i++)
             {
                 var sequence = r.ReadInt64();
-                var policyVersion = r.ReadInt64();
+                var updateCount = r.ReadInt64();
                 var uses = r.ReadInt32();
-                if (sequence < 0 || sequence >= buffer.nextSequence || policyVersion < 0 || uses < 0 || uses >= options.MaxReuse)
-                    throw new InvalidDataException($"replay-buffer snapshot item {i} has inconsistent bookkeeping (sequence {sequence}, version {policyVersion}, uses {uses})");
+                if (sequence < 0 || sequence >= buffer.nextSequence || updateCount < 0 || uses < 0 || uses >= options.MaxReuse)
+                    throw new InvalidDataException($"replay-buffer snapshot item {i} has inconsistent bookkeeping (sequence {sequence}, update count {updateCount}, uses {uses})");
                 var length = r.ReadInt32();
                 if (length < 0 || length > bodyStream.Length - bodyStream.Position) throw new InvalidDataException($"replay-buffer snapshot item {i} has length {length} beyond the data");
                 var start = bodyStream.Position;
                 var item = serializer.Read(r);
                 if (bodyStream.Position - start != length) throw new InvalidDataException($"replay-buffer snapshot item {i}: the serializer read {bodyStream.Position - start} bytes of {length}");
-                buffer.slots.Add(new Slot(item, policyVersion, uses, sequence));
+                buffer.slots.Add(new Slot(item, updateCount, uses, sequence));
             }
             if (bodyStream.Position != bodyStream.Length) throw new InvalidDataException("replay-buffer snapshot has trailing bytes");
             return buffer;
@@ -312,12 +312,12 @@ public sealed class ReplayBuffer<T>
 
     // ---- internals ---------------------------------------------------------------------------------
 
-    private int ExpireLocked(long currentPolicyVersion)
+    private int ExpireLocked(long currentUpdateCount)
     {
-        var removed = slots.RemoveAll(s => currentPolicyVersion - s.PolicyVersion > Options.MaxStaleness);
+        var removed = slots.RemoveAll(s => currentUpdateCount - s.UpdateCount > Options.MaxStaleness);
         expired += removed;
         return removed;
     }
 
-    private readonly record struct Slot(T Item, long PolicyVersion, int Uses, long Sequence);
+    private readonly record struct Slot(T Item, long UpdateCount, int Uses, long Sequence);
 }

@@ -87,11 +87,11 @@ public sealed class Learner : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(initialUpdateCount);
         options.Validate();
         var adapters = AdaptersToTrain(policy, options, ref reference);
-        objective = new TrainingObjective(options.Objective);
+        objective = new TrainingObjective(options.ObjectiveParameters());
         if (reference is null && objective.NeedsReference)
             throw new ArgumentException($"objective '{objective.Name}' compares against the reference policy: pass a ReferenceModel", nameof(reference));
-        if (reference is null && options.Kl.Enabled)
-            throw new ArgumentException("a KL penalty needs a reference model (set Kl.Coefficient = 0 and no TargetKl to train without one)", nameof(reference));
+        if (reference is null && options.KlPenaltyEnabled)
+            throw new ArgumentException("a KL penalty needs a reference model (set KlCoefficient = 0 and no TargetKl to train without one)", nameof(reference));
         if (reference is not null && reference.Config.VocabularySize != policy.Config.VocabularySize)
             throw new ArgumentException($"the reference's vocabulary ({reference.Config.VocabularySize}) differs from the policy's ({policy.Config.VocabularySize})", nameof(reference));
         if (tokenizer.VocabularySize > policy.Config.VocabularySize)
@@ -102,10 +102,10 @@ public sealed class Learner : IDisposable
         this.tokenizer = tokenizer;
         Options = options;
         UpdateCount = initialUpdateCount;
-        pairBuilder = new PairBuilder(options.Pairing);
-        klController = options.Kl.TargetKl is { } target
-            ? new AdaptiveKlController(options.Kl.Coefficient, target, options.Kl.Horizon)
-            : new FixedKlController(reference is null ? 0 : options.Kl.Coefficient);
+        pairBuilder = new PairBuilder(options.PairingParameters());
+        klController = options.TargetKl is { } target
+            ? new AdaptiveKlController(options.KlCoefficient, target, options.KlHorizon)
+            : new FixedKlController(reference is null ? 0 : options.KlCoefficient);
         movingAverage = options.Baseline == AdvantageBaseline.MovingAverage
             ? new MovingAverageBaseline(options.BaselineDecay, options.NormalizeAdvantages)
             : null;
@@ -113,7 +113,7 @@ public sealed class Learner : IDisposable
         parameters = adapters?.TrainableParameters() ?? policy.parameters().ToList();
         policy.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
         adapters?.DropoutGenerator.manual_seed(unchecked((long)options.Seed + 1));
-        optimizer = new AdamWOptimizer(parameters, options.Optimizer);
+        optimizer = new AdamWOptimizer(parameters, options.OptimizerParameters());
     }
 
     public LearnerOptions Options { get; }
@@ -245,7 +245,7 @@ public sealed class Learner : IDisposable
                     result.Loss.backward();
                     AfterBackward?.Invoke(parameters);
                     // 9. clip (measures the norm first; a non-finite norm scales nothing)
-                    var norm = GradientClipping.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
+                    var norm = GradientClipping.ClipGradNorm(parameters, Options.MaxGradNorm > 0 ? Options.MaxGradNorm : double.MaxValue);
                     if (!double.IsFinite(norm))
                     {
                         optimizer.ZeroGrad();
@@ -341,7 +341,7 @@ public sealed class Learner : IDisposable
             if (!groups.TryGetValue(r.PromptId, out var group)) groups[r.PromptId] = group = groups.Count;
             var isFresh = entry.Uses == 1;
             if (isFresh) fresh++;
-            ages.Add(Math.Max(0, UpdateCount - entry.PolicyVersion));
+            ages.Add(Math.Max(0, UpdateCount - entry.UpdateCount));
             rows.Add(new Row(PromptOf(r.PromptTokens, r.Prompt), r.CompletionTokens.ToArray(), r.BehaviourLogProbs.ToArray(), r.Reward, group, RowKind.Rollout, isFresh));
         }
         var rolloutCount = rows.Count;

@@ -32,8 +32,8 @@ public sealed record LearnerBatch
     {
         ArgumentNullException.ThrowIfNull(rollouts);
         long sequence = 0;
-        var r = rollouts.Select(x => new ReplayEntry<Rollout>(x, x.PolicyVersion, 1, sequence++)).ToList();
-        var p = (humanPairs ?? []).Select(x => new ReplayEntry<PreferencePair>(x, x.PolicyVersion, 1, sequence++)).ToList();
+        var r = rollouts.Select(x => new ReplayEntry<Rollout>(x, x.UpdateCount, 1, sequence++)).ToList();
+        var p = (humanPairs ?? []).Select(x => new ReplayEntry<PreferencePair>(x, x.UpdateCount, 1, sequence++)).ToList();
         return new LearnerBatch { Rollouts = r, HumanPairs = p };
     }
 }

@@ -40,7 +40,7 @@ public sealed record PreferencePair
     /// <summary>The policy current when the pair arrived (human) or whose samples it compares (on-policy),
     /// counted in the learner's updates (<see cref="Training.Learner.UpdateCount"/>): the replay buffer's
     /// staleness limit reads this.</summary>
-    public required long PolicyVersion { get; init; }
+    public required long UpdateCount { get; init; }
 
     public required DateTimeOffset ReceivedAt { get; init; }
 
@@ -55,7 +55,7 @@ public sealed record PreferencePair
         if (!Enum.IsDefined(Source)) throw new ArgumentException($"pair {Id}: unknown source {(int)Source}", nameof(Source));
         if (RewardGap is { } gap && !(gap >= 0 && double.IsFinite(gap)))
             throw new ArgumentException($"pair {Id}: reward gap {gap} must be a finite number ≥ 0", nameof(RewardGap));
-        if (PolicyVersion < 0) throw new ArgumentException($"pair {Id}: policy version {PolicyVersion} is negative", nameof(PolicyVersion));
+        if (UpdateCount < 0) throw new ArgumentException($"pair {Id}: update count {UpdateCount} is negative", nameof(UpdateCount));
     }
 
     public bool Equals(PreferencePair? other) =>
@@ -65,8 +65,8 @@ public sealed record PreferencePair
         && ChosenTokens.AsSpan().SequenceEqual(other.ChosenTokens.AsSpan())
         && RejectedTokens.AsSpan().SequenceEqual(other.RejectedTokens.AsSpan())
         && Source == other.Source && ChosenRolloutId == other.ChosenRolloutId && RejectedRolloutId == other.RejectedRolloutId
-        && Nullable.Equals(RewardGap, other.RewardGap) && PolicyVersion == other.PolicyVersion
+        && Nullable.Equals(RewardGap, other.RewardGap) && UpdateCount == other.UpdateCount
         && ReceivedAt.EqualsExact(other.ReceivedAt);
 
-    public override int GetHashCode() => HashCode.Combine(Id, Chosen, Rejected, PolicyVersion);
+    public override int GetHashCode() => HashCode.Combine(Id, Chosen, Rejected, UpdateCount);
 }

@@ -28,7 +28,7 @@ public sealed class PreferencePairSerializer : IReplayItemSerializer<PreferenceP
         BinaryFields.WriteNullableString(writer, item.RejectedRolloutId);
         writer.Write(item.RewardGap.HasValue);
         writer.Write(item.RewardGap ?? 0.0);
-        writer.Write(item.PolicyVersion);
+        writer.Write(item.UpdateCount);
         BinaryFields.WriteTimestamp(writer, item.ReceivedAt);
     }
 
@@ -65,7 +65,7 @@ public sealed class PreferencePairSerializer : IReplayItemSerializer<PreferenceP
             ChosenRolloutId = chosenRollout,
             RejectedRolloutId = rejectedRollout,
             RewardGap = hasGap ? gap : null,
-            PolicyVersion = reader.ReadInt64(),
+            UpdateCount = reader.ReadInt64(),
             ReceivedAt = BinaryFields.ReadTimestamp(reader, "pair.received_at"),
         };
         try

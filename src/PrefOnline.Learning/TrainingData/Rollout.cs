@@ -33,7 +33,7 @@ public sealed record Rollout
 
     /// <summary>The policy that generated the completion, counted in the learner's updates
     /// (<see cref="Training.Learner.UpdateCount"/>, what replay staleness is measured in), not the published version.</summary>
-    public required long PolicyVersion { get; init; }
+    public required long UpdateCount { get; init; }
 
     public required DateTimeOffset GeneratedAt { get; init; }
 
@@ -65,7 +65,7 @@ public sealed record Rollout
             if (!float.IsFinite(lp) || lp > 0) throw new ArgumentException($"rollout {Id}: behaviour log-prob {lp} is not a finite number ≤ 0", nameof(BehaviourLogProbs));
         if (!double.IsFinite(Reward)) throw new ArgumentException($"rollout {Id}: reward {Reward} is not finite", nameof(Reward));
         if (!Enum.IsDefined(RewardSource)) throw new ArgumentException($"rollout {Id}: unknown reward source {(int)RewardSource}", nameof(RewardSource));
-        if (PolicyVersion < 0) throw new ArgumentException($"rollout {Id}: policy version {PolicyVersion} is negative", nameof(PolicyVersion));
+        if (UpdateCount < 0) throw new ArgumentException($"rollout {Id}: update count {UpdateCount} is negative", nameof(UpdateCount));
     }
 
     public bool Equals(Rollout? other) =>
@@ -74,8 +74,8 @@ public sealed record Rollout
         && PromptTokens.AsSpan().SequenceEqual(other.PromptTokens.AsSpan())
         && CompletionTokens.AsSpan().SequenceEqual(other.CompletionTokens.AsSpan())
         && BehaviourLogProbs.AsSpan().SequenceEqual(other.BehaviourLogProbs.AsSpan())
-        && Reward.Equals(other.Reward) && RewardSource == other.RewardSource && PolicyVersion == other.PolicyVersion
+        && Reward.Equals(other.Reward) && RewardSource == other.RewardSource && UpdateCount == other.UpdateCount
         && GeneratedAt.EqualsExact(other.GeneratedAt) && ScoredAt.EqualsExact(other.ScoredAt);
 
-    public override int GetHashCode() => HashCode.Combine(Id, PromptId, CompletionTokens.Length, Reward, PolicyVersion);
+    public override int GetHashCode() => HashCode.Combine(Id, PromptId, CompletionTokens.Length, Reward, UpdateCount);
 }

@@ -24,7 +24,7 @@ public sealed class RolloutSerializer : IReplayItemSerializer<Rollout>
         BinaryFields.WriteFloats(writer, item.BehaviourLogProbs);
         writer.Write(item.Reward);
         writer.Write((byte)item.RewardSource);
-        writer.Write(item.PolicyVersion);
+        writer.Write(item.UpdateCount);
         BinaryFields.WriteTimestamp(writer, item.GeneratedAt);
         BinaryFields.WriteTimestamp(writer, item.ScoredAt);
     }
@@ -45,7 +45,7 @@ public sealed class RolloutSerializer : IReplayItemSerializer<Rollout>
             BehaviourLogProbs = BinaryFields.ReadFloats(reader, "rollout.behaviour_logprobs"),
             Reward = reader.ReadDouble(),
             RewardSource = BinaryFields.ReadEnum<RewardSource>(reader, "rollout.reward_source"),
-            PolicyVersion = reader.ReadInt64(),
+            UpdateCount = reader.ReadInt64(),
             GeneratedAt = BinaryFields.ReadTimestamp(reader, "rollout.generated_at"),
             ScoredAt = BinaryFields.ReadTimestamp(reader, "rollout.scored_at"),
         };

@@ -1,3 +1,6 @@
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.Training;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using PrefOnline.Learning.Guardrails;
@@ -27,8 +30,8 @@ public static class ConfigurationCheck
     public static IReadOnlyList<string> Sections { get; } =
     [
         WorkerOptions.SectionName, KafkaOptions.SectionName, ValidationLimitsValidator.SectionName, ModelOptions.SectionName, GenerationOptions.SectionName,
-        ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerServiceOptions.SectionName,
-        RewardTrainingOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
+        ScoringOptions.SectionName, FeedbackOptions.SectionName, ReplayOptions.SectionName, LearnerOptions.SectionName,
+        RewardTrainerOptions.SectionName, GuardrailOptions.SectionName, CheckpointOptions.SectionName, ObservabilityOptions.SectionName,
         PolicyDistributionOptions.SectionName, ServingOptions.SectionName, DemoOptions.SectionName, "Logging",
     ];
 
@@ -52,8 +55,8 @@ public static class ConfigurationCheck
             Bound<ScoringOptions>(ScoringOptions.SectionName),
             Bound<FeedbackOptions>(FeedbackOptions.SectionName),
             Bound<ReplayOptions>(ReplayOptions.SectionName),
-            Bound<LearnerServiceOptions>(LearnerServiceOptions.SectionName),
-            Bound<RewardTrainingOptions>(RewardTrainingOptions.SectionName),
+            Bound<LearnerOptions>(LearnerOptions.SectionName),
+            Bound<RewardTrainerOptions>(RewardTrainerOptions.SectionName),
             Bound<GuardrailOptions>(GuardrailOptions.SectionName),
             Bound<CheckpointOptions>(CheckpointOptions.SectionName),
             Bound<ObservabilityOptions>(ObservabilityOptions.SectionName),
@@ -74,6 +77,10 @@ public static class ConfigurationCheck
             problems.Add($"Reward:RatingMin/RatingMax [{settings.Reward.RatingMin}, {settings.Reward.RatingMax}] reach beyond Validation:MaxAbsReward ({maxAbsReward}): ratings on the scale would be refused; narrow the scale or raise the limit");
         problems.AddRange(PolicySurfaceProblems(settings));
         problems.AddRange(ServingProblems(settings));
+        // The library trains LoRA adapters (LearnerOptions.Adapter, docs/OPERATIONS.md "LoRA adapters"); the worker's
+        // checkpoints, policy events and generators do not carry an adapter yet, so a worker must not start with one.
+        if (settings.Learner.Adapter is not null)
+            problems.Add("Learner:Adapter is set, but the worker does not yet checkpoint or publish LoRA adapters (they train through the library and `prefonline merge`); remove the Learner:Adapter keys to fine-tune every weight");
         if (settings.Kafka.MaxBufferedBytes > 0 && settings.Kafka.MaxBufferedBytes < settings.Validation.MaxRecordBytes)
             problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);

@@ -1,3 +1,7 @@
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.Training;
+using PrefOnline.Learning.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -35,8 +39,8 @@ public static class SectionOptions
         Add<ScoringOptions, ValidatedOptionsValidator<ScoringOptions>>(ScoringOptions.SectionName);
         Add<FeedbackOptions, ValidatedOptionsValidator<FeedbackOptions>>(FeedbackOptions.SectionName);
         Add<ReplayOptions, ValidatedOptionsValidator<ReplayOptions>>(ReplayOptions.SectionName);
-        Add<LearnerServiceOptions, ValidatedOptionsValidator<LearnerServiceOptions>>(LearnerServiceOptions.SectionName);
-        Add<RewardTrainingOptions, ValidatedOptionsValidator<RewardTrainingOptions>>(RewardTrainingOptions.SectionName);
+        Add<LearnerOptions, ValidatedOptionsValidator<LearnerOptions>>(LearnerOptions.SectionName);
+        Add<RewardTrainerOptions, ValidatedOptionsValidator<RewardTrainerOptions>>(RewardTrainerOptions.SectionName);
         Add<GuardrailOptions, GuardrailOptionsValidator>(GuardrailOptions.SectionName);
         Add<CheckpointOptions, CheckpointOptionsValidator>(CheckpointOptions.SectionName);
         Add<ObservabilityOptions, ObservabilityOptionsValidator>(ObservabilityOptions.SectionName);

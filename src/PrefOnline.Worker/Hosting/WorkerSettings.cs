@@ -1,3 +1,6 @@
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.Training;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Streaming.Validation;
 using PrefOnline.Worker.Checkpoints;
@@ -21,8 +24,8 @@ public sealed record WorkerSettings(
     ScoringOptions Scoring,
     FeedbackOptions Feedback,
     ReplayOptions Replay,
-    LearnerServiceOptions Learner,
-    RewardTrainingOptions Reward,
+    LearnerOptions Learner,
+    RewardTrainerOptions Reward,
     GuardrailOptions Guardrails,
     CheckpointOptions Checkpoints,
     ObservabilityOptions Observability,

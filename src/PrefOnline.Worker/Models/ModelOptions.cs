@@ -1,5 +1,6 @@
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
+using PrefOnline.Learning.Configuration;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Online;
 using System.Diagnostics.Metrics;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Tensors;
@@ -10,7 +11,7 @@ namespace PrefOnline.Worker.Observability;
 /// PrefOnline.Streaming's transport metrics. Guardrail metrics are read from the attached
 /// <see cref="Guardrail"/> at scrape time, so they can never disagree with its state.
 /// </summary>
-public sealed class PrefOnlineMetrics : IDisposable
+public sealed class PrefOnlineMetrics : IDisposable, IOnlineLearnerObserver
 {
     /// <summary>Values in the rolling reward mean per source.</summary>
     public const int RewardWindow = 256;

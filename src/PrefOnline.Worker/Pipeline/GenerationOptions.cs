@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Configuration;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Worker.Hosting;
 

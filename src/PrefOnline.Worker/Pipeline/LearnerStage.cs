@@ -10,8 +10,8 @@ namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
 /// The learner's loop within one pipeline epoch. An update is due after
-/// <see cref="LearnerServiceOptions.UpdateEverySamples"/> fresh scored rollouts or every
-/// <see cref="LearnerServiceOptions.UpdateInterval"/> (with at least <see cref="LearnerServiceOptions.MinSamples"/>).
+/// <see cref="LearnerOptions.UpdateEverySamples"/> fresh scored rollouts or every
+/// <see cref="LearnerOptions.UpdateInterval"/> (with at least <see cref="LearnerOptions.MinSamples"/>).
 /// Per update (<see cref="LearningState.RunUpdate"/>, one tensor-thread work item): T inner steps, then the
 /// guardrail's verdict on the version it would become. Then:
 /// <list type="bullet">
@@ -27,7 +27,7 @@ namespace PrefOnline.Worker.Pipeline;
 /// absorbed. An update in flight always finishes, with its checkpoint, before a stop is honoured.
 /// </summary>
 public sealed class LearnerStage(
-    LearnerServiceOptions options,
+    LearnerOptions options,
     WorkerOptions worker,
     TensorThread thread,
     LearningState state,

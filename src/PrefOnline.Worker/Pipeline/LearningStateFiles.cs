@@ -6,6 +6,7 @@ using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Models.Reward;
+using PrefOnline.Learning.Online;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Learning.Training;
@@ -51,13 +52,13 @@ public sealed class LearningStateFiles(
             rewardModel = string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
                 ? RewardModel.FromPolicy(policy, settings.Model.Seed)
                 : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config, policy.Placement);
-            trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions());
-            learner = new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions());
+            trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward);
+            learner = new Learner(policy, reference, tokenizer, settings.Learner);
             SaveTokenizer(tokenizer);
-            return new LearningState(settings, thread, guardrail, metrics, time, logger,
-                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner,
-                new ReplayBuffer<Rollout>(settings.Replay.Rollouts()), new ReplayBuffer<PreferencePair>(settings.Replay.HumanPairs()),
-                new PendingJoins(), 0, new Dictionary<long, long>(), new WorkerStateCounters());
+            return new LearningState(settings, new OnlineLearner(settings.Online, thread, guardrail, metrics, time,
+                policy, tokenizer, reference, rewardModel, trainer, learner,
+                new ReplayBuffer<Rollout>(settings.Replay.RolloutLimits), new ReplayBuffer<PreferencePair>(settings.Replay.HumanPairLimits),
+                new PendingJoins(), 0, new Dictionary<long, long>(), new OnlineLearnerCounters()), referenceFile, logger);
         }
         catch
         {
@@ -99,18 +100,18 @@ public sealed class LearningStateFiles(
             ReferenceModel reference;
             using (var referenceWeights = LoadPolicy(referenceFile)) reference = Own(owned, new ReferenceModel(referenceWeights));
             var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config, policy.Placement));
-            var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward.ToTrainerOptions()));
+            var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward));
             if (checkpoint.Contains(StateFiles.RewardOptimizer) && checkpoint.Contains(StateFiles.RewardTrainerState))
             {
                 using var rewardState = TrainingState.Load(checkpoint.GetPath(StateFiles.RewardOptimizer), checkpoint.GetPath(StateFiles.RewardTrainerState));
                 trainer.ImportState(rewardState);
             }
-            var learner = Own(owned, new Learner(policy, reference, tokenizer, settings.Learner.ToLearnerOptions()));
+            var learner = Own(owned, new Learner(policy, reference, tokenizer, settings.Learner));
             using (var learnerState = TrainingState.Load(checkpoint.GetPath(StateFiles.LearnerOptimizer), checkpoint.GetPath(StateFiles.LearnerState)))
                 learner.ImportState(learnerState);
 
-            var replay = ReadBuffer(checkpoint, StateFiles.Replay, RolloutSerializer.Instance, settings.Replay.Rollouts());
-            var humanPairs = ReadBuffer(checkpoint, StateFiles.HumanPairs, PreferencePairSerializer.Instance, settings.Replay.HumanPairs());
+            var replay = ReadBuffer(checkpoint, StateFiles.Replay, RolloutSerializer.Instance, settings.Replay.RolloutLimits);
+            var humanPairs = ReadBuffer(checkpoint, StateFiles.HumanPairs, PreferencePairSerializer.Instance, settings.Replay.HumanPairLimits);
             var pending = new PendingJoins();
             if (checkpoint.Contains(StateFiles.Pending))
             {
@@ -120,8 +121,8 @@ public sealed class LearningStateFiles(
             }
             var (policyVersion, versions, counters, observation) = ReadWorkerFile(checkpoint);
             SaveTokenizer(tokenizer);
-            return new LearningState(settings, thread, guardrail, metrics, time, logger,
-                policy, tokenizer, reference, referenceFile, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters)
+            return new LearningState(settings, new OnlineLearner(settings.Online, thread, guardrail, metrics, time,
+                policy, tokenizer, reference, rewardModel, trainer, learner, replay, humanPairs, pending, policyVersion, versions, counters), referenceFile, logger)
             {
                 Observation = observation,
             };
@@ -253,7 +254,7 @@ public sealed class LearningStateFiles(
     /// The buffer as checkpointed; when the configured limits differ from the checkpoint's, its items are
     /// moved into a buffer with the configured ones (their use counts restart: they count as fresh).
     /// </summary>
-    private ReplayBuffer<T> ReadBuffer<T>(Checkpoint checkpoint, string name, IReplayItemSerializer<T> serializer, ReplayBufferOptions configured)
+    private ReplayBuffer<T> ReadBuffer<T>(Checkpoint checkpoint, string name, IReplayItemSerializer<T> serializer, ReplayLimits configured)
     {
         if (!checkpoint.Contains(name)) return new ReplayBuffer<T>(configured);
         ReplayBuffer<T> restored;
@@ -261,7 +262,7 @@ public sealed class LearningStateFiles(
         if (restored.Options == configured) return restored;
         logger.LogWarning("Replay settings changed since checkpoint {Version} ({Name}): moving {Count} items into a buffer with the configured limits", checkpoint.ToString(), name, restored.Count);
         var rebuilt = new ReplayBuffer<T>(configured);
-        foreach (var entry in restored.Snapshot()) rebuilt.Add(entry.Item, entry.PolicyVersion);
+        foreach (var entry in restored.Snapshot()) rebuilt.Add(entry.Item, entry.UpdateCount);
         return rebuilt;
     }
 
@@ -281,7 +282,7 @@ public sealed class LearningStateFiles(
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static (long PolicyVersion, Dictionary<long, long> Versions, WorkerStateCounters Counters, LabelObservationFilter Observation) ReadWorkerFile(Checkpoint checkpoint)
+    private static (long PolicyVersion, Dictionary<long, long> Versions, OnlineLearnerCounters Counters, LabelObservationFilter Observation) ReadWorkerFile(Checkpoint checkpoint)
     {
         var text = File.ReadAllText(checkpoint.GetPath(StateFiles.Worker));
         var root = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException($"{StateFiles.Worker} is not a JSON object");
@@ -293,7 +294,7 @@ public sealed class LearningStateFiles(
             foreach (var (key, value) in map)
                 versions[long.Parse(key, System.Globalization.CultureInfo.InvariantCulture)] = value!.GetValue<long>();
         }
-        var counters = root["counters"].Deserialize<WorkerStateCounters>(CountersJson) ?? new WorkerStateCounters();
+        var counters = root["counters"].Deserialize<OnlineLearnerCounters>(CountersJson) ?? new OnlineLearnerCounters();
         return (policyVersion, versions, counters, LabelObservationFilter.FromJson(root["observation"]));
     }
 

@@ -1,3 +1,7 @@
+using PrefOnline.Learning.Online;
+using PrefOnline.Learning.Replay;
+using PrefOnline.Learning.Training.Reward;
+using PrefOnline.Learning.Training;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Models;
 
@@ -10,5 +14,9 @@ public sealed record LearningStateSettings(
     GenerationOptions Generation,
     ScoringOptions Scoring,
     ReplayOptions Replay,
-    LearnerServiceOptions Learner,
-    RewardTrainingOptions Reward);
+    LearnerOptions Learner,
+    RewardTrainerOptions Reward)
+{
+    /// <summary>What the online learner reads of these sections.</summary>
+    public OnlineLearnerSettings Online => new(Learner, Reward, Replay, Scoring.LabelWait, Scoring.RewardBatchSize, Model.Decoders);
+}

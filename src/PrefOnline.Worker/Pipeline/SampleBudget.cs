@@ -1,9 +1,10 @@
+using PrefOnline.Learning.Training;
 namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
 /// Backpressure of generation (role all): a batch of n samples may start only while the rollouts generated
 /// but not yet trained on (waiting for labels + fresh in replay) plus n stay within
-/// <see cref="LearnerServiceOptions.MaxSamplesAhead"/>, and the waiting ones within
+/// <see cref="LearnerOptions.MaxSamplesAhead"/>, and the waiting ones within
 /// <see cref="ScoringOptions.MaxPendingRollouts"/>. A slow learner thus stops generation, which stops the
 /// prompt consumer: memory stays bounded and samples stay on-policy. While the guardrail pauses updates
 /// only the waiting rollouts count (generation continues; the replay buffer evicts its oldest).

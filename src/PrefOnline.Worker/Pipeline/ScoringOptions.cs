@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Configuration;
 using PrefOnline.Worker.Hosting;
 
 namespace PrefOnline.Worker.Pipeline;

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Configuration;
 using System.Net;
 using PrefOnline.Worker.Hosting;
 

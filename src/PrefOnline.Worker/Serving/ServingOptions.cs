@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Configuration;
 using System.Text.RegularExpressions;
 using PrefOnline.Worker.Hosting;
 

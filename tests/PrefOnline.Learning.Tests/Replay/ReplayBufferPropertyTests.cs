@@ -29,19 +29,19 @@ public sealed class ReplayBufferPropertyTests
 
     public sealed record SnapshotOp : Op;              // write a snapshot, continue with the restored copy
 
-    public sealed record Scenario(ReplayBufferOptions Options, IReadOnlyList<Op> Ops)
+    public sealed record Scenario(ReplayLimits Options, IReadOnlyList<Op> Ops)
     {
         public override string ToString() => $"{Options} ops=[{string.Join(", ", Ops)}]";
     }
 
-    private static readonly Gen<ReplayBufferOptions> OptionsGen =
+    private static readonly Gen<ReplayLimits> OptionsGen =
         from capacity in Gen.Choose(1, 24)
         from reservoir in Gen.Elements(false, true)
         from maxReuse in Gen.Choose(1, 5)
         from staleness in Gen.Choose(0, 4)
         from freshPercent in Gen.Elements(0, 25, 50, 70, 100)
         from seed in Gen.Choose(1, 1_000_000)
-        select new ReplayBufferOptions
+        select new ReplayLimits
         {
             Capacity = capacity,
             Eviction = reservoir ? EvictionPolicy.Reservoir : EvictionPolicy.Fifo,
@@ -103,7 +103,7 @@ public sealed class ReplayBufferPropertyTests
                     break;
                 case ExpireOp:
                     buffer.ExpireStale(version);
-                    Assert.All(buffer.Snapshot(), e => Assert.True(version - e.PolicyVersion <= o.MaxStaleness));
+                    Assert.All(buffer.Snapshot(), e => Assert.True(version - e.UpdateCount <= o.MaxStaleness));
                     break;
                 case SnapshotOp:
                 {
@@ -121,7 +121,7 @@ public sealed class ReplayBufferPropertyTests
                 }
                 case DrawOp draw:
                 {
-                    var eligible = buffer.Snapshot().Where(e => version - e.PolicyVersion <= o.MaxStaleness).ToList();
+                    var eligible = buffer.Snapshot().Where(e => version - e.UpdateCount <= o.MaxStaleness).ToList();
                     var freshAvailable = eligible.Count(e => e.Uses == 0);
                     var expected = ReplayBuffer<int>.Split(draw.BatchSize, freshAvailable, eligible.Count - freshAvailable, o.FreshFraction);
                     var newestFresh = eligible.Where(e => e.Uses == 0).OrderByDescending(e => e.Sequence).Take(expected.Fresh).Select(e => e.Item).ToList();
@@ -139,8 +139,8 @@ public sealed class ReplayBufferPropertyTests
                     foreach (var e in batch.Entries)
                     {
                         // Staleness limit respected by everything drawn; versions are the ones it was added with.
-                        Assert.True(version - e.PolicyVersion <= o.MaxStaleness, $"stale item {e.Item} (v{e.PolicyVersion}) drawn at v{version}");
-                        Assert.Equal(versionOf[e.Item], e.PolicyVersion);
+                        Assert.True(version - e.UpdateCount <= o.MaxStaleness, $"stale item {e.Item} (v{e.UpdateCount}) drawn at v{version}");
+                        Assert.Equal(versionOf[e.Item], e.UpdateCount);
                         uses[e.Item] = uses.GetValueOrDefault(e.Item) + 1;
                         Assert.Equal(uses[e.Item], e.Uses);
                         Assert.True(uses[e.Item] <= o.MaxReuse, $"item {e.Item} drawn {uses[e.Item]} times, limit {o.MaxReuse}");
@@ -218,7 +218,7 @@ public sealed class ReplayBufferPropertyTests
     {
         foreach (var fraction in new[] { 0.0, 0.3, 0.5, 0.8, 1.0 })
         {
-            var buffer = new ReplayBuffer<int>(new ReplayBufferOptions { Capacity = 10_000, MaxReuse = 1_000, MaxStaleness = 1_000, FreshFraction = fraction, Seed = 3 });
+            var buffer = new ReplayBuffer<int>(new ReplayLimits { Capacity = 10_000, Eviction = EvictionPolicy.Fifo, MaxReuse = 1_000, MaxStaleness = 1_000, FreshFraction = fraction, Seed = 3 });
             var id = 0;
             for (var i = 0; i < 200; i++) buffer.Add(id++, 0);
             buffer.Draw(200, 0);                                      // everything becomes replayable
@@ -240,7 +240,7 @@ public sealed class ReplayBufferPropertyTests
     {
         foreach (var eviction in new[] { EvictionPolicy.Fifo, EvictionPolicy.Reservoir })
         {
-            var buffer = new ReplayBuffer<int>(new ReplayBufferOptions { Capacity = 100, Eviction = eviction, Seed = 9 });
+            var buffer = new ReplayBuffer<int>(new ReplayLimits { Capacity = 100, Eviction = eviction, MaxReuse = 4, MaxStaleness = 8, FreshFraction = 0.5, Seed = 9 });
             for (var i = 0; i < 100_000; i++) buffer.Add(i, 0);
             Assert.Equal(100, buffer.Count);
             var c = buffer.Counters;

@@ -103,11 +103,10 @@ internal static class ScalarLifetimeStress
         var version = 0L;
         foreach (var objective in Objectives)
         {
-            using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
+            using var learner = new Learner(policy, reference, Tokenizer, Training.LearnerTests.ObjectiveFor(objective) with
             {
-                Objective = Training.LearnerTests.ObjectiveFor(objective),
-                Optimizer = new AdamWOptions { LearningRate = 3e-3, WeightDecay = 0.05 },
-                Kl = new KlControlOptions { Coefficient = 0.1, TargetKl = 0.5, Horizon = 100 },
+                LearningRate = 3e-3, WeightDecay = 0.05,
+                KlCoefficient = 0.1, TargetKl = 0.5, KlHorizon = 100,
                 MaxGradNorm = 0.5,
                 InnerSteps = 2,
                 Seed = 7,
@@ -139,7 +138,7 @@ internal static class ScalarLifetimeStress
         BehaviourLogProbs = [.. sample.SamplerLogProbs],
         Reward = -sample.Tokens.Length + 0.01 * sample.SampleIndex,
         RewardSource = RewardSource.Programmatic,
-        PolicyVersion = version,
+        UpdateCount = version,
         GeneratedAt = Time,
         ScoredAt = Time,
     };

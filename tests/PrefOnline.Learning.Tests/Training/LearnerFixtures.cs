@@ -49,7 +49,7 @@ internal static class LearnerFixtures
             BehaviourLogProbs = [.. behaviour[n]],
             Reward = reward(i.P, i.S, i.Completion),
             RewardSource = RewardSource.Programmatic,
-            PolicyVersion = version,
+            UpdateCount = version,
             GeneratedAt = Time,
             ScoredAt = Time,
         }).ToList();
@@ -65,7 +65,7 @@ internal static class LearnerFixtures
         ChosenTokens = withTokens ? [.. Completion(chosen)] : ImmutableArray<int>.Empty,
         RejectedTokens = withTokens ? [.. Completion(rejected)] : ImmutableArray<int>.Empty,
         Source = PairSource.Human,
-        PolicyVersion = version,
+        UpdateCount = version,
         ReceivedAt = Time,
     };
 

@@ -14,7 +14,6 @@ namespace PrefOnline.Learning.Tests.Training;
 /// </summary>
 public sealed class LearnerGuardTests
 {
-    private static readonly AdamWOptions FastAdam = new() { LearningRate = 1e-3, WeightDecay = 0 };
 
     private static byte[] OptimizerBytes(Learner learner)
     {
@@ -27,11 +26,11 @@ public sealed class LearnerGuardTests
     {
         using var scope = NewDisposeScope();
         using var policy = Policy();
-        using var learner = new Learner(policy, null, Tokenizer, new LearnerOptions
+        using var learner = new Learner(policy, null, Tokenizer, LearnerTests.Base with
         {
-            Objective = new ObjectiveOptions { Name = ObjectiveNames.Reinforce },
-            Optimizer = FastAdam,
-            Kl = new KlControlOptions { Coefficient = 0 },
+            Objective = ObjectiveNames.Reinforce,
+            LearningRate = 1e-3, WeightDecay = 0,
+            KlCoefficient = 0,
             InnerSteps = 3,
         });
         // Train once so the optimizer has non-trivial moments to protect.
@@ -66,7 +65,7 @@ public sealed class LearnerGuardTests
         using var oneStep = Policy();
         using var reference = new ReferenceModel(guarded);
         var rollouts = Rollouts(guarded, 3, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 23);
-        LearnerOptions Options(int t) => new() { Optimizer = FastAdam, InnerSteps = t, Kl = new() { Coefficient = 0.1 } };
+        LearnerOptions Options(int t) => LearnerTests.Base with { LearningRate = 1e-3, WeightDecay = 0, InnerSteps = t, KlCoefficient = 0.1 };
         using var learner = new Learner(guarded, reference, Tokenizer, Options(3));
         using var control = new Learner(oneStep, reference, Tokenizer, Options(1));
         var backwards = 0;
@@ -99,7 +98,7 @@ public sealed class LearnerGuardTests
         using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, MaxGradNorm = 1e-4 });
+        using var learner = new Learner(policy, reference, Tokenizer, LearnerTests.Base with { LearningRate = 1e-3, WeightDecay = 0, MaxGradNorm = 1e-4 });
         var update = learner.Update(LearnerBatch.Of(Rollouts(policy, 3, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 24)));
         var normSeen = update.GradNorm;
 
@@ -112,7 +111,7 @@ public sealed class LearnerGuardTests
             using var s = NewDisposeScope();
             sumSq += t.pow(2).sum().ToDouble();
         }
-        var clippedNorm = Math.Sqrt(sumSq) / (1 - FastAdam.Beta1);
+        var clippedNorm = Math.Sqrt(sumSq) / (1 - learner.Options.OptimizerParameters().Beta1);
         Assert.Equal(1e-4, clippedNorm, 1e-6);
     }
 
@@ -124,12 +123,11 @@ public sealed class LearnerGuardTests
             using var scope = NewDisposeScope();
             using var policy = Policy(seed: 4, dropout: 0.1);                  // dropout makes the seed matter
             using var reference = new ReferenceModel(policy);
-            using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
+            using var learner = new Learner(policy, reference, Tokenizer, LearnerTests.ObjectiveFor(objective) with
             {
-                Objective = LearnerTests.ObjectiveFor(objective),
                 Baseline = AdvantageBaseline.MovingAverage,
-                Optimizer = FastAdam,
-                Kl = new KlControlOptions { Coefficient = 0.1, TargetKl = 0.5, Horizon = 100 },
+                LearningRate = 1e-3, WeightDecay = 0,
+                KlCoefficient = 0.1, TargetKl = 0.5, KlHorizon = 100,
                 InnerSteps = 2,
                 Seed = learnerSeed,
             });
@@ -151,12 +149,12 @@ public sealed class LearnerGuardTests
         using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
+        using var learner = new Learner(policy, reference, Tokenizer, LearnerTests.Base with
         {
-            Optimizer = FastAdam,
+            LearningRate = 1e-3, WeightDecay = 0,
             InnerSteps = 3,
             KlMetric = KlEstimator.LowVariance,
-            Kl = new KlControlOptions { Coefficient = 0.2, TargetKl = 1e-6, Horizon = 10 },   // always above target: c must grow
+            KlCoefficient = 0.2, TargetKl = 1e-6, KlHorizon = 10,   // always above target: c must grow
         });
         var coefficients = new List<double>();
         for (var u = 0; u < 3; u++)

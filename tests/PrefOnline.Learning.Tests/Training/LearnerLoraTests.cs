@@ -23,9 +23,10 @@ public sealed class LearnerLoraTests
 
     private static LearnerOptions Options(int innerSteps = 3) => new()
     {
-        Objective = new ObjectiveOptions { Name = ObjectiveNames.Dpo },
-        Optimizer = new AdamWOptions { LearningRate = 5e-3, WeightDecay = 0 },
-        Kl = new KlControlOptions { Coefficient = 0.05 },
+        Objective = ObjectiveNames.Dpo,
+        LearningRate = 5e-3,
+        WeightDecay = 0,
+        KlCoefficient = 0.05,
         InnerSteps = innerSteps,
         Adapter = Lora,
         Seed = 9,

@@ -23,11 +23,10 @@ public sealed class LearnerMemoryTests
         using var reference = new ReferenceModel(policy);
         var batches = Enumerable.Range(0, 4).Select(i => Rollouts(policy, 2, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 60 + i)).ToList();
         var pairs = new[] { HumanPair("h", "q:", "good", "bad", withTokens: false) };
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
+        using var learner = new Learner(policy, reference, Tokenizer, LearnerTests.ObjectiveFor(objective) with
         {
-            Objective = LearnerTests.ObjectiveFor(objective),
-            Optimizer = new AdamWOptions { LearningRate = 1e-4, WeightDecay = 0 },
-            Kl = new KlControlOptions { Coefficient = 0.05, TargetKl = 1, Horizon = 1000 },
+            LearningRate = 1e-4, WeightDecay = 0,
+            KlCoefficient = 0.05, TargetKl = 1, KlHorizon = 1000,
             InnerSteps = 2,
         });
         GC.Collect();

@@ -18,13 +18,13 @@ namespace PrefOnline.Learning.Tests.Training;
 /// </summary>
 public sealed class LearnerStateTests
 {
-    private static LearnerOptions Options() => new()
+    private static LearnerOptions Options() => LearnerTests.Base with
     {
-        Objective = new ObjectiveOptions { Name = ObjectiveNames.Ppo },
+        Objective = ObjectiveNames.Ppo,
         Baseline = AdvantageBaseline.MovingAverage,
         BaselineDecay = 0.8,
-        Optimizer = new AdamWOptions { LearningRate = 1e-3, WeightDecay = 0.01 },
-        Kl = new KlControlOptions { Coefficient = 0.1, TargetKl = 0.01, Horizon = 50 },
+        LearningRate = 1e-3, WeightDecay = 0.01,
+        KlCoefficient = 0.1, TargetKl = 0.01, KlHorizon = 50,
         InnerSteps = 2,
         Seed = 9,
     };

@@ -16,19 +16,31 @@ namespace PrefOnline.Learning.Tests.Training;
 /// </summary>
 public sealed class LearnerTests
 {
-    private static readonly AdamWOptions FastAdam = new() { LearningRate = 1e-3, WeightDecay = 0 };
 
     public static IEnumerable<object[]> AllObjectives() => ObjectiveNames.All.Select(n => new object[] { n });
 
-    internal static ObjectiveOptions ObjectiveFor(string name) => name switch
+    /// <summary>
+    /// The settings these tests were written against: one inner step, 16 human pairs, lr 1e-5, a 0.05 KL
+    /// penalty measured by k3. The worker's defaults (config/README.md) differ, so they are stated here.
+    /// </summary>
+    internal static readonly LearnerOptions Base = new()
     {
-        ObjectiveNames.ConservativeDpo => new ObjectiveOptions { Name = name, LabelSmoothing = 0.1 },
+        InnerSteps = 1,
+        HumanPairsPerUpdate = 16,
+        LearningRate = 1e-5,
+        KlCoefficient = 0.05,
+        KlMetric = KlEstimator.LowVariance,
+    };
+
+    internal static LearnerOptions ObjectiveFor(string name) => name switch
+    {
+        ObjectiveNames.ConservativeDpo => Base with { Objective = name, LabelSmoothing = 0.1 },
         // β = 1: with a weaker push-down (0.5 was tried) the pull-up on the better sample generalises to the
         // worse one through the shared weights and outweighs it, so log π(worse) rises (the gap still grows).
-        ObjectiveNames.NegativeGradientSft => new ObjectiveOptions { Name = name, NegativeWeight = 1.0 },
+        ObjectiveNames.NegativeGradientSft => Base with { Objective = name, NegativeWeight = 1.0 },
         // τ = 0.25: weights e⁴ vs 1, so the better sample clearly dominates the weighted likelihood.
-        ObjectiveNames.Rwr => new ObjectiveOptions { Name = name, RwrTemperature = 0.25 },
-        _ => new ObjectiveOptions { Name = name },
+        ObjectiveNames.Rwr => Base with { Objective = name, RwrTemperature = 0.25 },
+        _ => Base with { Objective = name },
     };
 
     private static bool IsMaxLikelihood(string name) => name is ObjectiveNames.Sft or ObjectiveNames.BestOfN or ObjectiveNames.Rwr;
@@ -46,11 +58,10 @@ public sealed class LearnerTests
         // 6 prompts × 2 samples; sample 0 of each prompt is the better one.
         var rollouts = Rollouts(policy, prompts: 6, k: 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 11);
         var before = LogProbs(policy, rollouts);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
+        using var learner = new Learner(policy, reference, Tokenizer, ObjectiveFor(name) with
         {
-            Objective = ObjectiveFor(name),
-            Optimizer = FastAdam,
-            Kl = new KlControlOptions { Coefficient = 0 },
+            LearningRate = 1e-3, WeightDecay = 0,
+            KlCoefficient = 0,
             InnerSteps = 2,
         });
 
@@ -95,13 +106,7 @@ public sealed class LearnerTests
         var rollouts = Rollouts(policy, prompts: 6, k: 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 11);
         var before = LogProbs(policy, rollouts);
         var weightsBefore = policy.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions
-        {
-            Objective = ObjectiveFor(name),
-            Optimizer = FastAdam,
-            Kl = new KlControlOptions { Coefficient = 0 },
-            InnerSteps = 2,
-        });
+        using var learner = new Learner(policy, reference, Tokenizer, ObjectiveFor(name) with { LearningRate = 1e-3, WeightDecay = 0, KlCoefficient = 0, InnerSteps = 2 });
 
         var update = learner.Update(LearnerBatch.Of(rollouts));
 
@@ -122,7 +127,7 @@ public sealed class LearnerTests
         using var policyFour = Policy();
         using var reference = new ReferenceModel(policyOne);
         var rollouts = Rollouts(policyOne, prompts: 4, k: 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 12);
-        LearnerOptions Options(int t) => new() { Objective = new ObjectiveOptions { Name = ObjectiveNames.Dpo }, Optimizer = FastAdam, Kl = new() { Coefficient = 0.1 }, InnerSteps = t };
+        LearnerOptions Options(int t) => Base with { Objective = ObjectiveNames.Dpo, LearningRate = 1e-3, WeightDecay = 0, KlCoefficient = 0.1, InnerSteps = t };
         using var one = new Learner(policyOne, reference, Tokenizer, Options(1));
         using var four = new Learner(policyFour, reference, Tokenizer, Options(4));
 
@@ -147,22 +152,22 @@ public sealed class LearnerTests
     {
         using var scope = NewDisposeScope();
         using var policy = Policy();
-        var buffer = new ReplayBuffer<Rollout>(new ReplayBufferOptions { Capacity = 64, FreshFraction = 0.5, MaxReuse = 4, MaxStaleness = 8, Seed = 5 });
-        using var learner = new Learner(policy, null, Tokenizer, new LearnerOptions
+        var buffer = new ReplayBuffer<Rollout>(new ReplayLimits { Capacity = 64, Eviction = EvictionPolicy.Fifo, MaxReuse = 4, MaxStaleness = 8, FreshFraction = 0.5, Seed = 5 });
+        using var learner = new Learner(policy, null, Tokenizer, Base with
         {
             // REINFORCE with a running baseline learns from any sample, grouped or not.
-            Objective = new ObjectiveOptions { Name = ObjectiveNames.Reinforce },
+            Objective = ObjectiveNames.Reinforce,
             Baseline = AdvantageBaseline.MovingAverage,
-            Optimizer = FastAdam,
-            Kl = new KlControlOptions { Coefficient = 0 },
+            LearningRate = 1e-3, WeightDecay = 0,
+            KlCoefficient = 0,
             BatchSize = 8,
         });
-        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p + s, seed: 13, version: 0)) buffer.Add(r, r.PolicyVersion);
+        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p + s, seed: 13, version: 0)) buffer.Add(r, r.UpdateCount);
 
         var first = learner.Update(buffer);
         Assert.Equal((8, 8, 0L, 0.0), (first.Rollouts, first.FreshRollouts, first.StalenessMax!.Value, first.StalenessMean!.Value));
 
-        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p - s, seed: 14, version: learner.UpdateCount)) buffer.Add(r, r.PolicyVersion);
+        foreach (var r in Rollouts(policy, prompts: 4, k: 2, (p, s, _) => p - s, seed: 14, version: learner.UpdateCount)) buffer.Add(r, r.UpdateCount);
         var second = learner.Update(buffer);
 
         Assert.True(second.Applied);
@@ -192,7 +197,7 @@ public sealed class LearnerTests
         var texts = pairs.SelectMany(p => new[] { (p.Prompt, p.Chosen), (p.Prompt, p.Rejected) }).ToList();
         var before = LogProbs(policy, texts);
         var rollouts = Rollouts(policy, prompts: 3, k: 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 15);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, InnerSteps = 2 });
+        using var learner = new Learner(policy, reference, Tokenizer, Base with { LearningRate = 1e-3, WeightDecay = 0, InnerSteps = 2 });
 
         var update = learner.Update(LearnerBatch.Of(rollouts, pairs));
 
@@ -218,11 +223,10 @@ public sealed class LearnerTests
         var pairs = Enumerable.Range(0, 4).Select(i => HumanPair($"h{i}", $"q{i}:", $"good{i}", $"bad{i}x", withTokens: false)).ToArray();
         var texts = pairs.SelectMany(p => new[] { (p.Prompt, p.Chosen), (p.Prompt, p.Rejected) }).ToList();
         var before = Gap(LogProbs(policy, texts));
-        using var learner = new Learner(policy, null, Tokenizer, new LearnerOptions
+        using var learner = new Learner(policy, null, Tokenizer, ObjectiveFor(name) with
         {
-            Objective = ObjectiveFor(name),
-            Optimizer = FastAdam,
-            Kl = new KlControlOptions { Coefficient = 0 },
+            LearningRate = 1e-3, WeightDecay = 0,
+            KlCoefficient = 0,
             InnerSteps = 2,
         });
 
@@ -241,10 +245,10 @@ public sealed class LearnerTests
         using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
-        var rollouts = new ReplayBuffer<Rollout>(new ReplayBufferOptions { Seed = 1 });
-        var human = new ReplayBuffer<PreferencePair>(new ReplayBufferOptions { Seed = 2, MaxReuse = 1 });
+        var rollouts = new ReplayBuffer<Rollout>(new ReplayLimits { Capacity = 4096, Eviction = EvictionPolicy.Fifo, MaxReuse = 4, MaxStaleness = 8, FreshFraction = 0.5, Seed = 1 });
+        var human = new ReplayBuffer<PreferencePair>(new ReplayLimits { Capacity = 4096, Eviction = EvictionPolicy.Fifo, MaxReuse = 1, MaxStaleness = 8, FreshFraction = 0.5, Seed = 2 });
         for (var i = 0; i < 5; i++) human.Add(HumanPair($"h{i}", "q:", $"c{i}", $"r{i}", withTokens: false), 0);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, HumanPairsPerUpdate = 3 });
+        using var learner = new Learner(policy, reference, Tokenizer, Base with { LearningRate = 1e-3, WeightDecay = 0, HumanPairsPerUpdate = 3 });
 
         var first = learner.Update(rollouts, human);
         var second = learner.Update(rollouts, human);
@@ -265,7 +269,7 @@ public sealed class LearnerTests
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var before = WeightBytes(policy);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam });
+        using var learner = new Learner(policy, reference, Tokenizer, Base with { LearningRate = 1e-3, WeightDecay = 0 });
 
         var update = learner.Update(LearnerBatch.Of(Rollouts(policy, 3, 2, (_, _, _) => 0.7, seed: 16)));
 
@@ -285,7 +289,7 @@ public sealed class LearnerTests
         var outOfVocabulary = rollouts[0] with { Id = "bad-token", PromptId = "other", CompletionTokens = [999, 256], BehaviourLogProbs = [-1f, -1f] };
         var mismatched = rollouts[1] with { Id = "bad-logprobs", PromptId = "other", BehaviourLogProbs = [-1f] };
         var samePair = HumanPair("same", "q:", "x", "x", withTokens: false);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam });
+        using var learner = new Learner(policy, reference, Tokenizer, Base with { LearningRate = 1e-3, WeightDecay = 0 });
 
         var update = learner.Update(LearnerBatch.Of([.. rollouts, outOfVocabulary, mismatched], [samePair]));
 
@@ -302,7 +306,7 @@ public sealed class LearnerTests
         using var scope = NewDisposeScope();
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam });
+        using var learner = new Learner(policy, reference, Tokenizer, Base with { LearningRate = 1e-3, WeightDecay = 0 });
         var update = learner.Update(LearnerBatch.Of(Rollouts(policy, 3, 2, (p, s, _) => p + (s == 0 ? 1.0 : 0.0), seed: 18)));
 
         var report = update.ToReport();
@@ -324,7 +328,7 @@ public sealed class LearnerTests
         using var policy = Policy();
         using var reference = new ReferenceModel(policy);
         var rollouts = Rollouts(policy, 4, 2, (_, s, _) => s == 0 ? 1.0 : 0.0, seed: 19);
-        using var learner = new Learner(policy, reference, Tokenizer, new LearnerOptions { Optimizer = FastAdam, KlMetric = KlEstimator.FullVocabulary, InnerSteps = 1 });
+        using var learner = new Learner(policy, reference, Tokenizer, Base with { LearningRate = 1e-3, WeightDecay = 0, KlMetric = KlEstimator.FullVocabulary, InnerSteps = 1 });
 
         var update = learner.Update(LearnerBatch.Of(rollouts));
 
@@ -345,12 +349,12 @@ public sealed class LearnerTests
     public void Construction_checks_that_the_objective_and_penalty_have_a_reference()
     {
         using var policy = Policy();
-        Assert.Throws<ArgumentException>(() => new Learner(policy, null, Tokenizer, new LearnerOptions()));
+        Assert.Throws<ArgumentException>(() => new Learner(policy, null, Tokenizer, Base));
         Assert.Throws<ArgumentException>(() => new Learner(policy, null, Tokenizer,
-            new LearnerOptions { Objective = new() { Name = ObjectiveNames.Reinforce }, Kl = new() { Coefficient = 0.1 } }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Learner(policy, null, Tokenizer,
-            new LearnerOptions { Objective = new() { Name = ObjectiveNames.Reinforce }, Kl = new() { Coefficient = 0 }, InnerSteps = 0 }));
+            Base with { Objective = ObjectiveNames.Reinforce, KlCoefficient = 0.1 }));
         Assert.Throws<ArgumentException>(() => new Learner(policy, null, Tokenizer,
-            new LearnerOptions { Objective = new() { Name = "dpoo" } }));
+            Base with { Objective = ObjectiveNames.Reinforce, KlCoefficient = 0, InnerSteps = 0 }));
+        Assert.Throws<ArgumentException>(() => new Learner(policy, null, Tokenizer,
+            Base with { Objective = "dpoo" }));
     }
 }

@@ -20,7 +20,7 @@ public sealed class RewardTrainerTests
 {
     private static RewardTrainerOptions Options(double heldOut = 0.2) => new()
     {
-        Optimizer = new AdamWOptions { LearningRate = 1e-3, WeightDecay = 0 },
+        LearningRate = 1e-3,
         BatchSize = 16,
         ReplayPerStep = 16,
         WindowCapacity = 256,
@@ -28,6 +28,9 @@ public sealed class RewardTrainerTests
         HeldOutCapacity = 100,
         EvaluateEvery = 10,
         MinHeldOutPairs = 20,
+        RatingMin = 0,          // a unit rating scale, 4 logits wide (the worker's default is [-10, 10] over 8)
+        RatingMax = 1,
+        RatingLogitRange = 4,
         Seed = 3,
     };
 

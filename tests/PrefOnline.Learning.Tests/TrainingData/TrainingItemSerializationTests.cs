@@ -17,7 +17,7 @@ public sealed class TrainingItemSerializationTests
         BehaviourLogProbs = [-0.5f, -1.25f, -3e-5f],
         Reward = 0.1 * i - 0.3,
         RewardSource = (RewardSource)(i % 3),
-        PolicyVersion = i / 2,
+        UpdateCount = i / 2,
         GeneratedAt = new DateTimeOffset(2025, 3, 1, 12, 0, i % 60, TimeSpan.FromHours(2)),
         ScoredAt = new DateTimeOffset(2025, 3, 1, 12, 1, 0, TimeSpan.Zero).AddTicks(i),
     };
@@ -34,7 +34,7 @@ public sealed class TrainingItemSerializationTests
         ChosenRolloutId = i % 2 == 0 ? null : $"r-{i}",
         RejectedRolloutId = i % 2 == 0 ? null : $"r-{i + 1}",
         RewardGap = i % 2 == 0 ? null : 0.25 * i,
-        PolicyVersion = i,
+        UpdateCount = i,
         ReceivedAt = new DateTimeOffset(2025, 1, 2, 3, 4, 5, TimeSpan.FromMinutes(-330)),
     };
 
@@ -68,7 +68,7 @@ public sealed class TrainingItemSerializationTests
     [Fact]
     public void A_buffer_of_rollouts_snapshots_to_identical_bytes_and_detects_damage()
     {
-        var buffer = new ReplayBuffer<Rollout>(new ReplayBufferOptions { Capacity = 8, Eviction = EvictionPolicy.Reservoir, MaxReuse = 3, Seed = 11 });
+        var buffer = new ReplayBuffer<Rollout>(new ReplayLimits { Capacity = 8, Eviction = EvictionPolicy.Reservoir, MaxReuse = 3, MaxStaleness = 8, FreshFraction = 0.5, Seed = 11 });
         for (var i = 0; i < 20; i++) buffer.Add(MakeRollout(i), i / 2);
         buffer.Draw(4, 9);
         using var stream = new MemoryStream();

@@ -71,7 +71,7 @@ public sealed class RewardTrainer : IDisposable
         random = new Xoshiro256StarStar(options.Seed);
         model.Trunk.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
         parameters = model.parameters().ToList();
-        optimizer = new AdamWOptimizer(parameters, options.Optimizer);
+        optimizer = new AdamWOptimizer(parameters, options.OptimizerParameters());
     }
 
     public RewardModel Model { get; }
@@ -105,8 +105,8 @@ public sealed class RewardTrainer : IDisposable
 
     // ---- intake ------------------------------------------------------------------------------------
 
-    /// <summary>Takes preference pairs (scored together in one forward when
-    /// <see cref="RewardTrainerOptions.ScoreIncomingPairs"/>), one result per pair in order.</summary>
+    /// <summary>Takes preference pairs (scored together by the current model in one forward, two rows per
+    /// pair, for <see cref="PairIntake.Agreed"/>), one result per pair in order.</summary>
     public IReadOnlyList<PairIntake> AddPairs(IReadOnlyList<PreferencePair> pairs)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
@@ -131,7 +131,7 @@ public sealed class RewardTrainer : IDisposable
         }
 
         bool[]? agreed = null;
-        if (Options.ScoreIncomingPairs && accepted.Count > 0)
+        if (accepted.Count > 0)
         {
             var rows = accepted.SelectMany(a => new[] { (a.Label.Prompt, a.Label.Chosen!), (a.Label.Prompt, a.Label.Rejected!) }).ToList();
             var scores = Model.Score(tokenizer, rows);
@@ -296,7 +296,7 @@ public sealed class RewardTrainer : IDisposable
                 optimizer.ZeroGrad();
                 loss.backward();
                 AfterBackward?.Invoke(parameters);
-                norm = GradientClipping.ClipGradNorm(parameters, Options.MaxGradNorm ?? double.MaxValue);
+                norm = GradientClipping.ClipGradNorm(parameters, Options.MaxGradNorm > 0 ? Options.MaxGradNorm : double.MaxValue);
                 if (double.IsFinite(norm))
                 {
                     optimizer.Step();

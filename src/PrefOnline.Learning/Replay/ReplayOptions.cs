@@ -1,13 +1,12 @@
-using PrefOnline.Learning.Replay;
-using PrefOnline.Worker.Hosting;
+using PrefOnline.Learning.Configuration;
 
-namespace PrefOnline.Worker.Pipeline;
+namespace PrefOnline.Learning.Replay;
 
 /// <summary>
 /// Configuration section <c>Replay</c>: the bounded buffers between scoring and the learner — scored
 /// rollouts, and human preference pairs trained on directly. Both are part of every checkpoint.
 /// </summary>
-public sealed class ReplayOptions : IValidatedOptions
+public sealed record ReplayOptions : IValidatedOptions
 {
     public const string SectionName = "Replay";
 
@@ -38,12 +37,14 @@ public sealed class ReplayOptions : IValidatedOptions
     /// <summary>Seed of the buffers' draws.</summary>
     public ulong Seed { get; set; } = 3;
 
-    public ReplayBufferOptions Rollouts() => new()
+    /// <summary>The scored-rollout buffer's limits.</summary>
+    public ReplayLimits RolloutLimits => new()
     {
         Capacity = Capacity, Eviction = Eviction, MaxReuse = MaxReuse, MaxStaleness = MaxStaleness, FreshFraction = FreshFraction, Seed = Seed,
     };
 
-    public ReplayBufferOptions HumanPairs() => new()
+    /// <summary>The human-pair buffer's limits: always FIFO, every pair fresh until drawn, its own seed.</summary>
+    public ReplayLimits HumanPairLimits => new()
     {
         Capacity = HumanPairCapacity, Eviction = EvictionPolicy.Fifo, MaxReuse = HumanPairMaxReuse, MaxStaleness = HumanPairMaxStaleness, FreshFraction = 1.0, Seed = Seed + 1,
     };

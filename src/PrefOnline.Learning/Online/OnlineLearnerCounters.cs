@@ -1,7 +1,7 @@
-namespace PrefOnline.Worker.Pipeline;
+namespace PrefOnline.Learning.Online;
 
 /// <summary>Totals the learning state keeps across restarts (in worker.json).</summary>
-public sealed record WorkerStateCounters
+public sealed record OnlineLearnerCounters
 {
     public long PromptsAbsorbed { get; init; }
     public long RolloutsAdmitted { get; init; }

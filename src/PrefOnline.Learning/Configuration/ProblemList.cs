@@ -1,6 +1,15 @@
 using System.Globalization;
 
-namespace PrefOnline.Worker.Hosting;
+namespace PrefOnline.Learning.Configuration;
+
+/// <summary>
+/// An options class that checks itself: one line per invalid setting, each naming its configuration key
+/// ("Section:Key must ... (got X)"). The worker runs it once, before start (exit code 2 on any line).
+/// </summary>
+public interface IValidatedOptions
+{
+    IReadOnlyList<string> Problems();
+}
 
 /// <summary>Collects "Section:Key must ... (got X)" lines with invariant number formatting.</summary>
 public sealed class ProblemList(string section)
@@ -41,7 +50,7 @@ public sealed class ProblemList(string section)
         if (value < min || value > max) Add(key, $"must be between {min:c} and {max:c} (got {value:c})");
     }
 
-    /// <summary>Runs a Learning-layer validation that throws and turns its message into a line under <paramref name="key"/>.</summary>
+    /// <summary>Runs a component's own validation that throws and turns its message into a line under <paramref name="key"/>.</summary>
     public void From(string key, Action validate)
     {
         try

@@ -1,4 +1,4 @@
-namespace PrefOnline.Worker.Pipeline;
+namespace PrefOnline.Learning.Online;
 
 /// <summary>A level-free wake-up: <see cref="Pulse"/> completes every current <see cref="WaitAsync"/>. Waiters re-check their condition after waking.</summary>
 public sealed class AsyncSignal
