@@ -53,6 +53,9 @@ public sealed class PolicySampler : IDisposable
                 $"the tokenizer has {tokenizer.VocabularySize} ids but the model's vocabulary is {decoder.Config.VocabularySize}: they do not belong together");
         if (tokenizer.EndOfSequenceId < 0 || tokenizer.EndOfSequenceId >= decoder.Config.VocabularySize)
             throw new ArgumentException($"the tokenizer's end-of-sequence id {tokenizer.EndOfSequenceId} is outside the model's vocabulary");
+        foreach (var id in tokenizer.StopIds)
+            if (id < 0 || id >= decoder.Config.VocabularySize)
+                throw new ArgumentException($"the tokenizer's stop id {id} is outside the model's vocabulary");
         Decoder = decoder;
         Tokenizer = tokenizer;
         this.policyVersion = policyVersion;
@@ -64,7 +67,8 @@ public sealed class PolicySampler : IDisposable
     public static PolicySampler Create(PolicyModel model, ITokenizer tokenizer, Func<long>? policyVersion = null, PolicyDecoderFactory? decoders = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var decoder = (decoders ?? PolicyDecoderFactory.Default).Create(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var decoder = (decoders ?? PolicyDecoderFactory.Default).Create(model, tokenizer.StopIds.Count);
         try
         {
             return new PolicySampler(decoder, tokenizer, policyVersion ?? (() => 0));
@@ -136,7 +140,7 @@ public sealed class PolicySampler : IDisposable
                 TopK = options.TopK,
                 TopP = options.TopP,
                 MaxNewTokens = options.MaxNewTokens,
-                EndOfSequenceId = Tokenizer.EndOfSequenceId,
+                StopIds = Tokenizer.StopIds,
                 SuppressedTokens = suppressed,
                 RowSeeds = seeds,
                 StopSequences = stops,
@@ -203,7 +207,8 @@ public sealed class PolicySampler : IDisposable
             PromptTokens = prompt,
             PromptTruncated = truncated,
             Tokens = completion,
-            Text = Tokenizer.Decode(completion),
+            // The stop token is not text, special or not (a checkpoint may list an ordinary token among its eos ids).
+            Text = Tokenizer.Decode(finish == FinishReason.EndOfSequence ? completion.AsSpan(0, completion.Length - 1) : completion),
             PolicyLogProbs = row.PolicyLogProbs[..kept],
             SamplerLogProbs = row.SamplerLogProbs[..kept],
             FinishReason = finish,
@@ -253,10 +258,11 @@ public sealed class PolicySampler : IDisposable
                 return [];
             }
         });
-        if (Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Config.VocabularySize)
+        if (!Tokenizer.StopIds.Contains(Tokenizer.PaddingId) && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Config.VocabularySize)
             suppressed.Add(Tokenizer.PaddingId);
-        if (suppressed.Contains(Tokenizer.EndOfSequenceId))
-            throw new ArgumentException($"the tokenizer cannot decode its own end-of-sequence id {Tokenizer.EndOfSequenceId}");
+        foreach (var stop in Tokenizer.StopIds)
+            if (suppressed.Contains(stop))
+                throw new ArgumentException($"the tokenizer cannot decode its own stop id {stop}");
         tokenTable = (table, suppressed.Distinct().Order().ToArray());
         return tokenTable.Value;
     }
