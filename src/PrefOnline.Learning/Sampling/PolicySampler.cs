@@ -12,7 +12,8 @@ namespace PrefOnline.Learning.Sampling;
 /// <see cref="PolicyDecoderFactory"/> when the sampler is created).
 /// </summary>
 /// <remarks>
-/// <para>Prompts: an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
+/// <para>Prompts: text prompts start with the tokenizer's beginning-of-sequence token when it has one
+/// (<see cref="PromptTokens.EncodePrompt"/>); otherwise an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
 /// <c>&lt;|endoftext|&gt;</c> doubles as beginning of text). A prompt longer than
 /// context − <see cref="SamplingOptions.MaxNewTokens"/> tokens keeps its last tokens (left
 /// truncation: the most recent text matters most to a continuation) and is flagged
@@ -84,13 +85,14 @@ public sealed class PolicySampler : IDisposable
 
     public ITokenizer Tokenizer { get; }
 
-    /// <summary>Samples from text prompts (encoded with the tokenizer).</summary>
+    /// <summary>Samples from text prompts, encoded by <see cref="PromptTokens.EncodePrompt"/> (the tokenizer's
+    /// beginning-of-sequence token first when it declares one).</summary>
     public IReadOnlyList<SampledCompletion> Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var encoded = new int[prompts.Count][];
         for (var i = 0; i < prompts.Count; i++)
-            encoded[i] = Tokenizer.Encode(prompts[i] ?? throw new ArgumentException($"prompt {i} is null"));
+            encoded[i] = Tokenizer.EncodePrompt(prompts[i] ?? throw new ArgumentException($"prompt {i} is null"));
         return Sample(encoded, options, cancellationToken);
     }
 

@@ -74,12 +74,15 @@ public sealed class ModelVerbTests : IDisposable
         Assert.True(result.Code == 0, result.Stderr);
         var json = JsonNode.Parse(result.Stdout)!;
         Assert.Equal(tokenizer.Encode("é!").Length + 1, json["completion_tokens"]!.GetValue<int>());
+        // The prompt starts with <|begin_of_text|>, as Hugging Face's post-processor puts it there.
+        Assert.Equal(tokenizer.Encode("Hi").Length + 1, json["prompt_tokens"]!.GetValue<int>());
         Assert.Equal(tokenizer.EndOfSequenceId, json["tokens"]!.AsArray()[^1]!["id"]!.GetValue<int>());
         // A fresh init is close to uniform over the 512 tokens: log(1/512) ≈ −6.24 per token.
         Assert.All(json["tokens"]!.AsArray(), t => Assert.InRange(t!["logprob"]!.GetValue<double>(), -8, -4.5));
 
-        var generated = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "Once", "--max-new-tokens", "8", "--seed", "42");
+        var generated = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "Once", "--max-new-tokens", "8", "--seed", "42", "--json");
         Assert.True(generated.Code == 0, generated.Stderr);
+        Assert.Equal(tokenizer.Encode("Once").Length + 1, JsonNode.Parse(generated.Stdout)!["prompt_tokens"]!.GetValue<int>());
 
         // The same files from every init: the tokenizer does not depend on the weights' seed.
         var again = Path.Combine(root, "llama-again");
