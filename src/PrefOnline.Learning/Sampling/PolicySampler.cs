@@ -16,7 +16,7 @@ namespace PrefOnline.Learning.Sampling;
 /// (<see cref="PromptTokens.EncodePrompt"/>); otherwise an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
 /// <c>&lt;|endoftext|&gt;</c> doubles as beginning of text). A prompt longer than
 /// context − <see cref="SamplingOptions.MaxNewTokens"/> tokens keeps its last tokens (left
-/// truncation: the most recent text matters most to a continuation) and is flagged
+/// truncation: the most recent text matters most to a continuation; a leading beginning-of-sequence token stays first) and is flagged
 /// <see cref="SampledCompletion.PromptTruncated"/>.</para>
 /// <para>Stop strings: generation of a row stops at the first token whose bytes complete a stop
 /// string (checked after every token). The completion is then cut so that
@@ -121,7 +121,10 @@ public sealed class PolicySampler : IDisposable
                     throw new ArgumentException($"prompt {i} holds token id {id}, outside the model's vocabulary of {shape.VocabularySize}");
             if (p.Length == 0) p = [Tokenizer.EndOfSequenceId];
             truncated[i] = p.Length > maxPrompt;
-            prepared[i] = truncated[i] ? p[^maxPrompt..] : p;
+            // A prompt that starts with the beginning-of-sequence token keeps it: the model never saw text without it.
+            prepared[i] = !truncated[i] ? p
+                : Tokenizer.BeginningOfSequenceId is { } bos && p[0] == bos ? [bos, .. p[^(maxPrompt - 1)..]]
+                : p[^maxPrompt..];
         }
 
         var stops = options.StopStrings.Select(s => Encoding.UTF8.GetBytes(s)).ToArray();

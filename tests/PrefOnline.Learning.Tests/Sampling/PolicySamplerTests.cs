@@ -206,6 +206,14 @@ public class PolicySamplerTests
         var same = sampler.Sample([longPrompt[^44..]], options)[0];
         Assert.False(same.PromptTruncated);
         Assert.Equal(same.Tokens, c.Tokens);
+
+        // With a beginning-of-sequence token (here "aa", id 26) the prompt starts with it, and keeps it when cut.
+        var withBos = new LetterTokenizer { BeginningOfSequenceId = 26 };
+        using var bosSampler = PolicySampler.Create(weights.Model, withBos);
+        Assert.Equal([26, .. withBos.Encode("abc")], bosSampler.Sample(["abc"], options)[0].PromptTokens);
+        var cut = bosSampler.Sample([longPrompt], options)[0];
+        Assert.True(cut.PromptTruncated);
+        Assert.Equal([26, .. withBos.Encode(longPrompt[^43..])], cut.PromptTokens);
     }
 
     [Fact]
