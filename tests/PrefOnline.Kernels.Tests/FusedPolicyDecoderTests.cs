@@ -39,7 +39,7 @@ public class FusedPolicyDecoderTests
         var request = new DecodeRequest
         {
             Prompts = [Sequence(1, 1, v), Sequence(2, 9, v), Sequence(3, 4, v), Sequence(4, 17, v)], SamplesPerPrompt = 3, MaxNewTokens = 24,
-            Temperature = temperature, TopK = topK, TopP = topP, SuppressedTokens = [0], EndOfSequenceId = 5,
+            Temperature = temperature, TopK = topK, TopP = topP, SuppressedTokens = [0], StopIds = [5],
             RowSeeds = Enumerable.Range(0, 12).Select(i => 0x9E3779B97F4A7C15UL * (ulong)(i + 1)).ToArray(),
         };
         using var fused = new FusedPolicyDecoder(policy.Model);
@@ -134,6 +134,23 @@ public class FusedPolicyDecoderTests
         var refused = Assert.Throws<NotSupportedException>(() => PolicyDecoderFactory.Named("fused").Create(bfloat16));
         Assert.Contains("fused: it reads float32 weights only (the model is bfloat16)", refused.Message);
         Assert.Contains("unknown decoder 'fast' (known: auto, fused, torchsharp)", Assert.Throws<ArgumentException>(() => PolicyDecoderFactory.Named("fast")).Message);
+    }
+
+    /// <summary>The fused kernels stop on one id: a tokenizer with several stop ids (Llama 3 Instruct's) decodes
+    /// with TorchSharp under auto, is refused under fused, and a request with several is refused by the fused decoder.</summary>
+    [Fact]
+    public void Several_stop_ids_route_auto_to_torchsharp_and_are_refused_by_the_fused_decoder()
+    {
+        var config = Gpt2Config.Tiny();
+        using var float32 = PolicyModel.Create(config, seed: 1);
+        using (var chosen = PolicyDecoderFactory.Default.Create(float32, stopIdCount: 1)) Assert.Equal(FusedPolicyDecoder.BackendName, chosen.Backend);
+        using (var chosen = PolicyDecoderFactory.Default.Create(float32, stopIdCount: 2)) Assert.Equal(TorchSharpDecoder.BackendName, chosen.Backend);
+        var refused = Assert.Throws<NotSupportedException>(() => PolicyDecoderFactory.FusedOnly.Create(float32, stopIdCount: 3));
+        Assert.Contains("fused: it stops on one token id, and the tokenizer has 3 stop ids", refused.Message);
+
+        using var fused = new FusedPolicyDecoder(float32);
+        var request = new DecodeRequest { Prompts = [[1, 2, 3]], Temperature = 0, MaxNewTokens = 4, RowSeeds = [1], StopIds = [256, 7] };
+        Assert.Contains("the fused decoder stops on one id, but the request has 2 stop ids (256, 7)", Assert.Throws<ArgumentException>(() => fused.Generate(request)).Message);
     }
 
     /// <summary>Requests are checked as the TorchSharp decoder checks them, every problem named.</summary>

@@ -27,8 +27,9 @@ public sealed record DecodeRequest
 
     public int MaxNewTokens { get; init; } = 64;
 
-    /// <summary>A row stops after sampling this id (kept as its last token); -1 = none.</summary>
-    public int EndOfSequenceId { get; init; } = -1;
+    /// <summary>A row stops after sampling any of these ids (kept as its last token): the tokenizer's
+    /// <see cref="Tokenization.ITokenizer.StopIds"/>, end of sequence first. Empty: none.</summary>
+    public IReadOnlyList<int> StopIds { get; init; } = [];
 
     /// <summary>One seed per row: a row's draws depend only on its seed (and its logits), never on
     /// the rest of the batch. When null, the seeds are drawn from <see cref="SeedSource"/>, one per row.</summary>
@@ -66,7 +67,8 @@ public sealed record DecodeRequest
         if (TopK < 0) problems.Add($"top_k {TopK} must be >= 0 (0 = off)");
         if (MaxNewTokens < 1) problems.Add($"max_new_tokens {MaxNewTokens} must be >= 1");
         if (SamplesPerPrompt < 1) problems.Add($"samples_per_prompt {SamplesPerPrompt} must be >= 1");
-        if (EndOfSequenceId < -1 || EndOfSequenceId >= vocabulary) problems.Add($"eos id {EndOfSequenceId} is outside the vocabulary of {vocabulary}");
+        foreach (var id in StopIds ?? [])
+            if (id < 0 || id >= vocabulary) problems.Add($"stop id {id} is outside the vocabulary of {vocabulary}");
         if (Prompts is null || Prompts.Count == 0) problems.Add("at least one prompt is needed");
         else
         {

@@ -2,8 +2,8 @@ namespace PrefOnline.Learning.Sampling;
 
 /// <summary>
 /// The per-row bookkeeping of one decode call, shared by every <see cref="IPolicyDecoder"/> backend:
-/// each row's tokens and log-probs so far, and whether it has stopped — at the end-of-sequence token
-/// (kept as its last token), at the first token whose bytes complete a stop sequence, or at
+/// each row's tokens and log-probs so far, and whether it has stopped — at any of the stop ids
+/// (<see cref="DecodeRequest.StopIds"/>, kept as its last token), at the first token whose bytes complete a stop sequence, or at
 /// <see cref="DecodeRequest.MaxNewTokens"/>.
 /// </summary>
 public sealed class DecodeRows
@@ -17,6 +17,7 @@ public sealed class DecodeRows
     private readonly List<byte>[]? text;
     private readonly byte[][] stops;
     private readonly int longestStop;
+    private readonly int[] stopIds;
 
     public DecodeRows(DecodeRequest request)
     {
@@ -28,6 +29,7 @@ public sealed class DecodeRows
         finish = new DecodeFinish[rows];
         done = new bool[rows];
         stops = (request.StopSequences ?? []).ToArray();
+        stopIds = (request.StopIds ?? []).ToArray();
         longestStop = stops.Length == 0 ? 0 : stops.Max(s => s.Length);
         text = stops.Length > 0 ? NewLists<byte>(rows) : null;
     }
@@ -46,7 +48,7 @@ public sealed class DecodeRows
         tokens[row].Add(sampled.Token);
         policyLogProbs[row].Add(sampled.PolicyLogProb);
         samplerLogProbs[row].Add(sampled.SamplerLogProb);
-        if (request.EndOfSequenceId >= 0 && sampled.Token == request.EndOfSequenceId) return Stop(row, DecodeFinish.EndOfSequence);
+        if (stopIds.Contains(sampled.Token)) return Stop(row, DecodeFinish.EndOfSequence);
         if (text is not null && request.TokenBytes is { } table && CompletesStop(text[row], table[sampled.Token])) return Stop(row, DecodeFinish.StopSequence);
         if (tokens[row].Count >= request.MaxNewTokens) return Stop(row, DecodeFinish.Length);
         return true;

@@ -47,6 +47,9 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
         if (model.Adapters is { Enabled: true }) throw new InvalidOperationException($"the fused decoder cannot run this model: {AdaptersAttached}");
         var config = model.Config;
         request.ThrowIfInvalidFor(config);
+        var stopIds = request.StopIds ?? [];
+        if (stopIds.Count > 1)
+            throw new ArgumentException($"the fused decoder stops on one id, but the request has {stopIds.Count} stop ids ({string.Join(", ", stopIds)}); use the torchsharp decoder");
         // The kernels split their loops over as many threads as the tensor engine uses, so both stay on the same cores.
         var threads = Math.Clamp(torch.get_num_threads(), 1, FusedKernels.MaxThreads);
         if (FusedKernels.Threads != threads) FusedKernels.Threads = threads;
@@ -59,7 +62,7 @@ public sealed class FusedPolicyDecoder : IPolicyDecoder
             TopK = request.TopK,
             TopP = request.TopP,
             MaxNewTokens = request.MaxNewTokens,
-            EndOfSequenceId = request.EndOfSequenceId,
+            EndOfSequenceId = stopIds.Count == 0 ? -1 : stopIds[0],
             RowSeeds = request.Seeds(),
             SuppressedTokens = request.SuppressedTokens ?? [],
             StopSequences = request.StopSequences ?? [],
@@ -87,7 +90,8 @@ public sealed class FusedPolicyDecoderBackend : IPolicyDecoderBackend
 {
     public string Name => FusedPolicyDecoder.BackendName;
 
-    public string? Unsupported(PolicyModel model) => Why(model);
+    public string? Unsupported(PolicyModel model, int stopIdCount) =>
+        Why(model) ?? (stopIdCount > 1 ? $"it stops on one token id, and the tokenizer has {stopIdCount} stop ids" : null);
 
     public IPolicyDecoder Create(PolicyModel model) => new FusedPolicyDecoder(model);
 

@@ -29,8 +29,8 @@ public interface IPolicyDecoderBackend
     string Name { get; }
 
     /// <summary>Why this backend cannot decode <paramref name="model"/> (architecture, dtype, device, a
-    /// missing native library), or null when it can.</summary>
-    string? Unsupported(PolicyModel model);
+    /// missing native library) with a tokenizer of <paramref name="stopIdCount"/> stop ids, or null when it can.</summary>
+    string? Unsupported(PolicyModel model, int stopIdCount);
 
     /// <summary>A decoder reading <paramref name="model"/>'s own parameters (not copies: in-place
     /// training updates are used by the next call). The model is not owned.</summary>
@@ -68,14 +68,16 @@ public sealed class PolicyDecoderFactory(IReadOnlyList<IPolicyDecoderBackend> ba
         _ => throw new ArgumentException($"unknown decoder '{choice}' (known: {string.Join(", ", Choices)})", nameof(choice)),
     };
 
-    /// <summary>A decoder from the first backend that supports <paramref name="model"/>.</summary>
-    public IPolicyDecoder Create(PolicyModel model)
+    /// <summary>A decoder from the first backend that supports <paramref name="model"/> and stopping on
+    /// <paramref name="stopIdCount"/> token ids (<see cref="Tokenization.ITokenizer.StopIds"/>: the fused decoder
+    /// stops on one, so a tokenizer with several, like Llama 3 Instruct's, decodes with TorchSharp).</summary>
+    public IPolicyDecoder Create(PolicyModel model, int stopIdCount = 1)
     {
         ArgumentNullException.ThrowIfNull(model);
         var reasons = new List<string>();
         foreach (var backend in Backends)
         {
-            if (backend.Unsupported(model) is { } reason)
+            if (backend.Unsupported(model, stopIdCount) is { } reason)
             {
                 reasons.Add($"{backend.Name}: {reason}");
                 continue;

@@ -12,10 +12,11 @@ namespace PrefOnline.Learning.Sampling;
 /// <see cref="PolicyDecoderFactory"/> when the sampler is created).
 /// </summary>
 /// <remarks>
-/// <para>Prompts: an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
+/// <para>Prompts: text prompts start with the tokenizer's beginning-of-sequence token when it has one
+/// (<see cref="PromptTokens.EncodePrompt"/>); otherwise an empty prompt is conditioned on the end-of-sequence token alone (GPT-2's
 /// <c>&lt;|endoftext|&gt;</c> doubles as beginning of text). A prompt longer than
 /// context − <see cref="SamplingOptions.MaxNewTokens"/> tokens keeps its last tokens (left
-/// truncation: the most recent text matters most to a continuation) and is flagged
+/// truncation: the most recent text matters most to a continuation; a leading beginning-of-sequence token stays first) and is flagged
 /// <see cref="SampledCompletion.PromptTruncated"/>.</para>
 /// <para>Stop strings: generation of a row stops at the first token whose bytes complete a stop
 /// string (checked after every token). The completion is then cut so that
@@ -53,6 +54,9 @@ public sealed class PolicySampler : IDisposable
                 $"the tokenizer has {tokenizer.VocabularySize} ids but the model's vocabulary is {decoder.Config.VocabularySize}: they do not belong together");
         if (tokenizer.EndOfSequenceId < 0 || tokenizer.EndOfSequenceId >= decoder.Config.VocabularySize)
             throw new ArgumentException($"the tokenizer's end-of-sequence id {tokenizer.EndOfSequenceId} is outside the model's vocabulary");
+        foreach (var id in tokenizer.StopIds)
+            if (id < 0 || id >= decoder.Config.VocabularySize)
+                throw new ArgumentException($"the tokenizer's stop id {id} is outside the model's vocabulary");
         Decoder = decoder;
         Tokenizer = tokenizer;
         this.policyVersion = policyVersion;
@@ -64,7 +68,8 @@ public sealed class PolicySampler : IDisposable
     public static PolicySampler Create(PolicyModel model, ITokenizer tokenizer, Func<long>? policyVersion = null, PolicyDecoderFactory? decoders = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var decoder = (decoders ?? PolicyDecoderFactory.Default).Create(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var decoder = (decoders ?? PolicyDecoderFactory.Default).Create(model, tokenizer.StopIds.Count);
         try
         {
             return new PolicySampler(decoder, tokenizer, policyVersion ?? (() => 0));
@@ -80,13 +85,14 @@ public sealed class PolicySampler : IDisposable
 
     public ITokenizer Tokenizer { get; }
 
-    /// <summary>Samples from text prompts (encoded with the tokenizer).</summary>
+    /// <summary>Samples from text prompts, encoded by <see cref="PromptTokens.EncodePrompt"/> (the tokenizer's
+    /// beginning-of-sequence token first when it declares one).</summary>
     public IReadOnlyList<SampledCompletion> Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var encoded = new int[prompts.Count][];
         for (var i = 0; i < prompts.Count; i++)
-            encoded[i] = Tokenizer.Encode(prompts[i] ?? throw new ArgumentException($"prompt {i} is null"));
+            encoded[i] = Tokenizer.EncodePrompt(prompts[i] ?? throw new ArgumentException($"prompt {i} is null"));
         return Sample(encoded, options, cancellationToken);
     }
 
@@ -115,7 +121,10 @@ public sealed class PolicySampler : IDisposable
                     throw new ArgumentException($"prompt {i} holds token id {id}, outside the model's vocabulary of {shape.VocabularySize}");
             if (p.Length == 0) p = [Tokenizer.EndOfSequenceId];
             truncated[i] = p.Length > maxPrompt;
-            prepared[i] = truncated[i] ? p[^maxPrompt..] : p;
+            // A prompt that starts with the beginning-of-sequence token keeps it: the model never saw text without it.
+            prepared[i] = !truncated[i] ? p
+                : Tokenizer.BeginningOfSequenceId is { } bos && p[0] == bos ? [bos, .. p[^(maxPrompt - 1)..]]
+                : p[^maxPrompt..];
         }
 
         var stops = options.StopStrings.Select(s => Encoding.UTF8.GetBytes(s)).ToArray();
@@ -136,7 +145,7 @@ public sealed class PolicySampler : IDisposable
                 TopK = options.TopK,
                 TopP = options.TopP,
                 MaxNewTokens = options.MaxNewTokens,
-                EndOfSequenceId = Tokenizer.EndOfSequenceId,
+                StopIds = Tokenizer.StopIds,
                 SuppressedTokens = suppressed,
                 RowSeeds = seeds,
                 StopSequences = stops,
@@ -203,7 +212,8 @@ public sealed class PolicySampler : IDisposable
             PromptTokens = prompt,
             PromptTruncated = truncated,
             Tokens = completion,
-            Text = Tokenizer.Decode(completion),
+            // The stop token is not text, special or not (a checkpoint may list an ordinary token among its eos ids).
+            Text = Tokenizer.Decode(finish == FinishReason.EndOfSequence ? completion.AsSpan(0, completion.Length - 1) : completion),
             PolicyLogProbs = row.PolicyLogProbs[..kept],
             SamplerLogProbs = row.SamplerLogProbs[..kept],
             FinishReason = finish,
@@ -253,10 +263,11 @@ public sealed class PolicySampler : IDisposable
                 return [];
             }
         });
-        if (Tokenizer.PaddingId != Tokenizer.EndOfSequenceId && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Config.VocabularySize)
+        if (!Tokenizer.StopIds.Contains(Tokenizer.PaddingId) && Tokenizer.PaddingId >= 0 && Tokenizer.PaddingId < Decoder.Config.VocabularySize)
             suppressed.Add(Tokenizer.PaddingId);
-        if (suppressed.Contains(Tokenizer.EndOfSequenceId))
-            throw new ArgumentException($"the tokenizer cannot decode its own end-of-sequence id {Tokenizer.EndOfSequenceId}");
+        foreach (var stop in Tokenizer.StopIds)
+            if (suppressed.Contains(stop))
+                throw new ArgumentException($"the tokenizer cannot decode its own stop id {stop}");
         tokenTable = (table, suppressed.Distinct().Order().ToArray());
         return tokenTable.Value;
     }

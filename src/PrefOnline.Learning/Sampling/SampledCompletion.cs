@@ -31,7 +31,7 @@ public sealed record SampledCompletion
     /// <summary>True when the prompt was longer than context − max new tokens and lost its oldest tokens.</summary>
     public required bool PromptTruncated { get; init; }
 
-    /// <summary>The completion's tokens; ends with the end-of-sequence id when <see cref="FinishReason"/> is EndOfSequence.</summary>
+    /// <summary>The completion's tokens; ends with the stop id sampled (one of the tokenizer's <c>StopIds</c>) when <see cref="FinishReason"/> is EndOfSequence.</summary>
     public required int[] Tokens { get; init; }
 
     public required string Text { get; init; }

@@ -135,7 +135,7 @@ public sealed class TorchSharpDecoderBackend : IPolicyDecoderBackend
 {
     public string Name => TorchSharpDecoder.BackendName;
 
-    public string? Unsupported(PolicyModel model) => null;
+    public string? Unsupported(PolicyModel model, int stopIdCount) => null;
 
     public IPolicyDecoder Create(PolicyModel model) => new TorchSharpDecoder(model);
 }

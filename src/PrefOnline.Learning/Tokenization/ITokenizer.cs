@@ -49,3 +49,21 @@ public interface ITokenizer
     /// <summary>The exact bytes of the ids (special tokens dropped).</summary>
     byte[] DecodeBytes(ReadOnlySpan<int> ids);
 }
+
+/// <summary>How every prompt given as text becomes token ids, for generation, log-probs, the learner and the
+/// reward model alike (a prompt given as ids, such as a rollout's, is used exactly as given).</summary>
+public static class PromptTokens
+{
+    /// <summary>[<see cref="ITokenizer.BeginningOfSequenceId"/>] + Encode(prompt) when the tokenizer declares a
+    /// beginning-of-sequence token (Llama 3's &lt;|begin_of_text|&gt;, as Hugging Face's post-processor adds it);
+    /// Encode(prompt) otherwise, where an empty prompt becomes [end of sequence] (GPT-2's start token), since a
+    /// model needs at least one token to predict from.</summary>
+    public static int[] EncodePrompt(this ITokenizer tokenizer, string prompt)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(prompt);
+        var ids = tokenizer.Encode(prompt);
+        if (tokenizer.BeginningOfSequenceId is { } bos) return [bos, .. ids];
+        return ids.Length > 0 ? ids : [tokenizer.EndOfSequenceId];
+    }
+}

@@ -18,6 +18,12 @@ internal sealed class LetterTokenizer : ITokenizer
 
     public int PaddingId => 53;
 
+    /// <summary>Every id that ends a completion; a test may add one beside <see cref="Eos"/>.</summary>
+    public IReadOnlyList<int> StopIds { get; init; } = [Eos];
+
+    /// <summary>None unless a test sets one (prompts then start with it).</summary>
+    public int? BeginningOfSequenceId { get; init; }
+
     public int[] Encode(string text) => EncodeBytes(Encoding.UTF8.GetBytes(text));
 
     public int[] EncodeBytes(ReadOnlySpan<byte> utf8)

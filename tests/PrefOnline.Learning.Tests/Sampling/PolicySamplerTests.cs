@@ -164,6 +164,36 @@ public class PolicySamplerTests
     }
 
     [Fact]
+    public void Any_of_the_tokenizers_stop_ids_ends_a_completion_kept_last_and_left_out_of_the_text()
+    {
+        using var weights = new RandomPolicyWeights(Config, 5);
+        var options = new SamplingOptions { MaxNewTokens = 10, Temperature = 0, Seed = 1 };
+        int[] greedy;
+        using (var sampler = Sampler(weights)) greedy = sampler.Sample(["abc"], options)[0].Tokens;
+        // The first greedy token after the first that did not come before (an ordinary token) becomes a second stop id,
+        // as generation_config.json's eos_token_id list declares Llama 3 Instruct's <|eot_id|>: the same greedy run ends there.
+        var at = Enumerable.Range(1, greedy.Length - 1).First(i => !greedy[..i].Contains(greedy[i]));
+        Assert.DoesNotContain(LetterTokenizer.Eos, greedy[..(at + 1)]);
+        var second = greedy[at];
+        var tokenizer = new LetterTokenizer { StopIds = [LetterTokenizer.Eos, second] };
+        using var stopping = PolicySampler.Create(weights.Model, tokenizer);
+        Assert.Equal(TorchSharpDecoder.BackendName, stopping.Decoder.Backend);
+        var c = stopping.Sample(["abc"], options)[0];
+        Assert.Equal(FinishReason.EndOfSequence, c.FinishReason);
+        Assert.Equal(greedy[..(at + 1)], c.Tokens);
+        Assert.Equal(tokenizer.Decode(greedy[..at]), c.Text);
+        Assert.Equal(at + 1, c.PolicyLogProbs.Length);
+
+        // The decoder alone: the row stops on the second id of DecodeRequest.StopIds.
+        using var decoder = new TorchSharpDecoder(weights.Model);
+        var row = decoder.Generate(new DecodeRequest { Prompts = [tokenizer.Encode("abc")], Temperature = 0, MaxNewTokens = 10, RowSeeds = [1], StopIds = [LetterTokenizer.Eos, second] })[0];
+        Assert.Equal(DecodeFinish.EndOfSequence, row.Finish);
+        Assert.Equal(greedy[..(at + 1)], row.Tokens);
+        Assert.Contains("stop id 60 is outside the vocabulary of 54",
+            Assert.Throws<ArgumentException>(() => decoder.Generate(new DecodeRequest { Prompts = [[1]], RowSeeds = [1], StopIds = [60] })).Message);
+    }
+
+    [Fact]
     public void A_prompt_longer_than_context_minus_max_new_keeps_its_last_tokens()
     {
         using var weights = new RandomPolicyWeights(Config, 6);
@@ -176,6 +206,14 @@ public class PolicySamplerTests
         var same = sampler.Sample([longPrompt[^44..]], options)[0];
         Assert.False(same.PromptTruncated);
         Assert.Equal(same.Tokens, c.Tokens);
+
+        // With a beginning-of-sequence token (here "aa", id 26) the prompt starts with it, and keeps it when cut.
+        var withBos = new LetterTokenizer { BeginningOfSequenceId = 26 };
+        using var bosSampler = PolicySampler.Create(weights.Model, withBos);
+        Assert.Equal([26, .. withBos.Encode("abc")], bosSampler.Sample(["abc"], options)[0].PromptTokens);
+        var cut = bosSampler.Sample([longPrompt], options)[0];
+        Assert.True(cut.PromptTruncated);
+        Assert.Equal([26, .. withBos.Encode(longPrompt[^43..])], cut.PromptTokens);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using PrefOnline.Learning.Tokenization;
 
 namespace PrefOnline.Worker.Tests.ModelVerbs;
 
@@ -40,26 +41,54 @@ public sealed class ModelVerbTests : IDisposable
     }
 
     [Fact]
-    public void Init_arch_llama_writes_a_llama_checkpoint_that_logprobs_and_generate_read()
+    public void Init_arch_llama_writes_a_llama_checkpoint_with_a_tokenizer_json_that_logprobs_and_generate_read()
     {
         var dir = Path.Combine(root, "llama");
         var init = CliProcess.Run("init", "--arch", "llama", "--preset", "tiny", "--seed", "3", "--out", dir);
         Assert.True(init.Code == 0, init.Stderr);
-        Assert.Contains("tiny llama policy (759,168 parameters, seed 3)", init.Stdout);
+        Assert.Contains("tiny llama policy (791,680 parameters, seed 3)", init.Stdout);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
         Assert.Equal("llama", config["model_type"]!.GetValue<string>());
         Assert.Equal("LlamaForCausalLM", config["architectures"]![0]!.GetValue<string>());
         Assert.Equal(2, config["num_key_value_heads"]!.GetValue<int>());
 
+        // A Llama 3 style tokenizer.json: 512 tokens, <|end_of_text|> and <|begin_of_text|> last, named alike by every file.
+        var tokenizer = HuggingFaceBpeTokenizer.FromDirectory(dir);
+        Assert.Equal(512, tokenizer.VocabularySize);
+        Assert.Equal(512, config["vocab_size"]!.GetValue<int>());
+        Assert.Equal(tokenizer.IdOf("<|end_of_text|>"), tokenizer.EndOfSequenceId);
+        Assert.Equal(tokenizer.IdOf("<|begin_of_text|>"), tokenizer.BeginningOfSequenceId);
+        Assert.Equal([tokenizer.EndOfSequenceId], tokenizer.StopIds);
+        Assert.Equal(tokenizer.EndOfSequenceId, config["eos_token_id"]!.GetValue<int>());
+        Assert.Equal(tokenizer.BeginningOfSequenceId, config["bos_token_id"]!.GetValue<int>());
+        var generation = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "generation_config.json")))!;
+        Assert.Equal(tokenizer.EndOfSequenceId, generation["eos_token_id"]!.GetValue<int>());
+        Assert.Equal(tokenizer.BeginningOfSequenceId, generation["bos_token_id"]!.GetValue<int>());
+        Assert.True(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "tokenizer_config.json")))!["add_bos_token"]!.GetValue<bool>());
+        foreach (var text in new[] { "Q: How are you today?\nA: I am well, thank you.", "a: bcdefg", "naïve café 東京 🙂 <|end_of_text|>", "" })
+            Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text)));
+        // The merges were learned on the demo's kind of text: its questions take far fewer tokens than bytes.
+        Assert.InRange(tokenizer.Encode("Q: What is your favourite food?\nA:").Length, 1, 15);
+
         var result = CliProcess.Run("logprobs", "--checkpoint", dir, "--prompt", "Hi", "--completion", "é!", "--eos");
         Assert.True(result.Code == 0, result.Stderr);
         var json = JsonNode.Parse(result.Stdout)!;
-        Assert.Equal(4, json["completion_tokens"]!.GetValue<int>());
-        // A fresh init is close to uniform over the 258 tokens: log(1/258) ≈ −5.55 per token.
-        Assert.All(json["tokens"]!.AsArray(), t => Assert.InRange(t!["logprob"]!.GetValue<double>(), -7, -4));
+        Assert.Equal(tokenizer.Encode("é!").Length + 1, json["completion_tokens"]!.GetValue<int>());
+        // The prompt starts with <|begin_of_text|>, as Hugging Face's post-processor puts it there.
+        Assert.Equal(tokenizer.Encode("Hi").Length + 1, json["prompt_tokens"]!.GetValue<int>());
+        Assert.Equal(tokenizer.EndOfSequenceId, json["tokens"]!.AsArray()[^1]!["id"]!.GetValue<int>());
+        // A fresh init is close to uniform over the 512 tokens: log(1/512) ≈ −6.24 per token.
+        Assert.All(json["tokens"]!.AsArray(), t => Assert.InRange(t!["logprob"]!.GetValue<double>(), -8, -4.5));
 
-        var generated = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "Once", "--max-new-tokens", "8", "--seed", "42");
+        var generated = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "Once", "--max-new-tokens", "8", "--seed", "42", "--json");
         Assert.True(generated.Code == 0, generated.Stderr);
+        Assert.Equal(tokenizer.Encode("Once").Length + 1, JsonNode.Parse(generated.Stdout)!["prompt_tokens"]!.GetValue<int>());
+
+        // The same files from every init: the tokenizer does not depend on the weights' seed.
+        var again = Path.Combine(root, "llama-again");
+        Assert.Equal(0, CliProcess.Run("init", "--arch", "llama", "--preset", "tiny", "--seed", "4", "--out", again).Code);
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(dir, file)), File.ReadAllBytes(Path.Combine(again, file)));
 
         Assert.NotEqual(0, CliProcess.Run("init", "--arch", "falcon", "--preset", "tiny", "--out", Path.Combine(root, "falcon")).Code);
     }

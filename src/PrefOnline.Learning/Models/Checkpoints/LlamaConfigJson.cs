@@ -76,6 +76,7 @@ internal static partial class LlamaConfigJson
             json["sliding_window"] = null;
             json["max_window_layers"] = config.Layers;
         }
+        if (tokens.BeginningOfSequence is { } bos) json["bos_token_id"] = bos;
         if (tokens.EndOfSequence is { } eos) json["eos_token_id"] = eos;
         if (tokens.Padding is { } pad) json["pad_token_id"] = pad;
         if (role == ModelRole.SequenceClassification) json["num_labels"] = 1;

@@ -11,8 +11,10 @@ internal enum ModelRole
     SequenceClassification,
 }
 
-/// <summary>Special token ids written into config.json (Hugging Face reads them from there for generation).</summary>
-internal sealed record SpecialTokenIds(int? EndOfSequence, int? Padding)
+/// <summary>Special token ids written into config.json (Hugging Face reads them from there for generation).
+/// BeginningOfSequence: the token the tokenizer puts before every prompt, when it has one (Llama 3); GPT-2's
+/// config.json names its end-of-sequence token as bos_token_id instead, as Hugging Face's own GPT-2 files do.</summary>
+internal sealed record SpecialTokenIds(int? EndOfSequence, int? Padding, int? BeginningOfSequence = null)
 {
     public static SpecialTokenIds None { get; } = new(null, null);
 }

@@ -84,7 +84,7 @@ public static class PolicyCheckpoint
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabularySize} tokens but the model only {model.Config.VocabularySize}");
         AtomicDirectory.Write(directory, temp =>
         {
-            var tokens = new SpecialTokenIds(tokenizer.EndOfSequenceId, tokenizer.PaddingId);
+            var tokens = new SpecialTokenIds(tokenizer.EndOfSequenceId, tokenizer.PaddingId, tokenizer.BeginningOfSequenceId);
             var json = ModelFamily.Of(model.Config).ToJson(model.Config, ModelRole.CausalLm, tokens, OwnSection(), model.Placement.DtypeName);
             AtomicDirectory.WriteDurableText(Path.Combine(temp, ConfigFile), ModelFamily.Serialize(json));
             SafeTensorsFile.Write(Path.Combine(temp, WeightsFile), model.state_dict(), HuggingFaceMetadata());

@@ -91,12 +91,9 @@ public sealed class SequenceBatch : IDisposable
         return FromTokens(rows, contextLength, tokenizer.PaddingId);
     }
 
-    /// <summary>A prompt's tokens; an empty prompt becomes [end-of-sequence] (GPT-2's start token).</summary>
-    public static int[] EncodePrompt(ITokenizer tokenizer, string prompt)
-    {
-        var ids = tokenizer.Encode(prompt);
-        return ids.Length > 0 ? ids : [tokenizer.EndOfSequenceId];
-    }
+    /// <summary>A prompt's tokens, as <see cref="PromptTokens.EncodePrompt"/> makes them everywhere: the tokenizer's
+    /// beginning-of-sequence token first when it has one; an empty prompt otherwise becomes [end-of-sequence].</summary>
+    public static int[] EncodePrompt(ITokenizer tokenizer, string prompt) => tokenizer.EncodePrompt(prompt);
 
     /// <summary>Lays out token rows (e.g. sampled rollouts, whose exact ids must be scored rather than
     /// a re-tokenization of their text). Prompts must be non-empty; see the remarks for truncation.</summary>
