@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Benchmarks;
-using PrefOnline.Benchmarks;
 
 namespace PrefOnline.IntegrationTests.Worker;
 

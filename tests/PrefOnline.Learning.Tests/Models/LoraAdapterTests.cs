@@ -252,7 +252,7 @@ public sealed class LoraAdapterTests
         var decoded = decoder.Generate(new DecodeRequest { Prompts = [prompt], Temperature = 0, MaxNewTokens = 12, RowSeeds = [1] });
         Assert.Equal(expected, decoded[0].Tokens);
 
-        var reason = new FusedPolicyDecoderBackend().Unsupported(policy);
+        var reason = new FusedPolicyDecoderBackend().Unsupported(policy, stopIdCount: 1);
         Assert.Contains(family == "gpt2" ? "LoRA adapters" : "GPT-2 only", reason);
     }
 

@@ -1,5 +1,4 @@
 using PrefOnline.Benchmarks;
-using PrefOnline.Benchmarks;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;
 

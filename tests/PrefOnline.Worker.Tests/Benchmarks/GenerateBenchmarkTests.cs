@@ -1,6 +1,5 @@
 using System.Text.Json;
 using PrefOnline.Benchmarks;
-using PrefOnline.Benchmarks;
 
 namespace PrefOnline.Worker.Tests.Benchmarks;
 
