@@ -128,6 +128,16 @@ public sealed class ConfigurationCheckTests : IDisposable
         }
     }
 
+    /// <summary>LoRA trains through the library, but the worker cannot yet checkpoint or publish an adapter: a
+    /// configured adapter stops the start with one line (a bad adapter value with its own line first).</summary>
+    [Fact]
+    public void ALoraAdapterIsRefusedAtStartUntilTheWorkerCarriesAdapters()
+    {
+        var problems = Check(new() { ["Learner:Adapter:Rank"] = "8" }).Problems;
+        Assert.Equal(["Learner:Adapter is set, but the worker does not yet checkpoint or publish LoRA adapters (they train through the library and `prefonline merge`); remove the Learner:Adapter keys to fine-tune every weight"], problems);
+        Assert.Contains("Learner:Adapter:Rank: must be at least 1 (got 0)", Check(new() { ["Learner:Adapter:Rank"] = "0" }).Problems);
+    }
+
     [Fact]
     public void AValueOfTheWrongTypeNamesTheKeyInsteadOfThrowing()
     {
