@@ -1,3 +1,4 @@
+using PrefOnline.Worker.Checkpoints;
 using System.CommandLine;
 using System.Security.Cryptography;
 using System.Text.Encodings.Web;
@@ -19,7 +20,7 @@ public static class GenerateCommand
 {
     public static Command Create()
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory (Hugging Face GPT-2 layout).", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "A Hugging Face checkpoint directory (GPT-2 or Llama family), a checkpoint store version (vNNNNNN), or a store root (its latest version).", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (may be empty).", Required = true };
         var samples = new Option<int>("-n", "--samples") { Description = "Completions to sample.", DefaultValueFactory = _ => 1 };
         var temperature = new Option<double>("--temperature") { Description = "Softmax temperature; 0 = greedy.", DefaultValueFactory = _ => 1.0 };
@@ -62,7 +63,7 @@ public static class GenerateCommand
 
     private static string Sample(string directory, string prompt, SamplingOptions options, bool json, CancellationToken cancellationToken)
     {
-        using var policy = PolicyCheckpoint.Load(directory);
+        using var policy = StoredPolicy.Load(directory);
         var context = policy.Config.ContextLength;
         if (options.Problems(context) is { Count: > 0 } problems)
             throw new CliException($"{string.Join("; ", problems)} (checkpoint {policy.Directory})", CliAction.UsageError);

@@ -1,3 +1,4 @@
+using PrefOnline.Worker.Checkpoints;
 using System.CommandLine;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -15,7 +16,7 @@ public static class LogProbsCommand
 {
     public static Command Create()
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory (Hugging Face GPT-2 layout).", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "A Hugging Face checkpoint directory (GPT-2 or Llama family), a checkpoint store version (vNNNNNN), or a store root (its latest version).", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Conditioning text (may be empty).", Required = true };
         var completion = new Option<string>("--completion") { Description = "Text whose log-probability is computed.", Required = true };
         var eos = new Option<bool>("--eos") { Description = "Append the end-of-sequence token to the completion (score that it stops there)." };
@@ -39,7 +40,7 @@ public static class LogProbsCommand
 
     private static string Score(string directory, string prompt, string completion, bool appendEos)
     {
-        using var policy = PolicyCheckpoint.Load(directory);
+        using var policy = StoredPolicy.Load(directory);
         policy.Model.eval();
         var tokenizer = policy.Tokenizer;
         using var batch = SequenceBatch.FromText(tokenizer, [(prompt, completion)], policy.Config.ContextLength, appendEos);

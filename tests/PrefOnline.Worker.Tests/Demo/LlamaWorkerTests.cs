@@ -74,6 +74,17 @@ public sealed class LlamaWorkerTests : IDisposable
             .ToList();
         Assert.NotEmpty(policyFiles);
         Assert.All(policyFiles, t => Assert.Equal("llama", t));
+
+        // A store's root (its latest version) and a version directory are checkpoints generate and logprobs read.
+        foreach (var path in new[] { checkpoints, Directory.GetDirectories(checkpoints, "v*").Order(StringComparer.Ordinal).Last() })
+        {
+            var generate = ModelVerbs.CliProcess.Run("generate", "--checkpoint", path, "--prompt", "Q: How are you?", "--seed", "1", "--max-new-tokens", "4", "--json");
+            Assert.True(generate.Code == 0, $"generate --checkpoint {path}: {generate.Stderr}");
+            Assert.NotEmpty(JsonNode.Parse(generate.Stdout)!["samples"]!.AsArray());
+            var logprobs = ModelVerbs.CliProcess.Run("logprobs", "--checkpoint", path, "--prompt", "Q:", "--completion", " fine");
+            Assert.True(logprobs.Code == 0, $"logprobs --checkpoint {path}: {logprobs.Stderr}");
+            Assert.True(JsonNode.Parse(logprobs.Stdout)!["sum_logprob"]!.GetValue<double>() < 0, logprobs.Stdout);
+        }
     }
 
     public void Dispose() => Directory.Delete(directory, recursive: true);

@@ -45,9 +45,16 @@ public static class PolicyCheckpoint
 
     /// <summary>Model and tokenizer of a checkpoint directory, the model on <paramref name="placement"/>
     /// (CPU float32 by default); the caller disposes the result.</summary>
-    public static LoadedPolicy Load(string directory, TensorPlacement? placement = null)
+    public static LoadedPolicy Load(string directory, TensorPlacement? placement = null) => WithTokenizer(directory, LoadModel(directory, placement));
+
+    /// <summary>A file written by <see cref="SaveWeightsFile"/> (a checkpoint store's policy) with the tokenizer
+    /// files beside it; the caller disposes the result.</summary>
+    public static LoadedPolicy LoadWeightsFileWithTokenizer(string path, TensorPlacement? placement = null) =>
+        WithTokenizer(Path.GetDirectoryName(Path.GetFullPath(path))!, LoadWeightsFile(path, config: null, placement));
+
+    /// <summary>Pairs <paramref name="model"/> with <paramref name="directory"/>'s tokenizer (disposing the model if that fails).</summary>
+    private static LoadedPolicy WithTokenizer(string directory, PolicyModel model)
     {
-        var model = LoadModel(directory, placement);
         try
         {
             var tokenizer = CheckpointTokenizer.Load(directory);
