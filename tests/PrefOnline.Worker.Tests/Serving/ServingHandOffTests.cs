@@ -54,10 +54,14 @@ public sealed class ServingHandOffTests(ServingTestKit kit) : IClassFixture<Serv
     {
         var port = FreePort();
         using var metrics = new RecordedMetrics();
-        await using var handOff = await TestHandOff.StartAsync(TestHandOff.Options(new ServingPublisherOptions
+        // The most attempts the section allows, 100 ms apart at most: the retries must outlast starting the stand-in
+        // server on a loaded machine (with the kit's 4 attempts the version could fail before anything listened).
+        var options = TestHandOff.Options(new ServingPublisherOptions
         {
             Type = ServingPublisherType.Sglang, BaseUrl = $"http://127.0.0.1:{port}", Directory = kit.NewDirectory("export"),
-        }), metrics);
+        });
+        options.MaxAttempts = 100;
+        await using var handOff = await TestHandOff.StartAsync(options, metrics);
 
         handOff.Announce(kit.Full(1));
         // Nothing listens yet: connection refused, retried.
