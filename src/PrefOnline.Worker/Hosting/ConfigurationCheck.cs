@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.Training;
@@ -77,6 +78,10 @@ public static class ConfigurationCheck
             problems.Add($"Reward:RatingMin/RatingMax [{settings.Reward.RatingMin}, {settings.Reward.RatingMax}] reach beyond Validation:MaxAbsReward ({maxAbsReward}): ratings on the scale would be refused; narrow the scale or raise the limit");
         problems.AddRange(PolicySurfaceProblems(settings));
         problems.AddRange(ServingProblems(settings));
+        // Role all samples from the learner's own adapted policy, which the fused decoder cannot run (it reads the base weights
+        // only); generators of the other roles load policy.safetensors, the merged weights, and decode them with any backend.
+        if (settings.Learner.Adapter is not null && settings.Worker.Role == WorkerRole.All && settings.Model.Decoder == FusedPolicyDecoder.BackendName)
+            problems.Add("Model:Decoder fused cannot sample from a policy with LoRA adapters (Learner:Adapter), which Worker:Role all generates with: use auto (picks torchsharp for it) or torchsharp");
         if (settings.Kafka.MaxBufferedBytes > 0 && settings.Kafka.MaxBufferedBytes < settings.Validation.MaxRecordBytes)
             problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);

@@ -139,6 +139,9 @@ public sealed class ConfigurationCheckTests : IDisposable
         Assert.Equal(ServingExportKind.Adapter, ConfigurationCheck.LearnerExportKind(settings));
         Assert.Equal(ServingExportKind.Full, ConfigurationCheck.LearnerExportKind(Check([]).Settings));
         Assert.Contains("Learner:Adapter:Rank: must be at least 1 (got 0)", Check(new() { ["Learner:Adapter:Rank"] = "0" }).Problems);
+        // Role all samples from the adapted policy itself: the fused decoder cannot (auto falls back to torchsharp).
+        Assert.Contains("Model:Decoder fused cannot sample from a policy with LoRA adapters (Learner:Adapter), which Worker:Role all generates with: use auto (picks torchsharp for it) or torchsharp",
+            Check(new() { ["Learner:Adapter:Rank"] = "8", ["Model:Decoder"] = "fused" }).Problems);
     }
 
     [Fact]
