@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Training.Reward;
 using PrefOnline.Learning.Training;
@@ -77,10 +78,10 @@ public static class ConfigurationCheck
             problems.Add($"Reward:RatingMin/RatingMax [{settings.Reward.RatingMin}, {settings.Reward.RatingMax}] reach beyond Validation:MaxAbsReward ({maxAbsReward}): ratings on the scale would be refused; narrow the scale or raise the limit");
         problems.AddRange(PolicySurfaceProblems(settings));
         problems.AddRange(ServingProblems(settings));
-        // The library trains LoRA adapters (LearnerOptions.Adapter, docs/OPERATIONS.md "LoRA adapters"); the worker's
-        // checkpoints, policy events and generators do not carry an adapter yet, so a worker must not start with one.
-        if (settings.Learner.Adapter is not null)
-            problems.Add("Learner:Adapter is set, but the worker does not yet checkpoint or publish LoRA adapters (they train through the library and `prefonline merge`); remove the Learner:Adapter keys to fine-tune every weight");
+        // Role all samples from the learner's own adapted policy, which the fused decoder cannot run (it reads the base weights
+        // only); generators of the other roles load policy.safetensors, the merged weights, and decode them with any backend.
+        if (settings.Learner.Adapter is not null && settings.Worker.Role == WorkerRole.All && settings.Model.Decoder == FusedPolicyDecoder.BackendName)
+            problems.Add("Model:Decoder fused cannot sample from a policy with LoRA adapters (Learner:Adapter), which Worker:Role all generates with: use auto (picks torchsharp for it) or torchsharp");
         if (settings.Kafka.MaxBufferedBytes > 0 && settings.Kafka.MaxBufferedBytes < settings.Validation.MaxRecordBytes)
             problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);
@@ -95,11 +96,12 @@ public static class ConfigurationCheck
     }
 
     /// <summary>
-    /// What a learner's versions hold, for the serving publishers: full weights today. The learner's LoRA adapters
-    /// (<c>Learner:Adapter=lora</c>, issue 14 item 3) make this <see cref="ServingExportKind.Adapter"/>; nothing else in
-    /// the hand-off changes (<see cref="VersionExporter.KindOf"/> reads the kind from each version's files).
+    /// What a learner's versions hold, for the serving publishers: with <c>Learner:Adapter</c> a PEFT adapter (beside the
+    /// merged weights in policy.safetensors), else full weights (<see cref="VersionExporter.KindOf"/> reads the same kind
+    /// from each version's files).
     /// </summary>
-    public static ServingExportKind LearnerExportKind(WorkerSettings settings) => ServingExportKind.Full;
+    public static ServingExportKind LearnerExportKind(WorkerSettings settings) =>
+        settings.Learner.Adapter is null ? ServingExportKind.Full : ServingExportKind.Adapter;
 
     /// <summary>Publishers run on the learner only; vLLM's runtime API loads adapters only.</summary>
     private static IEnumerable<string> ServingProblems(WorkerSettings settings)

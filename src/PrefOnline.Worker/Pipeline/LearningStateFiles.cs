@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Learning.Models;
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Models.Reward;
@@ -34,8 +35,9 @@ public sealed class LearningStateFiles(
 
     /// <summary>
     /// A first state around <paramref name="policy"/> (ownership passes to the state): the reference is a
-    /// frozen copy of it, the reward model's trunk a copy too (or <c>Model:InitialRewardModel</c>), nothing
-    /// trained, nothing absorbed, policy version 0 until the first checkpoint names it.
+    /// frozen copy of it — or, with <c>Learner:Adapter</c>, the policy's own base with fresh LoRA adapters
+    /// attached and switched off (no copy) — the reward model's trunk a copy too (or <c>Model:InitialRewardModel</c>),
+    /// nothing trained, nothing absorbed, policy version 0 until the first checkpoint names it.
     /// </summary>
     public LearningState CreateFresh(PolicyModel policy, ITokenizer tokenizer)
     {
@@ -43,7 +45,8 @@ public sealed class LearningStateFiles(
         policy.Place(settings.Model.Placement);  // reference and reward model are copies of it: they follow
         var referenceFile = Path.Combine(staging.NewDirectory("reference"), StateFiles.Reference);
         PolicyCheckpoint.SaveWeightsFile(referenceFile, policy);
-        var reference = new ReferenceModel(policy);
+        var lora = settings.Learner.Adapter;
+        ReferenceModel? reference = null;
         RewardModel? rewardModel = null;
         RewardTrainer? trainer = null;
         Learner? learner = null;
@@ -52,6 +55,8 @@ public sealed class LearningStateFiles(
             rewardModel = string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
                 ? RewardModel.FromPolicy(policy, settings.Model.Seed)
                 : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config, policy.Placement);
+            // Adapters are attached after the reward model copied the plain trunk; the Learner finds them and trains them alone.
+            reference = lora is null ? new ReferenceModel(policy) : ReferenceModel.BaseOf(LoraAdapters.Attach(policy, lora, settings.Learner.Seed).Policy);
             trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward);
             learner = new Learner(policy, reference, tokenizer, settings.Learner);
             SaveTokenizer(tokenizer);
@@ -65,7 +70,8 @@ public sealed class LearningStateFiles(
             learner?.Dispose();
             trainer?.Dispose();
             rewardModel?.Dispose();
-            reference.Dispose();
+            reference?.Dispose();
+            policy.Adapters?.Dispose();
             throw;
         }
     }
@@ -96,9 +102,7 @@ public sealed class LearningStateFiles(
         var owned = new List<IDisposable>();
         try
         {
-            var policy = Own(owned, LoadPolicy(checkpoint.GetPath(StateFiles.Policy)));
-            ReferenceModel reference;
-            using (var referenceWeights = LoadPolicy(referenceFile)) reference = Own(owned, new ReferenceModel(referenceWeights));
+            var (policy, reference) = LoadPolicyAndReference(checkpoint, referenceFile, owned);
             var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config, policy.Placement));
             var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward));
             if (checkpoint.Contains(StateFiles.RewardOptimizer) && checkpoint.Contains(StateFiles.RewardTrainerState))
@@ -137,6 +141,32 @@ public sealed class LearningStateFiles(
             foreach (var item in Enumerable.Reverse(owned)) item.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The policy and its frozen reference as <paramref name="checkpoint"/> holds them. Full fine-tuning: the policy
+    /// from policy.safetensors, the reference a copy of reference.safetensors. LoRA: the policy is the base
+    /// (reference.safetensors) with the checkpoint's PEFT adapter loaded onto it — an adapter trained on other base
+    /// weights is refused by its sha256 — and the reference that base with the adapter off; policy.safetensors (the
+    /// merged weights, for consumers) is not read. A checkpoint of the other kind than <c>Learner:Adapter</c> asks for
+    /// is refused: its optimizer state belongs to other parameters.
+    /// </summary>
+    private (PolicyModel Policy, ReferenceModel Reference) LoadPolicyAndReference(Checkpoint checkpoint, string referenceFile, List<IDisposable> owned)
+    {
+        var hasAdapter = checkpoint.Contains(PeftAdapter.ConfigFile) && checkpoint.Contains(PeftAdapter.WeightsFile);
+        if (settings.Learner.Adapter is null)
+        {
+            if (hasAdapter)
+                throw new InvalidDataException($"checkpoint {checkpoint} holds a LoRA adapter ({PeftAdapter.ConfigFile}), but Learner:Adapter is not set: set the same Learner:Adapter keys to resume it, or start a full fine-tune from a merged checkpoint (`prefonline merge`)");
+            var policy = Own(owned, LoadPolicy(checkpoint.GetPath(StateFiles.Policy)));
+            using var referenceWeights = LoadPolicy(referenceFile);
+            return (policy, Own(owned, new ReferenceModel(referenceWeights)));
+        }
+        if (!hasAdapter)
+            throw new InvalidDataException($"checkpoint {checkpoint} holds no LoRA adapter ({PeftAdapter.ConfigFile}, {PeftAdapter.WeightsFile}): it was written by a full fine-tune, but Learner:Adapter is set; remove the Learner:Adapter keys to resume it, or start LoRA from its policy.safetensors as Model:InitialPolicy in a new checkpoint directory");
+        var adapted = Own(owned, LoadPolicy(referenceFile));
+        PeftAdapter.Load(checkpoint.DirectoryPath, adapted);  // owned by the policy from here on
+        return (adapted, Own(owned, ReferenceModel.BaseOf(adapted)));
     }
 
     /// <summary>
@@ -194,7 +224,25 @@ public sealed class LearningStateFiles(
         var offsets = trackers.SelectMany(t => t.Snapshot()).ToList();
         if (windows.Count > 0) DuplicateWindowFile.Write(At(StateFiles.DuplicateIds), windows, offsets);
 
-        PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), state.Policy);
+        if (state.Policy.Adapters is { } adapters)
+        {
+            // Consumers (generators, policy events, the directory/sglang publishers) load policy.safetensors as a plain
+            // model: it holds the merged weights W + (α/r)·B·A, never a lora tensor. The adapter itself, PEFT layout with
+            // the base's sha256, is what a restart loads onto reference.safetensors (and what vLLM loads).
+            using (var merged = state.Policy.Copy())
+            {
+                adapters.MergeInto(merged);
+                PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), merged);
+            }
+            var adapterDirectory = Path.Combine(directory, "adapter");
+            PeftAdapter.Save(adapterDirectory, adapters);
+            files[PeftAdapter.ConfigFile] = Path.Combine(adapterDirectory, PeftAdapter.ConfigFile);
+            files[PeftAdapter.WeightsFile] = Path.Combine(adapterDirectory, PeftAdapter.WeightsFile);
+        }
+        else
+        {
+            PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), state.Policy);
+        }
         files[StateFiles.Reference] = state.ReferenceFile;
         RewardCheckpoint.Save(At(StateFiles.RewardModel), state.RewardModel);
         using (var rewardState = state.RewardTrainer.ExportState()) rewardState.Save(At(StateFiles.RewardOptimizer), At(StateFiles.RewardTrainerState));

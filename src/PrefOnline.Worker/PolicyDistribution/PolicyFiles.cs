@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Tokenization;
 using PrefOnline.Worker.Pipeline;
 
@@ -24,10 +25,13 @@ public static class PolicyFiles
         TokenizerFiles.Merges,
         TokenizerFiles.AddedTokens,
         TokenizerFiles.ModelConfig,
+        PeftAdapter.ConfigFile,
+        PeftAdapter.WeightsFile,
     ];
 
-    /// <summary>The tokenizer files (everything but the weights), fetched when present.</summary>
-    public static IEnumerable<string> TokenizerNames => Names.Where(n => n != StateFiles.Policy);
+    /// <summary>The tokenizer files (everything but the weights and a LoRA learner's PEFT adapter, which generators do not
+    /// need: policy.safetensors holds the merged weights), fetched when present.</summary>
+    public static IEnumerable<string> TokenizerNames => Names.Where(n => n != StateFiles.Policy && n != PeftAdapter.ConfigFile && n != PeftAdapter.WeightsFile);
 
     public static bool IsServed(string name) => Names.Contains(name, StringComparer.Ordinal);
 

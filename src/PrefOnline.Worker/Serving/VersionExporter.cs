@@ -154,7 +154,8 @@ public sealed class VersionExporter
             var targetName = name == StateFiles.Policy ? WeightsFile : name;
             written[targetName] = CopyVerified(source, System.IO.Path.Combine(directory, targetName), expected, version);
         }
-        if (kind == ServingExportKind.Full && !written.ContainsKey(PolicyCheckpoint.ConfigFile))
+        // A LoRA learner's version holds the adapter and the merged weights: the directory gets config.json for those too.
+        if ((kind == ServingExportKind.Full || written.ContainsKey(WeightsFile)) && !written.ContainsKey(PolicyCheckpoint.ConfigFile))
         {
             // The learner's weights file carries its config.json in the safetensors metadata: a directory needs it beside them.
             var weights = System.IO.Path.Combine(directory, WeightsFile);

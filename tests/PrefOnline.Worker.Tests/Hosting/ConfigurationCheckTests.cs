@@ -1,3 +1,4 @@
+using PrefOnline.Worker.Serving;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -128,14 +129,19 @@ public sealed class ConfigurationCheckTests : IDisposable
         }
     }
 
-    /// <summary>LoRA trains through the library, but the worker cannot yet checkpoint or publish an adapter: a
-    /// configured adapter stops the start with one line (a bad adapter value with its own line first).</summary>
+    /// <summary>A LoRA learner starts (the worker checkpoints and publishes its adapter: LoraWorkerTests), exports adapters to
+    /// the serving publishers, and a bad adapter value is still refused with its own line.</summary>
     [Fact]
-    public void ALoraAdapterIsRefusedAtStartUntilTheWorkerCarriesAdapters()
+    public void ALoraAdapterStartsAndMakesTheExportAnAdapter()
     {
-        var problems = Check(new() { ["Learner:Adapter:Rank"] = "8" }).Problems;
-        Assert.Equal(["Learner:Adapter is set, but the worker does not yet checkpoint or publish LoRA adapters (they train through the library and `prefonline merge`); remove the Learner:Adapter keys to fine-tune every weight"], problems);
+        var (settings, problems) = Check(new() { ["Learner:Adapter:Rank"] = "8" });
+        Assert.Empty(problems);
+        Assert.Equal(ServingExportKind.Adapter, ConfigurationCheck.LearnerExportKind(settings));
+        Assert.Equal(ServingExportKind.Full, ConfigurationCheck.LearnerExportKind(Check([]).Settings));
         Assert.Contains("Learner:Adapter:Rank: must be at least 1 (got 0)", Check(new() { ["Learner:Adapter:Rank"] = "0" }).Problems);
+        // Role all samples from the adapted policy itself: the fused decoder cannot (auto falls back to torchsharp).
+        Assert.Contains("Model:Decoder fused cannot sample from a policy with LoRA adapters (Learner:Adapter), which Worker:Role all generates with: use auto (picks torchsharp for it) or torchsharp",
+            Check(new() { ["Learner:Adapter:Rank"] = "8", ["Model:Decoder"] = "fused" }).Problems);
     }
 
     [Fact]

@@ -106,6 +106,9 @@ public sealed partial class ConfigurationReferenceTests
             }
             else if (value is not null)
                 foreach (var leaf in Walk(key, value)) yield return leaf;
+            // An optional subsection, off until one of its keys is set (Learner:Adapter): its keys with their defaults once on.
+            else if (property.PropertyType.GetConstructor(Type.EmptyTypes) is not null)
+                foreach (var leaf in Walk(key, Activator.CreateInstance(property.PropertyType)!)) yield return leaf;
         }
     }
 
