@@ -1,3 +1,4 @@
+using PrefOnline.IntegrationTests.Process;
 using System.Net;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Streaming.Contracts;
@@ -150,7 +151,7 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
                 // The broker goes down with work in flight (prompts waiting to be generated, labels absorbed
                 // since the last checkpoint); then SIGTERM.
                 cluster.Cluster.SetBrokerDown(MockKafkaCluster.AllBrokers);
-                while ((await worker.ReadinessAsync()).Status != HttpStatusCode.ServiceUnavailable) await Task.Delay(100);
+                await Poll.UntilAsync(async () => (await worker.ReadinessAsync()).Status == HttpStatusCode.ServiceUnavailable, Deadline, "/readyz to fail while the broker is down");
                 await Task.Delay(WorkerUnderTest.UpdateInterval * 2); // the scenario: an update may fall due while down
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 await worker.StopAsync();
