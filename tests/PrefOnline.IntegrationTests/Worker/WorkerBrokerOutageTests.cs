@@ -88,16 +88,7 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
         // Nothing lost, nothing twice: every label produced is in the audit of the latest lineage exactly once.
         await cluster.FlushAsync(Deadline);
         var produced = labeler.Produced.Concat(standalone).ToList();
-        deadline = DateTime.UtcNow + Deadline;
-        IReadOnlyList<PrefOnline.Worker.Pipeline.AbsorbedLabel> audit;
-        while (true)
-        {
-            worker.AssertRunning();
-            audit = await worker.AuditChainAsync();
-            if (produced.All(id => audit.Any(a => a.Id == id))) break;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{produced.Count(id => audit.Any(a => a.Id == id))} of {produced.Count} labels absorbed {Deadline} after the outage");
-            await Task.Delay(200);
-        }
+        var audit = await EveryLabelAbsorbedAsync(worker, produced, "after the outage");
         Assert.Equal(produced.Order(StringComparer.Ordinal), audit.Select(a => a.Id).Order(StringComparer.Ordinal));
         Assert.Equal(audit.Count, audit.Select(a => (a.Partition, a.Offset)).Distinct().Count());
 
@@ -175,16 +166,7 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
                 labeler.LabelNew();
                 await cluster.FlushAsync(Deadline);
                 var produced = labeler.Produced.Concat(standalone).ToList();
-                var deadline = DateTime.UtcNow + Deadline;
-                IReadOnlyList<PrefOnline.Worker.Pipeline.AbsorbedLabel> audit;
-                while (true)
-                {
-                    restarted.AssertRunning();
-                    audit = await restarted.AuditChainAsync();
-                    if (produced.All(id => audit.Any(a => a.Id == id))) break;
-                    if (DateTime.UtcNow > deadline) throw new TimeoutException($"{produced.Count(id => audit.Any(a => a.Id == id))} of {produced.Count} labels absorbed after the restart");
-                    await Task.Delay(200);
-                }
+                var audit = await EveryLabelAbsorbedAsync(restarted, produced, "after the restart");
                 Assert.Equal(produced.Order(StringComparer.Ordinal), audit.Select(a => a.Id).Order(StringComparer.Ordinal));
                 Assert.Equal(24, labeler.Rollouts.Select(r => r.PromptId).Distinct().Count());
             }
@@ -193,6 +175,19 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
         {
             WorkerUnderTest.DeleteRoot(root);
         }
+    }
+
+    /// <summary>Waits until the audit of the worker's lineage holds every produced label id (the worker must stay up), and returns it.</summary>
+    private static async Task<IReadOnlyList<PrefOnline.Worker.Pipeline.AbsorbedLabel>> EveryLabelAbsorbedAsync(WorkerUnderTest worker, IReadOnlyList<string> produced, string when)
+    {
+        IReadOnlyList<PrefOnline.Worker.Pipeline.AbsorbedLabel> audit = [];
+        await Poll.UntilAsync(async () =>
+        {
+            worker.AssertRunning();
+            audit = await worker.AuditChainAsync();
+            return produced.All(id => audit.Any(a => a.Id == id));
+        }, Deadline, $"every label absorbed {when}", () => $"{produced.Count(id => audit.Any(a => a.Id == id))} of {produced.Count} labels absorbed");
+        return audit;
     }
 
     private static async Task Eventually(Func<bool> condition, string what)
