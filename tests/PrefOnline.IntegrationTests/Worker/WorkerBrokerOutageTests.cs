@@ -100,7 +100,7 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
         Assert.True(worker.Pipeline.Completed, "the pipeline did not finish its final checkpoint after the outage");
 
         // Commits resumed after the outage: both groups hold the final checkpoint's offsets.
-        var final = (await worker.ManifestsAsync())[worker.Latest()!.Value];
+        var final = (await worker.LatestManifestAsync());
         foreach (var (topic, group) in new[] { (Prompts, WorkerUnderTest.PromptGroup), (Feedback, WorkerUnderTest.FeedbackGroup) })
         {
             var committed = cluster.Committed(group, topic, InputPartitions);

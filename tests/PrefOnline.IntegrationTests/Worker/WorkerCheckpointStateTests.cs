@@ -82,14 +82,14 @@ public sealed class WorkerCheckpointStateTests(ITestOutputHelper output)
             var feedbackEnds = cluster.EndOffsets(Feedback, InputPartitions);
             await Until(async () =>
             {
-                var latest = (await worker.ManifestsAsync())[worker.Latest()!.Value];
+                var latest = (await worker.LatestManifestAsync());
                 return feedbackEnds.All(e => WorkerEndToEndTests.Offset(latest, Feedback, e.Key) == e.Value);
             }, worker, "a checkpoint that absorbed every label");
             await worker.StopAsync();
             Assert.Equal(ExitStatus.Success, worker.Exit.Code);
 
             // Every label absorbed exactly once (the state's own count; the audit chain lost the versions deleted for room).
-            var final = (await worker.ManifestsAsync())[worker.Latest()!.Value];
+            var final = (await worker.LatestManifestAsync());
             Assert.Equal(labeler.Produced.Count, (int)final.Metrics["labels_absorbed"]);
             var committed = cluster.Committed(WorkerUnderTest.FeedbackGroup, Feedback, InputPartitions);
             Assert.All(feedbackEnds, e => Assert.Equal(e.Value, committed[e.Key]));

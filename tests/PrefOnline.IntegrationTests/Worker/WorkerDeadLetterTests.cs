@@ -134,9 +134,9 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
         await cluster.FlushAsync(Deadline);
         await rollouts.WaitForAsync(r => RolloutPromptIds(r).Count(p => p == "dlq-after") == 2, Deadline, "rollouts for a prompt sent after the corpus");
         // Training goes on with all of it in the buffers (long human pairs, reward model, replay): an update after the last prompt.
-        var updatesAtAbsorption = (await worker.ManifestsAsync())[worker.Latest()!.Value].Metrics["updates"];
+        var updatesAtAbsorption = (await worker.LatestManifestAsync()).Metrics["updates"];
         deadline = DateTime.UtcNow + Deadline;
-        while ((await worker.ManifestsAsync())[worker.Latest()!.Value].Metrics["updates"] < updatesAtAbsorption + 1)
+        while ((await worker.LatestManifestAsync()).Metrics["updates"] < updatesAtAbsorption + 1)
         {
             worker.AssertRunning();
             if (DateTime.UtcNow > deadline) throw new TimeoutException("no update after the corpus was absorbed");

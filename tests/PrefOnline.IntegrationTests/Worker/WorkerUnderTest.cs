@@ -235,6 +235,14 @@ public sealed class WorkerUnderTest : IAsyncDisposable
     /// <summary>The latest checkpoint's version (null before the first).</summary>
     public long? Latest() => new CheckpointReader(CheckpointDirectory).ReadPointers().Latest;
 
+    /// <summary>The manifest of the latest checkpoint. `latest` is read before the versions are listed: read after,
+    /// it can name a version the running worker committed in between, which the listing does not hold yet.</summary>
+    public async Task<CheckpointManifest> LatestManifestAsync()
+    {
+        var latest = Latest() ?? throw new InvalidOperationException("no checkpoint yet: the store has no 'latest' pointer");
+        return (await ManifestsAsync())[latest];
+    }
+
     /// <summary>
     /// The label audit of the latest checkpoint's lineage: following parents from <c>latest</c>, every
     /// absorbed-labels.jsonl concatenated (oldest first). Exactly-once delivery means each label once.
