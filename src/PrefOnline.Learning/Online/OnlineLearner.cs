@@ -25,7 +25,9 @@ namespace PrefOnline.Learning.Online;
 ///   buffer, and each joins the waiting rollouts it names;</item>
 /// <item><b>score</b> — <see cref="ScoreDue"/>: a joined label is a rollout's reward, else the reward model's score;
 ///   scored rollouts enter replay;</item>
-/// <item><b>update</b> — <see cref="RunUpdate"/>: one learner update judged by the guardrail;</item>
+/// <item><b>decide and run an update</b> — <see cref="DecideUpdate"/>: whether one is due now (by count, by
+///   interval, or skipped: paused by the guardrail, too few samples); <see cref="RunUpdate"/>: one learner update
+///   judged by the guardrail;</item>
 /// <item><b>snapshot/restore</b> — its parts are read and rebuilt by the host's checkpoint files.</item>
 /// </list>
 /// </summary>
@@ -49,6 +51,7 @@ public sealed class OnlineLearner : IDisposable
     private bool disposed;
     private int freshSnapshot;
     private int pendingSnapshot;
+    private long lastUpdateDecision;
 
     /// <summary>Takes ownership of the models, trainers and buffers (disposed with it).</summary>
     public OnlineLearner(
@@ -74,6 +77,7 @@ public sealed class OnlineLearner : IDisposable
         PolicyVersion = policyVersion;
         versionMap = new PolicyVersionMap(versions, policyVersion, learner.UpdateCount);
         Counters = counters;
+        lastUpdateDecision = time.GetTimestamp();
         PublishGauges();
     }
 
@@ -405,6 +409,34 @@ public sealed class OnlineLearner : IDisposable
     // ---- updates --------------------------------------------------------------------------------
 
     /// <summary>
+    /// Whether an update is due now: after <see cref="LearnerOptions.UpdateEverySamples"/> fresh scored rollouts
+    /// (<see cref="UpdateDecision.DueByCount"/>), or once <see cref="LearnerOptions.UpdateInterval"/> has passed since
+    /// the last update or skip with at least <see cref="LearnerOptions.MinSamples"/> fresh ones
+    /// (<see cref="UpdateDecision.DueByInterval"/>; fewer: <see cref="UpdateDecision.SkippedTooFewSamples"/>). While the
+    /// guardrail pauses updates a due update is <see cref="UpdateDecision.SkippedPaused"/>. A skip starts the interval
+    /// again, as <see cref="RunUpdate"/> does when it ends: a skip is counted once per interval, not at every call.
+    /// </summary>
+    public UpdateDecision DecideUpdate()
+    {
+        VerifyAccess();
+        var fresh = Replay.FreshCount;
+        var dueByCount = fresh >= settings.Learner.UpdateEverySamples;
+        var dueByInterval = time.GetElapsedTime(lastUpdateDecision) >= settings.Learner.UpdateInterval;
+        if (!dueByCount && !dueByInterval) return UpdateDecision.NotDue;
+        if (guardrail.UpdatesPaused)
+        {
+            lastUpdateDecision = time.GetTimestamp();
+            return UpdateDecision.SkippedPaused;
+        }
+        if (!dueByCount && fresh < settings.Learner.MinSamples)
+        {
+            lastUpdateDecision = time.GetTimestamp();
+            return UpdateDecision.SkippedTooFewSamples;
+        }
+        return dueByCount ? UpdateDecision.DueByCount : UpdateDecision.DueByInterval;
+    }
+
+    /// <summary>
     /// One learner update and its guardrail verdict, in one work item so nothing is generated from
     /// unjudged weights. Accepted: the weights become <paramref name="nextVersion"/> (the checkpoint
     /// about to be written). Refused after the weights changed (rollback, reject, pause): the learner
@@ -418,6 +450,7 @@ public sealed class OnlineLearner : IDisposable
         var started = time.GetTimestamp();
         var update = Learner.Update(Replay, HumanPairs, cancellationToken);
         var duration = time.GetElapsedTime(started);
+        lastUpdateDecision = time.GetTimestamp();
         PublishGauges();
         if (update.SkipReason == LearnerSkipReason.EmptyBatch) return new UpdateCycle(update, null, false, false, PolicyVersion, duration);
 

@@ -27,3 +27,23 @@ public sealed record LabelsAbsorbed(int Pairs, int Ratings, int Joined, int Refu
 
 /// <summary>A label the reward trainer refused: a pair with its <paramref name="Problem"/>, or a rating off the scale (<paramref name="Rating"/>).</summary>
 public sealed record RefusedLabel(string Id, string? Problem, double? Rating);
+
+/// <summary>What <see cref="OnlineLearner.DecideUpdate"/> says: run an update now (and why), skip the due one (and
+/// why: the host counts it as <c>prefonline_skipped_updates_total</c>), or not yet.</summary>
+public enum UpdateDecision
+{
+    /// <summary>Neither enough fresh samples nor the interval has passed.</summary>
+    NotDue,
+
+    /// <summary><c>Learner:UpdateEverySamples</c> fresh scored rollouts are in replay.</summary>
+    DueByCount,
+
+    /// <summary><c>Learner:UpdateInterval</c> has passed and at least <c>Learner:MinSamples</c> fresh rollouts are in replay.</summary>
+    DueByInterval,
+
+    /// <summary>Due, but the guardrail pauses updates.</summary>
+    SkippedPaused,
+
+    /// <summary>The interval has passed with fewer than <c>Learner:MinSamples</c> fresh rollouts.</summary>
+    SkippedTooFewSamples,
+}

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Streaming.Simulation;
-using PrefOnline.Tensors;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Pipeline;
 
@@ -21,7 +20,6 @@ public sealed class DemoConsoleService(
     DemoUsersService usersService,
     LearnerPipeline pipeline,
     PipelineStatus status,
-    TensorThread thread,
     Microsoft.AspNetCore.Hosting.Server.IServer server,
     ILogger<DemoConsoleService> logger,
     TimeProvider time) : BackgroundService
@@ -126,7 +124,8 @@ public sealed class DemoConsoleService(
         var prompts = options.Prompts.Take(3).ToList();
         var preference = usersService.Users?.CurrentPreference ?? HiddenPreferences.Parse(options.Preference);
         var sampling = settings.Generation.ToSamplingOptions(20240601) with { SamplesPerPrompt = 1 };
-        var completions = await thread.RunAsync(() => pipeline.State?.Generate(prompts, sampling, cancellationToken) ?? [], cancellationToken).ConfigureAwait(false);
+        // Through the running epoch's learning loop, the one caller of the learning state: none while the pipeline restarts.
+        IReadOnlyList<SampledCompletion> completions = pipeline.Epoch?.Loop is { } loop ? await loop.SampleAsync(prompts, sampling, cancellationToken).ConfigureAwait(false) : [];
         return completions.Select((c, i) => new DemoSample(prompts[i], c.Text, preference.Utility(prompts[i], c.Text))).ToList();
     }
 

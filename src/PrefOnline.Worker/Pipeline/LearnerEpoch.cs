@@ -1,11 +1,6 @@
 using Microsoft.Extensions.Logging;
-using PrefOnline.Learning.Guardrails;
-using PrefOnline.Learning.Sampling;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
-using PrefOnline.Tensors;
-using TorchSharp;
-using static TorchSharp.torch;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 
@@ -13,9 +8,10 @@ namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
 /// One run of the learner's pipeline from one checkpoint: offset trackers restored from its offsets,
-/// sources subscribed with them (seeking there on every assignment), and the stages between them —
-/// role all: prompts → generator → waiting rollouts; role learner: rollouts topic → waiting rollouts; both:
-/// feedback → labels, scorer → replay, learner → checkpoints. An epoch ends when the worker stops or the
+/// sources subscribed with them (seeking there on every assignment), an intake per input, and the
+/// <see cref="LearningLoop"/> that applies what they read to the learning state — role all: prompts → generator →
+/// the loop (generation and admission); role learner: rollouts topic → the loop; both: feedback → the loop (labels),
+/// whose timers score waiting rollouts and run updates, checkpoints following them. An epoch ends when the worker stops or the
 /// learner needs to restart from a checkpoint (rollback, refused update); the next epoch starts afresh
 /// from that checkpoint, which is exactly what a process restart would do.
 /// </summary>
@@ -29,12 +25,9 @@ public sealed class LearnerEpoch
     private readonly CancellationTokenSource generatorStop = new();
     private readonly CancellationTokenSource stagesStop = new();
     private readonly CancellationTokenSource abort = new();
-    private readonly CancellationTokenSource learnerStop = new();
-    private CancellationTokenSource? learnerToken;
     private readonly CancellationTokenSource giveUpOutput = new();
     private CancellationTokenRegistration stopRegistration;
     private Task? generatorTask;
-    private Task<EpochEnd>? learnerTask;
 
     private readonly IReadOnlyList<ResumeOffset> continueFrom;
 
@@ -64,28 +57,26 @@ public sealed class LearnerEpoch
 
     public IReadOnlyList<EpochInput> Inputs => inputs;
 
-    public LearnerStage? Learner { get; private set; }
+    /// <summary>The learning loop (null before the epoch starts).</summary>
+    public LearningLoop? Loop { get; private set; }
 
     public GeneratorStage? Generator { get; private set; }
 
-    public ScorerStage? Scorer { get; private set; }
-
-    public FeedbackStage? Feedback { get; private set; }
-
     /// <summary>
-    /// Starts every stage and runs until the learner ends the epoch. A failing stage is fatal (its exception is
-    /// rethrown), and so is one that ends on its own before the worker stops: a feedback stage that quietly
+    /// Starts every stage and runs until the learning loop ends the epoch. A failing stage is fatal (its exception is
+    /// rethrown), and so is one that ends on its own before the worker stops: an intake or a loop that quietly
     /// ended would leave a worker that looks healthy and learns nothing.
     /// </summary>
     public async Task<EpochEnd> RunAsync(CancellationToken stopping)
     {
         stopRegistration = stopping.Register(() => giveUpOutput.CancelAfter(OutputPatience));
         Start();
-        var pending = tasks.Select(t => t.Task).Append(learnerTask!).ToList();
+        var ended = Loop!.Ended;
+        var pending = tasks.Select(t => t.Task).Append(ended).ToList();
         while (true)
         {
             var finished = await Task.WhenAny(pending).ConfigureAwait(false);
-            if (finished == learnerTask) return await learnerTask.ConfigureAwait(false);
+            if (finished == ended) return await ended.ConfigureAwait(false);
             var name = tasks.First(t => t.Task == finished).Name;
             if (finished.IsFaulted)
             {
@@ -104,18 +95,17 @@ public sealed class LearnerEpoch
             var group = context.ConsumerGroup;
             var feedbackInput = Subscribe("feedback", $"{group}.feedback", topics.Feedback, continues: false);
             var feedbackIntake = Intake(feedbackInput, context.FeedbackValidator, context.Feedback.QueueCapacity);
-            Feedback = new FeedbackStage(feedbackIntake.Records, context.Feedback, context.Thread, state, feedbackInput.Tracker, context.Status, context.Logger);
-            tasks.Add(("feedback", Feedback.RunAsync(stagesStop.Token)));
+            var followUp = new UpdateFollowUp(settings.Worker, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status,
+                context.Checkpoints, context.Logger, context.Time, giveUpOutput.Token);
 
             if (context.Role == WorkerRole.All)
             {
                 var promptInput = Subscribe("prompts", $"{group}.generators", topics.Prompts, continues: true);
                 var promptIntake = Intake(promptInput, context.PromptValidator, settings.Generation.QueueCapacity);
+                Loop = new LearningLoop(context, state, feedbackInput, feedbackIntake.Records, rolloutRecords: null, promptInput, followUp);
                 var budget = new SampleBudget(state, settings.Learner.MaxSamplesAhead, settings.Scoring.MaxPendingRollouts, () => context.Guardrail.UpdatesPaused);
-                Generator = new GeneratorStage(promptIntake.Records, settings.Generation, new StateRolloutGenerator(context.Thread, state, context.Time),
-                    context.Transport.Sink, topics.Rollouts,
-                    (batch, _) => context.Thread.RunAsync(() => state.AdmitGenerated(batch, promptInput.Tracker), CancellationToken.None),
-                    budget.WaitForRoomAsync, context.Metrics, context.Logger, context.Time);
+                Generator = new GeneratorStage(promptIntake.Records, settings.Generation, Loop, context.Transport.Sink, topics.Rollouts,
+                    Loop.AdmitGeneratedAsync, budget.WaitForRoomAsync, context.Metrics, context.Logger, context.Time);
                 generatorTask = Generator.RunAsync(generatorStop.Token, abort.Token);
                 tasks.Add(("generator", generatorTask));
             }
@@ -123,22 +113,16 @@ public sealed class LearnerEpoch
             {
                 var rolloutInput = Subscribe("rollouts", $"{group}.rollouts", topics.Rollouts, continues: true);
                 var rolloutIntake = Intake(rolloutInput, context.RolloutValidator, settings.Scoring.RewardBatchSize * 2);
-                var admit = new RolloutIntakeStage(rolloutIntake.Records, settings.Scoring.RewardBatchSize, settings.Scoring.MaxPendingRollouts, context.Thread, state, rolloutInput.Tracker);
-                tasks.Add(("rollout-intake", admit.RunAsync(stagesStop.Token)));
+                Loop = new LearningLoop(context, state, feedbackInput, feedbackIntake.Records, (rolloutInput, rolloutIntake.Records), prompts: null, followUp);
             }
-
-            Scorer = new ScorerStage(settings.Scoring, context.Thread, state, context.Status, context.Logger, context.Time);
-            tasks.Add(("scorer", Scorer.RunAsync(stagesStop.Token)));
-            Learner = new LearnerStage(settings.Learner, settings.Worker, context.Thread, state, inputs, context.Coordinator, context.Guardrail, context.Metrics, context.Status,
-                context.Checkpoints, context.Logger, context.Time);
-            learnerToken = CancellationTokenSource.CreateLinkedTokenSource(stopping, learnerStop.Token);
-            learnerTask = Learner.RunAsync(learnerToken.Token, giveUpOutput.Token);
+            tasks.Add(("learning-loop", Loop.RunAsync(stopping, stagesStop.Token)));
         }
     }
 
     /// <summary>
-    /// Stops the epoch in order: intake first (no new records enter), the generator after the batch in flight,
-    /// then the other stages; with <paramref name="finalCheckpoint"/> a last checkpoint holds everything absorbed
+    /// Stops the epoch in order: intake first (no new records enter), the generator after the batch in flight
+    /// (the learning loop still admits it), then the learning loop (a label batch that has not started never runs;
+    /// an update in flight finishes with its checkpoint); with <paramref name="finalCheckpoint"/> a last checkpoint holds everything absorbed
     /// and its offsets are committed; finally the sources leave their groups.
     /// </summary>
     public async Task StopAsync(bool finalCheckpoint, CancellationToken cancellationToken)
@@ -157,15 +141,11 @@ public sealed class LearnerEpoch
             if (generatorTask is not null) await Quietly("generator", generatorTask).ConfigureAwait(false);
             await stagesStop.CancelAsync().ConfigureAwait(false);
             foreach (var (name, task) in tasks) await Quietly(name, task).ConfigureAwait(false);
-            // On a failure the learner may still be running (the host is not stopping): end it before the state goes.
-            await learnerStop.CancelAsync().ConfigureAwait(false);
-            if (learnerTask is not null) await Quietly("learner", learnerTask).ConfigureAwait(false);
             if (finalCheckpoint) await FinalCheckpointAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             await CloseInputsAsync(cancellationToken).ConfigureAwait(false);
-            learnerToken?.Dispose();
         }
     }
 
@@ -245,19 +225,5 @@ public sealed class LearnerEpoch
         {
             context.Logger.LogError(e, "Pipeline stage {Stage} failed while stopping", name);
         }
-    }
-
-    /// <summary>Role all's generator: samples from the learning state's own policy (shared weights) on the tensor thread.</summary>
-    private sealed class StateRolloutGenerator(TensorThread thread, LearningState state, TimeProvider time) : IRolloutGenerator
-    {
-        public Task<GeneratedBatch?> GenerateAsync(IReadOnlyList<PromptWork> prompts, SamplingOptions options, CancellationToken cancellationToken) =>
-            thread.RunAsync(() =>
-            {
-                var completions = state.Generate(prompts.Select(p => p.Prompt.Prompt).ToList(), options, cancellationToken);
-                if (completions.Count == 0) return null;
-                var k = options.SamplesPerPrompt;
-                var generated = prompts.Select((p, i) => new GeneratedPrompt(p, completions.Skip(i * k).Take(k).ToList(), [])).ToList();
-                return (GeneratedBatch?)new GeneratedBatch(generated, state.PolicyVersion, state.UpdateCount, time.GetUtcNow());
-            }, cancellationToken);
     }
 }

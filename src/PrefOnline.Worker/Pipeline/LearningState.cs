@@ -24,6 +24,7 @@ namespace PrefOnline.Worker.Pipeline;
 /// online learner.
 /// </summary>
 /// <remarks>
+/// <para>While an epoch runs, only its <see cref="LearningLoop"/> calls it (on the tensor thread).</para>
 /// <para><b>Absorbed means inside the learner.</b> A prompt is completed once its K rollouts wait there
 /// (<see cref="AdmitGenerated"/>), a rollout record once it waits there (<see cref="AdmitRolloutRecords"/>),
 /// a label once the reward trainer has it queued, the human-pair buffer holds it and any join is made
@@ -168,6 +169,9 @@ public sealed class LearningState : IDisposable
 
     /// <summary>Scores the groups whose wait is over (<see cref="OnlineLearner.ScoreDue"/>).</summary>
     public ScoringResult ScoreDue(bool all = false) => Online.ScoreDue(all);
+
+    /// <summary>Whether an update is due now (<see cref="OnlineLearner.DecideUpdate"/>).</summary>
+    public UpdateDecision DecideUpdate() => Online.DecideUpdate();
 
     /// <summary>One update and its guardrail verdict (<see cref="OnlineLearner.RunUpdate"/>); the model-reward detector waits while labels are read again after a rollback.</summary>
     public UpdateCycle RunUpdate(Func<long> nextVersion, CancellationToken cancellationToken)

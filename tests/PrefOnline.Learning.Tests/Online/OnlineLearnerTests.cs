@@ -1,4 +1,5 @@
 using PrefOnline.Learning.Guardrails;
+using PrefOnline.Learning.Tests.Guardrails;
 using PrefOnline.Learning.Objectives;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Models.Reward;
@@ -26,16 +27,17 @@ public sealed class OnlineLearnerTests : IDisposable
 
     public void Dispose() => thread.Dispose();
 
-    private OnlineLearner Create(string objective = ObjectiveNames.Dpo)
+    private OnlineLearner Create(string objective = ObjectiveNames.Dpo, TimeProvider? time = null, Guardrail? guardrail = null, Func<LearnerOptions, LearnerOptions>? cadence = null)
     {
         var policy = Policy(seed: 11);
         var reference = new ReferenceModel(policy);
         var rewardModel = RewardModel.FromPolicy(policy, 4);
         var reward = new RewardTrainerOptions();                                   // the worker's defaults: ratings in [-10, 10] over 8 logits
         var learner = LearnerTests.Base with { Objective = objective, LearningRate = 1e-3, WeightDecay = 0, KlCoefficient = 0 };
+        if (cadence is not null) learner = cadence(learner);
         var replay = new ReplayOptions();
         var settings = new OnlineLearnerSettings(learner, reward, replay, TimeSpan.FromMinutes(10), 16, PolicyDecoderFactory.Default);
-        return new OnlineLearner(settings, thread, new Guardrail(new GuardrailOptions()), observer, TimeProvider.System,
+        return new OnlineLearner(settings, thread, guardrail ?? new Guardrail(new GuardrailOptions()), observer, time ?? TimeProvider.System,
             policy, Tokenizer, reference, rewardModel, new RewardTrainer(rewardModel, Tokenizer, reward), new Learner(policy, reference, Tokenizer, learner),
             new ReplayBuffer<Rollout>(replay.RolloutLimits), new ReplayBuffer<PreferencePair>(replay.HumanPairLimits),
             new PendingJoins(), 0, new Dictionary<long, long>(), new OnlineLearnerCounters());
@@ -149,6 +151,73 @@ public sealed class OnlineLearnerTests : IDisposable
         {
             await thread.RunAsync(online.Dispose);
         }
+    }
+
+    [Fact]
+    public async Task An_update_is_due_after_UpdateEverySamples_fresh_rollouts_or_after_the_interval_with_MinSamples_and_a_skip_restarts_the_interval()
+    {
+        var clock = new ManualTimeProvider(Generated);
+        await thread.RunAsync(() =>
+        {
+            // N = 4 fresh rollouts, S = 10 s, at least 2 fresh for an interval-triggered update.
+            using var online = Create(time: clock, cadence: o => o with { UpdateEverySamples = 4, UpdateInterval = TimeSpan.FromSeconds(10), MinSamples = 2 });
+            Assert.Equal(UpdateDecision.NotDue, online.DecideUpdate());
+
+            Score(online, "a", 1);                                                   // 1 fresh
+            clock.Advance(TimeSpan.FromSeconds(9.9));
+            Assert.Equal(UpdateDecision.NotDue, online.DecideUpdate());             // 9.9 s < 10 s, 1 < 4
+            clock.Advance(TimeSpan.FromSeconds(0.1));
+            Assert.Equal(UpdateDecision.SkippedTooFewSamples, online.DecideUpdate()); // 10 s, but 1 < MinSamples 2
+            Assert.Equal(UpdateDecision.NotDue, online.DecideUpdate());             // the skip restarted the interval
+
+            Score(online, "b", 1);                                                   // 2 fresh
+            clock.Advance(TimeSpan.FromSeconds(9));
+            Assert.Equal(UpdateDecision.NotDue, online.DecideUpdate());             // 9 s since the skip
+            clock.Advance(TimeSpan.FromSeconds(1));
+            Assert.Equal(UpdateDecision.DueByInterval, online.DecideUpdate());      // 10 s with 2 >= MinSamples
+            Assert.Equal(UpdateDecision.DueByInterval, online.DecideUpdate());      // due stays due until an update runs
+
+            Score(online, "c", 2);                                                   // 4 fresh = N: due at once, whatever the clock
+            Assert.Equal(UpdateDecision.DueByCount, online.DecideUpdate());
+
+            var cycle = online.RunUpdate(() => 1, holdModelReward: false, CancellationToken.None);
+            Assert.True(cycle.Update.Applied, cycle.Update.SkipReason.ToString());
+            Assert.True(online.FreshSnapshot < 2, $"{online.FreshSnapshot} fresh rollouts left after the update");
+            Assert.Equal(UpdateDecision.NotDue, online.DecideUpdate());             // the update restarted the interval
+            clock.Advance(TimeSpan.FromSeconds(10));
+            Assert.Equal(UpdateDecision.SkippedTooFewSamples, online.DecideUpdate());
+        });
+    }
+
+    [Fact]
+    public async Task A_due_update_is_skipped_while_the_guardrail_pauses_updates_and_due_again_once_resumed()
+    {
+        var clock = new ManualTimeProvider(Generated);
+        var guardrail = new Guardrail(new GuardrailOptions { Action = GuardrailAction.PauseUpdates, NonFiniteTripAfter = 2 }, clock);
+        await thread.RunAsync(() =>
+        {
+            using var online = Create(time: clock, guardrail: guardrail, cadence: o => o with { UpdateEverySamples = 2, UpdateInterval = TimeSpan.FromSeconds(10), MinSamples = 1 });
+            Score(online, "a", 2);
+            Assert.Equal(UpdateDecision.DueByCount, online.DecideUpdate());
+
+            guardrail.Evaluate(new UpdateReport(1, Loss: double.NaN));             // two non-finite updates in a row trip it
+            guardrail.Evaluate(new UpdateReport(1, Loss: double.NaN));
+            Assert.True(guardrail.UpdatesPaused);
+            Assert.Equal(UpdateDecision.SkippedPaused, online.DecideUpdate());      // due by count: skipped at every decision while paused
+            Assert.Equal(UpdateDecision.SkippedPaused, online.DecideUpdate());
+
+            guardrail.Resume();
+            Assert.Equal(UpdateDecision.DueByCount, online.DecideUpdate());
+        });
+    }
+
+    /// <summary><paramref name="count"/> rollouts of prompt <paramref name="prompt"/> admitted and scored at once: that many fresh in replay.</summary>
+    private static void Score(OnlineLearner online, string prompt, int count)
+    {
+        var before = online.FreshSnapshot;
+        Assert.True(online.AdmitReceived(Enumerable.Range(0, count).Select(i => Rollout($"{prompt}{i}", prompt, $"text {i}")).ToList()));
+        online.ScoreDue(all: true);
+        Assert.Equal(before + count, online.FreshSnapshot);
     }
 
     private sealed class RecordingObserver : IOnlineLearnerObserver

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Guardrails;
 using PrefOnline.Learning.Training;
-using PrefOnline.Tensors;
+using PrefOnline.Learning.Online;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Hosting;
 using PrefOnline.Worker.Observability;
@@ -9,11 +9,9 @@ using PrefOnline.Worker.Observability;
 namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
-/// The learner's loop within one pipeline epoch. An update is due after
-/// <see cref="LearnerOptions.UpdateEverySamples"/> fresh scored rollouts or every
-/// <see cref="LearnerOptions.UpdateInterval"/> (with at least <see cref="LearnerOptions.MinSamples"/>).
-/// Per update (<see cref="LearningState.RunUpdate"/>, one tensor-thread work item): T inner steps, then the
-/// guardrail's verdict on the version it would become. Then:
+/// The host's side of the <see cref="LearningLoop"/>'s updates: what follows each decision and each update, off the
+/// tensor thread. Per update (run by the loop: T inner steps, then the guardrail's verdict on the version it would
+/// become):
 /// <list type="bullet">
 /// <item>accepted → checkpoint (durable) → commit offsets → policy event; <c>good</c> moves when the guardrail says
 ///   and the store wrote the pointer; a checkpoint that fails (a full volume) leaves the update in memory, /readyz
@@ -22,14 +20,18 @@ namespace PrefOnline.Worker.Pipeline;
 /// <item>rejected or paused after the weights changed → the epoch ends; the pipeline reloads <c>latest</c>;</item>
 /// <item>paused → due updates are skipped (counted) while intake, scoring and checkpoints go on.</item>
 /// </list>
-/// At every boundary an operator's <c>prefonline checkpoint rollback</c> request is applied first. Without
+/// At every update check an operator's <c>prefonline checkpoint rollback</c> request is applied first. Without
 /// updates, a checkpoint is still written every <see cref="WorkerOptions.CheckpointInterval"/> while input is
-/// absorbed. An update in flight always finishes, with its checkpoint, before a stop is honoured.
+/// absorbed, and commits that failed are retried as often. Every checkpoint of the epoch but the final one is
+/// written here (<see cref="CheckpointAsync"/>).
 /// </summary>
-public sealed class LearnerStage(
-    LearnerOptions options,
+/// <param name="giveUpOutput">
+/// Fires some time after the worker's stop: then a policy event or commit that the broker does not take is given up
+/// (the checkpoint is durable; the next start publishes the policy it loads), so an outage cannot hold a stop past
+/// its grace period.
+/// </param>
+public sealed class UpdateFollowUp(
     WorkerOptions worker,
-    TensorThread thread,
     LearningState state,
     IReadOnlyList<EpochInput> inputs,
     CheckpointCoordinator coordinator,
@@ -38,89 +40,53 @@ public sealed class LearnerStage(
     PipelineStatus status,
     CheckpointReadiness readiness,
     ILogger logger,
-    TimeProvider time)
+    TimeProvider time,
+    CancellationToken giveUpOutput)
 {
-    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(500);
-    private long lastUpdate = time.GetTimestamp();
     private long lastCheckpoint = time.GetTimestamp();
     private long lastCommitRetry = time.GetTimestamp();
     private string lastOffsets = OffsetsKey(inputs);
     private bool pausedLogged;
     private GuardrailState lastState = GuardrailState.Ok;
-    private CancellationToken giveUpOutput;
 
     /// <summary>Updates applied and checkpointed in this epoch.</summary>
     public int Updates { get; private set; }
 
-    /// <param name="stop">Ends the loop (an update in flight finishes with its checkpoint first).</param>
-    /// <param name="giveUpOutput">
-    /// Fires some time after <paramref name="stop"/>: then a policy event or commit that the broker does not take
-    /// is given up (the checkpoint is durable; the next start publishes the policy it loads), so an outage cannot
-    /// hold a stop past its grace period.
-    /// </param>
-    public async Task<EpochEnd> RunAsync(CancellationToken stop, CancellationToken giveUpOutput)
+    /// <summary>The version the next checkpoint will get: an accepted update's weights are published under it.</summary>
+    public long NextVersion() => coordinator.Store.PeekNextVersion();
+
+    /// <summary>A decision without an update: a skip is counted (and a pause logged once per pause).</summary>
+    public void NotUpdated(UpdateDecision decision)
     {
-        this.giveUpOutput = giveUpOutput;
-        while (!stop.IsCancellationRequested)
+        switch (decision)
         {
-            if (await OperatorRollbackAsync(stop).ConfigureAwait(false) is { } requested) return requested;
-
-            var fresh = state.FreshSnapshot;
-            var sinceUpdate = time.GetElapsedTime(lastUpdate);
-            var dueByCount = fresh >= options.UpdateEverySamples;
-            var dueByTime = sinceUpdate >= options.UpdateInterval;
-            if (dueByCount || dueByTime)
-            {
-                if (guardrail.UpdatesPaused)
-                {
-                    if (!pausedLogged) logger.LogWarning("Updates paused by the guardrail: {Reasons}", string.Join("; ", guardrail.Status.Reasons));
-                    pausedLogged = true;
-                    metrics.UpdateSkipped(SkipReasons.Paused);
-                    lastUpdate = time.GetTimestamp();
-                }
-                else if (!dueByCount && fresh < options.MinSamples)
-                {
-                    metrics.UpdateSkipped(SkipReasons.InsufficientData);
-                    lastUpdate = time.GetTimestamp();
-                }
-                else
-                {
-                    pausedLogged = false;
-                    if (await UpdateAsync().ConfigureAwait(false) is { } end) return end;
-                }
-            }
-
-            if (time.GetElapsedTime(lastCheckpoint) >= worker.CheckpointInterval && OffsetsKey(inputs) != lastOffsets)
-                await CheckpointAsync(policyChanged: false, new Dictionary<string, double>()).ConfigureAwait(false);
-            else if (coordinator.CommitsBehind && time.GetElapsedTime(lastCommitRetry) >= worker.CheckpointInterval)
-            {
-                lastCommitRetry = time.GetTimestamp();
-                await coordinator.RetryFailedCommitsAsync(inputs, giveUpOutput).ConfigureAwait(false);
-            }
-
-            try
-            {
-                await state.Changed.WaitAsync(Tick, stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-            }
+            case UpdateDecision.SkippedPaused:
+                if (!pausedLogged) logger.LogWarning("Updates paused by the guardrail: {Reasons}", string.Join("; ", guardrail.Status.Reasons));
+                pausedLogged = true;
+                metrics.UpdateSkipped(SkipReasons.Paused);
+                break;
+            case UpdateDecision.SkippedTooFewSamples:
+                metrics.UpdateSkipped(SkipReasons.InsufficientData);
+                break;
         }
-        return EpochEnd.Stop;
     }
 
-    /// <summary>One update and what follows from its verdict; an <see cref="EpochEnd"/> when the epoch must end.</summary>
-    private async Task<EpochEnd?> UpdateAsync()
+    /// <summary>Between updates: the periodic checkpoint while input is absorbed, else a retry of commits that failed.</summary>
+    public async Task BetweenUpdatesAsync()
     {
-        // Not cancellable: an update that started finishes, and so does its checkpoint.
-        var feedback = inputs.FirstOrDefault(i => i.Name == "feedback")?.Tracker;
-        var cycle = await thread.RunAsync(() =>
+        if (time.GetElapsedTime(lastCheckpoint) >= worker.CheckpointInterval && OffsetsKey(inputs) != lastOffsets)
+            await CheckpointAsync(policyChanged: false, new Dictionary<string, double>()).ConfigureAwait(false);
+        else if (coordinator.CommitsBehind && time.GetElapsedTime(lastCommitRetry) >= worker.CheckpointInterval)
         {
-            // A replay after a rollback may end with records the intake dead-lettered (they never reach the state).
-            if (feedback is not null && state.Observation.ReplayPending) state.Observation.Progress(feedback);
-            return state.RunUpdate(coordinator.Store.PeekNextVersion, CancellationToken.None);
-        }, CancellationToken.None).ConfigureAwait(false);
-        lastUpdate = time.GetTimestamp();
+            lastCommitRetry = time.GetTimestamp();
+            await coordinator.RetryFailedCommitsAsync(inputs, giveUpOutput).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>What follows an update from its verdict (not cancellable); an <see cref="EpochEnd"/> when the epoch must end.</summary>
+    public async Task<EpochEnd?> AfterUpdateAsync(UpdateCycle cycle)
+    {
+        pausedLogged = false;
         var update = cycle.Update;
         if (cycle.Decision is { } decision) ReportGuardrail(decision);
 
@@ -220,13 +186,16 @@ public sealed class LearnerStage(
         }
     }
 
-    private async Task<EpochEnd?> OperatorRollbackAsync(CancellationToken stop)
+    /// <summary>
+    /// Applies an operator's <c>prefonline checkpoint rollback</c> request to the store; the epoch then ends (the loop
+    /// quiesces the state first: nothing may be generated from the abandoned weights).
+    /// </summary>
+    public async Task<EpochEnd?> OperatorRollbackAsync()
     {
         if (coordinator.Store.Reader.ReadRollbackRequest().Request is null) return null;
         // Local pointer I/O, not cancellable: a stop arriving now must not turn into a "cancelled" epoch that skips the final checkpoint.
         var rollback = await coordinator.Store.ApplyRequestedRollbackAsync(CancellationToken.None).ConfigureAwait(false);
         if (rollback is not { Changed: true }) return null;
-        await thread.RunAsync(state.Quiesce, CancellationToken.None).ConfigureAwait(false);
         return new EpochEnd(EpochEndKind.OperatorRollback, $"operator rollback v{rollback.From} -> v{rollback.To}: {rollback.Reason}", rollback.To);
     }
 
