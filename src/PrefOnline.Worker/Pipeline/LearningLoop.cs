@@ -135,7 +135,8 @@ public sealed class LearningLoop : IRolloutGenerator
                     await CheckUpdateAsync(stopUpdates).ConfigureAwait(false);
                     nextCheck = time.GetTimestamp() + Ticks(UpdateCheck);
                 }
-                if (!handled) await WaitForWorkAsync(Math.Min(nextScoring, nextCheck), stopUpdates, stopMessages).ConfigureAwait(false);
+                // Once updates have ended only the scoring tick and messages wake the loop (the update check's time stays behind).
+                if (!handled) await WaitForWorkAsync(UpdatesEnded ? nextScoring : Math.Min(nextScoring, nextCheck), stopUpdates, stopMessages).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stopMessages.IsCancellationRequested)
