@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Intake;
 using PrefOnline.Streaming.Transport;
@@ -102,7 +103,7 @@ public sealed class LearnerEpoch
             {
                 var promptInput = Subscribe("prompts", $"{group}.generators", topics.Prompts, continues: true);
                 var promptIntake = Intake(promptInput, context.PromptValidator, settings.Generation.QueueCapacity);
-                Loop = new LearningLoop(context, state, feedbackInput, feedbackIntake.Records, rolloutRecords: null, promptInput, followUp);
+                Loop = NewLoop(rollouts: null, promptInput.Tracker);
                 var budget = new SampleBudget(state, settings.Learner.MaxSamplesAhead, settings.Scoring.MaxPendingRollouts, () => context.Guardrail.UpdatesPaused);
                 Generator = new GeneratorStage(promptIntake.Records, settings.Generation, Loop, context.Transport.Sink, topics.Rollouts,
                     Loop.AdmitGeneratedAsync, budget.WaitForRoomAsync, context.Metrics, context.Logger, context.Time);
@@ -113,9 +114,13 @@ public sealed class LearnerEpoch
             {
                 var rolloutInput = Subscribe("rollouts", $"{group}.rollouts", topics.Rollouts, continues: true);
                 var rolloutIntake = Intake(rolloutInput, context.RolloutValidator, settings.Scoring.RewardBatchSize * 2);
-                Loop = new LearningLoop(context, state, feedbackInput, feedbackIntake.Records, (rolloutInput, rolloutIntake.Records), prompts: null, followUp);
+                Loop = NewLoop((rolloutIntake.Records, rolloutInput.Tracker), prompts: null);
             }
             tasks.Add(("learning-loop", Loop.RunAsync(stopping, stagesStop.Token)));
+
+            LearningLoop NewLoop((ChannelReader<ValidatedRecord>, OffsetTracker)? rollouts, OffsetTracker? prompts) =>
+                new(state, context.Thread, (feedbackIntake.Records, feedbackInput.Tracker), rollouts, prompts, context.Feedback, settings.Scoring, followUp,
+                    context.Status, context.Logger, context.Time);
         }
     }
 

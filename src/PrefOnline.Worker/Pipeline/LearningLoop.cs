@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using PrefOnline.Learning.Online;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Streaming.Intake;
+using PrefOnline.Streaming.Transport;
 using PrefOnline.Tensors;
 
 namespace PrefOnline.Worker.Pipeline;
@@ -43,14 +44,14 @@ public sealed class LearningLoop : IRolloutGenerator
 
     private readonly LearningState state;
     private readonly TensorThread thread;
-    private readonly EpochInput feedback;
     private readonly ChannelReader<ValidatedRecord> labels;
-    private readonly EpochInput? rolloutInput;
+    private readonly OffsetTracker labelTracker;
     private readonly ChannelReader<ValidatedRecord>? rollouts;
-    private readonly EpochInput? prompts;
-    private readonly UpdateFollowUp followUp;
+    private readonly OffsetTracker? rolloutTracker;
+    private readonly OffsetTracker? promptTracker;
     private readonly FeedbackOptions feedbackOptions;
     private readonly ScoringOptions scoring;
+    private readonly UpdateFollowUp followUp;
     private readonly PipelineStatus status;
     private readonly ILogger logger;
     private readonly TimeProvider time;
@@ -60,24 +61,34 @@ public sealed class LearningLoop : IRolloutGenerator
 
     private readonly TaskCompletionSource<EpochEnd> ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <param name="rolloutRecords">Role learner: the rollouts intake's input and channel (null in role all).</param>
-    /// <param name="prompts">Role all: the prompts input, whose records a generated batch completes (null in role learner).</param>
-    public LearningLoop(LearnerPipelineContext context, LearningState state, EpochInput feedback, ChannelReader<ValidatedRecord> labels,
-        (EpochInput Input, ChannelReader<ValidatedRecord> Records)? rolloutRecords, EpochInput? prompts, UpdateFollowUp followUp)
+    /// <param name="labels">The feedback intake's channel and the feedback input's offset tracker.</param>
+    /// <param name="rollouts">Role learner: the rollouts intake's channel and tracker (null in role all).</param>
+    /// <param name="prompts">Role all: the prompts input's tracker, whose records a generated batch completes (null in role learner).</param>
+    public LearningLoop(
+        LearningState state,
+        TensorThread thread,
+        (ChannelReader<ValidatedRecord> Records, OffsetTracker Tracker) labels,
+        (ChannelReader<ValidatedRecord> Records, OffsetTracker Tracker)? rollouts,
+        OffsetTracker? prompts,
+        FeedbackOptions feedbackOptions,
+        ScoringOptions scoring,
+        UpdateFollowUp followUp,
+        PipelineStatus status,
+        ILogger logger,
+        TimeProvider time)
     {
         this.state = state;
-        this.feedback = feedback;
-        this.labels = labels;
-        rolloutInput = rolloutRecords?.Input;
-        rollouts = rolloutRecords?.Records;
-        this.prompts = prompts;
+        this.thread = thread;
+        (this.labels, labelTracker) = labels;
+        this.rollouts = rollouts?.Records;
+        rolloutTracker = rollouts?.Tracker;
+        promptTracker = prompts;
+        this.feedbackOptions = feedbackOptions;
+        this.scoring = scoring;
         this.followUp = followUp;
-        thread = context.Thread;
-        feedbackOptions = context.Feedback;
-        scoring = context.Settings.Scoring;
-        status = context.Status;
-        logger = context.Logger;
-        time = context.Time;
+        this.status = status;
+        this.logger = logger;
+        this.time = time;
     }
 
     /// <summary>How the epoch ends: set by a verdict that ends it, by an operator's rollback, or by the stop.</summary>
@@ -122,7 +133,7 @@ public sealed class LearningLoop : IRolloutGenerator
                 if (rollouts is not null && RolloutsHaveRoom
                     && Take(rollouts, Math.Min(scoring.RewardBatchSize, scoring.MaxPendingRollouts - state.PendingSnapshot)) is { } rolloutBatch)
                 {
-                    await thread.RunAsync(() => state.AdmitRolloutRecords(rolloutBatch, rolloutInput!.Tracker), stopMessages).ConfigureAwait(false);
+                    await thread.RunAsync(() => state.AdmitRolloutRecords(rolloutBatch, rolloutTracker!), stopMessages).ConfigureAwait(false);
                     handled = true;
                 }
                 if (time.GetTimestamp() >= nextScoring)
@@ -172,7 +183,7 @@ public sealed class LearningLoop : IRolloutGenerator
     /// dropped, prompts unabsorbed, when the state was refused meanwhile.
     /// </summary>
     public Task AdmitGeneratedAsync(GeneratedBatch batch, CancellationToken cancellationToken) =>
-        AskAsync(() => state.AdmitGenerated(batch, prompts?.Tracker ?? throw new InvalidOperationException("only role all admits generated batches")), CancellationToken.None);
+        AskAsync(() => state.AdmitGenerated(batch, promptTracker ?? throw new InvalidOperationException("only role all admits generated batches")), CancellationToken.None);
 
     /// <summary>Samples for the demo console from the current weights; empty while the state is quiesced or the loop has stopped.</summary>
     public async Task<IReadOnlyList<SampledCompletion>> SampleAsync(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken)
@@ -189,7 +200,7 @@ public sealed class LearningLoop : IRolloutGenerator
 
     private async Task AbsorbLabelsAsync(ValidatedRecord[] batch, CancellationToken stop)
     {
-        var result = await thread.RunAsync(() => state.AbsorbLabels(batch, feedback.Tracker), stop).ConfigureAwait(false);
+        var result = await thread.RunAsync(() => state.AbsorbLabels(batch, labelTracker), stop).ConfigureAwait(false);
         LabelsAbsorbed += batch.Length;
         status.AddLabels(batch.Length);
         if (result.RewardSteps > 0)
@@ -226,7 +237,7 @@ public sealed class LearningLoop : IRolloutGenerator
                 var decision = state.DecideUpdate();
                 if (decision is not (UpdateDecision.DueByCount or UpdateDecision.DueByInterval)) return (decision, null);
                 // A replay after a rollback may end with records the intake dead-lettered (they never reach the state).
-                if (state.Observation.ReplayPending) state.Observation.Progress(feedback.Tracker);
+                if (state.Observation.ReplayPending) state.Observation.Progress(labelTracker);
                 return (decision, (UpdateCycle?)state.RunUpdate(followUp.NextVersion, CancellationToken.None));
             }, stopUpdates).ConfigureAwait(false);
         }
