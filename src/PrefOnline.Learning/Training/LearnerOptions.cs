@@ -11,7 +11,7 @@ namespace PrefOnline.Learning.Training;
 /// Configuration section <c>Learner</c>, and everything a <see cref="Learner"/> is built with: when updates
 /// happen and what one update does. An update is due after <see cref="UpdateEverySamples"/> freshly scored
 /// rollouts or <see cref="UpdateInterval"/>, whichever comes first (the interval needs at least
-/// <see cref="MinSamples"/>). One update = <see cref="InnerSteps"/> gradient steps of <see cref="Objective"/> on
+/// <see cref="MinSamples"/>; the rule is <see cref="Online.OnlineLearner.DecideUpdate"/>). One update = <see cref="InnerSteps"/> gradient steps of <see cref="Objective"/> on
 /// one batch drawn from replay (plus human pairs), under a KL leash to the frozen reference. The defaults are
 /// the worker's (config/README.md) and suit the demo's tiny model; a GPT-2-sized policy wants a learning rate
 /// near 1e-5. Checked once (<see cref="Problems"/>: one line per key): an out-of-range value is refused, never

@@ -13,9 +13,9 @@ namespace PrefOnline.Worker.Pipeline;
 
 /// <summary>
 /// Prompts → K completions each from the current policy → rollout records on the rollouts topic (keyed
-/// by prompt id, so a prompt's samples share a partition) → <c>onPublished</c> (role all: the group joins
-/// the learning state and its prompts count as absorbed; role generator: the prompts are absorbed once
-/// their rollouts are durable). Prompts are batched: the first one waits, then up to
+/// by prompt id, so a prompt's samples share a partition) → <c>onPublished</c> (role all: the
+/// <see cref="LearningLoop"/>, which is also its <see cref="IRolloutGenerator"/>, admits the group to the learning
+/// state and its prompts count as absorbed; role generator: the prompts are absorbed once their rollouts are durable). Prompts are batched: the first one waits, then up to
 /// <see cref="GenerationOptions.MaxPromptsPerBatch"/> more are taken within <see cref="GenerationOptions.BatchWindow"/>.
 /// Before generating, <c>waitForRoom</c> applies backpressure (the sample budget).
 /// </summary>

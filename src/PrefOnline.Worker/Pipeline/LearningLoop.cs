@@ -97,13 +97,8 @@ public sealed class LearningLoop : IRolloutGenerator
     /// <summary>Labels absorbed in this epoch.</summary>
     public long LabelsAbsorbed { get; private set; }
 
-    /// <summary>Rollouts scored in this epoch, and how many of them by human labels.</summary>
+    /// <summary>Rollouts scored in this epoch.</summary>
     public long RolloutsScored { get; private set; }
-
-    public long HumanScored { get; private set; }
-
-    /// <summary>Updates applied and checkpointed in this epoch.</summary>
-    public int Updates => followUp.Updates;
 
     private bool UpdatesEnded => ended.Task.IsCompleted;
 
@@ -212,7 +207,6 @@ public sealed class LearningLoop : IRolloutGenerator
     {
         var result = await thread.RunAsync(() => state.ScoreDue(), stop).ConfigureAwait(false);
         RolloutsScored += result.Rollouts;
-        HumanScored += result.HumanScored;
         status.AddScored(result.Rollouts);
         if (result.Rollouts > 0)
             logger.LogDebug("Scored {Groups} groups ({Rollouts} rollouts, {Human} by human labels)", result.Groups, result.Rollouts, result.HumanScored);

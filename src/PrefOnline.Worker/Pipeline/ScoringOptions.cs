@@ -16,7 +16,7 @@ public sealed class ScoringOptions : IValidatedOptions
     /// <summary>How long a group waits for human labels before the reward model scores it. 0 = score at once (labels then only train the reward model).</summary>
     public TimeSpan LabelWait { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Most rollouts waiting for labels; generation waits when full (bounded memory, part of every checkpoint).</summary>
+    /// <summary>Most rollouts waiting for labels; when full, generation (role all) or the rollouts consumer (role learner) waits (bounded memory, part of every checkpoint).</summary>
     public int MaxPendingRollouts { get; set; } = 2048;
 
     /// <summary>How often waiting groups are checked for expiry.</summary>

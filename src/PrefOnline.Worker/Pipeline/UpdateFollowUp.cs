@@ -49,9 +49,6 @@ public sealed class UpdateFollowUp(
     private bool pausedLogged;
     private GuardrailState lastState = GuardrailState.Ok;
 
-    /// <summary>Updates applied and checkpointed in this epoch.</summary>
-    public int Updates { get; private set; }
-
     /// <summary>The version the next checkpoint will get: an accepted update's weights are published under it.</summary>
     public long NextVersion() => coordinator.Store.PeekNextVersion();
 
@@ -117,7 +114,6 @@ public sealed class UpdateFollowUp(
 
         var updateMetrics = UpdateMetrics(update);
         var checkpoint = await CheckpointAsync(policyChanged: true, updateMetrics).ConfigureAwait(false);
-        Updates++;
         if (checkpoint is not null && checkpoint.Version != cycle.PolicyVersion)
             logger.LogWarning("Update was judged as v{Predicted} but checkpointed as {Checkpoint}", cycle.PolicyVersion, checkpoint.ToString());
         metrics.UpdateApplied(update.ToReport() with { PolicyVersion = cycle.PolicyVersion }, cycle.Duration, time.GetUtcNow(), update.StalenessMean);
