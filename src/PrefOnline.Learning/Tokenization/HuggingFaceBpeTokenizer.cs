@@ -49,6 +49,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
     private readonly bool ignoreMerges;
     private readonly (string Content, int Id)[] textAddedTokens; // non-special added tokens, longest first
     private readonly Dictionary<string, byte[]> files;           // file name → bytes, written back by Save
+    private readonly Dictionary<int, string> specialTexts;       // special added token id → its content
 
     private HuggingFaceBpeTokenizer(
         TokenizerJsonFile json,
@@ -153,6 +154,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
             BeginningOfSequenceId = IdOfNamed(first, jsonPath, "post_processor's first special token");
 
         SpecialIds = [.. special.Order()];
+        specialTexts = special.ToDictionary(id => id, id => tokenOfId[id]);
     }
 
     /// <summary>Loads tokenizer.json and, when present, tokenizer_config.json (eos_token, pad_token, bos_token,
@@ -209,6 +211,8 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
 
     /// <summary>The id of each byte's single-byte token.</summary>
     internal IReadOnlyList<int> ByteIds { get; }
+
+    public string? SpecialTokenText(int id) => specialTexts.GetValueOrDefault(id);
 
     /// <summary>The id of a token string (byte symbols, e.g. "Ġthe", or an added token's content), or null.</summary>
     public int? IdOf(string token) => idByToken.TryGetValue(token, out var id) ? id : null;
