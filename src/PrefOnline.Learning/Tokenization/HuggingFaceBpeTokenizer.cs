@@ -24,9 +24,9 @@ namespace PrefOnline.Learning.Tokenization;
 ///   the library's: the sampler needs each token's exact bytes, and a completion cut mid-character
 ///   must decode to those bytes, not to U+FFFD. <see cref="Decode"/> turns invalid UTF-8 into U+FFFD
 ///   (one per maximal invalid subsequence, as Python's errors="replace").</item>
-/// <item>NFC normalizer (Qwen2/3): not applied. The process runs with invariant globalization, where .NET
-///   does not normalize; text that is already NFC (nearly all) gets Hugging Face's ids, decomposed text
-///   is encoded as written, which keeps Decode(Encode(text)) == text.</item>
+/// <item>NFC normalizer (Qwen2/3): not applied. The process runs with invariant globalization, where .NET's
+///   string.Normalize returns its input unchanged (HuggingFaceBpeTokenizerTests pins that); text that is already NFC
+///   (nearly all) gets Hugging Face's ids, decomposed text is encoded as written, which keeps Decode(Encode(text)) == text.</item>
 /// <item>Pre-tokens longer than <see cref="LongPieceBytes"/> (a run of one script without spaces, a pasted blob) are
 ///   merged by <see cref="BpeMergeTable"/>, the project's O(n log n) merge loop, with the same ranks: the library's
 ///   merge loop is quadratic in the piece (100,000 CJK characters in one piece took 20 s), which user text must not
