@@ -94,7 +94,7 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
 
             // Every version after the loaded one is a LoRA version: its event lists PEFT's adapter files, and vLLM was
             // asked to load it under the stable adapter name from a directory holding that adapter.
-            var events = WorkerEndToEndTests.PolicyEvents(policy.Records);
+            var events = WorkerEndToEndTests.PolicyEvents(await policy.WaitForAsync(r => r.Count >= 2, Deadline, "the loaded version's and a learned version's policy events"));
             var learned = events.Where(e => e.Version > events[0].Version).ToList();
             Assert.NotEmpty(learned);
             Assert.All(learned, e => Assert.Equal(ServingExportKind.Adapter, VersionExporter.KindOf(e.Files.Keys)));
