@@ -150,6 +150,18 @@ public sealed class ConfigurationCheckTests : IDisposable
         Assert.Equal([$"Model:Decoder the fused decoder runs GPT-2 only, but Checkpoints:Directory {store} holds a llama policy, which the worker resumes from: use auto or torchsharp"],
             Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "fused" }).Problems);
         Assert.Empty(Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "auto" }).Problems);
+
+        // prefonline run: exit 2, that line, nothing started (the store gets no new version).
+        var file = Path.Combine(directory, "fused.json");
+        File.WriteAllText(file, """{ "Model": { "Decoder": "fused" } }""");
+        var errors = new StringWriter();
+        var code = await RunCommand.RunAsync(file, new Dictionary<string, string?> { ["Checkpoints:Directory"] = store }, errors);
+        Assert.Equal(ExitStatus.InvalidConfiguration, code);
+        var lines = errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith($"prefonline run: Model:Decoder the fused decoder runs GPT-2 only, but Checkpoints:Directory {store} holds a llama policy", lines[0]);
+        Assert.Single(Directory.GetDirectories(store, "v*"));
+
         // A generator takes its policy from the policy topic, not from the store.
         Assert.DoesNotContain(Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "fused", ["Worker:Role"] = "generator", ["Kafka:BootstrapServers"] = "127.0.0.1:9092" }).Problems,
             p => p.StartsWith("Model:Decoder", StringComparison.Ordinal));
