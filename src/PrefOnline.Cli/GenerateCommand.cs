@@ -116,7 +116,7 @@ public static class GenerateCommand
                     var id = c.Tokens[t];
                     w.WriteStartObject();
                     w.WriteNumber("id", id);
-                    w.WriteString("text", id == tokenizer.EndOfSequenceId ? "<|endoftext|>" : tokenizer.Decode([id]));
+                    w.WriteString("text", tokenizer.SpecialTokenText(id) ?? tokenizer.Decode([id])); // the checkpoint's own name for its end-of-sequence token
                     w.WriteNumber("logprob", c.PolicyLogProbs[t]);
                     w.WriteNumber("sampler_logprob", c.SamplerLogProbs[t]);
                     w.WriteEndObject();

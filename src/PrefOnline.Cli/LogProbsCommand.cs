@@ -69,7 +69,7 @@ public static class LogProbsCommand
                 var id = (int)ids[j];
                 w.WriteStartObject();
                 w.WriteNumber("id", id);
-                w.WriteString("text", id == tokenizer.EndOfSequenceId ? "<|endoftext|>" : tokenizer.Decode([id]));
+                w.WriteString("text", tokenizer.SpecialTokenText(id) ?? tokenizer.Decode([id])); // the checkpoint's own name for its end-of-sequence token
                 // A byte-level token can be part of a multi-byte character, whose text alone is U+FFFD.
                 w.WriteString("bytes", Convert.ToHexStringLower(tokenizer.DecodeBytes([id])));
                 w.WriteNumber("logprob", values[j]);

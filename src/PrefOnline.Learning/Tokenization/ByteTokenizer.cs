@@ -28,6 +28,13 @@ public sealed class ByteTokenizer : ITokenizer
 
     public int PaddingId => Padding;
 
+    public string? SpecialTokenText(int id) => id switch
+    {
+        EndOfSequence => EndOfSequenceToken,
+        Padding => PaddingToken,
+        _ => null,
+    };
+
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

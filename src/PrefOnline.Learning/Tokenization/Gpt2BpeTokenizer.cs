@@ -31,6 +31,7 @@ public sealed class Gpt2BpeTokenizer : ITokenizer
 
     private readonly Dictionary<string, int> idByToken;
     private readonly string?[] tokenById;
+    private readonly HashSet<int> specialIds = []; // end of sequence, padding and the added tokens: dropped by Decode
     private readonly byte[]?[] bytesById;       // null for special and non-byte tokens
     private readonly int[] byteIds = new int[256]; // id of the single-byte token of each byte value
     private readonly BpeMergeTable mergeTable;
@@ -93,7 +94,6 @@ public sealed class Gpt2BpeTokenizer : ITokenizer
 
         // Added tokens may repeat a vocabulary entry (Hugging Face lists <|endoftext|> there too); a
         // different id for the same string, or a taken id, is a conflict.
-        var specialIds = new HashSet<int>();
         addedTokens = [];
         foreach (var (token, id, line, source) in added)
         {
@@ -229,6 +229,8 @@ public sealed class Gpt2BpeTokenizer : ITokenizer
     public int EndOfSequenceId { get; }
 
     public int PaddingId { get; }
+
+    public string? SpecialTokenText(int id) => specialIds.Contains(id) ? tokenById[id] : null;
 
     public string EndOfSequenceToken { get; }
 

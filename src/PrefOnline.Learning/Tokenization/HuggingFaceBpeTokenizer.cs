@@ -24,9 +24,9 @@ namespace PrefOnline.Learning.Tokenization;
 ///   the library's: the sampler needs each token's exact bytes, and a completion cut mid-character
 ///   must decode to those bytes, not to U+FFFD. <see cref="Decode"/> turns invalid UTF-8 into U+FFFD
 ///   (one per maximal invalid subsequence, as Python's errors="replace").</item>
-/// <item>NFC normalizer (Qwen2/3): not applied. The process runs with invariant globalization, where .NET
-///   does not normalize; text that is already NFC (nearly all) gets Hugging Face's ids, decomposed text
-///   is encoded as written, which keeps Decode(Encode(text)) == text.</item>
+/// <item>NFC normalizer (Qwen2/3): not applied. The process runs with invariant globalization, where .NET's
+///   string.Normalize returns its input unchanged (HuggingFaceBpeTokenizerTests pins that); text that is already NFC
+///   (nearly all) gets Hugging Face's ids, decomposed text is encoded as written, which keeps Decode(Encode(text)) == text.</item>
 /// <item>Pre-tokens longer than <see cref="LongPieceBytes"/> (a run of one script without spaces, a pasted blob) are
 ///   merged by <see cref="BpeMergeTable"/>, the project's O(n log n) merge loop, with the same ranks: the library's
 ///   merge loop is quadratic in the piece (100,000 CJK characters in one piece took 20 s), which user text must not
@@ -49,6 +49,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
     private readonly bool ignoreMerges;
     private readonly (string Content, int Id)[] textAddedTokens; // non-special added tokens, longest first
     private readonly Dictionary<string, byte[]> files;           // file name → bytes, written back by Save
+    private readonly Dictionary<int, string> specialTexts;       // special added token id → its content
 
     private HuggingFaceBpeTokenizer(
         TokenizerJsonFile json,
@@ -153,6 +154,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
             BeginningOfSequenceId = IdOfNamed(first, jsonPath, "post_processor's first special token");
 
         SpecialIds = [.. special.Order()];
+        specialTexts = special.ToDictionary(id => id, id => tokenOfId[id]);
     }
 
     /// <summary>Loads tokenizer.json and, when present, tokenizer_config.json (eos_token, pad_token, bos_token,
@@ -209,6 +211,8 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
 
     /// <summary>The id of each byte's single-byte token.</summary>
     internal IReadOnlyList<int> ByteIds { get; }
+
+    public string? SpecialTokenText(int id) => specialTexts.GetValueOrDefault(id);
 
     /// <summary>The id of a token string (byte symbols, e.g. "Ġthe", or an added token's content), or null.</summary>
     public int? IdOf(string token) => idByToken.TryGetValue(token, out var id) ? id : null;

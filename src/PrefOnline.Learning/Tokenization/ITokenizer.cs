@@ -34,6 +34,11 @@ public interface ITokenizer
     /// <see cref="EndOfSequenceId"/> (GPT-2 has no pad token), so masks must come from lengths, not ids.</summary>
     int PaddingId { get; }
 
+    /// <summary>How the checkpoint writes a special token (Decode drops them): GPT-2's &lt;|endoftext|&gt;, Llama 3's
+    /// &lt;|end_of_text|&gt;, whatever its tokenizer files name; null when <paramref name="id"/> is an ordinary token.
+    /// For showing token ids to a person (<c>prefonline generate --json</c>), never for encoding.</summary>
+    string? SpecialTokenText(int id) => null;
+
     /// <summary>Tokens of the UTF-8 encoding of <paramref name="text"/>. A lone UTF-16 surrogate has no
     /// UTF-8 form and is encoded as U+FFFD; use <see cref="EncodeBytes"/> for exact arbitrary bytes.</summary>
     int[] Encode(string text);

@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Tensors;
 using PrefOnline.Worker.Pipeline;
@@ -33,6 +34,26 @@ public static class StoredPolicy
         if (!IsStoreVersion(version)) return PolicyCheckpoint.Load(path, placement);
 
         return PolicyCheckpoint.LoadWeightsFileWithTokenizer(Path.Combine(version, StateFiles.Policy), placement);
+    }
+
+    /// <summary>
+    /// The config of the policy <see cref="Load"/> would load from <paramref name="path"/>, read without its weights; null
+    /// when it holds none yet (no config.json, not a store version, no 'latest' pointer: a store before its first
+    /// checkpoint). For start-up checks that depend on the model's family.
+    /// </summary>
+    public static DecoderConfig? ReadConfig(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (File.Exists(Path.Combine(path, PolicyCheckpoint.ConfigFile))) return PolicyCheckpoint.ReadConfig(path);
+        var version = path;
+        if (!IsStoreVersion(path))
+        {
+            if (!File.Exists(Path.Combine(path, CheckpointLayout.LatestPointer))) return null;
+            var (latest, problem) = PointerFile.Read(path, CheckpointLayout.LatestPointer);
+            if (latest is null) throw new InvalidCheckpointException(path, problem ?? "the store's 'latest' pointer is missing");
+            version = CheckpointLayout.VersionPath(path, latest.Value);
+        }
+        return IsStoreVersion(version) ? PolicyCheckpoint.ReadWeightsFileConfig(Path.Combine(version, StateFiles.Policy)) : PolicyCheckpoint.ReadConfig(version);
     }
 
     private static bool IsStoreVersion(string directory) =>

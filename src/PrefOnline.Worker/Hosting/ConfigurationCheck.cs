@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Learning.Sampling;
 using PrefOnline.Learning.Replay;
 using PrefOnline.Learning.Training.Reward;
@@ -82,6 +83,7 @@ public static class ConfigurationCheck
         // only); generators of the other roles load policy.safetensors, the merged weights, and decode them with any backend.
         if (settings.Learner.Adapter is not null && settings.Worker.Role == WorkerRole.All && settings.Model.Decoder == FusedPolicyDecoder.BackendName)
             problems.Add("Model:Decoder fused cannot sample from a policy with LoRA adapters (Learner:Adapter), which Worker:Role all generates with: use auto (picks torchsharp for it) or torchsharp");
+        if (FusedOnAStoredPolicyOfAnotherFamily(settings) is { } fusedProblem) problems.Add(fusedProblem);
         if (settings.Kafka.MaxBufferedBytes > 0 && settings.Kafka.MaxBufferedBytes < settings.Validation.MaxRecordBytes)
             problems.Add($"Kafka:MaxBufferedBytes ({settings.Kafka.MaxBufferedBytes}) must hold at least one record of Validation:MaxRecordBytes ({settings.Validation.MaxRecordBytes})");
         return (settings, problems);
@@ -102,6 +104,31 @@ public static class ConfigurationCheck
     /// </summary>
     public static ServingExportKind LearnerExportKind(WorkerSettings settings) =>
         settings.Learner.Adapter is null ? ServingExportKind.Full : ServingExportKind.Adapter;
+
+    /// <summary>
+    /// The fused decoder runs GPT-2 only. Model:InitialPolicy's family is checked with the Model section, but once the store
+    /// holds a checkpoint the worker resumes from it and never reads InitialPolicy: a Llama-family store is refused here, at
+    /// start, instead of when the first batch is decoded. Generators load their policy from the policy topic, not the store.
+    /// A store that cannot be read is left to the load at start, which reports (or falls back past) a broken version.
+    /// </summary>
+    private static string? FusedOnAStoredPolicyOfAnotherFamily(WorkerSettings settings)
+    {
+        if (settings.Model.Decoder != FusedPolicyDecoder.BackendName || settings.Worker.Role == WorkerRole.Generator) return null;
+        var store = settings.Checkpoints.Directory;
+        if (string.IsNullOrWhiteSpace(store) || !Directory.Exists(store)) return null;
+        string? modelType;
+        try
+        {
+            modelType = StoredPolicy.ReadConfig(store)?.ModelType;
+        }
+        catch (Exception e) when (e is InvalidCheckpointException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        return modelType is null or "gpt2"
+            ? null
+            : $"Model:Decoder the fused decoder runs GPT-2 only, but Checkpoints:Directory {store} holds a {modelType} policy, which the worker resumes from: use auto or torchsharp";
+    }
 
     /// <summary>Publishers run on the learner only; vLLM's runtime API loads adapters only.</summary>
     private static IEnumerable<string> ServingProblems(WorkerSettings settings)

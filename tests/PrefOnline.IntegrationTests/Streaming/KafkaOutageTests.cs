@@ -1,4 +1,5 @@
 using System.Text;
+using PrefOnline.IntegrationTests.Process;
 using PrefOnline.Streaming.Kafka;
 using PrefOnline.MockKafka;
 using PrefOnline.Streaming.Tests.Support;
@@ -135,18 +136,20 @@ public sealed class KafkaOutageTests(Xunit.Abstractions.ITestOutputHelper output
 
         cluster.SetBrokerUp();
         DeliveredRecord? delivered = null;
-        var deadline = DateTime.UtcNow + TestTimeout;
-        while (delivered is null)
+        StreamingException? last = null;
+        await Poll.UntilAsync(async () =>
         {
             try
             {
                 delivered = await sink.ProduceAsync(new OutgoingRecord(Topic, null, "after"u8.ToArray()), CancellationToken.None);
+                return true;
             }
-            catch (StreamingException) when (DateTime.UtcNow < deadline)
+            catch (StreamingException e)
             {
-                await Task.Delay(100); // still open, or the half-open trial raced the reconnect: poll again
+                last = e; // still open, or the half-open trial raced the reconnect: poll again
+                return false;
             }
-        }
+        }, TestTimeout, "a record delivered after the broker came back", () => $"last attempt: {last?.Message}");
         Assert.NotNull(delivered);
     }
 }

@@ -47,19 +47,14 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
 
         // Down: readiness fails, naming kafka. Labels produced meanwhile wait in the test producer's queue.
         cluster.Cluster.SetBrokerDown(MockKafkaCluster.AllBrokers);
-        var deadline = DateTime.UtcNow + Deadline;
-        while (true)
+        var (status, kafka) = (HttpStatusCode.OK, (Name: "kafka", Healthy: true, Reason: ""));
+        await Poll.UntilAsync(async () =>
         {
-            var (status, checks) = await worker.ReadinessAsync();
-            var kafka = checks.Single(c => c.Name == "kafka");
-            if (status == HttpStatusCode.ServiceUnavailable && !kafka.Healthy)
-            {
-                Assert.Contains("broker", kafka.Reason, StringComparison.OrdinalIgnoreCase);
-                break;
-            }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"/readyz still {status} ({kafka.Reason}) {Deadline} after the broker went down");
-            await Task.Delay(100);
-        }
+            var (answer, checks) = await worker.ReadinessAsync();
+            (status, kafka) = (answer, checks.Single(c => c.Name == "kafka"));
+            return status == HttpStatusCode.ServiceUnavailable && !kafka.Healthy;
+        }, Deadline, "/readyz to fail on kafka after the broker went down", () => $"/readyz still {status} ({kafka.Reason})");
+        Assert.Contains("broker", kafka.Reason, StringComparison.OrdinalIgnoreCase);
         // While down: more prompts and labels of users who cannot wait (queued in the test producer until the
         // broker returns). The outage outlasts the consumers' session timeout (6 s), so the group expires its
         // members and the worker's consumers must rejoin and be re-assigned: they resume from the checkpoint

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using PrefOnline.IntegrationTests.Process;
 using Microsoft.Extensions.DependencyInjection;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Learning.Guardrails;
@@ -176,16 +177,14 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
     private static Task Until(Func<bool> condition, WorkerUnderTest worker, string what, Func<string>? detail = null) =>
         UntilAsync(() => Task.FromResult(condition()), worker, what, detail);
 
-    private static async Task UntilAsync(Func<Task<bool>> condition, WorkerUnderTest worker, string what, Func<string>? detail = null)
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!await condition())
+    /// <summary>Polls <paramref name="condition"/> against <see cref="Deadline"/>, failing at once if the worker stopped by itself.</summary>
+    private static Task UntilAsync(Func<Task<bool>> condition, WorkerUnderTest worker, string what, Func<string>? detail = null) =>
+        Poll.UntilAsync(async () =>
         {
+            if (await condition()) return true;
             worker.AssertRunning();
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"after {Deadline}: {what}{(detail is null ? "" : ": " + detail())}");
-            await Task.Delay(100);
-        }
-    }
+            return false;
+        }, Deadline, what, detail);
 
     /// <summary>
     /// Users who rate every rollout (reward = utility + N(0, 0.5²), <see cref="SimulatedLabeler"/>) as soon as both

@@ -72,6 +72,21 @@ public sealed class HuggingFaceBpeTokenizerTests(WrittenTokenizerFixture written
         Assert.True(merged > 500, $"only {merged} merged tokens occur: the cases hardly exercise the merges");
     }
 
+    /// <summary>
+    /// Why a tokenizer.json's NFC normalizer is not applied (HuggingFaceBpeTokenizer's remarks): under the repository's
+    /// InvariantGlobalization (Directory.Build.props), .NET's string.Normalize has no Unicode data and returns text unchanged,
+    /// and IsNormalized says yes to decomposed text. If this starts failing, .NET normalizes in invariant mode: apply NFC
+    /// before pre-tokenization when the file asks for it.
+    /// </summary>
+    [Fact]
+    public void String_normalization_is_a_no_op_under_the_repositorys_invariant_globalization()
+    {
+        Assert.True(System.Globalization.CultureInfo.CurrentCulture.Equals(System.Globalization.CultureInfo.InvariantCulture));
+        const string decomposed = "e\u0301 \u1100\u1161\u11AB"; // é and 간 as base + combining marks / conjoining jamo
+        Assert.Equal(decomposed, decomposed.Normalize(System.Text.NormalizationForm.FormC)); // NFC would give "\u00E9 \uAC04"
+        Assert.True(decomposed.IsNormalized(System.Text.NormalizationForm.FormC));
+    }
+
     [Fact]
     public void Long_pre_tokens_merge_in_n_log_n_with_the_same_ids()
     {

@@ -1,11 +1,5 @@
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using PrefOnline.Learning.Models;
 using PrefOnline.Tensors.Serialization;
-using PrefOnline.Cli;
-using PrefOnline.Worker.Hosting;
-using PrefOnline.Worker.Pipeline;
 
 namespace PrefOnline.Worker.Tests.Demo;
 
@@ -24,47 +18,11 @@ public sealed class LlamaWorkerTests : IDisposable
     [Fact]
     public async Task TheWorkerTrainsALlamaPolicyWrittenByInit()
     {
-        var policy = Path.Combine(directory, "policy");
-        InitCommand.Write(policy, InitCommand.Shape("llama", "tiny"), seed: 5);
-        var checkpoints = Path.Combine(directory, "checkpoints");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Model:InitialPolicy"] = policy,
-            ["Checkpoints:Directory"] = checkpoints,
-            ["Observability:Port"] = "0",
-            ["Observability:BindAddress"] = "127.0.0.1",
-            ["PolicyDistribution:Port"] = "0",
-            ["Demo:OutputDirectory"] = Path.Combine(directory, "report"),
-            ["Demo:Console"] = "false",
-            ["Demo:Duration"] = "00:00:00",
-            ["Worker:TensorThreads"] = "2",
-            // Small updates often: the point is every stage on the Llama trunk, not learning (a random init samples
-            // near-uniform bytes, so completions run to MaxNewTokens).
-            ["Generation:MaxNewTokens"] = "12",
-            ["Learner:UpdateEverySamples"] = "16",
-            ["Learner:BatchSize"] = "16",
-            ["Learner:HumanPairsPerUpdate"] = "8",
-            ["Learner:UpdateInterval"] = "00:00:02",
-            ["Logging:LogLevel:Default"] = "Warning",
-        }).Build();
-        var (settings, problems) = ConfigurationCheck.Check(configuration);
-        Assert.Empty(problems);
+        var run = new LlamaWorkerRun(directory);
+        var checkpoints = run.Checkpoints;
+        var (ready, body) = await run.RunUntilUpdatesAsync(Updates, TimeSpan.FromMinutes(10));
+        Assert.True(ready, $"/readyz: {body}");
 
-        await using var app = WorkerHost.Build(configuration, settings);
-        var status = app.Services.GetRequiredService<PipelineStatus>();
-        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(10));
-        await app.StartAsync(deadline.Token);
-        using var http = new HttpClient { BaseAddress = WorkerHost.Address(app) };
-        while (status.Updates.Count < Updates)
-        {
-            deadline.Token.ThrowIfCancellationRequested();
-            await Task.Delay(250, deadline.Token);
-        }
-        var ready = await http.GetAsync(new Uri("/readyz", UriKind.Relative), deadline.Token);
-        await app.StopAsync(deadline.Token);
-
-        Assert.True(ready.IsSuccessStatusCode, $"/readyz answered {(int)ready.StatusCode}: {await ready.Content.ReadAsStringAsync(deadline.Token)}");
-        Assert.True(app.Services.GetRequiredService<PipelineService>().Completed, "the final checkpoint was not written on stop");
         // The checkpoints hold the Llama policy: every weights file names model_type llama in its config metadata.
         var weights = Directory.GetFiles(checkpoints, "*.safetensors", SearchOption.AllDirectories);
         Assert.NotEmpty(weights);

@@ -1,7 +1,4 @@
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using PrefOnline.Cli;
 using PrefOnline.Learning.Models;
 using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.Checkpoints;
@@ -27,15 +24,17 @@ public sealed class LoraWorkerTests : IDisposable
     [Fact]
     public async Task TheWorkerTrainsCheckpointsAndResumesALoraAdapter()
     {
-        var initial = Path.Combine(directory, "policy");
-        InitCommand.Write(initial, InitCommand.Shape("llama", "tiny"), seed: 5);
-        var checkpoints = Path.Combine(directory, "checkpoints");
-        var configuration = Configuration(initial, checkpoints);
-        var (settings, problems) = ConfigurationCheck.Check(configuration);
-        Assert.Empty(problems);
-        Assert.Equal(ServingExportKind.Adapter, ConfigurationCheck.LearnerExportKind(settings));
+        var run = new LlamaWorkerRun(directory, new Dictionary<string, string?>
+        {
+            // Large enough that one update moves B visibly away from zero.
+            ["Learner:LearningRate"] = "0.01",
+            ["Learner:Adapter:Rank"] = "4",
+            ["Learner:Adapter:Alpha"] = "8",
+        });
+        var (initial, checkpoints) = (run.InitialPolicy, run.Checkpoints);
+        Assert.Equal(ServingExportKind.Adapter, ConfigurationCheck.LearnerExportKind(run.Settings()));
 
-        await RunUntilUpdates(configuration, settings, 1);
+        await run.RunUntilUpdatesAsync(1, TimeSpan.FromMinutes(5));
         var first = LatestVersion(checkpoints);
         var firstLearnerVersion = LearnerVersion(first);
         Assert.True(firstLearnerVersion >= 1, $"{first}: learner_version {firstLearnerVersion}");
@@ -67,51 +66,11 @@ public sealed class LoraWorkerTests : IDisposable
         }
 
         // A restart resumes from that checkpoint: the learner's count continues, the base is still the initial one.
-        var (resumedSettings, _) = ConfigurationCheck.Check(configuration);
-        await RunUntilUpdates(configuration, resumedSettings, 1);
+        await run.RunUntilUpdatesAsync(1, TimeSpan.FromMinutes(5));
         var second = LatestVersion(checkpoints);
         Assert.True(string.CompareOrdinal(Path.GetFileName(second), Path.GetFileName(first)) > 0, $"no new version after {first}");
         Assert.True(LearnerVersion(second) > firstLearnerVersion, $"{second}: learner_version {LearnerVersion(second)} did not continue from {firstLearnerVersion}");
         Assert.Equal(File.ReadAllBytes(Path.Combine(first, StateFiles.Reference)), File.ReadAllBytes(Path.Combine(second, StateFiles.Reference)));
-    }
-
-    private IConfiguration Configuration(string initial, string checkpoints) =>
-        new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Model:InitialPolicy"] = initial,
-            ["Checkpoints:Directory"] = checkpoints,
-            ["Observability:Port"] = "0",
-            ["Observability:BindAddress"] = "127.0.0.1",
-            ["PolicyDistribution:Port"] = "0",
-            ["Demo:OutputDirectory"] = Path.Combine(directory, "report"),
-            ["Demo:Console"] = "false",
-            ["Demo:Duration"] = "00:00:00",
-            ["Worker:TensorThreads"] = "2",
-            ["Generation:MaxNewTokens"] = "12",
-            ["Learner:UpdateEverySamples"] = "16",
-            ["Learner:BatchSize"] = "16",
-            ["Learner:HumanPairsPerUpdate"] = "8",
-            ["Learner:UpdateInterval"] = "00:00:02",
-            // Large enough that a couple of updates move B visibly away from zero.
-            ["Learner:LearningRate"] = "0.01",
-            ["Learner:Adapter:Rank"] = "4",
-            ["Learner:Adapter:Alpha"] = "8",
-            ["Logging:LogLevel:Default"] = "Warning",
-        }).Build();
-
-    private static async Task RunUntilUpdates(IConfiguration configuration, WorkerSettings settings, int updates)
-    {
-        await using var app = WorkerHost.Build(configuration, settings);
-        var status = app.Services.GetRequiredService<PipelineStatus>();
-        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        await app.StartAsync(deadline.Token);
-        while (status.Updates.Count < updates)
-        {
-            deadline.Token.ThrowIfCancellationRequested();
-            await Task.Delay(250, deadline.Token);
-        }
-        await app.StopAsync(deadline.Token);
-        Assert.True(app.Services.GetRequiredService<PipelineService>().Completed, "the final checkpoint was not written on stop");
     }
 
     private static string LatestVersion(string checkpoints) =>

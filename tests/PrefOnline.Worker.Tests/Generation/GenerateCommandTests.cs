@@ -87,6 +87,35 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void The_json_names_the_end_of_sequence_token_as_the_checkpoint_does()
+    {
+        // init --arch llama: Llama 3's <|end_of_text|> (id 510 of 512), not GPT-2's <|endoftext|>.
+        var dir = Path.Combine(root, "llama");
+        var init = CliProcess.Run("init", "--arch", "llama", "--preset", "tiny", "--seed", "3", "--out", dir);
+        Assert.True(init.Code == 0, init.Stderr);
+        var endOfText = global::PrefOnline.Cli.InitCommand.LlamaSpecialTokens.EndOfSequence;
+
+        // A random init draws its end-of-sequence token about once in 512 tokens: 32 samples of 64 tokens per seed, a few seeds.
+        JsonNode? ended = null;
+        for (var seed = 1; seed <= 4 && ended is null; seed++)
+        {
+            var run = CliProcess.Run("generate", "--checkpoint", dir, "--prompt", "Q: How are you?", "-n", "32", "--max-new-tokens", "64", "--seed", $"{seed}", "--json");
+            Assert.True(run.Code == 0, run.Stderr);
+            var samples = JsonNode.Parse(run.Stdout)!["samples"]!.AsArray();
+            Assert.DoesNotContain(samples.SelectMany(s => s!["tokens"]!.AsArray()), t => t!["text"]!.GetValue<string>() == "<|endoftext|>");
+            ended = samples.FirstOrDefault(s => s!["finish_reason"]!.GetValue<string>() == "eos");
+        }
+        Assert.NotNull(ended);
+        var last = ended["tokens"]!.AsArray()[^1]!;
+        Assert.Equal((510, endOfText), (last["id"]!.GetValue<int>(), last["text"]!.GetValue<string>()));
+
+        var scored = CliProcess.Run("logprobs", "--checkpoint", dir, "--prompt", "Q:", "--completion", " fine", "--eos");
+        Assert.True(scored.Code == 0, scored.Stderr);
+        var tokens = JsonNode.Parse(scored.Stdout)!["tokens"]!.AsArray();
+        Assert.Equal((510, endOfText), (tokens[^1]!["id"]!.GetValue<int>(), tokens[^1]!["text"]!.GetValue<string>()));
+    }
+
+    [Fact]
     public void Greedy_generation_on_a_pytorch_written_checkpoint_matches_pytorch()
     {
         var prompt = Encoding.UTF8.GetBytes("The cat").Select(b => (int)b).ToArray();

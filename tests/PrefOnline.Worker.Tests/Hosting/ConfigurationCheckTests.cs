@@ -129,6 +129,44 @@ public sealed class ConfigurationCheckTests : IDisposable
         }
     }
 
+    /// <summary>Once the store holds a checkpoint the worker resumes from it and never reads Model:InitialPolicy: a store
+    /// holding a Llama-family policy is refused with fused at start too, in one line, instead of at the first decode.</summary>
+    [Fact]
+    public async Task FusedOnAStoreHoldingALlamaPolicyIsAOneLineStartUpError()
+    {
+        var store = Path.Combine(directory, "llama-store");
+        var weights = Path.Combine(directory, "llama-policy.safetensors");
+        var config = new PrefOnline.Learning.Models.LlamaConfig { VocabularySize = 258, Width = 32, IntermediateSize = 48, Layers = 1, Heads = 4, KeyValueHeadCount = 2, ContextLength = 64 };
+        using (var model = PrefOnline.Learning.Models.PolicyModel.Create(config, seed: 1))
+            PrefOnline.Learning.Models.Checkpoints.PolicyCheckpoint.SaveWeightsFile(weights, model);
+        await using (var checkpoints = await PrefOnline.Worker.Checkpoints.CheckpointStore.OpenAsync(new PrefOnline.Worker.Checkpoints.CheckpointOptions { Directory = store }))
+        {
+            // Before its first checkpoint the store names no policy: nothing to refuse yet.
+            Assert.Empty(Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "fused" }).Problems);
+            checkpoints.StartNewLineage();
+            await checkpoints.WriteAsync(new PrefOnline.Worker.Checkpoints.CheckpointDraft().CopyFile(PrefOnline.Worker.Pipeline.StateFiles.Policy, weights));
+        }
+
+        Assert.Equal([$"Model:Decoder the fused decoder runs GPT-2 only, but Checkpoints:Directory {store} holds a llama policy, which the worker resumes from: use auto or torchsharp"],
+            Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "fused" }).Problems);
+        Assert.Empty(Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "auto" }).Problems);
+
+        // prefonline run: exit 2, that line, nothing started (the store gets no new version).
+        var file = Path.Combine(directory, "fused.json");
+        File.WriteAllText(file, """{ "Model": { "Decoder": "fused" } }""");
+        var errors = new StringWriter();
+        var code = await RunCommand.RunAsync(file, new Dictionary<string, string?> { ["Checkpoints:Directory"] = store }, errors);
+        Assert.Equal(ExitStatus.InvalidConfiguration, code);
+        var lines = errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith($"prefonline run: Model:Decoder the fused decoder runs GPT-2 only, but Checkpoints:Directory {store} holds a llama policy", lines[0]);
+        Assert.Single(Directory.GetDirectories(store, "v*"));
+
+        // A generator takes its policy from the policy topic, not from the store.
+        Assert.DoesNotContain(Check(new() { ["Checkpoints:Directory"] = store, ["Model:Decoder"] = "fused", ["Worker:Role"] = "generator", ["Kafka:BootstrapServers"] = "127.0.0.1:9092" }).Problems,
+            p => p.StartsWith("Model:Decoder", StringComparison.Ordinal));
+    }
+
     /// <summary>A LoRA learner starts (the worker checkpoints and publishes its adapter: LoraWorkerTests), exports adapters to
     /// the serving publishers, and a bad adapter value is still refused with its own line.</summary>
     [Fact]

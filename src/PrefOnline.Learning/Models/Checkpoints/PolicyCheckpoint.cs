@@ -117,24 +117,28 @@ public static class PolicyCheckpoint
     public static PolicyModel LoadWeightsFile(string path, DecoderConfig? config = null, TensorPlacement? placement = null)
     {
         if (!File.Exists(path)) throw new InvalidCheckpointException(path, "file not found");
-        if (config is null)
+        return LoadWeights(path, [path], config ?? ReadWeightsFileConfig(path), placement);
+    }
+
+    /// <summary>The config a file written by <see cref="SaveWeightsFile"/> carries in its metadata (the header alone is read).</summary>
+    public static DecoderConfig ReadWeightsFileConfig(string path)
+    {
+        if (!File.Exists(path)) throw new InvalidCheckpointException(path, "file not found");
+        SafeTensorsHeader header;
+        try
         {
-            SafeTensorsHeader header;
-            try
-            {
-                header = SafeTensorsFile.ReadHeader(path);
-            }
-            catch (SafeTensorsFormatException e)
-            {
-                throw new InvalidCheckpointException(path, e.Problem);
-            }
-            if (!header.Metadata.TryGetValue(ConfigMetadataKey, out var text))
-                throw new InvalidCheckpointException(path, $"no '{ConfigMetadataKey}' metadata: pass the config, or load the checkpoint directory instead");
-            var problems = new List<string>();
-            config = ModelFamily.ParseConfig(text, problems);
-            if (config is null || problems.Count > 0) throw new InvalidCheckpointException(path, problems);
+            header = SafeTensorsFile.ReadHeader(path);
         }
-        return LoadWeights(path, [path], config, placement);
+        catch (SafeTensorsFormatException e)
+        {
+            throw new InvalidCheckpointException(path, e.Problem);
+        }
+        if (!header.Metadata.TryGetValue(ConfigMetadataKey, out var text))
+            throw new InvalidCheckpointException(path, $"no '{ConfigMetadataKey}' metadata: pass the config, or load the checkpoint directory instead");
+        var problems = new List<string>();
+        var config = ModelFamily.ParseConfig(text, problems);
+        if (config is null || problems.Count > 0) throw new InvalidCheckpointException(path, problems);
+        return config;
     }
 
     private static PolicyModel LoadWeights(string where, IReadOnlyList<string> files, DecoderConfig config, TensorPlacement? placement)
