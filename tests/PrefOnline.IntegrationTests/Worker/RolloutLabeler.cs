@@ -4,19 +4,22 @@ using PrefOnline.Streaming.Validation;
 namespace PrefOnline.IntegrationTests.Worker;
 
 /// <summary>
-/// The test's labelers: reads the rollouts the worker publishes (each one must pass the rollout contract),
-/// and once all K samples of a (prompt, policy version) group are there, labels the group on the feedback
-/// topic — a preference naming both rollouts (the shorter completion is chosen), or, when the two texts are
-/// equal (a preference would be an identical pair), one rating per rollout. Labels alternate partitions.
-/// Deterministic given the rollouts: ids are a counter, rules are fixed.
+/// The tests' users: reads the rollouts the worker publishes (each one must pass the rollout contract, and no
+/// rollout id may come twice), and once all K samples of a (prompt, policy version) group are there, labels the
+/// group on the feedback topic, alternating partitions. What they say about a group is the test's
+/// (<paramref name="labels"/>); by default the shorter completion is chosen in a preference naming both rollouts,
+/// or, when the two texts are equal (a preference would be an identical pair), each rollout is rated 1. The default
+/// is deterministic given the rollouts: ids are a counter, rules are fixed.
 /// </summary>
-public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, int samplesPerPrompt)
+/// <param name="labels">The labels for one complete group (their ids their own); null for the default rule.</param>
+public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, int samplesPerPrompt, Func<IReadOnlyList<RolloutRecord>, IEnumerable<StreamRecord>>? labels = null)
 {
     private readonly RecordValidator validator = new(new ValidationLimits(), SchemaNames.RolloutTopic);
     private readonly Dictionary<string, List<RolloutRecord>> groups = new(StringComparer.Ordinal);
     private readonly List<string> produced = [];
     private readonly HashSet<string> rolloutIds = new(StringComparer.Ordinal);
     private int read;
+    private int nextId;
 
     /// <summary>Ids of every label produced so far.</summary>
     public IReadOnlyList<string> Produced
@@ -27,7 +30,7 @@ public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, in
         }
     }
 
-    /// <summary>Every rollout read so far.</summary>
+    /// <summary>Every rollout read so far, in the order read.</summary>
     public List<RolloutRecord> Rollouts { get; } = [];
 
     /// <summary>Labels what arrived since the last call; returns how many labels were produced.</summary>
@@ -46,7 +49,12 @@ public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, in
             if (!groups.TryGetValue(key, out var group)) groups[key] = group = [];
             group.Add(rollout);
             if (group.Count != samplesPerPrompt) continue;
-            labelled += Label(group);
+            groups.Remove(key);
+            foreach (var label in (labels ?? ShorterChosen)(group))
+            {
+                Send(label);
+                labelled++;
+            }
         }
         return labelled;
     }
@@ -68,29 +76,31 @@ public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, in
         }
     }
 
-    private int Label(List<RolloutRecord> group)
+    private IEnumerable<StreamRecord> ShorterChosen(IReadOnlyList<RolloutRecord> group)
     {
         var ordered = group.OrderBy(r => r.Completion.Length).ThenBy(r => r.Completion, StringComparer.Ordinal).ToList();
         var (chosen, rejected) = (ordered[0], ordered[^1]);
         if (chosen.Completion != rejected.Completion)
-        {
-            Send(id => new PreferenceRecord(id, chosen.Prompt, chosen.Completion, rejected.Completion, new PreferenceRolloutIds(chosen.Id, rejected.Id)));
-            return 1;
-        }
-        foreach (var rollout in group) Send(id => new RatingRecord(id, rollout.Prompt, rollout.Completion, 1.0, rollout.Id));
-        return group.Count;
+            return [new PreferenceRecord(NextId(), chosen.Prompt, chosen.Completion, rejected.Completion, new PreferenceRolloutIds(chosen.Id, rejected.Id))];
+        return group.Select(rollout => (StreamRecord)new RatingRecord(NextId(), rollout.Prompt, rollout.Completion, 1.0, rollout.Id)).ToList();
     }
 
-    private void Send(Func<string, StreamRecord> build)
+    private string NextId() => $"label-{nextId++:D5}";
+
+    private void Send(StreamRecord label)
     {
-        string id;
+        var id = label switch
+        {
+            PreferenceRecord preference => preference.Id,
+            RatingRecord rating => rating.Id,
+            _ => throw new ArgumentException($"not a label: {label.Schema}", nameof(label)),
+        };
         int partition;
         lock (produced)
         {
-            id = $"label-{produced.Count:D5}";
             partition = produced.Count % WorkerCluster.InputPartitions;
             produced.Add(id);
         }
-        cluster.Produce(WorkerCluster.Feedback, partition, build(id));
+        cluster.Produce(WorkerCluster.Feedback, partition, label);
     }
 }

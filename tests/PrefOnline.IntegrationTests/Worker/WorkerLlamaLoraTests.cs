@@ -226,19 +226,23 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
 
     /// <summary>
     /// Users who prefer shorter answers (<see cref="LengthPreference"/>: utility minus the length in characters / 8; they always choose the shorter one): once all K samples of a
-    /// prompt are on the rollouts topic they give a preference pair and rate each sample (utility + N(0, 0.25²),
-    /// <see cref="SimulatedLabeler"/>, seeded). Their reward is their own ratings, in the order the rollouts arrived.
+    /// prompt are on the rollouts topic (<see cref="RolloutLabeler"/>) they give a preference pair and rate each sample (utility + N(0, 0.25²),
+    /// <see cref="SimulatedLabeler"/>, seeded). Their reward is their own ratings, in the order they were given.
     /// </summary>
-    private sealed class ShorterAnswerUsers(WorkerCluster cluster, TopicTail rollouts)
+    private sealed class ShorterAnswerUsers
     {
-        private readonly RecordValidator validator = new(new ValidationLimits(), SchemaNames.RolloutTopic);
         private readonly SimulatedLabeler labeler = new(new SimulatedUsersOptions { LabelMode = LabelMode.Both, Temperature = 0, RatingNoiseStd = 0.25 }, seed: 29, idPrefix: "llama");
         private readonly IHiddenPreference shorter = new LengthPreference(preferShorter: true, charsPerNat: 8);
-        private readonly Dictionary<string, List<RolloutRecord>> groups = new(StringComparer.Ordinal);
         private readonly List<double> ratings = [];
-        private int read;
-        private int labelled;
-        private long newestVersion;
+        private readonly RolloutLabeler users;
+
+        public ShorterAnswerUsers(WorkerCluster cluster, TopicTail rollouts) =>
+            users = new RolloutLabeler(cluster, rollouts, SamplesPerPrompt, group =>
+            {
+                var labels = labeler.Label(group, shorter);
+                lock (ratings) ratings.AddRange(labels.OfType<RatingRecord>().Select(r => r.Reward));
+                return labels;
+            });
 
         public int Rollouts
         {
@@ -248,9 +252,9 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
             }
         }
 
-        public int Labels => Volatile.Read(ref labelled);
+        public int Labels => users.Produced.Count;
 
-        public long NewestPolicyVersion => Interlocked.Read(ref newestVersion);
+        public long NewestPolicyVersion => users.Rollouts.Select(r => r.PolicyVersion).DefaultIfEmpty(0).Max();
 
         /// <summary>Mean rating of the first and of the last <paramref name="window"/> rollouts (NaN until 2 windows arrived).</summary>
         public (double First, double Last) Reward(int window)
@@ -259,45 +263,6 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
                 return ratings.Count < 2 * window ? (double.NaN, double.NaN) : (ratings.Take(window).Average(), ratings.TakeLast(window).Average());
         }
 
-        public async Task RunAsync(CancellationToken stop)
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                LabelNew();
-                try
-                {
-                    await Task.Delay(50, stop);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
-
-        private void LabelNew()
-        {
-            var records = rollouts.Records;
-            for (; read < records.Count; read++)
-            {
-                var result = validator.Validate(records[read].Message.Value);
-                Assert.True(result.IsValid, $"rollout {records[read].TopicPartitionOffset} breaks the contract: {result}");
-                var rollout = (RolloutRecord)result.Record!;
-                if (rollout.PolicyVersion > newestVersion) Interlocked.Exchange(ref newestVersion, rollout.PolicyVersion);
-                var key = $"{rollout.PromptId}@{rollout.PolicyVersion}";
-                if (!groups.TryGetValue(key, out var group)) groups[key] = group = [];
-                group.Add(rollout);
-                if (group.Count != SamplesPerPrompt) continue;
-                groups.Remove(key);
-                foreach (var label in labeler.Label(group, shorter))
-                {
-                    if (label is RatingRecord rating)
-                    {
-                        lock (ratings) ratings.Add(rating.Reward);
-                    }
-                    cluster.Produce(Feedback, (Interlocked.Increment(ref labelled) - 1) % InputPartitions, label);
-                }
-            }
-        }
+        public Task RunAsync(CancellationToken stop) => users.RunAsync(stop);
     }
 }

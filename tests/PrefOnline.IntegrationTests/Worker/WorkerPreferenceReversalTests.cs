@@ -188,31 +188,29 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
 
     /// <summary>
     /// Users who rate every rollout (reward = utility + N(0, 0.5²), <see cref="SimulatedLabeler"/>) as soon as both
-    /// samples of a prompt are on the rollouts topic: first they prefer longer answers, after <see cref="Reverse"/>
-    /// shorter ones. Keeps each rollout's utility under the new preference, in the order the rollouts arrived.
+    /// samples of a prompt are on the rollouts topic (<see cref="RolloutLabeler"/>): first they prefer longer answers,
+    /// after <see cref="Reverse"/> shorter ones. Keeps each rated rollout's utility under the new preference, in the
+    /// order they were rated.
     /// </summary>
-    private sealed class ReversingUsers(WorkerCluster cluster, TopicTail rollouts)
+    private sealed class ReversingUsers
     {
-        private readonly RecordValidator validator = new(new ValidationLimits(), SchemaNames.RolloutTopic);
         private readonly SimulatedLabeler labeler = new(new SimulatedUsersOptions { LabelMode = LabelMode.Ratings, RatingNoiseStd = 0.5 }, seed: 23, idPrefix: "rev");
         private readonly IHiddenPreference longer = new LengthPreference(preferShorter: false);
         private readonly IHiddenPreference shorter = new LengthPreference(preferShorter: true);
-        private readonly Dictionary<string, List<RolloutRecord>> groups = new(StringComparer.Ordinal);
-        private readonly List<string> produced = [];
         private readonly List<double> newUtility = [];
+        private readonly RolloutLabeler users;
         private volatile bool reversed;
-        private int read;
-        private int labelled;
 
-        public List<RolloutRecord> Rollouts { get; } = [];
-
-        public IReadOnlyList<string> Produced
-        {
-            get
+        public ReversingUsers(WorkerCluster cluster, TopicTail rollouts) =>
+            users = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2, group =>
             {
-                lock (produced) return produced.ToList();
-            }
-        }
+                lock (newUtility) newUtility.AddRange(group.Select(r => shorter.Utility(r.Prompt, r.Completion)));
+                return labeler.Label(group, reversed ? shorter : longer);
+            });
+
+        public List<RolloutRecord> Rollouts => users.Rollouts;
+
+        public IReadOnlyList<string> Produced => users.Produced;
 
         public void Reverse() => reversed = true;
 
@@ -232,43 +230,8 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
             }
         }
 
-        public async Task RunAsync(CancellationToken stop)
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                LabelNew();
-                try
-                {
-                    await Task.Delay(50, stop);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
+        public Task RunAsync(CancellationToken stop) => users.RunAsync(stop);
 
-        public void LabelNew()
-        {
-            var records = rollouts.Records;
-            for (; read < records.Count; read++)
-            {
-                var result = validator.Validate(records[read].Message.Value);
-                Assert.True(result.IsValid, $"rollout {records[read].TopicPartitionOffset} breaks the contract: {result}");
-                var rollout = (RolloutRecord)result.Record!;
-                Rollouts.Add(rollout);
-                lock (newUtility) newUtility.Add(shorter.Utility(rollout.Prompt, rollout.Completion));
-                var key = $"{rollout.PromptId}@{rollout.PolicyVersion}";
-                if (!groups.TryGetValue(key, out var group)) groups[key] = group = [];
-                group.Add(rollout);
-                if (group.Count != 2) continue;
-                groups.Remove(key);
-                foreach (var label in labeler.Label(group, reversed ? shorter : longer))
-                {
-                    lock (produced) produced.Add(((RatingRecord)label).Id);
-                    cluster.Produce(Feedback, labelled++ % InputPartitions, label);
-                }
-            }
-        }
+        public void LabelNew() => users.LabelNew();
     }
 }
