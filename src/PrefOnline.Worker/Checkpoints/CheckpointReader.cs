@@ -20,12 +20,21 @@ public sealed class CheckpointReader
     /// <param name="ioPipeline">Retry around file I/O; <see cref="CheckpointRetry.CreatePipeline"/> by default.</param>
     /// <param name="logger">Where skipped versions are logged.</param>
     public CheckpointReader(string directory, ResiliencePipeline? ioPipeline = null, ILogger? logger = null)
+        : this(directory, ioPipeline, logger, knownGood: null)
+    {
+    }
+
+    /// <param name="knownGood">The writer's blobs it has hashed already (see <see cref="CheckpointBlobs"/>): not hashed again.</param>
+    internal CheckpointReader(string directory, ResiliencePipeline? ioPipeline, ILogger? logger, KnownGoodBlobs? knownGood)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         Root = directory;
         _io = ioPipeline ?? CheckpointRetry.CreatePipeline(new CheckpointOptions(), logger);
         _logger = logger ?? NullLogger.Instance;
+        _knownGood = knownGood;
     }
+
+    private readonly KnownGoodBlobs? _knownGood;
 
     public string Root { get; }
 
@@ -84,8 +93,8 @@ public sealed class CheckpointReader
         var context = ResilienceContextPool.Shared.Get(CheckpointIoOperations.Read, cancellationToken);
         try
         {
-            return await _io.ExecuteAsync(static (context, state) => new ValueTask<CheckpointVerification>(CheckpointVerifier.VerifyAsync(state.Root, state.version, state.level, context.CancellationToken)),
-                context, (Root, version, level));
+            return await _io.ExecuteAsync(static (context, state) => new ValueTask<CheckpointVerification>(CheckpointVerifier.VerifyAsync(state.Root, state.version, state.level, context.CancellationToken, state._knownGood)),
+                context, (Root, version, level, _knownGood));
         }
         finally
         {

@@ -50,6 +50,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly StoreLock _lock;
+    private readonly CheckpointBlobs _blobs;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> _protectors = [];
     private Lineage _lineage = Lineage.Unknown;
@@ -71,7 +72,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         _logger = logger;
         _time = time;
         _lock = storeLock;
-        Reader = new CheckpointReader(options.Directory, io, logger);
+        _blobs = new CheckpointBlobs(options.Directory, logger);
+        Reader = new CheckpointReader(options.Directory, io, logger, _blobs.KnownGood);
     }
 
     /// <summary>The store's root directory.</summary>
@@ -131,6 +133,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 store.RemoveLeftovers();
                 return ValueTask.FromResult(true);
             }, cancellationToken);
+            await store.CollectUnreferencedBlobsAsync(cancellationToken);
             return store;
         }
         catch
@@ -271,8 +274,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                     version, previousLatest, attempts, e) { OutOfSpace = PosixFileSystem.IsOutOfSpace(e) };
             }
             _base = version;
-            _logger.LogInformation("Committed checkpoint {Version} (parent {Parent}, {Files} files, {Bytes} bytes) in {Root}",
-                CheckpointVersion.DirectoryName(version), Describe(manifest.Parent), manifest.Files.Count, manifest.TotalBytes, Root);
+            _logger.LogInformation("Committed checkpoint {Version} (parent {Parent}, {Files} files, {Bytes} bytes of its own, {SharedBytes} bytes in shared blobs) in {Root}",
+                CheckpointVersion.DirectoryName(version), Describe(manifest.Parent), manifest.Files.Count, manifest.OwnBytes, manifest.TotalBytes - manifest.OwnBytes, Root);
             AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Commit, Version = version, Parent = manifest.Parent });
 
             try
@@ -645,10 +648,19 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         Directory.CreateDirectory(temp);
         try
         {
+            var shared = new Dictionary<string, CheckpointFileEntry>(StringComparer.Ordinal);
             foreach (var artefact in draft.Artefacts)
             {
                 ct.ThrowIfCancellationRequested();
                 var path = Path.Combine(temp, artefact.Name);
+                if (artefact.SharedSource is { } source)
+                {
+                    // The blob is durable before the version that names it can become visible (the temp directory is
+                    // renamed only after this loop), so a committed version never references a blob still being written.
+                    var entry = shared[artefact.Name] = await _blobs.StoreAsync(source, ct);
+                    await _blobs.LinkAsync(entry.Sha256, path, ct);
+                    continue;
+                }
                 await artefact.WriteToPath(path, ct);
                 if (!File.Exists(path))
                     throw new InvalidOperationException($"the writer for '{artefact.Name}' returned without creating the file");
@@ -661,6 +673,11 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             var files = new SortedDictionary<string, CheckpointFileEntry>(StringComparer.Ordinal);
             foreach (var artefact in draft.Artefacts)
             {
+                if (shared.TryGetValue(artefact.Name, out var blob))
+                {
+                    files[artefact.Name] = blob; // hashed once when its blob was written or first verified by this process
+                    continue;
+                }
                 var path = Path.Combine(temp, artefact.Name);
                 PosixFileSystem.Fsync(path, isDirectory: false);
                 var size = new FileInfo(path).Length;
@@ -699,10 +716,17 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         var keep = ProtectedVersions().ToHashSet();
         keep.UnionWith(versions.TakeLast(_options.KeepLast));
         var deleted = new List<long>();
-        foreach (var version in versions.Where(v => !keep.Contains(v)))
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            if (await DeleteVersionAsync(version, $"retention: keep last {_options.KeepLast}", ct)) deleted.Add(version);
+            foreach (var version in versions.Where(v => !keep.Contains(v)))
+            {
+                ct.ThrowIfCancellationRequested();
+                if (await DeleteVersionAsync(version, $"retention: keep last {_options.KeepLast}", ct)) deleted.Add(version);
+            }
+        }
+        finally
+        {
+            if (deleted.Count > 0) await CollectUnreferencedBlobsAsync(CancellationToken.None);
         }
         return deleted;
     }
@@ -717,6 +741,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         foreach (var version in Reader.ListVersions().Where(v => !keep.Contains(v)))
         {
             if (!await DeleteVersionAsync(version, $"the device is full ({cause.Message}): making room for the next checkpoint, KeepLast aside", ct)) continue;
+            await CollectUnreferencedBlobsAsync(ct);
             _logger.LogWarning("Checkpoint store {Root} is full: deleted {Version}, the oldest version nothing needs, to make room", Root, CheckpointVersion.DirectoryName(version));
             return true;
         }
@@ -750,6 +775,57 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         return true;
     }
 
+    /// <summary>
+    /// Removes every blob no version directory on disk lists as shared. Runs under the writer lock, after the versions
+    /// it would free are gone (renamed away, then deleted), so a blob a remaining version needs is never touched, and a
+    /// crash part-way leaves at worst unreferenced blobs, which the next run (the next open, the next deletion) removes.
+    /// A version whose manifest cannot be parsed might reference any blob: then nothing is removed until retention has
+    /// deleted it (logged). Returns the removed blobs.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> CollectUnreferencedBlobsAsync(CancellationToken ct)
+    {
+        var blobs = _blobs.List();
+        if (blobs.Count == 0) return [];
+        var referenced = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var version in Reader.ListVersions())
+        {
+            var manifestPath = Path.Combine(CheckpointLayout.VersionPath(Root, version), CheckpointLayout.ManifestFileName);
+            CheckpointManifest manifest;
+            try
+            {
+                // Parsed without its checksum on purpose: a damaged manifest that still parses names what it references.
+                manifest = CheckpointJson.DeserializeManifest(await File.ReadAllBytesAsync(manifestPath, ct));
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or IOException)
+            {
+                if (!Directory.Exists(CheckpointLayout.VersionPath(Root, version))) continue; // deleted meanwhile (only this writer deletes: not expected)
+                _logger.LogWarning("Kept every blob in {Root}: the manifest of {Version} cannot be read ({Error}), so what it references is unknown; unreferenced blobs are removed once it is gone",
+                    Root, CheckpointVersion.DirectoryName(version), e.Message);
+                return [];
+            }
+            foreach (var entry in manifest.Files.Values.Where(f => f.Shared)) referenced.Add(entry.Sha256);
+        }
+        var removed = new List<string>();
+        foreach (var blob in blobs.Where(b => !referenced.Contains(b)))
+        {
+            await RunIoAsync(_io, CheckpointIoOperations.Retention, _ =>
+            {
+                _blobs.Delete(blob);
+                return ValueTask.FromResult(true);
+            }, ct);
+            removed.Add(blob);
+        }
+        if (removed.Count == 0) return removed;
+        await RunIoAsync(_io, CheckpointIoOperations.Retention, _ =>
+        {
+            PosixFileSystem.Fsync(_blobs.Directory, isDirectory: true);
+            return ValueTask.FromResult(true);
+        }, ct);
+        _logger.LogInformation("Removed {Count} blob(s) from {Root} that no version references any more: {Blobs}", removed.Count, Root, string.Join(", ", removed));
+        AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Cleanup, Reason = $"removed blob(s) no version references: {string.Join(", ", removed)}" });
+        return removed;
+    }
+
     /// <summary>One I/O operation through the retry pipeline, its <see cref="CheckpointIoOperations"/> key in the context.</summary>
     private static async ValueTask<T> RunIoAsync<T>(ResiliencePipeline io, string operation, Func<CancellationToken, ValueTask<T>> action, CancellationToken ct)
     {
@@ -766,7 +842,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
 
     private void RemoveLeftovers()
     {
-        foreach (var name in Reader.FindLeftovers())
+        foreach (var name in Reader.FindLeftovers().Concat(_blobs.FindLeftovers()))
         {
             var path = Path.Combine(Root, name);
             if (Directory.Exists(path)) Directory.Delete(path, recursive: true);

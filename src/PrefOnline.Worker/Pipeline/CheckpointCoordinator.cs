@@ -51,7 +51,11 @@ public sealed class CheckpointCoordinator(
         try
         {
             var draft = new CheckpointDraft();
-            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal)) draft.CopyFile(name, path);
+            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
+            {
+                if (staged.Shared.Contains(name)) draft.ShareFile(name, path);
+                else draft.CopyFile(name, path);
+            }
             foreach (var offset in staged.Offsets) draft.SetOffset(offset.Partition.Topic, offset.Partition.Partition, offset.NextOffset);
             foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
             draft.WithConfigHash(configHash);

@@ -253,8 +253,12 @@ public sealed class LearningStateFiles(
         using (var writer = new BinaryWriter(stream))
             state.Pending.Write(writer);
         File.WriteAllText(At(StateFiles.Worker), WorkerJson(state));
+        var shared = new HashSet<string>(StringComparer.Ordinal) { StateFiles.Reference };
         foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
+        {
             files[Path.GetFileName(file)] = file;
+            shared.Add(Path.GetFileName(file));
+        }
         IReadOnlyList<AbsorbedLabel> audited = [];
         if (state.Audit is { } audit)
         {
@@ -279,7 +283,7 @@ public sealed class LearningStateFiles(
             ["labels_absorbed"] = state.Counters.PairsAbsorbed + state.Counters.RatingsAbsorbed,
         };
         if (state.RewardTrainer.HeldOutAccuracy is { } accuracy) recorded["reward_model_accuracy"] = accuracy;
-        return new StagedCheckpoint(directory, files, offsets, recorded, state.PolicyVersion, policyChanged, audited);
+        return new StagedCheckpoint(directory, files, offsets, recorded, state.PolicyVersion, policyChanged, audited, shared);
     }
 
     private void SaveTokenizer(ITokenizer tokenizer)
