@@ -151,14 +151,15 @@ public sealed class CheckpointCoordinator(
     }
 
     /// <summary>
-    /// The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/>, with the
-    /// SHA-256 of every policy file the checkpoint holds (weights and tokenizer files, from its manifest), so generators
-    /// verify each before they load anything.
+    /// The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/> (a LoRA
+    /// version's adapter weights: <see cref="PolicyFiles.WeightsNameOf"/>), with the SHA-256 of every policy file the
+    /// checkpoint holds (weights or adapter and base, tokenizer files, from its manifest), so generators verify each
+    /// before they load anything.
     /// </summary>
     public PolicyEvent EventFor(Checkpoint checkpoint, long policyVersion, IReadOnlyDictionary<string, double> eventMetrics, long? rollbackFrom, string? reason)
     {
         var uri = policyLocation.UriOf(checkpoint);
-        var sha = checkpoint.Manifest.Files[StateFiles.Policy].Sha256;
+        var sha = checkpoint.Manifest.Files[PolicyFiles.WeightsNameOf(checkpoint.Contains)].Sha256;
         var files = checkpoint.Manifest.Files.Where(f => PolicyFiles.IsServed(f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256, StringComparer.Ordinal);
         var finite = eventMetrics.Where(m => double.IsFinite(m.Value)).ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
         var created = time.GetUtcNow();

@@ -81,7 +81,9 @@ public sealed class LearningStateFiles(
     {
         thread.VerifyAccess();
         var directory = checkpoint.DirectoryPath;
-        foreach (var required in new[] { StateFiles.Policy, StateFiles.Reference, StateFiles.RewardModel, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
+        // A LoRA version holds no policy.safetensors: its policy is the base (reference.safetensors) with its adapter.
+        var policyFile = checkpoint.Contains(PeftAdapter.WeightsFile) ? PeftAdapter.WeightsFile : StateFiles.Policy;
+        foreach (var required in new[] { policyFile, StateFiles.Reference, StateFiles.RewardModel, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
         {
             if (!checkpoint.Contains(required))
                 throw new InvalidDataException($"checkpoint {checkpoint} has no {required}: it was not written by the PrefOnline learner (holds {string.Join(", ", checkpoint.FileNames)})");
@@ -147,8 +149,8 @@ public sealed class LearningStateFiles(
     /// The policy and its frozen reference as <paramref name="checkpoint"/> holds them. Full fine-tuning: the policy
     /// from policy.safetensors, the reference a copy of reference.safetensors. LoRA: the policy is the base
     /// (reference.safetensors) with the checkpoint's PEFT adapter loaded onto it — an adapter trained on other base
-    /// weights is refused by its sha256 — and the reference that base with the adapter off; policy.safetensors (the
-    /// merged weights, for consumers) is not read. A checkpoint of the other kind than <c>Learner:Adapter</c> asks for
+    /// weights is refused by its sha256 — and the reference that base with the adapter off (versions of older builds also
+    /// hold the merged weights as policy.safetensors; they are not read). A checkpoint of the other kind than <c>Learner:Adapter</c> asks for
     /// is refused: its optimizer state belongs to other parameters.
     /// </summary>
     private (PolicyModel Policy, ReferenceModel Reference) LoadPolicyAndReference(Checkpoint checkpoint, string referenceFile, List<IDisposable> owned)
@@ -226,14 +228,9 @@ public sealed class LearningStateFiles(
 
         if (state.Policy.Adapters is { } adapters)
         {
-            // Consumers (generators, policy events, the directory/sglang publishers) load policy.safetensors as a plain
-            // model: it holds the merged weights W + (α/r)·B·A, never a lora tensor. The adapter itself, PEFT layout with
-            // the base's sha256, is what a restart loads onto reference.safetensors (and what vLLM loads).
-            using (var merged = state.Policy.Copy())
-            {
-                adapters.MergeInto(merged);
-                PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), merged);
-            }
+            // A LoRA version is the adapter (PEFT layout, with the base's sha256) and its optimizer state: megabytes. The
+            // base is reference.safetensors, a shared blob. Consumers (restarts, generators, `generate`, the serving export)
+            // load base + adapter (StoredPolicy.LoadWeights); no merged copy of the model is written per version.
             var adapterDirectory = Path.Combine(directory, "adapter");
             PeftAdapter.Save(adapterDirectory, adapters);
             files[PeftAdapter.ConfigFile] = Path.Combine(adapterDirectory, PeftAdapter.ConfigFile);

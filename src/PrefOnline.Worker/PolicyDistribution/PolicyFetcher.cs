@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Contracts;
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Pipeline;
 
@@ -139,7 +140,7 @@ public sealed partial class PolicyFetcher : IDisposable
             var prefix = baseUrl.AbsolutePath + PolicyFiles.RoutePrefix.TrimStart('/') + "/";
             var path = uri.AbsolutePath;
             if (!path.StartsWith(prefix, StringComparison.Ordinal) || !TryVersion(path[prefix.Length..], '/', out var version))
-                throw Untrusted(uriText, $"it is not {baseUrl.AbsoluteUri.TrimEnd('/')}{PolicyFiles.RoutePrefix}/{{version}}/{StateFiles.Policy}");
+                throw Untrusted(uriText, $"it is not {baseUrl.AbsoluteUri.TrimEnd('/')}{PolicyFiles.RoutePrefix}/{{version}}/{StateFiles.Policy} (or {PeftAdapter.WeightsFile})");
             return (name, file, budget, ct) => DownloadAsync(new Uri(baseUrl, $"{PolicyFiles.RoutePrefix.TrimStart('/')}/{version.ToString(CultureInfo.InvariantCulture)}/{name}"), file, budget, ct);
         }
         if (uri.IsFile)
@@ -148,9 +149,9 @@ public sealed partial class PolicyFetcher : IDisposable
             if (!string.IsNullOrEmpty(uri.Host)) throw Untrusted(uriText, "it names a file on another host");
             var local = Path.GetFullPath(uri.LocalPath);
             var directory = Path.GetDirectoryName(local);
-            if (Path.GetFileName(local) != StateFiles.Policy || directory is null || Path.GetDirectoryName(directory) != checkpointRoot
+            if (!PolicyFiles.IsWeightsName(Path.GetFileName(local)) || directory is null || Path.GetDirectoryName(directory) != checkpointRoot
                 || !CheckpointVersion.TryParseDirectoryName(Path.GetFileName(directory), out _))
-                throw Untrusted(uriText, $"it is not {checkpointRoot}/vNNNNNN/{StateFiles.Policy} (Checkpoints:Directory)");
+                throw Untrusted(uriText, $"it is not {checkpointRoot}/vNNNNNN/{StateFiles.Policy} or {PeftAdapter.WeightsFile} (Checkpoints:Directory)");
             return (name, file, budget, ct) => CopyAsync(Path.Combine(directory, name), file, budget, ct);
         }
         throw Untrusted(uriText, "only http(s) (the learner, Worker:PolicyBaseUrl) and file (a mounted checkpoint volume) are supported");
@@ -163,7 +164,7 @@ public sealed partial class PolicyFetcher : IDisposable
     {
         version = 0;
         var slash = rest.IndexOf(separator, StringComparison.Ordinal);
-        return slash > 0 && rest[(slash + 1)..] == StateFiles.Policy
+        return slash > 0 && PolicyFiles.IsWeightsName(rest[(slash + 1)..])
                && long.TryParse(rest[..slash], NumberStyles.None, CultureInfo.InvariantCulture, out version) && version >= CheckpointVersion.First;
     }
 

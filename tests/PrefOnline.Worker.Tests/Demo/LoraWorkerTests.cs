@@ -16,8 +16,9 @@ namespace PrefOnline.Worker.Tests.Demo;
 /// <summary>
 /// The whole worker training LoRA (<c>Learner:Adapter:Rank=4</c>) on the tiny Llama policy of <c>prefonline init</c>, in
 /// process with the embedded transport: only the adapter trains (the base in reference.safetensors stays the initial
-/// policy bit for bit), a version holds the PEFT adapter beside the merged weights consumers load, and a restart resumes
-/// the adapter from the checkpoint.
+/// policy bit for bit), a version holds the PEFT adapter and no merged weights (the base is a shared blob), consumers
+/// (<c>prefonline generate</c> on the version or the store) load base + adapter merged, and a restart resumes the adapter
+/// from the checkpoint.
 /// </summary>
 [Collection(DemoCollection.Name)]
 public sealed class LoraWorkerTests : IDisposable
@@ -55,9 +56,17 @@ public sealed class LoraWorkerTests : IDisposable
             Assert.NotEmpty(adapterKeys);
             Assert.All(adapterKeys, k => Assert.Matches(@"^base_model\.model\..+\.lora_[AB]\.weight$", k));
 
-            // policy.safetensors: no lora tensor, and exactly base + (α/r)·B·A.
-            Assert.DoesNotContain(SafeTensorsFile.ReadHeader(Path.Combine(first, StateFiles.Policy)).Entries.Select(e => e.Name), k => k.Contains("lora", StringComparison.OrdinalIgnoreCase));
-            using var published = PolicyCheckpoint.LoadWeightsFile(Path.Combine(first, StateFiles.Policy));
+            // No merged copy of the model per version: the adapter, and the base as a shared blob (one copy for every version).
+            Assert.False(File.Exists(Path.Combine(first, StateFiles.Policy)));
+            var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(first, "manifest.json")))!["files"]!;
+            Assert.True(manifest[StateFiles.Reference]!["shared"]!.GetValue<bool>());
+            Assert.Null(manifest[PeftAdapter.WeightsFile]!["shared"]);
+            Assert.True(File.Exists(Path.Combine(checkpoints, "blobs", "sha256", manifest[StateFiles.Reference]!["sha256"]!.GetValue<string>())));
+
+            // What `prefonline generate --checkpoint <version>` (and a generator) loads: exactly base + (α/r)·B·A, no lora tensor.
+            using var loaded = PrefOnline.Worker.Checkpoints.StoredPolicy.Load(first);
+            var published = loaded.Model;
+            Assert.DoesNotContain(published.state_dict().Keys, k => k.Contains("lora", StringComparison.OrdinalIgnoreCase));
             var adapters = PeftAdapter.Load(first, reference);
             Assert.Contains(adapters.Pairs(), p => p.B.abs().max().item<float>() > 0);
             using var merged = reference.Copy();  // the base: the adapter's tensors are not in the state dict
@@ -73,6 +82,9 @@ public sealed class LoraWorkerTests : IDisposable
         Assert.True(string.CompareOrdinal(Path.GetFileName(second), Path.GetFileName(first)) > 0, $"no new version after {first}");
         Assert.True(LearnerVersion(second) > firstLearnerVersion, $"{second}: learner_version {LearnerVersion(second)} did not continue from {firstLearnerVersion}");
         Assert.Equal(File.ReadAllBytes(Path.Combine(first, StateFiles.Reference)), File.ReadAllBytes(Path.Combine(second, StateFiles.Reference)));
+        Assert.Single(Directory.GetFiles(Path.Combine(checkpoints, "blobs", "sha256")), f => new FileInfo(f).Length > 1 << 16); // the base, once
+        using (var fromStore = PrefOnline.Worker.Checkpoints.StoredPolicy.Load(checkpoints)) // the store root: its latest version
+            Assert.Equal(Path.GetFullPath(second), fromStore.Directory);
     }
 
     private IConfiguration Configuration(string initial, string checkpoints) =>
