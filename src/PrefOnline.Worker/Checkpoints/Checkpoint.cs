@@ -23,6 +23,9 @@ public sealed class Checkpoint
     public DateTimeOffset Created => Manifest.Created;
     public IReadOnlyDictionary<string, double> Metrics => Manifest.Metrics;
 
+    /// <summary>A policy published between two checkpoints: no state to resume from (<see cref="CheckpointManifest.PublishOnly"/>).</summary>
+    public bool PublishOnly => Manifest.PublishOnly;
+
     /// <summary>topic → partition → next offset to read (seek there on partition assignment).</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<int, long>> Offsets => Manifest.Offsets;
 

@@ -30,6 +30,9 @@ public sealed class CheckpointDraft
 
     public string? ConfigHash { get; private set; }
 
+    /// <summary>True after <see cref="AsPublishOnly"/>.</summary>
+    public bool IsPublishOnly { get; private set; }
+
     public IReadOnlyList<string> FileNames => _artefacts.Select(a => a.Name).ToList();
 
     /// <summary>An artefact written to a stream the store opens (a new file; the store fsyncs and closes it; disposing it is harmless).</summary>
@@ -121,6 +124,16 @@ public sealed class CheckpointDraft
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         _metrics[name] = value;
+        return this;
+    }
+
+    /// <summary>
+    /// Marks the version as publish-only (<see cref="CheckpointManifest.PublishOnly"/>): it holds a policy published between
+    /// two checkpoints, not a state to resume from. Give it the offsets of the checkpoint it follows.
+    /// </summary>
+    public CheckpointDraft AsPublishOnly()
+    {
+        IsPublishOnly = true;
         return this;
     }
 

@@ -63,6 +63,16 @@ public sealed record CheckpointManifest
     [JsonPropertyName("metrics")]
     public required IReadOnlyDictionary<string, double> Metrics { get; init; }
 
+    /// <summary>
+    /// Format 2, written only when true: the version publishes a policy between two checkpoints
+    /// (<c>Checkpoints:Interval</c>) and holds no state to resume from. It is served like any version, but a restart
+    /// resumes from the newest full version on its line, and it never becomes <c>good</c> or a rollback target. Its
+    /// offsets are those of the checkpoint it was published after (what is durable).
+    /// </summary>
+    [JsonPropertyName("publish_only")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool PublishOnly { get; init; }
+
     /// <summary>artefact name → hash and size. The version directory holds these files and manifest.json, nothing else.</summary>
     [JsonPropertyName("files")]
     public required IReadOnlyDictionary<string, CheckpointFileEntry> Files { get; init; }

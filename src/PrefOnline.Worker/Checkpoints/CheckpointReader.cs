@@ -125,7 +125,8 @@ public sealed class CheckpointReader
 
     /// <summary>
     /// Loads what a restarting worker should resume from: <c>latest</c> if it verifies, else the newest
-    /// valid version on its lineage. The walk goes latest → its parent → ..., taking the parent from
+    /// valid version on its lineage; a publish-only version (<see cref="CheckpointManifest.PublishOnly"/>) is passed over
+    /// for the newest full version on its line, without counting as skipped. The walk goes latest → its parent → ..., taking the parent from
     /// the manifest, or (when the manifest is unreadable) from the commit line in events.jsonl. Following
     /// parents rather than numbers matters after a rollback: the versions that were rolled back away are
     /// newer than the ones <c>latest</c> descends from, and a fallback must not bring them back. When the
@@ -163,6 +164,13 @@ public sealed class CheckpointReader
         while (candidate is { } version)
         {
             var verdict = await VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
+            if (verdict is { IsValid: true, Manifest: { PublishOnly: true } publishOnly })
+            {
+                // A policy published between two checkpoints holds no state: resume from the checkpoint it followed (its
+                // parent chain leads there). The updates since that checkpoint are redone from the re-read labels.
+                candidate = publishOnly.Parent;
+                continue;
+            }
             if (verdict.IsValid)
             {
                 foreach (var skip in skipped)

@@ -55,6 +55,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     private readonly List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> _protectors = [];
     private Lineage _lineage = Lineage.Unknown;
     private long? _base;
+    private Checkpoint? _resumePoint;
     private long _highestWritten;
     private bool _disposed;
 
@@ -78,6 +79,20 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
 
     /// <summary>The store's root directory.</summary>
     public string Root => _options.Directory;
+
+    /// <summary>The validated options the store was opened with (a copy).</summary>
+    public CheckpointOptions Options => new()
+    {
+        Directory = _options.Directory, KeepLast = _options.KeepLast, RetryCount = _options.RetryCount, RetryBaseDelay = _options.RetryBaseDelay,
+        RetryMaxDelay = _options.RetryMaxDelay, Interval = _options.Interval, IntervalTime = _options.IntervalTime,
+    };
+
+    /// <summary>
+    /// The newest full version (not publish-only) the caller's state descends from: the one loaded, or the last one
+    /// written. A restart resumes from it; retention keeps it; a publish-only version takes its offsets. Null before a
+    /// load or on a new lineage.
+    /// </summary>
+    public Checkpoint? ResumePoint => _resumePoint;
 
     /// <summary>Listing and verification without side effects (same root, same retry pipeline).</summary>
     public CheckpointReader Reader { get; }
@@ -106,6 +121,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             RetryCount = options.RetryCount,
             RetryBaseDelay = options.RetryBaseDelay,
             RetryMaxDelay = options.RetryMaxDelay,
+            Interval = options.Interval,
+            IntervalTime = options.IntervalTime,
         };
         logger ??= NullLogger.Instance;
         timeProvider ??= TimeProvider.System;
@@ -163,6 +180,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             await ApplyRequestedRollbackCoreAsync(cancellationToken);
             var result = await Reader.LoadLatestValidAsync(cancellationToken);
             _base = result.Checkpoint?.Version;
+            _resumePoint = result.Checkpoint;
             _lineage = Lineage.Known;
             if (result.Checkpoint is { } loaded && await RepairGoodCoreAsync(loaded.Version, cancellationToken) is { } repair)
                 result = result with { Warnings = [.. result.Warnings, repair] };
@@ -185,6 +203,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         try
         {
             _base = null;
+            _resumePoint = null;
             _lineage = Lineage.Known;
         }
         finally
@@ -223,6 +242,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 Offsets = draft.SnapshotOffsets(),
                 Metrics = draft.SnapshotMetrics(),
                 Files = new SortedDictionary<string, CheckpointFileEntry>(StringComparer.Ordinal),
+                PublishOnly = draft.IsPublishOnly,
             };
 
             var attempts = 0;
@@ -274,6 +294,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                     version, previousLatest, attempts, e) { OutOfSpace = PosixFileSystem.IsOutOfSpace(e) };
             }
             _base = version;
+            var committed = new Checkpoint(Root, manifest);
+            if (!manifest.PublishOnly) _resumePoint = committed;
             _logger.LogInformation("Committed checkpoint {Version} (parent {Parent}, {Files} files, {Bytes} bytes of its own, {SharedBytes} bytes in shared blobs) in {Root}",
                 CheckpointVersion.DirectoryName(version), Describe(manifest.Parent), manifest.Files.Count, manifest.OwnBytes, manifest.TotalBytes - manifest.OwnBytes, Root);
             AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Commit, Version = version, Parent = manifest.Parent });
@@ -287,7 +309,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 // The checkpoint is committed; a failed cleanup costs disk, not correctness. Next write retries it.
                 _logger.LogWarning(e, "Retention after checkpoint {Version} failed in {Root}; will retry after the next write", CheckpointVersion.DirectoryName(version), Root);
             }
-            return new Checkpoint(Root, manifest);
+            return committed;
 
             Task<CheckpointManifest> WriteVersionAsync() => RunIoAsync(_io, CheckpointIoOperations.WriteVersion, async token =>
             {
@@ -340,6 +362,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 throw new ArgumentException($"'good' is {CheckpointVersion.DirectoryName(current.Value)} and only moves forward; refusing to mark the older {CheckpointVersion.DirectoryName(version)} (a rollback moves it back)", nameof(version));
             var verdict = await Reader.VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
             if (!verdict.IsValid) throw new CheckpointCorruptException(Root, version, verdict.Problems);
+            if (verdict.Manifest!.PublishOnly)
+                throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is publish-only (a policy published between checkpoints, no state to resume): only a checkpoint becomes good", nameof(version));
             if (pointers.Latest is { } latest && !await new CheckpointLineage(Root).IsOnLineOfAsync(version, latest, cancellationToken))
                 throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is not on the line of latest ({CheckpointVersion.DirectoryName(latest)}): a rolled-back (abandoned) version never becomes good", nameof(version));
             await MoveGoodCoreAsync(current, version, reason: null);
@@ -420,6 +444,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             ?? throw new InvalidOperationException($"no 'good' version is recorded in {directory}; name the version to roll back to");
         var verdict = await reader.VerifyAsync(target, CheckpointVerificationLevel.Full, cancellationToken);
         if (!verdict.IsValid) throw new CheckpointCorruptException(directory, target, verdict.Problems);
+        if (verdict.Manifest!.PublishOnly) throw new CheckpointCorruptException(directory, target, [PublishOnlyTarget]);
         var request = new CheckpointRollbackRequest
         {
             To = target,
@@ -467,6 +492,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             ?? throw new InvalidOperationException($"no 'good' version is recorded in {Root}; name the version to roll back to");
         var verdict = await Reader.VerifyAsync(target, CheckpointVerificationLevel.Full, ct);
         if (!verdict.IsValid) throw new CheckpointCorruptException(Root, target, verdict.Problems);
+        if (verdict.Manifest!.PublishOnly) throw new CheckpointCorruptException(Root, target, [PublishOnlyTarget]);
         var now = _time.GetUtcNow();
         // good stays where it is when it is the target or one of its ancestors; otherwise (newer than the target,
         // or on another line) it would name a version the rolled-back store has abandoned.
@@ -507,6 +533,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         }
         _lineage = Lineage.RolledBack;
         _base = null;
+        _resumePoint = null;
         _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To}, good {GoodFrom} -> {GoodTo} ({Reason})",
             Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), Describe(pointers.Good), Describe(goodAfter), reason);
         AppendEventBestEffort(new CheckpointEvent { Time = now, Kind = CheckpointEventKind.Rollback, From = pointers.Latest, To = target, Reason = reason });
@@ -602,6 +629,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         if (pointers.Latest is { } latest) keep.Add(latest);
         if (pointers.Good is { } good) keep.Add(good);
         if (_base is { } parentOfNext) keep.Add(parentOfNext);
+        if (_resumePoint is { } resume) keep.Add(resume.Version); // what a restart resumes from while publish-only versions follow it
         if (Reader.ReadRollbackRequest().Request is { } request) keep.Add(request.To);
         List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> protectors;
         lock (_protectors) protectors = [.. _protectors];
@@ -883,6 +911,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             throw new ObjectDisposedException(nameof(CheckpointStore));
         }
     }
+
+    private const string PublishOnlyTarget = "it is publish-only (a policy published between checkpoints holds no state to resume): roll back to a checkpoint (`prefonline checkpoint list`)";
 
     private InvalidOperationException NotReadyToWrite() => _lineage == Lineage.RolledBack
         ? new InvalidOperationException($"checkpoint store {Root} was rolled back; call LoadLatestValidAsync() and rebuild the state from it before writing")

@@ -145,6 +145,8 @@ internal static class CheckpointVerifier
             yield return $"{m}: format_version {manifest.FormatVersion} is not supported (this build reads {string.Join(" and ", CheckpointManifest.ReadableFormatVersions)})";
         else if (manifest.FormatVersion < 2 && manifest.Files.FirstOrDefault(f => f.Value.Shared) is { Key: { } sharedInV1 })
             yield return $"{m}: {sharedInV1}: format_version {manifest.FormatVersion} has no shared files (format 2 added them)";
+        if (manifest.FormatVersion < 2 && manifest.PublishOnly)
+            yield return $"{m}: format_version {manifest.FormatVersion} has no publish_only versions (format 2 added them)";
         if (manifest.Version != directoryVersion)
             yield return $"{m}: says version {manifest.Version} but lives in {CheckpointVersion.DirectoryName(directoryVersion)}";
         if (manifest.Parent is { } parent && (parent < CheckpointVersion.First || parent >= directoryVersion))

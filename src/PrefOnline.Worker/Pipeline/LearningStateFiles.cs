@@ -226,21 +226,7 @@ public sealed class LearningStateFiles(
         var offsets = trackers.SelectMany(t => t.Snapshot()).ToList();
         if (windows.Count > 0) DuplicateWindowFile.Write(At(StateFiles.DuplicateIds), windows, offsets);
 
-        if (state.Policy.Adapters is { } adapters)
-        {
-            // A LoRA version is the adapter (PEFT layout, with the base's sha256) and its optimizer state: megabytes. The
-            // base is reference.safetensors, a shared blob. Consumers (restarts, generators, `generate`, the serving export)
-            // load base + adapter (StoredPolicy.LoadWeights); no merged copy of the model is written per version.
-            var adapterDirectory = Path.Combine(directory, "adapter");
-            PeftAdapter.Save(adapterDirectory, adapters);
-            files[PeftAdapter.ConfigFile] = Path.Combine(adapterDirectory, PeftAdapter.ConfigFile);
-            files[PeftAdapter.WeightsFile] = Path.Combine(adapterDirectory, PeftAdapter.WeightsFile);
-        }
-        else
-        {
-            PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), state.Policy);
-        }
-        files[StateFiles.Reference] = state.ReferenceFile;
+        var shared = StagePolicyFiles(directory, state, files);
         RewardCheckpoint.Save(At(StateFiles.RewardModel), state.RewardModel);
         using (var rewardState = state.RewardTrainer.ExportState()) rewardState.Save(At(StateFiles.RewardOptimizer), At(StateFiles.RewardTrainerState));
         using (var learnerState = state.Learner.ExportState()) learnerState.Save(At(StateFiles.LearnerOptimizer), At(StateFiles.LearnerState));
@@ -250,12 +236,6 @@ public sealed class LearningStateFiles(
         using (var writer = new BinaryWriter(stream))
             state.Pending.Write(writer);
         File.WriteAllText(At(StateFiles.Worker), WorkerJson(state));
-        var shared = new HashSet<string>(StringComparer.Ordinal) { StateFiles.Reference };
-        foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
-        {
-            files[Path.GetFileName(file)] = file;
-            shared.Add(Path.GetFileName(file));
-        }
         IReadOnlyList<AbsorbedLabel> audited = [];
         if (state.Audit is { } audit)
         {
@@ -281,6 +261,64 @@ public sealed class LearningStateFiles(
         };
         if (state.RewardTrainer.HeldOutAccuracy is { } accuracy) recorded["reward_model_accuracy"] = accuracy;
         return new StagedCheckpoint(directory, files, offsets, recorded, state.PolicyVersion, policyChanged, audited, shared);
+    }
+
+    /// <summary>
+    /// Stages only what consumers need to load the current policy — the weights (or the LoRA adapter), the base
+    /// (reference.safetensors) and the tokenizer — for a publish-only version between two checkpoints
+    /// (<c>Checkpoints:Interval</c>). No offsets (the version carries those of the checkpoint it follows), no learner
+    /// state, no audit entries.
+    /// </summary>
+    public StagedCheckpoint StagePolicy(LearningState state, IReadOnlyDictionary<string, double> metricsToRecord)
+    {
+        thread.VerifyAccess();
+        state.Enter();
+        var directory = staging.NewDirectory("published");
+        try
+        {
+            var files = new Dictionary<string, string>(StringComparer.Ordinal);
+            var shared = StagePolicyFiles(directory, state, files);
+            var recorded = new Dictionary<string, double>(metricsToRecord, StringComparer.Ordinal)
+            {
+                ["policy_version"] = state.PolicyVersion,
+                ["updates"] = state.Learner.Counters.UpdatesApplied,
+            };
+            return new StagedCheckpoint(directory, files, [], recorded, state.PolicyVersion, PolicyChanged: true, [], shared);
+        }
+        catch
+        {
+            StagingArea.Delete(directory);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The policy's files into <paramref name="files"/> (name → staged path): policy.safetensors, or for LoRA the adapter
+    /// (PEFT layout, with the base's sha256) — megabytes; consumers (restarts, generators, `generate`, the serving export)
+    /// load base + adapter (StoredPolicy.LoadWeights), no merged copy of the model is written per version — plus
+    /// reference.safetensors and the tokenizer files, which never change and are returned as the shared names.
+    /// </summary>
+    private HashSet<string> StagePolicyFiles(string directory, LearningState state, Dictionary<string, string> files)
+    {
+        if (state.Policy.Adapters is { } adapters)
+        {
+            var adapterDirectory = Path.Combine(directory, "adapter");
+            PeftAdapter.Save(adapterDirectory, adapters);
+            files[PeftAdapter.ConfigFile] = Path.Combine(adapterDirectory, PeftAdapter.ConfigFile);
+            files[PeftAdapter.WeightsFile] = Path.Combine(adapterDirectory, PeftAdapter.WeightsFile);
+        }
+        else
+        {
+            PolicyCheckpoint.SaveWeightsFile(files[StateFiles.Policy] = Path.Combine(directory, StateFiles.Policy), state.Policy);
+        }
+        files[StateFiles.Reference] = state.ReferenceFile;
+        var shared = new HashSet<string>(StringComparer.Ordinal) { StateFiles.Reference };
+        foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
+        {
+            files[Path.GetFileName(file)] = file;
+            shared.Add(Path.GetFileName(file));
+        }
+        return shared;
     }
 
     private void SaveTokenizer(ITokenizer tokenizer)

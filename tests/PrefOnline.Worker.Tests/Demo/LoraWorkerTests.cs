@@ -87,7 +87,39 @@ public sealed class LoraWorkerTests : IDisposable
             Assert.Equal(Path.GetFullPath(second), fromStore.Directory);
     }
 
-    private IConfiguration Configuration(string initial, string checkpoints) =>
+    [Fact]
+    public async Task With_a_checkpoint_interval_the_updates_in_between_are_published_as_adapter_only_versions()
+    {
+        var initial = Path.Combine(directory, "policy");
+        InitCommand.Write(initial, InitCommand.Shape("llama", "tiny"), seed: 5);
+        var checkpoints = Path.Combine(directory, "checkpoints");
+        var configuration = Configuration(initial, checkpoints, ("Checkpoints:Interval", "2"));
+        var (settings, problems) = ConfigurationCheck.Check(configuration);
+        Assert.Empty(problems);
+        await RunUntilUpdates(configuration, settings, 3);
+
+        // Every update is a version; every second one a checkpoint, the others publish-only: the adapter, its base and the
+        // tokenizer (as links to the shared blobs), no learner state — and loadable like any version.
+        var versions = Directory.GetDirectories(checkpoints, "v*").Order(StringComparer.Ordinal).ToList();
+        var publishOnly = versions.Where(v => JsonNode.Parse(File.ReadAllText(Path.Combine(v, "manifest.json")))!["publish_only"]?.GetValue<bool>() == true).ToList();
+        Assert.NotEmpty(publishOnly);
+        Assert.Contains(versions, v => File.Exists(Path.Combine(v, StateFiles.Worker)) && string.CompareOrdinal(v, publishOnly[0]) > 0); // checkpoints go on after it
+        foreach (var version in publishOnly)
+        {
+            var files = Directory.GetFiles(version).Select(Path.GetFileName).ToHashSet();
+            Assert.Superset(new HashSet<string?> { PeftAdapter.ConfigFile, PeftAdapter.WeightsFile, StateFiles.Reference, "manifest.json", "manifest.sha256" }, files);
+            Assert.DoesNotContain(StateFiles.Worker, files);
+            Assert.DoesNotContain(StateFiles.LearnerOptimizer, files);
+            using var loaded = PrefOnline.Worker.Checkpoints.StoredPolicy.Load(version);
+        }
+        // The stop's final checkpoint is a full one, and a restart resumes from it.
+        var latest = Path.Combine(checkpoints, File.ReadAllText(Path.Combine(checkpoints, "latest")).Trim());
+        Assert.True(File.Exists(Path.Combine(latest, StateFiles.Worker)), $"{latest} is not a full checkpoint");
+        var (resumedSettings, _) = ConfigurationCheck.Check(configuration);
+        await RunUntilUpdates(configuration, resumedSettings, 1);
+    }
+
+    private IConfiguration Configuration(string initial, string checkpoints, params (string Key, string Value)[] extra) =>
         new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Model:InitialPolicy"] = initial,
@@ -109,7 +141,7 @@ public sealed class LoraWorkerTests : IDisposable
             ["Learner:Adapter:Rank"] = "4",
             ["Learner:Adapter:Alpha"] = "8",
             ["Logging:LogLevel:Default"] = "Warning",
-        }).Build();
+        }.Concat(extra.Select(e => KeyValuePair.Create(e.Key, (string?)e.Value)))).Build();
 
     private static async Task RunUntilUpdates(IConfiguration configuration, WorkerSettings settings, int updates)
     {
