@@ -218,8 +218,9 @@ public sealed class CheckpointCoordinator(
     public PolicyEvent EventFor(Checkpoint checkpoint, long policyVersion, IReadOnlyDictionary<string, double> eventMetrics, long? rollbackFrom, string? reason)
     {
         var uri = policyLocation.UriOf(checkpoint);
-        var sha = checkpoint.Manifest.Files[PolicyFiles.WeightsNameOf(checkpoint.Contains)].Sha256;
-        var files = checkpoint.Manifest.Files.Where(f => PolicyFiles.IsServed(f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256, StringComparer.Ordinal);
+        var weights = PolicyFiles.WeightsNameOf(checkpoint.Contains);
+        var sha = checkpoint.Manifest.Files[weights].Sha256;
+        var files = checkpoint.Manifest.Files.Where(f => PolicyFiles.IsNeeded(weights, f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256, StringComparer.Ordinal);
         var finite = eventMetrics.Where(m => double.IsFinite(m.Value)).ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
         var created = time.GetUtcNow();
         return rollbackFrom is { } from && from > policyVersion

@@ -38,6 +38,14 @@ public static class PolicyFiles
     public static string WeightsNameOf(Func<string, bool> contains) =>
         contains(StateFiles.Policy) || !contains(PeftAdapter.WeightsFile) ? StateFiles.Policy : PeftAdapter.WeightsFile;
 
+    /// <summary>
+    /// The policy files a consumer of a version whose weights file is <paramref name="weightsName"/> needs: all but the
+    /// base (reference.safetensors), which only a LoRA version's adapter needs — a full fine-tune's consumers would
+    /// download a second model for nothing.
+    /// </summary>
+    public static bool IsNeeded(string weightsName, string name) =>
+        IsServed(name) && (name != StateFiles.Reference || weightsName == PeftAdapter.WeightsFile);
+
     /// <summary>True for the two file names a policy event's uri may end in (<see cref="WeightsNameOf"/>).</summary>
     public static bool IsWeightsName(string name) => name is StateFiles.Policy or PeftAdapter.WeightsFile;
 

@@ -171,7 +171,7 @@ public sealed class VersionExporter
             var targetName = name == StateFiles.Policy ? WeightsFile : name;
             written[targetName] = CopyVerified(source, System.IO.Path.Combine(directory, targetName), expected, version);
         }
-        // A LoRA learner's version holds the adapter and the merged weights: the directory gets config.json for those too.
+        // A LoRA version of an older build holds the adapter and the merged weights: the directory gets config.json for those too.
         if ((kind == ServingExportKind.Full || written.ContainsKey(WeightsFile)) && !written.ContainsKey(PolicyCheckpoint.ConfigFile))
         {
             // The learner's weights file carries its config.json in the safetensors metadata: a directory needs it beside them.

@@ -370,7 +370,8 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
             .AddBytes("tokenizer_config.json", """{ "tokenizer_class": "PrefOnlineByteTokenizer" }"""u8)
             .AddBytes("optimizer.safetensors", [9, 9]));
         Assert.Equal("adapter_model.safetensors", PolicyFiles.WeightsNameOf(written.Contains));
-        var files = written.Manifest.Files.Where(f => PolicyFiles.IsServed(f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256);
+        var files = written.Manifest.Files.Where(f => PolicyFiles.IsNeeded("adapter_model.safetensors", f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256);
+        Assert.False(PolicyFiles.IsNeeded("policy.safetensors", "reference.safetensors")); // a full fine-tune's consumers never download the reference
         var sha = files["adapter_model.safetensors"];
         var overHttp = PolicyEvent.Publish(written.Version, new PolicyLocation(baseUri.AbsoluteUri).UriOf(written), sha, DateTimeOffset.UnixEpoch, new Dictionary<string, double>(), files);
         Assert.EndsWith($"/policy/{written.Version}/adapter_model.safetensors", overHttp.Uri, StringComparison.Ordinal);

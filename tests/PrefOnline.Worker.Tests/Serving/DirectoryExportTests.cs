@@ -136,6 +136,21 @@ public sealed class DirectoryExportTests(ServingTestKit kit) : IClassFixture<Ser
         Assert.Equal(Samples(expected.Stdout), Samples(exported.Stdout));
         Assert.NotEqual(Samples(plain.Stdout), Samples(exported.Stdout)); // the adapter is applied, not dropped
 
+        // A generator's verified copy of the version's files (adapter, base, tokenizer) loads the same way: base + adapter, merged.
+        using (var thread = new PrefOnline.Tensors.TensorThread("lora-load"))
+        {
+            await thread.RunAsync(() =>
+            {
+                using var model = PrefOnline.Worker.Checkpoints.StoredPolicy.LoadWeights(kit.LoraSource);
+                Assert.DoesNotContain(model.state_dict().Keys, k => k.Contains("lora", StringComparison.Ordinal));
+            }, CancellationToken.None);
+            var withoutBase = kit.NewDirectory("no-base");
+            foreach (var name in new[] { "adapter_config.json", "adapter_model.safetensors" }) File.Copy(Path.Combine(kit.LoraSource, name), Path.Combine(withoutBase, name));
+            var refused = await Assert.ThrowsAsync<PrefOnline.Learning.Models.Checkpoints.InvalidCheckpointException>(() =>
+                thread.RunAsync(() => PrefOnline.Worker.Checkpoints.StoredPolicy.LoadWeights(withoutBase).Dispose(), CancellationToken.None));
+            Assert.Contains("holds neither policy.safetensors nor a LoRA adapter", refused.Message, StringComparison.Ordinal);
+        }
+
         // A full fine-tune's version after that: the base is no longer linked and goes with the next retention.
         await exporter.ExportAsync(kit.Full(4), CancellationToken.None);
         await exporter.ExportAsync(kit.Full(5), CancellationToken.None);
