@@ -40,7 +40,10 @@ public sealed class Checkpoint
     public long? NextOffset(string topic, int partition) =>
         Manifest.Offsets.TryGetValue(topic, out var partitions) && partitions.TryGetValue(partition, out var offset) ? offset : null;
 
-    /// <summary>Path of an artefact, for readers that take a path (e.g. SafeTensorsFile.Read).</summary>
+    /// <summary>
+    /// Path of an artefact, for readers that take a path (e.g. SafeTensorsFile.Read). A shared artefact
+    /// (<see cref="CheckpointFileEntry.Shared"/>) is there too: a hard link to its blob, so the path reads the blob's bytes.
+    /// </summary>
     public string GetPath(string fileName)
     {
         if (!Manifest.Files.ContainsKey(fileName))
