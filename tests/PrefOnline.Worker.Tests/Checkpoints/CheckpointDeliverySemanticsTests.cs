@@ -13,7 +13,8 @@ namespace PrefOnline.Worker.Tests.Checkpoints;
 /// latest valid checkpoint and seeks to its offsets. At the end every label is in the state exactly once.
 /// Every version also shares a frozen "base" blob that changes every few writes, so crashes also land after a blob
 /// was written for a version that never committed, and retention collects blobs: at the end the blob area holds
-/// exactly what the remaining versions reference.
+/// exactly what the remaining versions reference. Publish-only versions (Checkpoints:Interval) come between checkpoints
+/// too, and a crash after them resumes from the checkpoint they follow.
 /// </summary>
 public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
 {
@@ -26,6 +27,7 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
         InsideWriter,
         BeforePointerMoved,
         AfterCommitFileRotted,
+        AfterPublishOnly,
     }
 
     [Fact]
@@ -68,6 +70,14 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
                 }
                 var roll = random.Next(40);                  // per batch: 1/10 a crash, 3/10 a checkpoint
                 if (roll == 0) crash = Crash.BetweenRecords; // in-memory progress since the last checkpoint is lost
+                else if (roll is >= 4 and < 10 && store.ResumePoint is { } resume)
+                {
+                    // Checkpoints:Interval: an update published without a checkpoint (its policy, the offsets of the
+                    // checkpoint it follows); sometimes the process dies right after it.
+                    await store.WriteAsync(new CheckpointDraft().AddBytes("policy.json", JsonSerializer.SerializeToUtf8Bytes(state.Count))
+                        .ShareFile("base.bin", Base(temp, writes)).SetOffsets(resume.Offsets).AsPublishOnly());
+                    if (roll == 4) crash = Crash.AfterPublishOnly;
+                }
                 else if (roll is > 3 and < 28) continue;     // keep absorbing
                 else if (roll == 1)
                 {
