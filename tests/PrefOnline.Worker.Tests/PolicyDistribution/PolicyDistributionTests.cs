@@ -390,6 +390,22 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
             var refused = await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(noBase, CancellationToken.None));
             Assert.Equal(PolicyRefusalReasons.IncompleteFileList, refused.Reason);
             Assert.Contains("lists no reference.safetensors (its base)", refused.Message, StringComparison.Ordinal);
+
+            // The next version on the same base: the generator takes the base it kept, not the learner's (here made unavailable).
+            Assert.True(File.Exists(Path.Combine(downloads, "base-" + files["reference.safetensors"])));
+            var next = await writer.WriteAsync(new CheckpointDraft()
+                .AddBytes("adapter_model.safetensors", Enumerable.Range(0, 2000).Select(i => (byte)(i + 1)).ToArray())
+                .AddBytes("adapter_config.json", """{ "peft_type": "LORA" }"""u8)
+                .ShareFile("reference.safetensors", baseWeights)
+                .AddBytes("tokenizer_config.json", """{ "tokenizer_class": "PrefOnlineByteTokenizer" }"""u8));
+            var nextFiles = next.Manifest.Files.Where(f => PolicyFiles.IsNeeded("adapter_model.safetensors", f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256);
+            var nextEvent = PolicyEvent.Publish(next.Version, new PolicyLocation(baseUri.AbsoluteUri).UriOf(next), nextFiles["adapter_model.safetensors"], DateTimeOffset.UnixEpoch, new Dictionary<string, double>(), nextFiles);
+            File.Delete(store.PathOf(next.Version, "reference.safetensors"));
+            var nextDirectory = await fetcher.FetchAsync(nextEvent, CancellationToken.None);
+            Assert.Equal(await File.ReadAllBytesAsync(baseWeights), await File.ReadAllBytesAsync(Path.Combine(nextDirectory, "reference.safetensors")));
+            fetcher.Discard(nextDirectory);
+            File.Delete(Path.Combine(downloads, "base-" + files["reference.safetensors"]));
+            Assert.Equal(PolicyRefusalReasons.FetchFailed, (await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(nextEvent, CancellationToken.None))).Reason);
         }
         using (var fetcher = new PolicyFetcher(Options(), policyBaseUrl: null, store.Root, NullLogger.Instance))
         {
