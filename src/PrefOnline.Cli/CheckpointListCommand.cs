@@ -64,7 +64,7 @@ public static class CheckpointListCommand
             var table = new List<string[]> { new[] { "VERSION", "CREATED (UTC)", "PARENT", "POINTERS", "SIZE", "VERIFIED", "METRICS" } };
             foreach (var row in rows)
             {
-                var marks = string.Join(",", new[] { row.IsLatest ? "latest" : null, row.IsGood ? "good" : null, abandoned.Contains(row.Version) ? "abandoned" : null }.OfType<string>());
+                var marks = string.Join(",", new[] { row.IsLatest ? "latest" : null, row.IsGood ? "good" : null, abandoned.Contains(row.Version) ? "abandoned" : null, row.Manifest?.PublishOnly == true ? "publish-only" : null }.OfType<string>());
                 table.Add(
                 [
                     CheckpointVersion.DirectoryName(row.Version),
@@ -103,6 +103,8 @@ public static class CheckpointListCommand
                 ["good"] = row.IsGood,
                 ["abandoned"] = abandoned.Contains(row.Version),
                 ["size_bytes"] = m?.TotalBytes,
+                ["own_bytes"] = m?.OwnBytes,
+                ["publish_only"] = m?.PublishOnly ?? false,
                 ["valid"] = row.Verification.IsValid,
                 ["verification"] = row.Verification.Level == CheckpointVerificationLevel.Full ? "full" : "quick",
                 ["problems"] = new JsonArray(row.Verification.Problems.Select(p => (JsonNode?)JsonValue.Create(p)).ToArray()),

@@ -23,6 +23,9 @@ public sealed class Checkpoint
     public DateTimeOffset Created => Manifest.Created;
     public IReadOnlyDictionary<string, double> Metrics => Manifest.Metrics;
 
+    /// <summary>A policy published between two checkpoints: no state to resume from (<see cref="CheckpointManifest.PublishOnly"/>).</summary>
+    public bool PublishOnly => Manifest.PublishOnly;
+
     /// <summary>topic → partition → next offset to read (seek there on partition assignment).</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<int, long>> Offsets => Manifest.Offsets;
 
@@ -37,7 +40,10 @@ public sealed class Checkpoint
     public long? NextOffset(string topic, int partition) =>
         Manifest.Offsets.TryGetValue(topic, out var partitions) && partitions.TryGetValue(partition, out var offset) ? offset : null;
 
-    /// <summary>Path of an artefact, for readers that take a path (e.g. SafeTensorsFile.Read).</summary>
+    /// <summary>
+    /// Path of an artefact, for readers that take a path (e.g. SafeTensorsFile.Read). A shared artefact
+    /// (<see cref="CheckpointFileEntry.Shared"/>) is there too: a hard link to its blob, so the path reads the blob's bytes.
+    /// </summary>
     public string GetPath(string fileName)
     {
         if (!Manifest.Files.ContainsKey(fileName))

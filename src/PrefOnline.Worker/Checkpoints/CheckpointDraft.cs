@@ -30,6 +30,9 @@ public sealed class CheckpointDraft
 
     public string? ConfigHash { get; private set; }
 
+    /// <summary>True after <see cref="AsPublishOnly"/>.</summary>
+    public bool IsPublishOnly { get; private set; }
+
     public IReadOnlyList<string> FileNames => _artefacts.Select(a => a.Name).ToList();
 
     /// <summary>An artefact written to a stream the store opens (a new file; the store fsyncs and closes it; disposing it is harmless).</summary>
@@ -80,6 +83,21 @@ public sealed class CheckpointDraft
         }));
     }
 
+    /// <summary>
+    /// A file that does not change from version to version (the frozen reference or LoRA base weights, the tokenizer
+    /// files): stored once in the store's <c>blobs/sha256/</c> by content and hard-linked into every version that lists it,
+    /// so a second version with the same bytes writes nothing. It must exist now and must not change while the store
+    /// reads it (the store hashes it once per process while its size and modification time stay the same).
+    /// Readers see it in the version directory like any other artefact.
+    /// </summary>
+    public CheckpointDraft ShareFile(string name, string sourcePath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sourcePath);
+        if (!File.Exists(sourcePath)) throw new ArgumentException($"cannot share '{name}': source file {sourcePath} does not exist", nameof(sourcePath));
+        var source = Path.GetFullPath(sourcePath);
+        return Add(new CheckpointArtefact(name, (_, _) => throw new InvalidOperationException($"'{name}' is shared: the store links its blob"), source));
+    }
+
     /// <summary>Records that the state has absorbed <paramref name="topic"/>[<paramref name="partition"/>] up to, not including, <paramref name="nextOffset"/>.</summary>
     public CheckpointDraft SetOffset(string topic, int partition, long nextOffset)
     {
@@ -106,6 +124,16 @@ public sealed class CheckpointDraft
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         _metrics[name] = value;
+        return this;
+    }
+
+    /// <summary>
+    /// Marks the version as publish-only (<see cref="CheckpointManifest.PublishOnly"/>): it holds a policy published between
+    /// two checkpoints, not a state to resume from. Give it the offsets of the checkpoint it follows.
+    /// </summary>
+    public CheckpointDraft AsPublishOnly()
+    {
+        IsPublishOnly = true;
         return this;
     }
 

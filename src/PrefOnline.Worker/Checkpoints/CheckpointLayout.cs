@@ -14,6 +14,7 @@ namespace PrefOnline.Worker.Checkpoints;
 ///   v000009/manifest.json      + manifest.sha256 + the artefacts the manifest lists, nothing else
 ///   .tmp-v000010-&lt;guid&gt;/      a write in progress (or left by a crash: removed by the next writer)
 ///   .deleting-v000003-&lt;guid&gt;/  a version being removed by retention (renamed first so it vanishes atomically)
+///   blobs/sha256/&lt;hex&gt;        a shared artefact's bytes, once for every version that hard-links it (see CheckpointBlobs)
 ///   .latest.tmp, .good.tmp     a pointer being replaced (left by a crash: ignored, removed by the next writer)
 ///   .rollback.request.tmp-…    a rollback request being written
 /// </code>

@@ -8,7 +8,7 @@ namespace PrefOnline.Worker.Checkpoints;
 /// equal bytes. Example:
 /// <code>
 /// {
-///   "format_version": 1,
+///   "format_version": 2,
 ///   "version": 9,
 ///   "parent": 3,
 ///   "created": "2025-06-01T12:00:03.250Z",
@@ -17,7 +17,8 @@ namespace PrefOnline.Worker.Checkpoints;
 ///   "metrics": { "kl_to_reference": 0.031, "reward": 0.62 },
 ///   "files": {
 ///     "optimizer.safetensors": { "sha256": "9f86d081884c7d65...", "size": 2097216 },
-///     "policy.safetensors": { "sha256": "2c26b46b68ffc68f...", "size": 1048664 }
+///     "policy.safetensors": { "sha256": "2c26b46b68ffc68f...", "size": 1048664 },
+///     "reference.safetensors": { "sha256": "fcde2b2edba56bf4...", "size": 1048664, "shared": true }
 ///   }
 /// }
 /// </code>
@@ -27,8 +28,14 @@ namespace PrefOnline.Worker.Checkpoints;
 /// </summary>
 public sealed record CheckpointManifest
 {
-    /// <summary>The layout this build writes and the only one it reads; a reader refuses any other.</summary>
-    public const int CurrentFormatVersion = 1;
+    /// <summary>
+    /// The layout this build writes. 2 added shared files (<see cref="CheckpointFileEntry.Shared"/>: content-addressed
+    /// blobs); 1 is read as before (a version 1 manifest that marks a file shared is refused). Any other is refused.
+    /// </summary>
+    public const int CurrentFormatVersion = 2;
+
+    /// <summary>Every format_version this build reads.</summary>
+    public static IReadOnlyList<int> ReadableFormatVersions { get; } = [1, 2];
 
     [JsonPropertyName("format_version")]
     public required int FormatVersion { get; init; }
@@ -56,11 +63,25 @@ public sealed record CheckpointManifest
     [JsonPropertyName("metrics")]
     public required IReadOnlyDictionary<string, double> Metrics { get; init; }
 
+    /// <summary>
+    /// Format 2, written only when true: the version publishes a policy between two checkpoints
+    /// (<c>Checkpoints:Interval</c>) and holds no state to resume from. It is served like any version, but a restart
+    /// resumes from the newest full version on its line, and it never becomes <c>good</c> or a rollback target. Its
+    /// offsets are those of the checkpoint it was published after (what is durable).
+    /// </summary>
+    [JsonPropertyName("publish_only")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool PublishOnly { get; init; }
+
     /// <summary>artefact name → hash and size. The version directory holds these files and manifest.json, nothing else.</summary>
     [JsonPropertyName("files")]
     public required IReadOnlyDictionary<string, CheckpointFileEntry> Files { get; init; }
 
-    /// <summary>Sum of the artefacts' sizes, bytes (the manifest itself not included).</summary>
+    /// <summary>Sum of the artefacts' sizes, bytes (the manifest itself not included), shared ones included.</summary>
     [JsonIgnore]
     public long TotalBytes => Files.Values.Sum(f => f.Size);
+
+    /// <summary>What this version costs the disk on its own: the artefacts that are not shared blobs, bytes.</summary>
+    [JsonIgnore]
+    public long OwnBytes => Files.Values.Where(f => !f.Shared).Sum(f => f.Size);
 }

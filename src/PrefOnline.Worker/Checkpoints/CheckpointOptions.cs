@@ -46,4 +46,19 @@ public sealed class CheckpointOptions
 
     /// <summary>Cap on any one retry delay. Default 5 s; at least RetryBaseDelay, at most 10 min.</summary>
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A checkpoint (the whole learning state, the offsets committed to Kafka) after every N-th update; every update is
+    /// still published, the ones in between as publish-only versions (the policy files alone, a few MB with LoRA, the
+    /// weights with full fine-tuning). A crash loses the updates since the last checkpoint: they are redone from the
+    /// labels re-read from its offsets (docs/OPERATIONS.md, "Checkpoint interval"). Default 1: every update is a
+    /// checkpoint. 1..100000.
+    /// </summary>
+    public int Interval { get; set; } = 1;
+
+    /// <summary>
+    /// Also checkpoint at the first update once this much time has passed since the last checkpoint, whatever
+    /// <see cref="Interval"/> says (bounds the work a crash can cost). Default 00:00:00: off. At most 1 day.
+    /// </summary>
+    public TimeSpan IntervalTime { get; set; } = TimeSpan.Zero;
 }

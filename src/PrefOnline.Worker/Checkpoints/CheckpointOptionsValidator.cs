@@ -10,6 +10,8 @@ public sealed class CheckpointOptionsValidator : IValidateOptions<CheckpointOpti
     public const int MaxRetryCount = 20;
     public static readonly TimeSpan MaxRetryBaseDelay = TimeSpan.FromSeconds(60);
     public static readonly TimeSpan MaxRetryMaxDelay = TimeSpan.FromMinutes(10);
+    public const int MaxInterval = 100_000;
+    public static readonly TimeSpan MaxIntervalTime = TimeSpan.FromDays(1);
 
     public ValidateOptionsResult Validate(string? name, CheckpointOptions options)
     {
@@ -35,6 +37,10 @@ public sealed class CheckpointOptionsValidator : IValidateOptions<CheckpointOpti
             problems.Add(Invariant($"{s}:RetryBaseDelay must be between 00:00:00 and {MaxRetryBaseDelay:c} (got {options.RetryBaseDelay:c})"));
         if (options.RetryMaxDelay < options.RetryBaseDelay || options.RetryMaxDelay > MaxRetryMaxDelay)
             problems.Add(Invariant($"{s}:RetryMaxDelay must be between RetryBaseDelay ({options.RetryBaseDelay:c}) and {MaxRetryMaxDelay:c} (got {options.RetryMaxDelay:c})"));
+        if (options.Interval is < 1 or > MaxInterval)
+            problems.Add(Invariant($"{s}:Interval must be between 1 and {MaxInterval} updates (got {options.Interval})"));
+        if (options.IntervalTime < TimeSpan.Zero || options.IntervalTime > MaxIntervalTime)
+            problems.Add(Invariant($"{s}:IntervalTime must be between 00:00:00 (off) and {MaxIntervalTime:c} (got {options.IntervalTime:c})"));
         return problems;
     }
 

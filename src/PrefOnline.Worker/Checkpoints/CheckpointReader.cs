@@ -20,12 +20,21 @@ public sealed class CheckpointReader
     /// <param name="ioPipeline">Retry around file I/O; <see cref="CheckpointRetry.CreatePipeline"/> by default.</param>
     /// <param name="logger">Where skipped versions are logged.</param>
     public CheckpointReader(string directory, ResiliencePipeline? ioPipeline = null, ILogger? logger = null)
+        : this(directory, ioPipeline, logger, knownGood: null)
+    {
+    }
+
+    /// <param name="knownGood">The writer's blobs it has hashed already (see <see cref="CheckpointBlobs"/>): not hashed again.</param>
+    internal CheckpointReader(string directory, ResiliencePipeline? ioPipeline, ILogger? logger, KnownGoodBlobs? knownGood)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         Root = directory;
         _io = ioPipeline ?? CheckpointRetry.CreatePipeline(new CheckpointOptions(), logger);
         _logger = logger ?? NullLogger.Instance;
+        _knownGood = knownGood;
     }
+
+    private readonly KnownGoodBlobs? _knownGood;
 
     public string Root { get; }
 
@@ -84,8 +93,8 @@ public sealed class CheckpointReader
         var context = ResilienceContextPool.Shared.Get(CheckpointIoOperations.Read, cancellationToken);
         try
         {
-            return await _io.ExecuteAsync(static (context, state) => new ValueTask<CheckpointVerification>(CheckpointVerifier.VerifyAsync(state.Root, state.version, state.level, context.CancellationToken)),
-                context, (Root, version, level));
+            return await _io.ExecuteAsync(static (context, state) => new ValueTask<CheckpointVerification>(CheckpointVerifier.VerifyAsync(state.Root, state.version, state.level, context.CancellationToken, state._knownGood)),
+                context, (Root, version, level, _knownGood));
         }
         finally
         {
@@ -116,7 +125,8 @@ public sealed class CheckpointReader
 
     /// <summary>
     /// Loads what a restarting worker should resume from: <c>latest</c> if it verifies, else the newest
-    /// valid version on its lineage. The walk goes latest → its parent → ..., taking the parent from
+    /// valid version on its lineage; a publish-only version (<see cref="CheckpointManifest.PublishOnly"/>) is passed over
+    /// for the newest full version on its line, without counting as skipped. The walk goes latest → its parent → ..., taking the parent from
     /// the manifest, or (when the manifest is unreadable) from the commit line in events.jsonl. Following
     /// parents rather than numbers matters after a rollback: the versions that were rolled back away are
     /// newer than the ones <c>latest</c> descends from, and a fallback must not bring them back. When the
@@ -154,6 +164,13 @@ public sealed class CheckpointReader
         while (candidate is { } version)
         {
             var verdict = await VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
+            if (verdict is { IsValid: true, Manifest: { PublishOnly: true } publishOnly })
+            {
+                // A policy published between two checkpoints holds no state: resume from the checkpoint it followed (its
+                // parent chain leads there). The updates since that checkpoint are redone from the re-read labels.
+                candidate = publishOnly.Parent;
+                continue;
+            }
             if (verdict.IsValid)
             {
                 foreach (var skip in skipped)

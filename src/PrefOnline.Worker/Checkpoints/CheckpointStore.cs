@@ -50,10 +50,12 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly StoreLock _lock;
+    private readonly CheckpointBlobs _blobs;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> _protectors = [];
     private Lineage _lineage = Lineage.Unknown;
     private long? _base;
+    private Checkpoint? _resumePoint;
     private long _highestWritten;
     private bool _disposed;
 
@@ -71,11 +73,26 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         _logger = logger;
         _time = time;
         _lock = storeLock;
-        Reader = new CheckpointReader(options.Directory, io, logger);
+        _blobs = new CheckpointBlobs(options.Directory, logger);
+        Reader = new CheckpointReader(options.Directory, io, logger, _blobs.KnownGood);
     }
 
     /// <summary>The store's root directory.</summary>
     public string Root => _options.Directory;
+
+    /// <summary>The validated options the store was opened with (a copy).</summary>
+    public CheckpointOptions Options => new()
+    {
+        Directory = _options.Directory, KeepLast = _options.KeepLast, RetryCount = _options.RetryCount, RetryBaseDelay = _options.RetryBaseDelay,
+        RetryMaxDelay = _options.RetryMaxDelay, Interval = _options.Interval, IntervalTime = _options.IntervalTime,
+    };
+
+    /// <summary>
+    /// The newest full version (not publish-only) the caller's state descends from: the one loaded, or the last one
+    /// written. A restart resumes from it; retention keeps it; a publish-only version takes its offsets. Null before a
+    /// load or on a new lineage.
+    /// </summary>
+    public Checkpoint? ResumePoint => _resumePoint;
 
     /// <summary>Listing and verification without side effects (same root, same retry pipeline).</summary>
     public CheckpointReader Reader { get; }
@@ -104,6 +121,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             RetryCount = options.RetryCount,
             RetryBaseDelay = options.RetryBaseDelay,
             RetryMaxDelay = options.RetryMaxDelay,
+            Interval = options.Interval,
+            IntervalTime = options.IntervalTime,
         };
         logger ??= NullLogger.Instance;
         timeProvider ??= TimeProvider.System;
@@ -131,6 +150,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 store.RemoveLeftovers();
                 return ValueTask.FromResult(true);
             }, cancellationToken);
+            await store.CollectUnreferencedBlobsAsync(cancellationToken);
             return store;
         }
         catch
@@ -160,6 +180,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             await ApplyRequestedRollbackCoreAsync(cancellationToken);
             var result = await Reader.LoadLatestValidAsync(cancellationToken);
             _base = result.Checkpoint?.Version;
+            _resumePoint = result.Checkpoint;
             _lineage = Lineage.Known;
             if (result.Checkpoint is { } loaded && await RepairGoodCoreAsync(loaded.Version, cancellationToken) is { } repair)
                 result = result with { Warnings = [.. result.Warnings, repair] };
@@ -182,6 +203,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         try
         {
             _base = null;
+            _resumePoint = null;
             _lineage = Lineage.Known;
         }
         finally
@@ -220,6 +242,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 Offsets = draft.SnapshotOffsets(),
                 Metrics = draft.SnapshotMetrics(),
                 Files = new SortedDictionary<string, CheckpointFileEntry>(StringComparer.Ordinal),
+                PublishOnly = draft.IsPublishOnly,
             };
 
             var attempts = 0;
@@ -271,8 +294,10 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                     version, previousLatest, attempts, e) { OutOfSpace = PosixFileSystem.IsOutOfSpace(e) };
             }
             _base = version;
-            _logger.LogInformation("Committed checkpoint {Version} (parent {Parent}, {Files} files, {Bytes} bytes) in {Root}",
-                CheckpointVersion.DirectoryName(version), Describe(manifest.Parent), manifest.Files.Count, manifest.TotalBytes, Root);
+            var committed = new Checkpoint(Root, manifest);
+            if (!manifest.PublishOnly) _resumePoint = committed;
+            _logger.LogInformation("Committed checkpoint {Version} (parent {Parent}, {Files} files, {Bytes} bytes of its own, {SharedBytes} bytes in shared blobs) in {Root}",
+                CheckpointVersion.DirectoryName(version), Describe(manifest.Parent), manifest.Files.Count, manifest.OwnBytes, manifest.TotalBytes - manifest.OwnBytes, Root);
             AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Commit, Version = version, Parent = manifest.Parent });
 
             try
@@ -284,7 +309,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 // The checkpoint is committed; a failed cleanup costs disk, not correctness. Next write retries it.
                 _logger.LogWarning(e, "Retention after checkpoint {Version} failed in {Root}; will retry after the next write", CheckpointVersion.DirectoryName(version), Root);
             }
-            return new Checkpoint(Root, manifest);
+            return committed;
 
             Task<CheckpointManifest> WriteVersionAsync() => RunIoAsync(_io, CheckpointIoOperations.WriteVersion, async token =>
             {
@@ -337,6 +362,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
                 throw new ArgumentException($"'good' is {CheckpointVersion.DirectoryName(current.Value)} and only moves forward; refusing to mark the older {CheckpointVersion.DirectoryName(version)} (a rollback moves it back)", nameof(version));
             var verdict = await Reader.VerifyAsync(version, CheckpointVerificationLevel.Full, cancellationToken);
             if (!verdict.IsValid) throw new CheckpointCorruptException(Root, version, verdict.Problems);
+            if (verdict.Manifest!.PublishOnly)
+                throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is publish-only (a policy published between checkpoints, no state to resume): only a checkpoint becomes good", nameof(version));
             if (pointers.Latest is { } latest && !await new CheckpointLineage(Root).IsOnLineOfAsync(version, latest, cancellationToken))
                 throw new ArgumentException($"{CheckpointVersion.DirectoryName(version)} is not on the line of latest ({CheckpointVersion.DirectoryName(latest)}): a rolled-back (abandoned) version never becomes good", nameof(version));
             await MoveGoodCoreAsync(current, version, reason: null);
@@ -417,6 +444,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             ?? throw new InvalidOperationException($"no 'good' version is recorded in {directory}; name the version to roll back to");
         var verdict = await reader.VerifyAsync(target, CheckpointVerificationLevel.Full, cancellationToken);
         if (!verdict.IsValid) throw new CheckpointCorruptException(directory, target, verdict.Problems);
+        if (verdict.Manifest!.PublishOnly) throw new CheckpointCorruptException(directory, target, [PublishOnlyTarget]);
         var request = new CheckpointRollbackRequest
         {
             To = target,
@@ -464,6 +492,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             ?? throw new InvalidOperationException($"no 'good' version is recorded in {Root}; name the version to roll back to");
         var verdict = await Reader.VerifyAsync(target, CheckpointVerificationLevel.Full, ct);
         if (!verdict.IsValid) throw new CheckpointCorruptException(Root, target, verdict.Problems);
+        if (verdict.Manifest!.PublishOnly) throw new CheckpointCorruptException(Root, target, [PublishOnlyTarget]);
         var now = _time.GetUtcNow();
         // good stays where it is when it is the target or one of its ancestors; otherwise (newer than the target,
         // or on another line) it would name a version the rolled-back store has abandoned.
@@ -504,6 +533,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         }
         _lineage = Lineage.RolledBack;
         _base = null;
+        _resumePoint = null;
         _logger.LogWarning("Rolled back checkpoint store {Root}: latest {From} -> {To}, good {GoodFrom} -> {GoodTo} ({Reason})",
             Root, Describe(pointers.Latest), CheckpointVersion.DirectoryName(target), Describe(pointers.Good), Describe(goodAfter), reason);
         AppendEventBestEffort(new CheckpointEvent { Time = now, Kind = CheckpointEventKind.Rollback, From = pointers.Latest, To = target, Reason = reason });
@@ -599,6 +629,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         if (pointers.Latest is { } latest) keep.Add(latest);
         if (pointers.Good is { } good) keep.Add(good);
         if (_base is { } parentOfNext) keep.Add(parentOfNext);
+        if (_resumePoint is { } resume) keep.Add(resume.Version); // what a restart resumes from while publish-only versions follow it
         if (Reader.ReadRollbackRequest().Request is { } request) keep.Add(request.To);
         List<(string Owner, Func<IReadOnlyCollection<long>> Versions)> protectors;
         lock (_protectors) protectors = [.. _protectors];
@@ -645,10 +676,19 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         Directory.CreateDirectory(temp);
         try
         {
+            var shared = new Dictionary<string, CheckpointFileEntry>(StringComparer.Ordinal);
             foreach (var artefact in draft.Artefacts)
             {
                 ct.ThrowIfCancellationRequested();
                 var path = Path.Combine(temp, artefact.Name);
+                if (artefact.SharedSource is { } source)
+                {
+                    // The blob is durable before the version that names it can become visible (the temp directory is
+                    // renamed only after this loop), so a committed version never references a blob still being written.
+                    var entry = shared[artefact.Name] = await _blobs.StoreAsync(source, ct);
+                    await _blobs.LinkAsync(entry.Sha256, path, ct);
+                    continue;
+                }
                 await artefact.WriteToPath(path, ct);
                 if (!File.Exists(path))
                     throw new InvalidOperationException($"the writer for '{artefact.Name}' returned without creating the file");
@@ -661,6 +701,11 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             var files = new SortedDictionary<string, CheckpointFileEntry>(StringComparer.Ordinal);
             foreach (var artefact in draft.Artefacts)
             {
+                if (shared.TryGetValue(artefact.Name, out var blob))
+                {
+                    files[artefact.Name] = blob; // hashed once when its blob was written or first verified by this process
+                    continue;
+                }
                 var path = Path.Combine(temp, artefact.Name);
                 PosixFileSystem.Fsync(path, isDirectory: false);
                 var size = new FileInfo(path).Length;
@@ -699,10 +744,17 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         var keep = ProtectedVersions().ToHashSet();
         keep.UnionWith(versions.TakeLast(_options.KeepLast));
         var deleted = new List<long>();
-        foreach (var version in versions.Where(v => !keep.Contains(v)))
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            if (await DeleteVersionAsync(version, $"retention: keep last {_options.KeepLast}", ct)) deleted.Add(version);
+            foreach (var version in versions.Where(v => !keep.Contains(v)))
+            {
+                ct.ThrowIfCancellationRequested();
+                if (await DeleteVersionAsync(version, $"retention: keep last {_options.KeepLast}", ct)) deleted.Add(version);
+            }
+        }
+        finally
+        {
+            if (deleted.Count > 0) await CollectUnreferencedBlobsAsync(CancellationToken.None);
         }
         return deleted;
     }
@@ -717,6 +769,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         foreach (var version in Reader.ListVersions().Where(v => !keep.Contains(v)))
         {
             if (!await DeleteVersionAsync(version, $"the device is full ({cause.Message}): making room for the next checkpoint, KeepLast aside", ct)) continue;
+            await CollectUnreferencedBlobsAsync(ct);
             _logger.LogWarning("Checkpoint store {Root} is full: deleted {Version}, the oldest version nothing needs, to make room", Root, CheckpointVersion.DirectoryName(version));
             return true;
         }
@@ -750,6 +803,57 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
         return true;
     }
 
+    /// <summary>
+    /// Removes every blob no version directory on disk lists as shared. Runs under the writer lock, after the versions
+    /// it would free are gone (renamed away, then deleted), so a blob a remaining version needs is never touched, and a
+    /// crash part-way leaves at worst unreferenced blobs, which the next run (the next open, the next deletion) removes.
+    /// A version whose manifest cannot be parsed might reference any blob: then nothing is removed until retention has
+    /// deleted it (logged). Returns the removed blobs.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> CollectUnreferencedBlobsAsync(CancellationToken ct)
+    {
+        var blobs = _blobs.List();
+        if (blobs.Count == 0) return [];
+        var referenced = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var version in Reader.ListVersions())
+        {
+            var manifestPath = Path.Combine(CheckpointLayout.VersionPath(Root, version), CheckpointLayout.ManifestFileName);
+            CheckpointManifest manifest;
+            try
+            {
+                // Parsed without its checksum on purpose: a damaged manifest that still parses names what it references.
+                manifest = CheckpointJson.DeserializeManifest(await File.ReadAllBytesAsync(manifestPath, ct));
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or IOException)
+            {
+                if (!Directory.Exists(CheckpointLayout.VersionPath(Root, version))) continue; // deleted meanwhile (only this writer deletes: not expected)
+                _logger.LogWarning("Kept every blob in {Root}: the manifest of {Version} cannot be read ({Error}), so what it references is unknown; unreferenced blobs are removed once it is gone",
+                    Root, CheckpointVersion.DirectoryName(version), e.Message);
+                return [];
+            }
+            foreach (var entry in manifest.Files.Values.Where(f => f.Shared)) referenced.Add(entry.Sha256);
+        }
+        var removed = new List<string>();
+        foreach (var blob in blobs.Where(b => !referenced.Contains(b)))
+        {
+            await RunIoAsync(_io, CheckpointIoOperations.Retention, _ =>
+            {
+                _blobs.Delete(blob);
+                return ValueTask.FromResult(true);
+            }, ct);
+            removed.Add(blob);
+        }
+        if (removed.Count == 0) return removed;
+        await RunIoAsync(_io, CheckpointIoOperations.Retention, _ =>
+        {
+            PosixFileSystem.Fsync(_blobs.Directory, isDirectory: true);
+            return ValueTask.FromResult(true);
+        }, ct);
+        _logger.LogInformation("Removed {Count} blob(s) from {Root} that no version references any more: {Blobs}", removed.Count, Root, string.Join(", ", removed));
+        AppendEventBestEffort(new CheckpointEvent { Time = _time.GetUtcNow(), Kind = CheckpointEventKind.Cleanup, Reason = $"removed blob(s) no version references: {string.Join(", ", removed)}" });
+        return removed;
+    }
+
     /// <summary>One I/O operation through the retry pipeline, its <see cref="CheckpointIoOperations"/> key in the context.</summary>
     private static async ValueTask<T> RunIoAsync<T>(ResiliencePipeline io, string operation, Func<CancellationToken, ValueTask<T>> action, CancellationToken ct)
     {
@@ -766,7 +870,7 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
 
     private void RemoveLeftovers()
     {
-        foreach (var name in Reader.FindLeftovers())
+        foreach (var name in Reader.FindLeftovers().Concat(_blobs.FindLeftovers()))
         {
             var path = Path.Combine(Root, name);
             if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
@@ -807,6 +911,8 @@ public sealed class CheckpointStore : IDisposable, IAsyncDisposable
             throw new ObjectDisposedException(nameof(CheckpointStore));
         }
     }
+
+    private const string PublishOnlyTarget = "it is publish-only (a policy published between checkpoints holds no state to resume): roll back to a checkpoint (`prefonline checkpoint list`)";
 
     private InvalidOperationException NotReadyToWrite() => _lineage == Lineage.RolledBack
         ? new InvalidOperationException($"checkpoint store {Root} was rolled back; call LoadLatestValidAsync() and rebuild the state from it before writing")

@@ -15,7 +15,8 @@ internal static class CheckpointVerifier
 
     private const int HashBufferBytes = 1 << 20;
 
-    public static async Task<CheckpointVerification> VerifyAsync(string root, long version, CheckpointVerificationLevel level, CancellationToken ct)
+    /// <param name="knownGood">Blobs the calling process already hashed (the writer's): not hashed again while unchanged.</param>
+    public static async Task<CheckpointVerification> VerifyAsync(string root, long version, CheckpointVerificationLevel level, CancellationToken ct, KnownGoodBlobs? knownGood = null)
     {
         var name = CheckpointVersion.DirectoryName(version);
         var directory = Path.Combine(root, name);
@@ -59,6 +60,11 @@ internal static class CheckpointVerifier
                 problems.Add($"{file}: size {info.Length} bytes, manifest says {expected.Size}");
                 continue;
             }
+            if (expected.Shared)
+            {
+                await VerifySharedAsync(root, file, path, expected, level, problems, knownGood, ct);
+                continue;
+            }
             if (level == CheckpointVerificationLevel.Full)
             {
                 var actual = await Sha256HexAsync(path, ct);
@@ -68,6 +74,51 @@ internal static class CheckpointVerifier
             }
         }
         return new CheckpointVerification(version, level, manifest, problems);
+    }
+
+    /// <summary>
+    /// A shared artefact: the version's file (normally a hard link to the blob) was checked for size above; its blob must
+    /// exist as a regular file of the same size. Full: the content hashes to the name, checked once when the version's
+    /// file is the blob itself (same inode), on both otherwise, and not at all for a blob the writer already hashed.
+    /// </summary>
+    private static async Task VerifySharedAsync(string root, string file, string path, CheckpointFileEntry expected, CheckpointVerificationLevel level,
+                                                List<string> problems, KnownGoodBlobs? knownGood, CancellationToken ct)
+    {
+        var blobName = $"{CheckpointBlobs.DirectoryName}/{CheckpointBlobs.Algorithm}/{Short(expected.Sha256)}";
+        var blob = new FileInfo(CheckpointBlobs.PathOf(root, expected.Sha256));
+        if (!blob.Exists)
+        {
+            problems.Add($"{file}: shared blob {blobName} is missing");
+            return;
+        }
+        if (blob.LinkTarget is not null)
+        {
+            problems.Add($"{file}: shared blob {blobName} is a symbolic link (blobs are regular files)");
+            return;
+        }
+        if (blob.Length != expected.Size)
+        {
+            problems.Add($"{file}: shared blob {blobName} has {blob.Length} bytes, manifest says {expected.Size}");
+            return;
+        }
+        if (level != CheckpointVerificationLevel.Full) return;
+        var sameFile = PosixFileSystem.Identity(path) is { } linked && PosixFileSystem.Identity(blob.FullName) == linked;
+        if (sameFile && knownGood?.Contains(expected.Sha256, blob.FullName) == true) return;
+        foreach (var (what, candidate) in sameFile ? [(file, path)] : new[] { (file, path), ($"shared blob {blobName}", blob.FullName) })
+        {
+            var actual = await Sha256HexAsync(candidate, ct);
+            if (actual is null)
+            {
+                problems.Add($"{what}: missing");
+                return;
+            }
+            if (actual != expected.Sha256)
+            {
+                problems.Add($"{what}: sha256 mismatch (manifest {Short(expected.Sha256)}, file {Short(actual)})");
+                return;
+            }
+        }
+        if (sameFile) knownGood?.Remember(expected.Sha256, blob.FullName);
     }
 
     /// <summary>Lowercase hex SHA-256 of a file, or null if it vanished (deleted under us).</summary>
@@ -90,8 +141,12 @@ internal static class CheckpointVerifier
     public static IEnumerable<string> ManifestProblems(CheckpointManifest manifest, long directoryVersion)
     {
         const string m = CheckpointLayout.ManifestFileName;
-        if (manifest.FormatVersion != CheckpointManifest.CurrentFormatVersion)
-            yield return $"{m}: format_version {manifest.FormatVersion} is not supported (this build reads {CheckpointManifest.CurrentFormatVersion})";
+        if (!CheckpointManifest.ReadableFormatVersions.Contains(manifest.FormatVersion))
+            yield return $"{m}: format_version {manifest.FormatVersion} is not supported (this build reads {string.Join(" and ", CheckpointManifest.ReadableFormatVersions)})";
+        else if (manifest.FormatVersion < 2 && manifest.Files.FirstOrDefault(f => f.Value.Shared) is { Key: { } sharedInV1 })
+            yield return $"{m}: {sharedInV1}: format_version {manifest.FormatVersion} has no shared files (format 2 added them)";
+        if (manifest.FormatVersion < 2 && manifest.PublishOnly)
+            yield return $"{m}: format_version {manifest.FormatVersion} has no publish_only versions (format 2 added them)";
         if (manifest.Version != directoryVersion)
             yield return $"{m}: says version {manifest.Version} but lives in {CheckpointVersion.DirectoryName(directoryVersion)}";
         if (manifest.Parent is { } parent && (parent < CheckpointVersion.First || parent >= directoryVersion))

@@ -26,6 +26,11 @@ internal static class PosixFileSystem
     private const int ErrorNotDirectory = 20; // ENOTDIR
     private const int ErrorNoSpace = 28;     // ENOSPC
     private const int ErrorQuota = 122;      // EDQUOT
+    private const int ErrorExists = 17;      // EEXIST
+    private const int ErrorCrossDevice = 18; // EXDEV
+    private const int ErrorNotPermitted = 1; // EPERM: a file system without hard links (some FUSE mounts)
+    private const int ErrorNotSupported = 95; // EOPNOTSUPP
+    private const int ErrorTooManyLinks = 31; // EMLINK
 
     /// <summary>Flushes a file's or a directory's data and metadata to the device (fsync(2)).</summary>
     public static void Fsync(string path, bool isDirectory)
@@ -115,6 +120,44 @@ internal static class PosixFileSystem
     }
 
     /// <summary>
+    /// link(2): a second name for <paramref name="existing"/>'s data. False when this file system cannot give one
+    /// (no hard links, another device, too many links): the caller copies instead. Any other failure throws.
+    /// </summary>
+    public static bool TryHardLink(string existing, string newPath)
+    {
+        EnsureLinux();
+        if (link(existing, newPath) == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno is ErrorCrossDevice or ErrorNotPermitted or ErrorNotSupported or ErrorTooManyLinks) return false;
+        if (errno == ErrorExists) throw new IOException($"link failed on {newPath}: it exists already (errno {errno})", errno);
+        throw ErrorFor("link", newPath);
+    }
+
+    /// <summary>
+    /// (device, inode) of a path, following links; null when it does not exist or this libc has no <c>stat</c>
+    /// symbol (glibc before 2.33): callers then treat two paths as different files. Both 64-bit Linux ABIs
+    /// (x86-64 and the generic one of arm64) start <c>struct stat</c> with st_dev then st_ino, 8 bytes each.
+    /// </summary>
+    public static (ulong Device, ulong Inode)? Identity(string path)
+    {
+        EnsureLinux();
+        if (statUnavailable) return null;
+        var buffer = new byte[256]; // larger than struct stat on either ABI (144 / 128 bytes)
+        try
+        {
+            if (stat(path, buffer) != 0) return null;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            statUnavailable = true;
+            return null;
+        }
+        return (BitConverter.ToUInt64(buffer, 0), BitConverter.ToUInt64(buffer, 8));
+    }
+
+    private static volatile bool statUnavailable;
+
+    /// <summary>
     /// True for "the device is full" (ENOSPC) or "the quota is used up" (EDQUOT): .NET and this class put the
     /// errno in <see cref="Exception.HResult"/> (measured: a full tmpfs gives HResult 28).
     /// </summary>
@@ -147,6 +190,12 @@ internal static class PosixFileSystem
 
     [DllImport(LibC, SetLastError = true)]
     private static extern int close(int fd);
+
+    [DllImport(LibC, EntryPoint = "link", SetLastError = true)]
+    private static extern int link([MarshalAs(UnmanagedType.LPUTF8Str)] string existing, [MarshalAs(UnmanagedType.LPUTF8Str)] string newPath);
+
+    [DllImport(LibC, EntryPoint = "stat", SetLastError = true)]
+    private static extern int stat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte[] buffer);
 
     [DllImport(LibC, SetLastError = true)]
     private static extern int flock(int fd, int operation);

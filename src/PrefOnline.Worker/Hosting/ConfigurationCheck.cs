@@ -80,7 +80,8 @@ public static class ConfigurationCheck
         problems.AddRange(PolicySurfaceProblems(settings));
         problems.AddRange(ServingProblems(settings));
         // Role all samples from the learner's own adapted policy, which the fused decoder cannot run (it reads the base weights
-        // only); generators of the other roles load policy.safetensors, the merged weights, and decode them with any backend.
+        // only); generators of the other roles merge each version's adapter into its base as they load it (StoredPolicy.LoadWeights)
+        // and decode the plain model with any backend.
         if (settings.Learner.Adapter is not null && settings.Worker.Role == WorkerRole.All && settings.Model.Decoder == FusedPolicyDecoder.BackendName)
             problems.Add("Model:Decoder fused cannot sample from a policy with LoRA adapters (Learner:Adapter), which Worker:Role all generates with: use auto (picks torchsharp for it) or torchsharp");
         if (FusedOnAStoredPolicyOfAnotherFamily(settings) is { } fusedProblem) problems.Add(fusedProblem);
@@ -98,8 +99,8 @@ public static class ConfigurationCheck
     }
 
     /// <summary>
-    /// What a learner's versions hold, for the serving publishers: with <c>Learner:Adapter</c> a PEFT adapter (beside the
-    /// merged weights in policy.safetensors), else full weights (<see cref="VersionExporter.KindOf"/> reads the same kind
+    /// What a learner's versions hold, for the serving publishers: with <c>Learner:Adapter</c> a PEFT adapter (and its base
+    /// as reference.safetensors), else full weights (<see cref="VersionExporter.KindOf"/> reads the same kind
     /// from each version's files).
     /// </summary>
     public static ServingExportKind LearnerExportKind(WorkerSettings settings) =>

@@ -13,6 +13,9 @@ namespace PrefOnline.Worker.Pipeline;
 /// Writes learner checkpoints in the order delivery semantics need (docs/ARCHITECTURE.md, "Delivery semantics"): stage a consistent
 /// snapshot with its offsets on the tensor thread → write it atomically (durable, <c>latest</c>) → only
 /// then commit the offsets to Kafka → publish the policy event pointing at the new checkpoint's policy.
+/// <para>With <c>Checkpoints:Interval</c> N &gt; 1 (or <c>Checkpoints:IntervalTime</c>) only every N-th update is a
+/// checkpoint; the updates in between are written as publish-only versions (the policy files alone, the offsets of the
+/// checkpoint they follow), published the same way, and commit nothing. The decision is made here, per call.</para>
 /// </summary>
 public sealed class CheckpointCoordinator(
     CheckpointStore store,
@@ -28,6 +31,10 @@ public sealed class CheckpointCoordinator(
 {
     private readonly PolicyLocation policyLocation = location ?? new PolicyLocation(null);
     private readonly Dictionary<EpochInput, (IReadOnlyList<ResumeOffset> Offsets, string Checkpoint)> uncommitted = [];
+    private readonly int interval = store.Options.Interval;
+    private readonly TimeSpan intervalTime = store.Options.IntervalTime;
+    private int updatesSinceCheckpoint;
+    private long lastCheckpointAt = time.GetTimestamp();
 
     public CheckpointStore Store => store;
 
@@ -42,16 +49,25 @@ public sealed class CheckpointCoordinator(
     /// durable write (both are redone later: by the next checkpoint, by the next start).
     /// A write that fails (<see cref="CheckpointWriteException"/>, e.g. a full volume; an <see cref="IOException"/>
     /// while staging) changes nothing: the state keeps what it absorbed, nothing is committed or published.
+    /// An update (<paramref name="policyChanged"/> and <paramref name="publish"/>) that is not due for a checkpoint
+    /// (<c>Checkpoints:Interval</c>, <c>IntervalTime</c>) is written as a publish-only version instead
+    /// (<see cref="Checkpoint.PublishOnly"/>), published, and commits nothing.
     /// </summary>
     public async Task<Checkpoint> WriteAsync(LearningState state, IReadOnlyList<EpochInput> inputs, bool policyChanged, IReadOnlyDictionary<string, double> updateMetrics, bool publish, CancellationToken cancellationToken)
     {
+        if (publish && policyChanged && store.ResumePoint is { } resume && !CheckpointDue())
+            return await PublishOnlyAsync(state, resume, updateMetrics, cancellationToken).ConfigureAwait(false);
         var windows = DuplicateWindows;
         var staged = await thread.RunAsync(() => files.Stage(state, inputs.Select(i => i.Tracker), policyChanged, updateMetrics, windows), CancellationToken.None).ConfigureAwait(false);
         Checkpoint checkpoint;
         try
         {
             var draft = new CheckpointDraft();
-            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal)) draft.CopyFile(name, path);
+            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
+            {
+                if (staged.Shared.Contains(name)) draft.ShareFile(name, path);
+                else draft.CopyFile(name, path);
+            }
             foreach (var offset in staged.Offsets) draft.SetOffset(offset.Partition.Topic, offset.Partition.Partition, offset.NextOffset);
             foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
             draft.WithConfigHash(configHash);
@@ -67,6 +83,8 @@ public sealed class CheckpointCoordinator(
         {
             StagingArea.Delete(staged.Directory);
         }
+        updatesSinceCheckpoint = 0;
+        lastCheckpointAt = time.GetTimestamp();
         metrics.CheckpointWritten();
         status.CheckpointWritten(checkpoint.Version);
         logger.LogInformation("Checkpoint {Checkpoint}: policy v{Version}{Changed}, {Offsets} input offsets, {Audited} audited labels",
@@ -100,6 +118,51 @@ public sealed class CheckpointCoordinator(
                 staged.PolicyVersion, checkpoint.ToString());
         }
         return checkpoint;
+    }
+
+    /// <summary>Whether this update is the <c>Checkpoints:Interval</c>-th since the last checkpoint, or <c>IntervalTime</c> has passed.</summary>
+    private bool CheckpointDue() =>
+        updatesSinceCheckpoint + 1 >= interval || (intervalTime > TimeSpan.Zero && time.GetElapsedTime(lastCheckpointAt) >= intervalTime);
+
+    /// <summary>
+    /// An update between two checkpoints: its policy files as a publish-only version (offsets: those of
+    /// <paramref name="resume"/>, the checkpoint a restart would resume from), then its policy event. Nothing is committed:
+    /// a crash before the next checkpoint redoes these updates from the labels re-read from <paramref name="resume"/>'s offsets.
+    /// </summary>
+    private async Task<Checkpoint> PublishOnlyAsync(LearningState state, Checkpoint resume, IReadOnlyDictionary<string, double> updateMetrics, CancellationToken cancellationToken)
+    {
+        var staged = await thread.RunAsync(() => files.StagePolicy(state, updateMetrics), CancellationToken.None).ConfigureAwait(false);
+        Checkpoint published;
+        try
+        {
+            var draft = new CheckpointDraft().AsPublishOnly();
+            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
+            {
+                if (staged.Shared.Contains(name)) draft.ShareFile(name, path);
+                else draft.CopyFile(name, path);
+            }
+            draft.SetOffsets(resume.Offsets);
+            foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
+            draft.WithConfigHash(configHash);
+            published = await store.WriteAsync(draft, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            StagingArea.Delete(staged.Directory);
+        }
+        updatesSinceCheckpoint++;
+        logger.LogInformation("Version {Version}: policy v{PolicyVersion} published without a checkpoint ({Since} update(s) since checkpoint {Resume}; Checkpoints:Interval {Interval})",
+            published.ToString(), staged.PolicyVersion, updatesSinceCheckpoint, resume.ToString(), interval);
+        try
+        {
+            await publisher.PublishAsync(EventFor(published, staged.PolicyVersion, staged.Metrics, rollbackFrom: null, reason: null), published, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("Policy event v{Version} ({Checkpoint}, publish-only) not published (stopping while the broker does not take it); the next start publishes the policy it resumes",
+                staged.PolicyVersion, published.ToString());
+        }
+        return published;
     }
 
     /// <summary>True while the offsets of some input's latest checkpoint are not committed (the commit failed).</summary>
@@ -147,15 +210,17 @@ public sealed class CheckpointCoordinator(
     }
 
     /// <summary>
-    /// The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/>, with the
-    /// SHA-256 of every policy file the checkpoint holds (weights and tokenizer files, from its manifest), so generators
-    /// verify each before they load anything.
+    /// The policy event naming <paramref name="checkpoint"/>'s policy file as <paramref name="policyVersion"/> (a LoRA
+    /// version's adapter weights: <see cref="PolicyFiles.WeightsNameOf"/>), with the SHA-256 of every policy file the
+    /// checkpoint holds (weights or adapter and base, tokenizer files, from its manifest), so generators verify each
+    /// before they load anything.
     /// </summary>
     public PolicyEvent EventFor(Checkpoint checkpoint, long policyVersion, IReadOnlyDictionary<string, double> eventMetrics, long? rollbackFrom, string? reason)
     {
         var uri = policyLocation.UriOf(checkpoint);
-        var sha = checkpoint.Manifest.Files[StateFiles.Policy].Sha256;
-        var files = checkpoint.Manifest.Files.Where(f => PolicyFiles.IsServed(f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256, StringComparer.Ordinal);
+        var weights = PolicyFiles.WeightsNameOf(checkpoint.Contains);
+        var sha = checkpoint.Manifest.Files[weights].Sha256;
+        var files = checkpoint.Manifest.Files.Where(f => PolicyFiles.IsNeeded(weights, f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256, StringComparer.Ordinal);
         var finite = eventMetrics.Where(m => double.IsFinite(m.Value)).ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
         var created = time.GetUtcNow();
         return rollbackFrom is { } from && from > policyVersion

@@ -172,12 +172,11 @@ public sealed class GeneratorPipeline(
         if (Directory.Exists(checkpoints.Directory))
         {
             var result = await new CheckpointReader(checkpoints.Directory, logger: logger).LoadLatestValidAsync(cancellationToken).ConfigureAwait(false);
-            if (result.Checkpoint is { } checkpoint && checkpoint.Contains(StateFiles.Policy) && checkpoint.Contains(StateFiles.Worker))
+            if (result.Checkpoint is { } checkpoint && checkpoint.Contains(PolicyFiles.WeightsNameOf(checkpoint.Contains)) && checkpoint.Contains(StateFiles.Worker))
             {
                 var version = CheckpointCoordinator.PolicyVersionOf(checkpoint);
-                var path = checkpoint.GetPath(StateFiles.Policy);
-                var sha = checkpoint.Manifest.Files[StateFiles.Policy].Sha256;
-                await thread.RunAsync(() => policy.Adopt(PolicyCheckpoint.LoadWeightsFile(path), Learning.Tokenization.TokenizerLoader.FromDirectory(checkpoint.DirectoryPath), version, sha), cancellationToken).ConfigureAwait(false);
+                var sha = checkpoint.Manifest.Files[PolicyFiles.WeightsNameOf(checkpoint.Contains)].Sha256;
+                await thread.RunAsync(() => policy.Adopt(StoredPolicy.LoadWeights(checkpoint.DirectoryPath), Learning.Tokenization.TokenizerLoader.FromDirectory(checkpoint.DirectoryPath), version, sha), cancellationToken).ConfigureAwait(false);
                 metrics.SetPolicyVersion(version);
                 status.SetPolicyVersion(version);
                 logger.LogInformation("Generating with policy v{Version} from checkpoint {Checkpoint} in {Root}", version, checkpoint.ToString(), checkpoints.Directory);

@@ -81,7 +81,9 @@ public sealed class LearningStateFiles(
     {
         thread.VerifyAccess();
         var directory = checkpoint.DirectoryPath;
-        foreach (var required in new[] { StateFiles.Policy, StateFiles.Reference, StateFiles.RewardModel, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
+        // A LoRA version holds no policy.safetensors: its policy is the base (reference.safetensors) with its adapter.
+        var policyFile = checkpoint.Contains(PeftAdapter.WeightsFile) ? PeftAdapter.WeightsFile : StateFiles.Policy;
+        foreach (var required in new[] { policyFile, StateFiles.Reference, StateFiles.RewardModel, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
         {
             if (!checkpoint.Contains(required))
                 throw new InvalidDataException($"checkpoint {checkpoint} has no {required}: it was not written by the PrefOnline learner (holds {string.Join(", ", checkpoint.FileNames)})");
@@ -147,8 +149,8 @@ public sealed class LearningStateFiles(
     /// The policy and its frozen reference as <paramref name="checkpoint"/> holds them. Full fine-tuning: the policy
     /// from policy.safetensors, the reference a copy of reference.safetensors. LoRA: the policy is the base
     /// (reference.safetensors) with the checkpoint's PEFT adapter loaded onto it — an adapter trained on other base
-    /// weights is refused by its sha256 — and the reference that base with the adapter off; policy.safetensors (the
-    /// merged weights, for consumers) is not read. A checkpoint of the other kind than <c>Learner:Adapter</c> asks for
+    /// weights is refused by its sha256 — and the reference that base with the adapter off (versions of older builds also
+    /// hold the merged weights as policy.safetensors; they are not read). A checkpoint of the other kind than <c>Learner:Adapter</c> asks for
     /// is refused: its optimizer state belongs to other parameters.
     /// </summary>
     private (PolicyModel Policy, ReferenceModel Reference) LoadPolicyAndReference(Checkpoint checkpoint, string referenceFile, List<IDisposable> owned)
@@ -224,26 +226,7 @@ public sealed class LearningStateFiles(
         var offsets = trackers.SelectMany(t => t.Snapshot()).ToList();
         if (windows.Count > 0) DuplicateWindowFile.Write(At(StateFiles.DuplicateIds), windows, offsets);
 
-        if (state.Policy.Adapters is { } adapters)
-        {
-            // Consumers (generators, policy events, the directory/sglang publishers) load policy.safetensors as a plain
-            // model: it holds the merged weights W + (α/r)·B·A, never a lora tensor. The adapter itself, PEFT layout with
-            // the base's sha256, is what a restart loads onto reference.safetensors (and what vLLM loads).
-            using (var merged = state.Policy.Copy())
-            {
-                adapters.MergeInto(merged);
-                PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), merged);
-            }
-            var adapterDirectory = Path.Combine(directory, "adapter");
-            PeftAdapter.Save(adapterDirectory, adapters);
-            files[PeftAdapter.ConfigFile] = Path.Combine(adapterDirectory, PeftAdapter.ConfigFile);
-            files[PeftAdapter.WeightsFile] = Path.Combine(adapterDirectory, PeftAdapter.WeightsFile);
-        }
-        else
-        {
-            PolicyCheckpoint.SaveWeightsFile(At(StateFiles.Policy), state.Policy);
-        }
-        files[StateFiles.Reference] = state.ReferenceFile;
+        var shared = StagePolicyFiles(directory, state, files);
         RewardCheckpoint.Save(At(StateFiles.RewardModel), state.RewardModel);
         using (var rewardState = state.RewardTrainer.ExportState()) rewardState.Save(At(StateFiles.RewardOptimizer), At(StateFiles.RewardTrainerState));
         using (var learnerState = state.Learner.ExportState()) learnerState.Save(At(StateFiles.LearnerOptimizer), At(StateFiles.LearnerState));
@@ -253,8 +236,6 @@ public sealed class LearningStateFiles(
         using (var writer = new BinaryWriter(stream))
             state.Pending.Write(writer);
         File.WriteAllText(At(StateFiles.Worker), WorkerJson(state));
-        foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
-            files[Path.GetFileName(file)] = file;
         IReadOnlyList<AbsorbedLabel> audited = [];
         if (state.Audit is { } audit)
         {
@@ -279,7 +260,65 @@ public sealed class LearningStateFiles(
             ["labels_absorbed"] = state.Counters.PairsAbsorbed + state.Counters.RatingsAbsorbed,
         };
         if (state.RewardTrainer.HeldOutAccuracy is { } accuracy) recorded["reward_model_accuracy"] = accuracy;
-        return new StagedCheckpoint(directory, files, offsets, recorded, state.PolicyVersion, policyChanged, audited);
+        return new StagedCheckpoint(directory, files, offsets, recorded, state.PolicyVersion, policyChanged, audited, shared);
+    }
+
+    /// <summary>
+    /// Stages only what consumers need to load the current policy — the weights (or the LoRA adapter), the base
+    /// (reference.safetensors) and the tokenizer — for a publish-only version between two checkpoints
+    /// (<c>Checkpoints:Interval</c>). No offsets (the version carries those of the checkpoint it follows), no learner
+    /// state, no audit entries.
+    /// </summary>
+    public StagedCheckpoint StagePolicy(LearningState state, IReadOnlyDictionary<string, double> metricsToRecord)
+    {
+        thread.VerifyAccess();
+        state.Enter();
+        var directory = staging.NewDirectory("published");
+        try
+        {
+            var files = new Dictionary<string, string>(StringComparer.Ordinal);
+            var shared = StagePolicyFiles(directory, state, files);
+            var recorded = new Dictionary<string, double>(metricsToRecord, StringComparer.Ordinal)
+            {
+                ["policy_version"] = state.PolicyVersion,
+                ["updates"] = state.Learner.Counters.UpdatesApplied,
+            };
+            return new StagedCheckpoint(directory, files, [], recorded, state.PolicyVersion, PolicyChanged: true, [], shared);
+        }
+        catch
+        {
+            StagingArea.Delete(directory);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The policy's files into <paramref name="files"/> (name → staged path): policy.safetensors, or for LoRA the adapter
+    /// (PEFT layout, with the base's sha256) — megabytes; consumers (restarts, generators, `generate`, the serving export)
+    /// load base + adapter (StoredPolicy.LoadWeights), no merged copy of the model is written per version — plus
+    /// reference.safetensors and the tokenizer files, which never change and are returned as the shared names.
+    /// </summary>
+    private HashSet<string> StagePolicyFiles(string directory, LearningState state, Dictionary<string, string> files)
+    {
+        if (state.Policy.Adapters is { } adapters)
+        {
+            var adapterDirectory = Path.Combine(directory, "adapter");
+            PeftAdapter.Save(adapterDirectory, adapters);
+            files[PeftAdapter.ConfigFile] = Path.Combine(adapterDirectory, PeftAdapter.ConfigFile);
+            files[PeftAdapter.WeightsFile] = Path.Combine(adapterDirectory, PeftAdapter.WeightsFile);
+        }
+        else
+        {
+            PolicyCheckpoint.SaveWeightsFile(files[StateFiles.Policy] = Path.Combine(directory, StateFiles.Policy), state.Policy);
+        }
+        files[StateFiles.Reference] = state.ReferenceFile;
+        var shared = new HashSet<string>(StringComparer.Ordinal) { StateFiles.Reference };
+        foreach (var file in Directory.EnumerateFiles(tokenizerDirectory ?? throw new InvalidOperationException("tokenizer not staged")))
+        {
+            files[Path.GetFileName(file)] = file;
+            shared.Add(Path.GetFileName(file));
+        }
+        return shared;
     }
 
     private void SaveTokenizer(ITokenizer tokenizer)

@@ -11,6 +11,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using PrefOnline.Tensors.Serialization;
 using PrefOnline.Worker.Observability;
+using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.PolicyDistribution;
 
 namespace PrefOnline.Worker.Pipeline;
@@ -78,13 +79,12 @@ public sealed class PolicyFollowerStage(ChannelReader<ValidatedRecord> events, O
             Refuse(policyEvent, source, PolicyRefusalReasons.FetchFailed, $"unexpected {e.GetType().Name}: {e.Message}");
             return;
         }
-        var path = Path.Combine(directory, StateFiles.Policy);
         using var discard = new Discarding(fetcher, directory); // loaded or refused, the files are not needed afterwards
         try
         {
             await thread.RunAsync(() =>
             {
-                var model = PolicyCheckpoint.LoadWeightsFile(path);
+                var model = StoredPolicy.LoadWeights(directory); // policy.safetensors, or a LoRA version's base + adapter, merged
                 ITokenizer tokenizer;
                 try
                 {

@@ -14,6 +14,8 @@ namespace PrefOnline.Worker.Pipeline;
 /// <param name="PolicyVersion">The published policy version the snapshot's weights carry.</param>
 /// <param name="PolicyChanged">True when these weights are new (an accepted update, or the first checkpoint).</param>
 /// <param name="Audit">The labels listed in the audit artefact (empty when the audit is off), taken from the state.</param>
+/// <param name="Shared">The names among <paramref name="Files"/> that do not change from version to version (the frozen
+/// reference or LoRA base, the tokenizer files): stored once in the store's blobs and linked into each version.</param>
 public sealed record StagedCheckpoint(
     string Directory,
     IReadOnlyDictionary<string, string> Files,
@@ -21,7 +23,8 @@ public sealed record StagedCheckpoint(
     IReadOnlyDictionary<string, double> Metrics,
     long PolicyVersion,
     bool PolicyChanged,
-    IReadOnlyList<AbsorbedLabel> Audit)
+    IReadOnlyList<AbsorbedLabel> Audit,
+    IReadOnlySet<string> Shared)
 {
     /// <summary>Labels listed in the audit artefact (0 when the audit is off).</summary>
     public int AuditedLabels => Audit.Count;

@@ -122,7 +122,8 @@ public sealed class UpdateFollowUp(
             cycle.PolicyVersion, update.Loss, update.KlToReference, update.FreshMeanReward ?? update.MeanReward, update.Rollouts, update.FreshRollouts, update.HumanPairs, cycle.Duration.TotalSeconds);
 
         // An update whose checkpoint failed lives in memory only: it is never a candidate for good (nothing on disk to roll back to).
-        if (checkpoint is not null && guardrail.CheckpointWritten(checkpoint.Version) is { } promoted) await MarkGoodAsync(promoted).ConfigureAwait(false);
+        // A publish-only version (Checkpoints:Interval) holds no state to roll back to: never a candidate either.
+        if (checkpoint is { PublishOnly: false } && guardrail.CheckpointWritten(checkpoint.Version) is { } promoted) await MarkGoodAsync(promoted).ConfigureAwait(false);
         if (cycle.Decision?.PromoteGood is { } good) await MarkGoodAsync(good).ConfigureAwait(false);
         return null;
     }

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using PrefOnline.Streaming.Contracts;
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Pipeline;
 
@@ -28,6 +29,9 @@ namespace PrefOnline.Worker.PolicyDistribution;
 /// <see cref="PolicyRefusedException"/> with its reason; nothing is left behind. The caller loads the verified directory
 /// and then <see cref="Discard"/>s it, so the download directory holds at most one version (the cap). Requests carry the
 /// bearer token when one is set.
+/// <para>A LoRA version lists its base (<c>reference.safetensors</c>), the same multi-GB file for every version: the
+/// fetcher keeps the last base it verified as <c>base-&lt;sha256&gt;</c> in the download directory and takes the next
+/// version's base from there (a hard link, hashed again before use) instead of fetching it again.</para>
 /// </summary>
 public sealed partial class PolicyFetcher : IDisposable
 {
@@ -90,13 +94,16 @@ public sealed partial class PolicyFetcher : IDisposable
             foreach (var (name, expected) in policyEvent.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
             {
                 var path = Path.Combine(partial, name);
-                var (actual, bytes) = await locate(name, path, maxBytes - total, cancellationToken).ConfigureAwait(false);
+                var (actual, bytes) = name == StateFiles.Reference && await FromBaseCacheAsync(expected, path, cancellationToken).ConfigureAwait(false) is { } cached
+                    ? cached
+                    : await locate(name, path, maxBytes - total, cancellationToken).ConfigureAwait(false);
                 total += bytes;
                 if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
                     throw new PolicyRefusedException(PolicyRefusalReasons.HashMismatch, $"{name} has SHA-256 {actual}, the event says {expected}");
             }
             if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
             Directory.Move(partial, target);
+            if (policyEvent.Files.TryGetValue(StateFiles.Reference, out var baseSha)) KeepBase(Path.Combine(target, StateFiles.Reference), baseSha);
         }
         catch (IOException e)
         {
@@ -109,6 +116,49 @@ public sealed partial class PolicyFetcher : IDisposable
             throw;
         }
         return target;
+    }
+
+    private string BasePath(string sha256) => Path.Combine(Root, BaseCachePrefix + sha256.ToLowerInvariant());
+
+    private const string BaseCachePrefix = "base-";
+
+    /// <summary>
+    /// The base a LoRA version lists, from the copy kept after an earlier version (hard-linked into <paramref name="path"/>,
+    /// hashed): (sha256, bytes), or null when there is none, it cannot be linked or it no longer matches (then it is fetched).
+    /// </summary>
+    private async Task<(string, long)?> FromBaseCacheAsync(string sha256, string path, CancellationToken cancellationToken)
+    {
+        var cached = BasePath(sha256);
+        try
+        {
+            if (!File.Exists(cached) || !PosixFileSystem.TryHardLink(cached, path)) return null;
+            await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+            if (string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase)) return (actual, file.Length);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning("The kept LoRA base {Path} could not be used ({Error}); fetching the base again", cached, e.Message);
+        }
+        logger.LogWarning("The kept LoRA base {Path} is damaged or unusable; fetching the base again", cached);
+        File.Delete(path);
+        File.Delete(cached);
+        return null;
+    }
+
+    /// <summary>Keeps a verified base for the next version (a hard link to the fetched file) and drops any other kept base.</summary>
+    private void KeepBase(string fetched, string sha256)
+    {
+        try
+        {
+            var keep = BasePath(sha256);
+            if (!File.Exists(keep) && !PosixFileSystem.TryHardLink(fetched, keep)) File.Copy(fetched, keep);
+            foreach (var other in Directory.EnumerateFiles(Root, BaseCachePrefix + "*").Where(f => f != keep)) File.Delete(other);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning("Could not keep the LoRA base of this version in {Root} ({Error}); the next version fetches it again", Root, e.Message);
+        }
     }
 
     /// <summary>Deletes a directory <see cref="FetchAsync"/> returned, once its files are loaded (or refused).</summary>
@@ -139,7 +189,7 @@ public sealed partial class PolicyFetcher : IDisposable
             var prefix = baseUrl.AbsolutePath + PolicyFiles.RoutePrefix.TrimStart('/') + "/";
             var path = uri.AbsolutePath;
             if (!path.StartsWith(prefix, StringComparison.Ordinal) || !TryVersion(path[prefix.Length..], '/', out var version))
-                throw Untrusted(uriText, $"it is not {baseUrl.AbsoluteUri.TrimEnd('/')}{PolicyFiles.RoutePrefix}/{{version}}/{StateFiles.Policy}");
+                throw Untrusted(uriText, $"it is not {baseUrl.AbsoluteUri.TrimEnd('/')}{PolicyFiles.RoutePrefix}/{{version}}/{StateFiles.Policy} (or {PeftAdapter.WeightsFile})");
             return (name, file, budget, ct) => DownloadAsync(new Uri(baseUrl, $"{PolicyFiles.RoutePrefix.TrimStart('/')}/{version.ToString(CultureInfo.InvariantCulture)}/{name}"), file, budget, ct);
         }
         if (uri.IsFile)
@@ -148,9 +198,9 @@ public sealed partial class PolicyFetcher : IDisposable
             if (!string.IsNullOrEmpty(uri.Host)) throw Untrusted(uriText, "it names a file on another host");
             var local = Path.GetFullPath(uri.LocalPath);
             var directory = Path.GetDirectoryName(local);
-            if (Path.GetFileName(local) != StateFiles.Policy || directory is null || Path.GetDirectoryName(directory) != checkpointRoot
+            if (!PolicyFiles.IsWeightsName(Path.GetFileName(local)) || directory is null || Path.GetDirectoryName(directory) != checkpointRoot
                 || !CheckpointVersion.TryParseDirectoryName(Path.GetFileName(directory), out _))
-                throw Untrusted(uriText, $"it is not {checkpointRoot}/vNNNNNN/{StateFiles.Policy} (Checkpoints:Directory)");
+                throw Untrusted(uriText, $"it is not {checkpointRoot}/vNNNNNN/{StateFiles.Policy} or {PeftAdapter.WeightsFile} (Checkpoints:Directory)");
             return (name, file, budget, ct) => CopyAsync(Path.Combine(directory, name), file, budget, ct);
         }
         throw Untrusted(uriText, "only http(s) (the learner, Worker:PolicyBaseUrl) and file (a mounted checkpoint volume) are supported");
@@ -163,7 +213,7 @@ public sealed partial class PolicyFetcher : IDisposable
     {
         version = 0;
         var slash = rest.IndexOf(separator, StringComparison.Ordinal);
-        return slash > 0 && rest[(slash + 1)..] == StateFiles.Policy
+        return slash > 0 && PolicyFiles.IsWeightsName(rest[(slash + 1)..])
                && long.TryParse(rest[..slash], NumberStyles.None, CultureInfo.InvariantCulture, out version) && version >= CheckpointVersion.First;
     }
 

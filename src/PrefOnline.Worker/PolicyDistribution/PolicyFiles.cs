@@ -27,11 +27,30 @@ public static class PolicyFiles
         TokenizerFiles.ModelConfig,
         PeftAdapter.ConfigFile,
         PeftAdapter.WeightsFile,
+        StateFiles.Reference,
     ];
 
-    /// <summary>The tokenizer files (everything but the weights and a LoRA learner's PEFT adapter, which generators do not
-    /// need: policy.safetensors holds the merged weights), fetched when present.</summary>
-    public static IEnumerable<string> TokenizerNames => Names.Where(n => n != StateFiles.Policy && n != PeftAdapter.ConfigFile && n != PeftAdapter.WeightsFile);
+    /// <summary>
+    /// The file a version's policy event names as its weights (its uri and sha256): <c>policy.safetensors</c>, or — for a
+    /// LoRA version, which holds no merged weights — the adapter's <c>adapter_model.safetensors</c>, whose base
+    /// (<c>reference.safetensors</c>) and <c>adapter_config.json</c> the event lists beside it.
+    /// </summary>
+    public static string WeightsNameOf(Func<string, bool> contains) =>
+        contains(StateFiles.Policy) || !contains(PeftAdapter.WeightsFile) ? StateFiles.Policy : PeftAdapter.WeightsFile;
+
+    /// <summary>
+    /// The policy files a consumer of a version whose weights file is <paramref name="weightsName"/> needs: all but the
+    /// base (reference.safetensors), which only a LoRA version's adapter needs — a full fine-tune's consumers would
+    /// download a second model for nothing.
+    /// </summary>
+    public static bool IsNeeded(string weightsName, string name) =>
+        IsServed(name) && (name != StateFiles.Reference || weightsName == PeftAdapter.WeightsFile);
+
+    /// <summary>True for the two file names a policy event's uri may end in (<see cref="WeightsNameOf"/>).</summary>
+    public static bool IsWeightsName(string name) => name is StateFiles.Policy or PeftAdapter.WeightsFile;
+
+    /// <summary>The tokenizer files (everything but the weights, a LoRA version's PEFT adapter and its base), fetched when present.</summary>
+    public static IEnumerable<string> TokenizerNames => Names.Where(n => n is not (StateFiles.Policy or PeftAdapter.ConfigFile or PeftAdapter.WeightsFile or StateFiles.Reference));
 
     public static bool IsServed(string name) => Names.Contains(name, StringComparer.Ordinal);
 
@@ -45,8 +64,11 @@ public static class PolicyFiles
     {
         if (files.Count == 0) return "the event lists no file hashes ('files'), so its tokenizer files cannot be verified (an event from a learner older than this generator? it publishes them at its next start)";
         if (files.Keys.FirstOrDefault(n => !IsServed(n)) is { } foreign) return $"the event lists '{foreign}', which is not a policy file (policy files: {string.Join(", ", Names)})";
-        if (!files.TryGetValue(StateFiles.Policy, out var weights)) return $"the event lists no hash for {StateFiles.Policy}";
-        if (!string.Equals(weights, weightsSha256, StringComparison.OrdinalIgnoreCase)) return $"files[{StateFiles.Policy}] differs from the event's sha256";
+        var weightsName = WeightsNameOf(files.ContainsKey);
+        if (!files.TryGetValue(weightsName, out var weights)) return $"the event lists no hash for {StateFiles.Policy}";
+        if (!string.Equals(weights, weightsSha256, StringComparison.OrdinalIgnoreCase)) return $"files[{weightsName}] differs from the event's sha256";
+        if (weightsName == PeftAdapter.WeightsFile && (!files.ContainsKey(PeftAdapter.ConfigFile) || !files.ContainsKey(StateFiles.Reference)))
+            return $"the event names a LoRA adapter ({PeftAdapter.WeightsFile}) but lists no {(files.ContainsKey(PeftAdapter.ConfigFile) ? StateFiles.Reference + " (its base)" : PeftAdapter.ConfigFile)}";
         var bpe = files.ContainsKey(TokenizerFiles.Vocabulary) || files.ContainsKey(TokenizerFiles.Merges);
         if (bpe && !(files.ContainsKey(TokenizerFiles.Vocabulary) && files.ContainsKey(TokenizerFiles.Merges)))
             return $"the event lists only one of {TokenizerFiles.Vocabulary} and {TokenizerFiles.Merges}";

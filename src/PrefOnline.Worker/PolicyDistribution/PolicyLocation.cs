@@ -11,10 +11,15 @@ namespace PrefOnline.Worker.PolicyDistribution;
 /// </summary>
 public sealed class PolicyLocation(string? baseUrl)
 {
-    /// <remarks>Always in canonical form (<see cref="Uri.AbsoluteUri"/>): generators refuse anything else (<see cref="PolicyFetcher"/>).</remarks>
-    public string UriOf(Checkpoint checkpoint) => baseUrl is { Length: > 0 } b
-        ? new Uri(b.TrimEnd('/') + PolicyFiles.PathOf(checkpoint.Version, StateFiles.Policy)).AbsoluteUri
-        : new Uri(Path.GetFullPath(checkpoint.GetPath(StateFiles.Policy))).AbsoluteUri;
+    /// <remarks>Always in canonical form (<see cref="Uri.AbsoluteUri"/>): generators refuse anything else (<see cref="PolicyFetcher"/>).
+    /// The uri names the version's weights file (<see cref="PolicyFiles.WeightsNameOf"/>: a LoRA version's adapter).</remarks>
+    public string UriOf(Checkpoint checkpoint)
+    {
+        var weights = PolicyFiles.WeightsNameOf(checkpoint.Contains);
+        return baseUrl is { Length: > 0 } b
+            ? new Uri(b.TrimEnd('/') + PolicyFiles.PathOf(checkpoint.Version, weights)).AbsoluteUri
+            : new Uri(Path.GetFullPath(checkpoint.GetPath(weights))).AbsoluteUri;
+    }
 
     /// <summary>Null when valid, else why (for <c>Worker:PolicyBaseUrl</c>).</summary>
     public static string? Problem(string? baseUrl) =>

@@ -6,6 +6,7 @@ using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Tensors.Serialization;
 using PrefOnline.Worker.Checkpoints;
 using PrefOnline.Worker.Pipeline;
+using PrefOnline.Worker.PolicyDistribution;
 
 namespace PrefOnline.Worker.Serving;
 
@@ -23,7 +24,12 @@ public sealed record VersionExport(long Version, string Sha256, ServingExportKin
 /// Writes each handed-off version as a Hugging Face directory under one root, for servers that read a shared volume:
 /// <code>
 /// &lt;root&gt;/v000012/      config.json, model.safetensors (the weights exactly as the policy event announces them),
-///                      the tokenizer files; or, for an adapter, adapter_config.json + adapter_model.safetensors
+///                      the tokenizer files; or, for an adapter, adapter_config.json + adapter_model.safetensors,
+///                      the tokenizer files and base → ../base-&lt;sha&gt; (a relative symlink)
+/// &lt;root&gt;/base-&lt;sha&gt;/  the LoRA base as a Hugging Face directory (config.json, model.safetensors, tokenizer files),
+///                      written once per base (sha: the first 16 hex digits of its weights' SHA-256), removed once no
+///                      version links it; what the server was started with, and what `prefonline generate` merges with
+///                      the adapter when it is given the version directory
 /// &lt;root&gt;/current  →  v000012   a symlink, swapped atomically (rename(2) of a new link over it)
 /// &lt;root&gt;/current.json         {"version":12,"directory":"v000012","sha256":"…","kind":"full","files":{…}} for watchers that cannot follow links
 /// </code>
@@ -44,6 +50,9 @@ public sealed class VersionExporter
     /// <summary>PEFT's adapter files (issue 14 item 3 writes them into checkpoints and policy events).</summary>
     public const string AdapterConfig = "adapter_config.json";
     public const string AdapterWeights = "adapter_model.safetensors";
+
+    /// <summary>Prefix of a LoRA base's directory under the root (<c>base-&lt;16 hex digits&gt;</c>).</summary>
+    public const string BasePrefix = "base-";
 
     private const int CopyBuffer = 1 << 20;
 
@@ -146,30 +155,29 @@ public sealed class VersionExporter
     private void WriteFiles(string directory, ServedVersion version, ServingExportKind kind, CancellationToken cancellationToken)
     {
         var written = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? baseDirectory = null;
+        if (kind == ServingExportKind.Adapter && !version.Files.ContainsKey(StateFiles.Policy) && version.Files.TryGetValue(StateFiles.Reference, out var baseWeights))
+        {
+            // A LoRA version of this build holds no merged weights: the adapter goes with a link to its base, exported once.
+            baseDirectory = EnsureBase(baseWeights, version, cancellationToken);
+            File.CreateSymbolicLink(System.IO.Path.Combine(directory, StoredPolicy.AdapterBaseLink), "../" + baseDirectory);
+        }
         foreach (var (name, source) in version.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (baseDirectory is not null && name == StateFiles.Reference) continue;
             var expected = name == StateFiles.Policy ? version.Sha256 : version.Event.Files.GetValueOrDefault(name);
             // The learner's weights file becomes Hugging Face's model.safetensors, byte for byte (its hash is the event's).
             var targetName = name == StateFiles.Policy ? WeightsFile : name;
             written[targetName] = CopyVerified(source, System.IO.Path.Combine(directory, targetName), expected, version);
         }
-        // A LoRA learner's version holds the adapter and the merged weights: the directory gets config.json for those too.
+        // A LoRA version of an older build holds the adapter and the merged weights: the directory gets config.json for those too.
         if ((kind == ServingExportKind.Full || written.ContainsKey(WeightsFile)) && !written.ContainsKey(PolicyCheckpoint.ConfigFile))
         {
             // The learner's weights file carries its config.json in the safetensors metadata: a directory needs it beside them.
             var weights = System.IO.Path.Combine(directory, WeightsFile);
             if (!File.Exists(weights)) throw new ServingHandOffException($"{version} lists no weights ({StateFiles.Policy}) to export", transient: false);
-            string config;
-            try
-            {
-                config = SafeTensorsFile.ReadHeader(weights).Metadata.GetValueOrDefault(PolicyCheckpoint.ConfigMetadataKey)
-                         ?? throw new ServingHandOffException($"the weights of {version} carry no config ('{PolicyCheckpoint.ConfigMetadataKey}' metadata) and the checkpoint no config.json", transient: false);
-            }
-            catch (SafeTensorsFormatException e)
-            {
-                throw new ServingHandOffException($"the weights of {version} are not a valid safetensors file: {e.Problem}", transient: false, e);
-            }
+            var config = ConfigOf(weights, version);
             WriteDurable(System.IO.Path.Combine(directory, PolicyCheckpoint.ConfigFile), config);
             written[PolicyCheckpoint.ConfigFile] = Sha256Hex(System.Text.Encoding.UTF8.GetBytes(config));
         }
@@ -179,10 +187,60 @@ public sealed class VersionExporter
             ["sha256"] = version.Sha256,
             ["kind"] = kind.ToString().ToLowerInvariant(),
             ["checkpoint"] = CheckpointVersion.DirectoryName(version.Checkpoint),
+            ["base"] = baseDirectory,
             ["files"] = new JsonObject(written.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => KeyValuePair.Create(f.Key, (JsonNode?)f.Value))),
         };
         WriteDurable(System.IO.Path.Combine(directory, MarkerFile), marker.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         PosixFileSystem.Fsync(directory, isDirectory: true);
+    }
+
+    /// <summary>
+    /// <c>&lt;root&gt;/base-&lt;sha&gt;/</c> for a LoRA version's base weights (<c>reference.safetensors</c>, checked against the
+    /// event's hash while copied): model.safetensors, the config.json its metadata carries, and the version's tokenizer
+    /// files. Written aside and renamed in, once; returns its directory name.
+    /// </summary>
+    private string EnsureBase(string weights, ServedVersion version, CancellationToken cancellationToken)
+    {
+        var expected = version.Event.Files.GetValueOrDefault(StateFiles.Reference)
+                       ?? throw new ServingHandOffException($"{version} lists no hash for its base ({StateFiles.Reference})", transient: false);
+        var name = BasePrefix + expected[..16].ToLowerInvariant();
+        var target = System.IO.Path.Combine(Root, name);
+        if (File.Exists(System.IO.Path.Combine(target, MarkerFile))) return name;
+        var temp = System.IO.Path.Combine(Root, $".{name}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            var files = new JsonObject { [WeightsFile] = CopyVerified(weights, System.IO.Path.Combine(temp, WeightsFile), expected, version) };
+            foreach (var tokenizerFile in PolicyFiles.TokenizerNames.Where(version.Files.ContainsKey))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                files[tokenizerFile] = CopyVerified(version.Files[tokenizerFile], System.IO.Path.Combine(temp, tokenizerFile), version.Event.Files.GetValueOrDefault(tokenizerFile), version);
+            }
+            if (!files.ContainsKey(PolicyCheckpoint.ConfigFile)) WriteDurable(System.IO.Path.Combine(temp, PolicyCheckpoint.ConfigFile), ConfigOf(System.IO.Path.Combine(temp, WeightsFile), version));
+            WriteDurable(System.IO.Path.Combine(temp, MarkerFile), new JsonObject { ["base_sha256"] = expected, ["files"] = files }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            PosixFileSystem.Fsync(temp, isDirectory: true);
+            ReplaceDirectory(temp, target);
+            logger.LogInformation("Exported the LoRA base {Sha} to {Path} (once for every version trained on it)", expected[..12], target);
+        }
+        finally
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        }
+        return name;
+    }
+
+    /// <summary>The config.json a learner's weights file carries in its safetensors metadata.</summary>
+    private static string ConfigOf(string weights, ServedVersion version)
+    {
+        try
+        {
+            return SafeTensorsFile.ReadHeader(weights).Metadata.GetValueOrDefault(PolicyCheckpoint.ConfigMetadataKey)
+                   ?? throw new ServingHandOffException($"the weights of {version} carry no config ('{PolicyCheckpoint.ConfigMetadataKey}' metadata) and the checkpoint no config.json", transient: false);
+        }
+        catch (SafeTensorsFormatException e)
+        {
+            throw new ServingHandOffException($"the weights of {version} are not a valid safetensors file: {e.Problem}", transient: false, e);
+        }
     }
 
     /// <summary>Copies one file while hashing it; a hash other than <paramref name="expected"/> refuses the version (the checkpoint changed under us).</summary>
@@ -289,6 +347,24 @@ public sealed class VersionExporter
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 logger.LogWarning("Serving export {Root}: could not delete {Name} ({Error}); tried again after the next hand-off", Root, directory.Name, e.Message);
+            }
+        }
+
+        // LoRA bases no remaining version links (the version directories were deleted first: a base still linked stays).
+        var linked = new DirectoryInfo(Root).EnumerateDirectories()
+            .Where(d => CheckpointVersion.TryParseDirectoryName(d.Name, out _))
+            .Select(d => new FileInfo(System.IO.Path.Combine(d.FullName, StoredPolicy.AdapterBaseLink)).LinkTarget)
+            .OfType<string>().Select(System.IO.Path.GetFileName).ToHashSet(StringComparer.Ordinal);
+        foreach (var unused in new DirectoryInfo(Root).EnumerateDirectories(BasePrefix + "*").Where(d => d.LinkTarget is null && !linked.Contains(d.Name)))
+        {
+            try
+            {
+                unused.Delete(recursive: true);
+                logger.LogInformation("Serving export {Root}: deleted the LoRA base {Name}, which no exported version uses any more", Root, unused.Name);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Serving export {Root}: could not delete {Name} ({Error}); tried again after the next hand-off", Root, unused.Name, e.Message);
             }
         }
     }

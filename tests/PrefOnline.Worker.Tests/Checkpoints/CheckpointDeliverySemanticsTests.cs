@@ -11,6 +11,10 @@ namespace PrefOnline.Worker.Tests.Checkpoints;
 /// process can die (between records, inside an artefact writer, after the version directory is in
 /// place but before the pointer moved, after a commit whose file then rots). Each restart loads the
 /// latest valid checkpoint and seeks to its offsets. At the end every label is in the state exactly once.
+/// Every version also shares a frozen "base" blob that changes every few writes, so crashes also land after a blob
+/// was written for a version that never committed, and retention collects blobs: at the end the blob area holds
+/// exactly what the remaining versions reference. Publish-only versions (Checkpoints:Interval) come between checkpoints
+/// too, and a crash after them resumes from the checkpoint they follow.
 /// </summary>
 public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
 {
@@ -23,6 +27,7 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
         InsideWriter,
         BeforePointerMoved,
         AfterCommitFileRotted,
+        AfterPublishOnly,
     }
 
     [Fact]
@@ -65,17 +70,25 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
                 }
                 var roll = random.Next(40);                  // per batch: 1/10 a crash, 3/10 a checkpoint
                 if (roll == 0) crash = Crash.BetweenRecords; // in-memory progress since the last checkpoint is lost
+                else if (roll is >= 4 and < 10 && store.ResumePoint is { } resume)
+                {
+                    // Checkpoints:Interval: an update published without a checkpoint (its policy, the offsets of the
+                    // checkpoint it follows); sometimes the process dies right after it.
+                    await store.WriteAsync(new CheckpointDraft().AddBytes("policy.json", JsonSerializer.SerializeToUtf8Bytes(state.Count))
+                        .ShareFile("base.bin", Base(temp, writes)).SetOffsets(resume.Offsets).AsPublishOnly());
+                    if (roll == 4) crash = Crash.AfterPublishOnly;
+                }
                 else if (roll is > 3 and < 28) continue;     // keep absorbing
                 else if (roll == 1)
                 {
-                    await Assert.ThrowsAsync<InvalidOperationException>(() => store.WriteAsync(Snapshot(state, positions)
+                    await Assert.ThrowsAsync<InvalidOperationException>(() => store.WriteAsync(Snapshot(state, positions, Base(temp, writes))
                         .AddFileAt("zz-killed.bin", (_, _) => throw new InvalidOperationException("process killed mid-checkpoint"))));
                     crash = Crash.InsideWriter;
                 }
                 else
                 {
                     var previousLatest = temp.Reader().ReadPointers().Latest;
-                    var written = await store.WriteAsync(Snapshot(state, positions));
+                    var written = await store.WriteAsync(Snapshot(state, positions, Base(temp, writes)));
                     writes++;
                     if (roll == 2)
                     {
@@ -96,11 +109,20 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
                 crashes.Add(c);
                 continue; // `store` is disposed: the lock goes with the "process"
             }
-            await store.WriteAsync(Snapshot(state, positions));
+            await store.WriteAsync(Snapshot(state, positions, Base(temp, writes)));
             break;
         }
 
         var final = (await temp.Reader().LoadLatestValidAsync()).Checkpoint!;
+        var referenced = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var version in temp.Reader().ListVersions())
+        {
+            var verdict = await temp.Reader().VerifyAsync(version, CheckpointVerificationLevel.Quick);
+            if (verdict.Manifest is { } manifest) referenced.UnionWith(manifest.Files.Values.Where(f => f.Shared).Select(f => f.Sha256));
+            Assert.DoesNotContain(verdict.Problems, p => p.Contains("blob", StringComparison.Ordinal)); // no referenced blob is ever missing
+        }
+        var blobs = Directory.GetFiles(Path.Combine(temp.Root, "blobs", "sha256")).Select(Path.GetFileName).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        Assert.True(referenced.SetEquals(blobs), $"blobs on disk {string.Join(",", blobs)} vs referenced {string.Join(",", referenced)}"); // none leaked
         var absorbed = JsonSerializer.Deserialize<List<string>>(await File.ReadAllBytesAsync(final.GetPath("state.json")))!;
         Assert.Equal(log.Sum(p => p.Length), absorbed.Count);
         Assert.Equal(log.SelectMany(p => p).Order(StringComparer.Ordinal), absorbed.Order(StringComparer.Ordinal)); // each exactly once
@@ -112,12 +134,22 @@ public sealed class CheckpointDeliverySemanticsTests(ITestOutputHelper output)
         return (crashes, writes);
     }
 
-    private static CheckpointDraft Snapshot(List<string> state, long[] positions)
+    private static CheckpointDraft Snapshot(List<string> state, long[] positions, string frozenBase)
     {
         var bytes = JsonSerializer.SerializeToUtf8Bytes(state); // taken now: the writer may run again on retry
-        var draft = new CheckpointDraft().AddBytes("state.json", bytes);
+        var draft = new CheckpointDraft().AddBytes("state.json", bytes).ShareFile("base.bin", frozenBase);
         for (var p = 0; p < positions.Length; p++) draft.SetOffset(Topic, p, positions[p]);
         return draft;
+    }
+
+    /// <summary>The frozen base of the <paramref name="writes"/>-th write: new content every 4 writes (a new base model).</summary>
+    private static string Base(TempStore temp, int writes)
+    {
+        var path = Path.Combine(temp.Root, "sources", $"base-{writes / 4}.bin");
+        if (File.Exists(path)) return path;
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, $"frozen base #{writes / 4}\n");
+        return path;
     }
 
     private static void RestoreLatestPointer(string root, long version) =>

@@ -103,10 +103,10 @@ public sealed class CheckpointVerificationTests
 
     [Theory]
     [InlineData("\"version\": 1", "\"version\": 2", "says version 2 but lives in v000001")]
-    [InlineData("\"format_version\": 1", "\"format_version\": 2", "format_version 2 is not supported")]
+    [InlineData("\"format_version\": 2", "\"format_version\": 3", "format_version 3 is not supported")]
     [InlineData("\"parent\": null", "\"parent\": 1", "parent 1 is not an older version")]
-    [InlineData("\"format_version\": 1", "\"format_version\": 1, \"extra\": 1", "not a valid manifest")]
-    [InlineData("\"format_version\": 1,", "", "not a valid manifest")]
+    [InlineData("\"format_version\": 2", "\"format_version\": 2, \"extra\": 1", "not a valid manifest")]
+    [InlineData("\"format_version\": 2,", "", "not a valid manifest")]
     [InlineData("\"config_hash\"", "\"version\": 1, \"config_hash\"", "not a valid manifest")]
     public async Task An_edited_manifest_is_refused(string find, string replace, string expected)
     {

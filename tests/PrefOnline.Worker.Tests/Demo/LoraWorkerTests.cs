@@ -13,8 +13,9 @@ namespace PrefOnline.Worker.Tests.Demo;
 /// <summary>
 /// The whole worker training LoRA (<c>Learner:Adapter:Rank=4</c>) on the tiny Llama policy of <c>prefonline init</c>, in
 /// process with the embedded transport: only the adapter trains (the base in reference.safetensors stays the initial
-/// policy bit for bit), a version holds the PEFT adapter beside the merged weights consumers load, and a restart resumes
-/// the adapter from the checkpoint.
+/// policy bit for bit), a version holds the PEFT adapter and no merged weights (the base is a shared blob), consumers
+/// (<c>prefonline generate</c> on the version or the store) load base + adapter merged, and a restart resumes the adapter
+/// from the checkpoint.
 /// </summary>
 [Collection(DemoCollection.Name)]
 public sealed class LoraWorkerTests : IDisposable
@@ -54,9 +55,17 @@ public sealed class LoraWorkerTests : IDisposable
             Assert.NotEmpty(adapterKeys);
             Assert.All(adapterKeys, k => Assert.Matches(@"^base_model\.model\..+\.lora_[AB]\.weight$", k));
 
-            // policy.safetensors: no lora tensor, and exactly base + (α/r)·B·A.
-            Assert.DoesNotContain(SafeTensorsFile.ReadHeader(Path.Combine(first, StateFiles.Policy)).Entries.Select(e => e.Name), k => k.Contains("lora", StringComparison.OrdinalIgnoreCase));
-            using var published = PolicyCheckpoint.LoadWeightsFile(Path.Combine(first, StateFiles.Policy));
+            // No merged copy of the model per version: the adapter, and the base as a shared blob (one copy for every version).
+            Assert.False(File.Exists(Path.Combine(first, StateFiles.Policy)));
+            var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(first, "manifest.json")))!["files"]!;
+            Assert.True(manifest[StateFiles.Reference]!["shared"]!.GetValue<bool>());
+            Assert.Null(manifest[PeftAdapter.WeightsFile]!["shared"]);
+            Assert.True(File.Exists(Path.Combine(checkpoints, "blobs", "sha256", manifest[StateFiles.Reference]!["sha256"]!.GetValue<string>())));
+
+            // What `prefonline generate --checkpoint <version>` (and a generator) loads: exactly base + (α/r)·B·A, no lora tensor.
+            using var loaded = PrefOnline.Worker.Checkpoints.StoredPolicy.Load(first);
+            var published = loaded.Model;
+            Assert.DoesNotContain(published.state_dict().Keys, k => k.Contains("lora", StringComparison.OrdinalIgnoreCase));
             var adapters = PeftAdapter.Load(first, reference);
             Assert.Contains(adapters.Pairs(), p => p.B.abs().max().item<float>() > 0);
             using var merged = reference.Copy();  // the base: the adapter's tensors are not in the state dict
@@ -71,6 +80,42 @@ public sealed class LoraWorkerTests : IDisposable
         Assert.True(string.CompareOrdinal(Path.GetFileName(second), Path.GetFileName(first)) > 0, $"no new version after {first}");
         Assert.True(LearnerVersion(second) > firstLearnerVersion, $"{second}: learner_version {LearnerVersion(second)} did not continue from {firstLearnerVersion}");
         Assert.Equal(File.ReadAllBytes(Path.Combine(first, StateFiles.Reference)), File.ReadAllBytes(Path.Combine(second, StateFiles.Reference)));
+        Assert.Single(Directory.GetFiles(Path.Combine(checkpoints, "blobs", "sha256")), f => new FileInfo(f).Length > 1 << 16); // the base, once
+        using (var fromStore = PrefOnline.Worker.Checkpoints.StoredPolicy.Load(checkpoints)) // the store root: its latest version
+            Assert.Equal(Path.GetFullPath(second), fromStore.Directory);
+    }
+
+    [Fact]
+    public async Task With_a_checkpoint_interval_the_updates_in_between_are_published_as_adapter_only_versions()
+    {
+        var run = new LlamaWorkerRun(directory, new Dictionary<string, string?>
+        {
+            ["Learner:LearningRate"] = "0.01",
+            ["Learner:Adapter:Rank"] = "4",
+            ["Learner:Adapter:Alpha"] = "8",
+            ["Checkpoints:Interval"] = "2",
+        });
+        var checkpoints = run.Checkpoints;
+        await run.RunUntilUpdatesAsync(3, TimeSpan.FromMinutes(5));
+
+        // Every update is a version; every second one a checkpoint, the others publish-only: the adapter, its base and the
+        // tokenizer (as links to the shared blobs), no learner state — and loadable like any version.
+        var versions = Directory.GetDirectories(checkpoints, "v*").Order(StringComparer.Ordinal).ToList();
+        var publishOnly = versions.Where(v => JsonNode.Parse(File.ReadAllText(Path.Combine(v, "manifest.json")))!["publish_only"]?.GetValue<bool>() == true).ToList();
+        Assert.NotEmpty(publishOnly);
+        Assert.Contains(versions, v => File.Exists(Path.Combine(v, StateFiles.Worker)) && string.CompareOrdinal(v, publishOnly[0]) > 0); // checkpoints go on after it
+        foreach (var version in publishOnly)
+        {
+            var files = Directory.GetFiles(version).Select(Path.GetFileName).ToHashSet();
+            Assert.Superset(new HashSet<string?> { PeftAdapter.ConfigFile, PeftAdapter.WeightsFile, StateFiles.Reference, "manifest.json", "manifest.sha256" }, files);
+            Assert.DoesNotContain(StateFiles.Worker, files);
+            Assert.DoesNotContain(StateFiles.LearnerOptimizer, files);
+            using var loaded = PrefOnline.Worker.Checkpoints.StoredPolicy.Load(version);
+        }
+        // The stop's final checkpoint is a full one, and a restart resumes from it.
+        var latest = Path.Combine(checkpoints, File.ReadAllText(Path.Combine(checkpoints, "latest")).Trim());
+        Assert.True(File.Exists(Path.Combine(latest, StateFiles.Worker)), $"{latest} is not a full checkpoint");
+        await run.RunUntilUpdatesAsync(1, TimeSpan.FromMinutes(5));
     }
 
     private static string LatestVersion(string checkpoints) =>

@@ -357,6 +357,66 @@ public sealed class PolicyDistributionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_lora_version_is_announced_by_its_adapter_and_fetched_with_its_base_over_http_and_from_the_volume()
+    {
+        // What this build's LoRA learner writes: no merged weights; the adapter, and the base as a shared blob.
+        var baseWeights = Path.Combine(store.Root, "sources", "base.safetensors");
+        Directory.CreateDirectory(Path.GetDirectoryName(baseWeights)!);
+        File.WriteAllBytes(baseWeights, Enumerable.Range(0, 30_000).Select(i => (byte)(i * 7)).ToArray());
+        var written = await writer.WriteAsync(new CheckpointDraft()
+            .AddBytes("adapter_model.safetensors", Enumerable.Range(0, 2000).Select(i => (byte)i).ToArray())
+            .AddBytes("adapter_config.json", """{ "peft_type": "LORA" }"""u8)
+            .ShareFile("reference.safetensors", baseWeights)
+            .AddBytes("tokenizer_config.json", """{ "tokenizer_class": "PrefOnlineByteTokenizer" }"""u8)
+            .AddBytes("optimizer.safetensors", [9, 9]));
+        Assert.Equal("adapter_model.safetensors", PolicyFiles.WeightsNameOf(written.Contains));
+        var files = written.Manifest.Files.Where(f => PolicyFiles.IsNeeded("adapter_model.safetensors", f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256);
+        Assert.False(PolicyFiles.IsNeeded("policy.safetensors", "reference.safetensors")); // a full fine-tune's consumers never download the reference
+        var sha = files["adapter_model.safetensors"];
+        var overHttp = PolicyEvent.Publish(written.Version, new PolicyLocation(baseUri.AbsoluteUri).UriOf(written), sha, DateTimeOffset.UnixEpoch, new Dictionary<string, double>(), files);
+        Assert.EndsWith($"/policy/{written.Version}/adapter_model.safetensors", overHttp.Uri, StringComparison.Ordinal);
+
+        string[] expected = ["adapter_config.json", "adapter_model.safetensors", "reference.safetensors", "tokenizer_config.json"];
+        using (var fetcher = Fetcher(Options()))
+        {
+            var directory = await fetcher.FetchAsync(overHttp, CancellationToken.None);
+            Assert.Equal(expected, Directory.GetFiles(directory).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
+            Assert.Equal(await File.ReadAllBytesAsync(baseWeights), await File.ReadAllBytesAsync(Path.Combine(directory, "reference.safetensors")));
+            fetcher.Discard(directory);
+
+            // An adapter without its base (or its config) cannot be loaded: refused before anything is fetched.
+            var noBase = PolicyEvent.Publish(written.Version, overHttp.Uri, sha, DateTimeOffset.UnixEpoch, new Dictionary<string, double>(),
+                files.Where(f => f.Key != "reference.safetensors").ToDictionary(f => f.Key, f => f.Value));
+            var refused = await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(noBase, CancellationToken.None));
+            Assert.Equal(PolicyRefusalReasons.IncompleteFileList, refused.Reason);
+            Assert.Contains("lists no reference.safetensors (its base)", refused.Message, StringComparison.Ordinal);
+
+            // The next version on the same base: the generator takes the base it kept, not the learner's (here made unavailable).
+            Assert.True(File.Exists(Path.Combine(downloads, "base-" + files["reference.safetensors"])));
+            var next = await writer.WriteAsync(new CheckpointDraft()
+                .AddBytes("adapter_model.safetensors", Enumerable.Range(0, 2000).Select(i => (byte)(i + 1)).ToArray())
+                .AddBytes("adapter_config.json", """{ "peft_type": "LORA" }"""u8)
+                .ShareFile("reference.safetensors", baseWeights)
+                .AddBytes("tokenizer_config.json", """{ "tokenizer_class": "PrefOnlineByteTokenizer" }"""u8));
+            var nextFiles = next.Manifest.Files.Where(f => PolicyFiles.IsNeeded("adapter_model.safetensors", f.Key)).ToDictionary(f => f.Key, f => f.Value.Sha256);
+            var nextEvent = PolicyEvent.Publish(next.Version, new PolicyLocation(baseUri.AbsoluteUri).UriOf(next), nextFiles["adapter_model.safetensors"], DateTimeOffset.UnixEpoch, new Dictionary<string, double>(), nextFiles);
+            File.Delete(store.PathOf(next.Version, "reference.safetensors"));
+            var nextDirectory = await fetcher.FetchAsync(nextEvent, CancellationToken.None);
+            Assert.Equal(await File.ReadAllBytesAsync(baseWeights), await File.ReadAllBytesAsync(Path.Combine(nextDirectory, "reference.safetensors")));
+            fetcher.Discard(nextDirectory);
+            File.Delete(Path.Combine(downloads, "base-" + files["reference.safetensors"]));
+            Assert.Equal(PolicyRefusalReasons.FetchFailed, (await Assert.ThrowsAsync<PolicyRefusedException>(() => fetcher.FetchAsync(nextEvent, CancellationToken.None))).Reason);
+        }
+        using (var fetcher = new PolicyFetcher(Options(), policyBaseUrl: null, store.Root, NullLogger.Instance))
+        {
+            var fromVolume = PolicyEvent.Publish(written.Version, new PolicyLocation(null).UriOf(written), sha, DateTimeOffset.UnixEpoch, new Dictionary<string, double>(), files);
+            var directory = await fetcher.FetchAsync(fromVolume, CancellationToken.None);
+            Assert.Equal(expected, Directory.GetFiles(directory).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
+            fetcher.Discard(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_fetcher_clears_what_an_earlier_process_left_in_its_directory_and_nothing_else()
     {
         Directory.CreateDirectory(Path.Combine(downloads, "v7-0123456789ab"));

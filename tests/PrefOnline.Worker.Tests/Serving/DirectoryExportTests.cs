@@ -101,6 +101,65 @@ public sealed class DirectoryExportTests(ServingTestKit kit) : IClassFixture<Ser
     }
 
     [Fact]
+    public async Task A_lora_version_exports_its_adapter_beside_a_link_to_its_base_exported_once_and_loads_with_generate()
+    {
+        var root = kit.NewDirectory("export");
+        var exporter = new VersionExporter(root, keepVersions: 1, NullLogger.Instance);
+        var first = await exporter.ExportAsync(kit.Lora(1), CancellationToken.None);
+        Assert.Equal(ServingExportKind.Adapter, first.Kind);
+        var baseSha = kit.Lora(1).Event.Files["reference.safetensors"];
+        var baseName = "base-" + baseSha[..16];
+        Assert.Equal([".prefonline-export.json", "adapter_config.json", "adapter_model.safetensors", "base", "tokenizer_config.json"],
+            Directory.EnumerateFileSystemEntries(first.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal("../" + baseName, new FileInfo(Path.Combine(first.Path, "base")).LinkTarget);
+        var baseDirectory = Path.Combine(root, baseName);
+        Assert.Equal([".prefonline-export.json", "config.json", "model.safetensors", "tokenizer_config.json"],
+            Directory.EnumerateFiles(baseDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(kit.LoraSource, "reference.safetensors")), await File.ReadAllBytesAsync(Path.Combine(baseDirectory, "model.safetensors")));
+
+        // Later versions on the same base link the same directory; it is written once and outlives retention of the versions.
+        var written = File.GetLastWriteTimeUtc(Path.Combine(baseDirectory, "model.safetensors"));
+        for (var version = 2; version <= 3; version++) await exporter.ExportAsync(kit.Lora(version), CancellationToken.None);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(baseDirectory, "model.safetensors")));
+        Assert.Equal([baseName, "current", "v000002", "v000003"], Directory.EnumerateDirectories(root).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        // `generate` on the export (current → v000003) merges base + adapter: what `prefonline merge` writes, token for token.
+        var merged = Path.Combine(kit.NewDirectory("merged"), "out");
+        var merge = CliProcess.Run("merge", "--base", kit.InitDirectory, "--adapter", kit.LoraSource, "--out", merged);
+        Assert.True(merge.Code == 0, merge.Stderr);
+        string[] Generate(string dir) => ["generate", "--checkpoint", dir, "--prompt", "Once upon a time", "--max-new-tokens", "16", "--temperature", "0", "--seed", "1", "--json"];
+        var exported = CliProcess.Run(Generate(Path.Combine(root, "current")));
+        Assert.True(exported.Code == 0, exported.Stderr);
+        var expected = CliProcess.Run(Generate(merged));
+        Assert.True(expected.Code == 0, expected.Stderr);
+        var plain = CliProcess.Run(Generate(kit.InitDirectory));
+        Assert.Equal(Samples(expected.Stdout), Samples(exported.Stdout));
+        Assert.NotEqual(Samples(plain.Stdout), Samples(exported.Stdout)); // the adapter is applied, not dropped
+
+        // A generator's verified copy of the version's files (adapter, base, tokenizer) loads the same way: base + adapter, merged.
+        using (var thread = new PrefOnline.Tensors.TensorThread("lora-load"))
+        {
+            await thread.RunAsync(() =>
+            {
+                using var model = PrefOnline.Worker.Checkpoints.StoredPolicy.LoadWeights(kit.LoraSource);
+                Assert.DoesNotContain(model.state_dict().Keys, k => k.Contains("lora", StringComparison.Ordinal));
+            }, CancellationToken.None);
+            var withoutBase = kit.NewDirectory("no-base");
+            foreach (var name in new[] { "adapter_config.json", "adapter_model.safetensors" }) File.Copy(Path.Combine(kit.LoraSource, name), Path.Combine(withoutBase, name));
+            var refused = await Assert.ThrowsAsync<PrefOnline.Learning.Models.Checkpoints.InvalidCheckpointException>(() =>
+                thread.RunAsync(() => PrefOnline.Worker.Checkpoints.StoredPolicy.LoadWeights(withoutBase).Dispose(), CancellationToken.None));
+            Assert.Contains("holds neither policy.safetensors nor a LoRA adapter", refused.Message, StringComparison.Ordinal);
+        }
+
+        // A full fine-tune's version after that: the base is no longer linked and goes with the next retention.
+        await exporter.ExportAsync(kit.Full(4), CancellationToken.None);
+        await exporter.ExportAsync(kit.Full(5), CancellationToken.None);
+        Assert.False(Directory.Exists(baseDirectory));
+
+        static string Samples(string json) => JsonDocument.Parse(json).RootElement.GetProperty("samples").GetRawText();
+    }
+
+    [Fact]
     public void The_Serving_section_is_checked_at_start_one_line_per_key()
     {
         static IReadOnlyList<string> Problems(Dictionary<string, string?> values) =>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.Checkpoints;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.Tensors;
@@ -31,10 +32,25 @@ public sealed class ServingTestKit : IDisposable
             {
                 using var model = PolicyCheckpoint.LoadModel(InitDirectory);
                 PolicyCheckpoint.SaveWeightsFile(Path.Combine(Source, "policy.safetensors"), model);
+
+                // A LoRA version as the learner writes it: the base as reference.safetensors, a real PEFT adapter (B set away
+                // from zero so it changes what the model computes), the tokenizer; no merged weights.
+                using (var copy = model.Copy()) // saved before the adapters attach: the plain base
+                {
+                    var adapters = LoraAdapters.Attach(model, new LoraOptions { Rank = 4, Alpha = 8 }, seed: 1);
+                    using (var generator = new TorchSharp.torch.Generator(2))
+                    using (TorchSharp.torch.no_grad())
+                        foreach (var (_, _, b) in adapters.Pairs()) b.normal_(0, 0.2, generator);
+                    PeftAdapter.Save(LoraSource, adapters); // (re)creates the directory
+                    PolicyCheckpoint.SaveWeightsFile(Path.Combine(LoraSource, "reference.safetensors"), copy);
+                }
             }, CancellationToken.None).GetAwaiter().GetResult();
         }
         foreach (var file in Directory.EnumerateFiles(InitDirectory).Where(f => Path.GetFileName(f).StartsWith("tokenizer", StringComparison.Ordinal)))
+        {
             File.Copy(file, Path.Combine(Source, Path.GetFileName(file)));
+            File.Copy(file, Path.Combine(LoraSource, Path.GetFileName(file)));
+        }
         // An adapter in PEFT's file names (content is irrelevant to the hand-off: it is copied and verified, not read).
         Adapter = Path.Combine(Root, "adapter");
         Directory.CreateDirectory(Adapter);
@@ -52,6 +68,9 @@ public sealed class ServingTestKit : IDisposable
     /// <summary>PEFT adapter files.</summary>
     public string Adapter { get; }
 
+    /// <summary>A LoRA version's policy files as this build's learner writes them: reference.safetensors (the base), a PEFT adapter, the tokenizer.</summary>
+    public string LoraSource => Path.Combine(Root, "lora-checkpoint");
+
     public string NewDirectory(string name)
     {
         var path = Path.Combine(Root, $"{name}-{Guid.NewGuid():N}");
@@ -61,6 +80,9 @@ public sealed class ServingTestKit : IDisposable
 
     /// <summary>Version <paramref name="version"/> of the full policy (a rollback when <paramref name="rolledBackFrom"/> is given).</summary>
     public ServedVersion Full(long version, long? rolledBackFrom = null) => Announce(Source, "policy.safetensors", version, rolledBackFrom);
+
+    /// <summary>Version <paramref name="version"/> of <see cref="LoraSource"/>: the adapter's weights are the event's, the base listed beside it.</summary>
+    public ServedVersion Lora(long version) => Announce(LoraSource, VersionExporter.AdapterWeights, version, null);
 
     /// <summary>Version <paramref name="version"/> as a LoRA adapter.</summary>
     public ServedVersion AdapterVersion(long version) => Announce(Adapter, VersionExporter.AdapterWeights, version, null);
