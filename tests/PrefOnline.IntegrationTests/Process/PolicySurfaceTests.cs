@@ -102,7 +102,11 @@ public sealed class PolicySurfaceTests(ITestOutputHelper output)
         //    with the learner's own hashes: fetched (it is on the lineage), refused on the hash, counted.
         var older = events.First(e => CheckpointOf(e) < currentCheckpoint && CheckpointOf(e) > CheckpointOf(events[0]));
         var tokenizer = Path.Combine(store, CheckpointFiles.DirectoryName(CheckpointOf(older)), "tokenizer_config.json");
-        await File.AppendAllTextAsync(tokenizer, " ");
+        // Replaced, not appended to: the version's file is a hard link to the store's shared blob, which every version's
+        // tokenizer_config.json is — writing into it would tamper with all of them, the rollback target of step 4 too.
+        var tampered = await File.ReadAllTextAsync(tokenizer) + " ";
+        File.Delete(tokenizer);
+        await File.WriteAllTextAsync(tokenizer, tampered);
         var replay = PolicyEvent.Rollback(current.Version, older.Version, "forged", older.Uri, older.Sha256, DateTimeOffset.UtcNow, new Dictionary<string, double>(), older.Files);
         await ProduceUntilJudgedAsync(generator, kcat, replay, "hash-mismatch", Tails);
         await AssertRefusedAndStillServingAsync(generator, kcat, "hash-mismatch", serving, "after-tampered", Tails);
