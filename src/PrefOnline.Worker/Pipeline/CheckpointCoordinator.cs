@@ -62,15 +62,8 @@ public sealed class CheckpointCoordinator(
         Checkpoint checkpoint;
         try
         {
-            var draft = new CheckpointDraft();
-            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
-            {
-                if (staged.Shared.Contains(name)) draft.ShareFile(name, path);
-                else draft.CopyFile(name, path);
-            }
+            var draft = DraftOf(staged, new CheckpointDraft());
             foreach (var offset in staged.Offsets) draft.SetOffset(offset.Partition.Topic, offset.Partition.Partition, offset.NextOffset);
-            foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
-            draft.WithConfigHash(configHash);
             checkpoint = await store.WriteAsync(draft, CancellationToken.None).ConfigureAwait(false);
         }
         catch
@@ -120,6 +113,18 @@ public sealed class CheckpointCoordinator(
         return checkpoint;
     }
 
+    /// <summary>The staged files (shared ones as content-addressed blobs), metrics and config hash in <paramref name="draft"/>.</summary>
+    private CheckpointDraft DraftOf(StagedCheckpoint staged, CheckpointDraft draft)
+    {
+        foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            if (staged.Shared.Contains(name)) draft.ShareFile(name, path);
+            else draft.CopyFile(name, path);
+        }
+        foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
+        return draft.WithConfigHash(configHash);
+    }
+
     /// <summary>Whether this update is the <c>Checkpoints:Interval</c>-th since the last checkpoint, or <c>IntervalTime</c> has passed.</summary>
     private bool CheckpointDue() =>
         updatesSinceCheckpoint + 1 >= interval || (intervalTime > TimeSpan.Zero && time.GetElapsedTime(lastCheckpointAt) >= intervalTime);
@@ -135,15 +140,8 @@ public sealed class CheckpointCoordinator(
         Checkpoint published;
         try
         {
-            var draft = new CheckpointDraft().AsPublishOnly();
-            foreach (var (name, path) in staged.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
-            {
-                if (staged.Shared.Contains(name)) draft.ShareFile(name, path);
-                else draft.CopyFile(name, path);
-            }
+            var draft = DraftOf(staged, new CheckpointDraft().AsPublishOnly());
             draft.SetOffsets(resume.Offsets);
-            foreach (var (name, value) in staged.Metrics) draft.SetMetric(name, value);
-            draft.WithConfigHash(configHash);
             published = await store.WriteAsync(draft, CancellationToken.None).ConfigureAwait(false);
         }
         finally
