@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Tokenization;
 using TorchSharp;
@@ -74,6 +75,40 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         }
     }
 
+    /// <summary>
+    /// A reward model for a LoRA run: <see cref="FromPolicy"/> (the trunk a copy of <paramref name="policy"/>'s base
+    /// weights, which must not have been trained yet) with fresh LoRA adapters on the trunk, drawn from
+    /// <paramref name="seed"/>: the trunk stays frozen at the base, only the adapters and the score head train.
+    /// </summary>
+    public static RewardModel FromPolicyWithAdapters(PolicyModel policy, LoraOptions options, ulong seed)
+    {
+        var model = FromPolicy(policy, seed);
+        try
+        {
+            // A's draws come from their own generator, so the head's init is what a full fine-tune would draw.
+            using var init = new Generator(seed ^ 0x5DEECE66DUL);
+            LoraAdapters.AttachToReward(model, options, init, dropoutSeed: seed ^ 0x9E3779B97F4A7C15UL);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The LoRA adapters on the trunk (null: every weight trains). The model owns them: placing it moves
+    /// them, disposing it disposes them.</summary>
+    public LoraAdapters? Adapters { get; internal set; }
+
+    /// <summary>
+    /// What an optimizer should update: with <see cref="Adapters"/>, the adapters' A and B then the head's weight and
+    /// bias (the trunk is frozen); otherwise every parameter in state-dict order. Look them up again after placing
+    /// the model (moving replaces parameter objects).
+    /// </summary>
+    public IReadOnlyList<Parameter> TrainableParameters() =>
+        Adapters is { } adapters ? [.. adapters.TrainableParameters(), .. score.parameters()] : parameters().ToList();
+
     /// <summary>The trunk, named as in Hugging Face's *ForSequenceClassification (<c>transformer</c> or <c>model</c>).</summary>
     public DecoderTrunk Trunk => trunk;
 
@@ -91,7 +126,18 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         if (placement == Placement) return this;
         trunk.Place(placement);
         score.to(placement.Device, placement.Dtype);
+        Adapters?.PlacedAt(placement);
         return this;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Adapters is { } adapters)
+        {
+            Adapters = null;   // detached first, so disposing them does not unfreeze a dying model
+            adapters.Dispose();
+        }
+        base.Dispose(disposing);
     }
 
     public override Tensor forward(SequenceBatch batch) => Forward(batch);
