@@ -104,6 +104,36 @@ public sealed class LoraWorkerTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task With_an_initial_reward_model_a_lora_run_trains_it_whole_and_resumes_a_version_holding_reward_safetensors()
+    {
+        // The path a LoRA checkpoint of an older build (a whole reward.safetensors) takes on resume too.
+        var rewardFile = Path.Combine(directory, "initial-reward.safetensors");
+        var run = new LlamaWorkerRun(directory, new Dictionary<string, string?>
+        {
+            ["Learner:LearningRate"] = "0.01",
+            ["Learner:Adapter:Rank"] = "4",
+            ["Learner:Adapter:Alpha"] = "8",
+            ["Model:InitialRewardModel"] = rewardFile,
+        });
+        using (var scope = NewDisposeScope())
+        using (var initialPolicy = PolicyCheckpoint.LoadModel(run.InitialPolicy))
+        using (var reward = RewardModel.FromPolicy(initialPolicy, seed: 11))
+            RewardCheckpoint.Save(rewardFile, reward);
+
+        await run.RunUntilUpdatesAsync(1, TimeSpan.FromMinutes(5));
+        var first = LatestVersion(run.Checkpoints);
+        Assert.True(File.Exists(Path.Combine(first, StateFiles.RewardModel)), $"{first} holds no whole reward model");
+        Assert.False(File.Exists(Path.Combine(first, StateFiles.RewardAdapter)));
+        Assert.True(File.Exists(Path.Combine(first, PeftAdapter.WeightsFile)));
+        var firstLearnerVersion = LearnerVersion(first);   // read now: retention may delete the version during the next run
+
+        await run.RunUntilUpdatesAsync(1, TimeSpan.FromMinutes(5));
+        var second = LatestVersion(run.Checkpoints);
+        Assert.True(LearnerVersion(second) > firstLearnerVersion, $"{second} did not resume from {first}");
+        Assert.True(File.Exists(Path.Combine(second, StateFiles.RewardModel)));
+    }
+
+    [Fact]
     public async Task With_a_checkpoint_interval_the_updates_in_between_are_published_as_adapter_only_versions()
     {
         var run = new LlamaWorkerRun(directory, new Dictionary<string, string?>
