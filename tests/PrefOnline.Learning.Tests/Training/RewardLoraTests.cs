@@ -14,7 +14,8 @@ namespace PrefOnline.Learning.Tests.Training;
 
 /// <summary>
 /// The reward model of a LoRA run (<see cref="RewardModel.FromPolicyWithAdapters"/>): its trunk stays the policy's base
-/// bit for bit, a step changes only the adapters and the score head, the optimizer holds only those, and what
+/// bit for bit (sharing its tensors, not copying them), a step changes only the adapters and the score head, the
+/// optimizer holds only those, and what
 /// <see cref="RewardCheckpoint.SaveAdapter"/> writes (adapters + head, not the trunk) with the trainer's state restores
 /// it exactly: same scores, and training on from there equals an uninterrupted run.
 /// </summary>
@@ -83,6 +84,23 @@ public sealed class RewardLoraTests
         Assert.Equal(2 * adapters.Paths.Count + 2, moments.Count);
         Assert.Equal(adapters.ParameterCount + model.Config.Width + 1, moments.Sum(kv => kv.Value.numel()));
         Assert.True(adapters.ParameterCount + model.Config.Width + 1 < StateDicts.ParameterCount(model.Trunk) / 4);
+    }
+
+    [Fact]
+    public void The_frozen_reward_trunk_shares_the_policys_base_tensors_and_a_whole_reward_model_does_not()
+    {
+        using var scope = NewDisposeScope();
+        using var policy = Policy(seed: 3);
+        using var lora = RewardModel.FromPolicyWithAdapters(policy, Lora, seed: 7);
+        using var whole = RewardModel.FromPolicy(policy, seed: 7);
+        var name = policy.Trunk.state_dict().Keys.First(k => k.EndsWith("weight", StringComparison.Ordinal));
+        var baseTensor = policy.Trunk.state_dict()[name];
+        var before = Bits(whole.Trunk.state_dict()[name]);
+        // A write into the base (which nothing does in a run: this only proves the aliasing) shows in the LoRA reward trunk.
+        using (no_grad()) baseTensor.add_(1);
+        Assert.Equal(Bits(baseTensor), Bits(lora.Trunk.state_dict()[name]));
+        Assert.Equal(before, Bits(whole.Trunk.state_dict()[name]));
+        using (no_grad()) baseTensor.sub_(1);
     }
 
     [Fact]

@@ -70,8 +70,9 @@ public static class RewardCheckpoint
     }
 
     /// <summary>
-    /// A reward model from <see cref="SaveAdapter"/>'s file: its trunk a copy of <paramref name="basePolicy"/>'s trunk
-    /// (the base weights the adapters were trained on), its adapters and head from the file, on the base's placement.
+    /// A reward model from <see cref="SaveAdapter"/>'s file: its frozen trunk <paramref name="basePolicy"/>'s trunk tensors
+    /// themselves (the base weights the adapters were trained on, shared, not copied: see RewardModel.ShareFrozenTrunk),
+    /// its adapters and head from the file, on the base's placement.
     /// The file's LoRA options must be <paramref name="expected"/> (else its optimizer state would not fit); every
     /// problem (missing, unexpected or misshapen tensor, other options) is listed in one <see cref="InvalidCheckpointException"/>.
     /// </summary>
@@ -123,6 +124,7 @@ public static class RewardCheckpoint
                 if (unexpected.Count > 0) problems.Add($"unexpected tensor(s): {string.Join(", ", unexpected.Take(10))}{(unexpected.Count > 10 ? ", …" : "")}");
                 if (problems.Count > 0) throw new InvalidCheckpointException(path, problems);
                 adapters.Load(values);
+                model.ShareFrozenTrunk(basePolicy);
                 using (no_grad())
                 {
                     model.Head.weight!.copy_(weight!);
