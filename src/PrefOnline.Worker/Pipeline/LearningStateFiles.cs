@@ -36,7 +36,9 @@ public sealed class LearningStateFiles(
     /// <summary>
     /// A first state around <paramref name="policy"/> (ownership passes to the state): the reference is a
     /// frozen copy of it — or, with <c>Learner:Adapter</c>, the policy's own base with fresh LoRA adapters
-    /// attached and switched off (no copy) — the reward model's trunk a copy too (or <c>Model:InitialRewardModel</c>),
+    /// attached and switched off (no copy) — the reward model's trunk a copy too (or <c>Model:InitialRewardModel</c>;
+    /// with <c>Learner:Adapter</c> and no initial reward model, the trunk stays frozen at the base and trains its own
+    /// LoRA adapters, same options as the policy's, and its score head),
     /// nothing trained, nothing absorbed, policy version 0 until the first checkpoint names it.
     /// </summary>
     public LearningState CreateFresh(PolicyModel policy, ITokenizer tokenizer)
@@ -52,9 +54,9 @@ public sealed class LearningStateFiles(
         Learner? learner = null;
         try
         {
-            rewardModel = string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
-                ? RewardModel.FromPolicy(policy, settings.Model.Seed)
-                : RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config, policy.Placement);
+            rewardModel = !string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel)
+                ? RewardCheckpoint.Load(settings.Model.InitialRewardModel, policy.Config, policy.Placement)
+                : lora is null ? RewardModel.FromPolicy(policy, settings.Model.Seed) : RewardModel.FromPolicyWithAdapters(policy, lora, settings.Model.Seed);
             // Adapters are attached after the reward model copied the plain trunk; the Learner finds them and trains them alone.
             reference = lora is null ? new ReferenceModel(policy) : ReferenceModel.BaseOf(LoraAdapters.Attach(policy, lora, settings.Learner.Seed).Policy);
             trainer = new RewardTrainer(rewardModel, tokenizer, settings.Reward);
@@ -83,7 +85,8 @@ public sealed class LearningStateFiles(
         var directory = checkpoint.DirectoryPath;
         // A LoRA version holds no policy.safetensors: its policy is the base (reference.safetensors) with its adapter.
         var policyFile = checkpoint.Contains(PeftAdapter.WeightsFile) ? PeftAdapter.WeightsFile : StateFiles.Policy;
-        foreach (var required in new[] { policyFile, StateFiles.Reference, StateFiles.RewardModel, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
+        var rewardFile = checkpoint.Contains(StateFiles.RewardAdapter) ? StateFiles.RewardAdapter : StateFiles.RewardModel;
+        foreach (var required in new[] { policyFile, StateFiles.Reference, rewardFile, StateFiles.LearnerOptimizer, StateFiles.LearnerState, StateFiles.Worker })
         {
             if (!checkpoint.Contains(required))
                 throw new InvalidDataException($"checkpoint {checkpoint} has no {required}: it was not written by the PrefOnline learner (holds {string.Join(", ", checkpoint.FileNames)})");
@@ -105,7 +108,7 @@ public sealed class LearningStateFiles(
         try
         {
             var (policy, reference) = LoadPolicyAndReference(checkpoint, referenceFile, owned);
-            var rewardModel = Own(owned, RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config, policy.Placement));
+            var rewardModel = Own(owned, LoadRewardModel(checkpoint, rewardFile, policy));
             var trainer = Own(owned, new RewardTrainer(rewardModel, tokenizer, settings.Reward));
             if (checkpoint.Contains(StateFiles.RewardOptimizer) && checkpoint.Contains(StateFiles.RewardTrainerState))
             {
@@ -172,6 +175,26 @@ public sealed class LearningStateFiles(
     }
 
     /// <summary>
+    /// The reward model as <paramref name="checkpoint"/> holds it, whatever the configuration asks for a fresh start (its
+    /// optimizer state belongs to that form): a LoRA run's adapters + head (reward_adapter.safetensors) on the frozen base —
+    /// <paramref name="policy"/>'s base weights, i.e. reference.safetensors — or a whole reward.safetensors (full
+    /// fine-tuning, a LoRA run started from <c>Model:InitialRewardModel</c>, or a LoRA checkpoint of an older build, which
+    /// goes on training the whole reward model as it did: logged, since its versions stay large).
+    /// </summary>
+    private RewardModel LoadRewardModel(Checkpoint checkpoint, string rewardFile, PolicyModel policy)
+    {
+        if (rewardFile == StateFiles.RewardAdapter)
+        {
+            var lora = settings.Learner.Adapter
+                ?? throw new InvalidDataException($"checkpoint {checkpoint} holds a LoRA reward model ({StateFiles.RewardAdapter}), but Learner:Adapter is not set");
+            return RewardCheckpoint.LoadAdapter(checkpoint.GetPath(StateFiles.RewardAdapter), policy, lora);
+        }
+        if (settings.Learner.Adapter is not null && string.IsNullOrWhiteSpace(settings.Model.InitialRewardModel))
+            logger.LogWarning("Checkpoint {Version} holds a whole reward model ({File}, written by an older build): it goes on training every reward weight and every version stores it whole; start a new checkpoint directory for a LoRA reward model", checkpoint.ToString(), StateFiles.RewardModel);
+        return RewardCheckpoint.Load(checkpoint.GetPath(StateFiles.RewardModel), policy.Config, policy.Placement);
+    }
+
+    /// <summary>
     /// Writes the whole state into a new staging directory, with the offsets of <paramref name="trackers"/>
     /// read in the same work item (so they are exactly what the files hold) and, read after them, the
     /// duplicate-id <paramref name="windows"/> (every id the offsets cover was registered before its record was
@@ -227,7 +250,8 @@ public sealed class LearningStateFiles(
         if (windows.Count > 0) DuplicateWindowFile.Write(At(StateFiles.DuplicateIds), windows, offsets);
 
         var shared = StagePolicyFiles(directory, state, files);
-        RewardCheckpoint.Save(At(StateFiles.RewardModel), state.RewardModel);
+        if (state.RewardModel.Adapters is not null) RewardCheckpoint.SaveAdapter(At(StateFiles.RewardAdapter), state.RewardModel);
+        else RewardCheckpoint.Save(At(StateFiles.RewardModel), state.RewardModel);
         using (var rewardState = state.RewardTrainer.ExportState()) rewardState.Save(At(StateFiles.RewardOptimizer), At(StateFiles.RewardTrainerState));
         using (var learnerState = state.Learner.ExportState()) learnerState.Save(At(StateFiles.LearnerOptimizer), At(StateFiles.LearnerState));
         using (var stream = File.Create(At(StateFiles.Replay))) state.Replay.WriteSnapshot(stream, RolloutSerializer.Instance);

@@ -20,6 +20,9 @@ public static class StateFiles
     /// <summary>The reward model (GPT2ForSequenceClassification names plus score.bias).</summary>
     public const string RewardModel = "reward.safetensors";
 
+    /// <summary>A LoRA run's reward model: its adapters and score head only (RewardCheckpoint.SaveAdapter); the frozen trunk is the base, reference.safetensors.</summary>
+    public const string RewardAdapter = "reward_adapter.safetensors";
+
     public const string RewardOptimizer = RewardTrainer.StateTensorsFileName;
     public const string RewardTrainerState = RewardTrainer.StateJsonFileName;
     public const string LearnerOptimizer = Learner.StateTensorsFileName;

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace PrefOnline.Learning.Models.Adapters;
 
 /// <summary>
-/// LoRA adapters attached to a <see cref="PolicyModel"/>: every targeted projection W (GPT-2's Conv1D,
+/// LoRA adapters attached to a <see cref="PolicyModel"/> (or to a <see cref="Reward.RewardModel"/>'s trunk, see
+/// <see cref="AttachToReward"/>): every targeted projection W (GPT-2's Conv1D,
 /// the Llama family's Linear) gets a <see cref="LoraLayer"/> whose update is added by a forward hook,
 /// y = W(x) + (α/r) · dropout(x) · Aᵀ · Bᵀ. The base weights are frozen (requires_grad off) and stay
 /// the policy's own; only <see cref="TrainableParameters"/> train. <see cref="Disable"/> (or
@@ -17,11 +18,15 @@ namespace PrefOnline.Learning.Models.Adapters;
 /// The policy owns its adapters (<see cref="PolicyModel.Adapters"/>): placing the policy moves them,
 /// disposing it disposes them (hooks removed, parameters freed). <see cref="MergeAndDetach"/> folds them
 /// into the base weights and leaves a plain model. Module paths (<see cref="Paths"/>) are the policy's
-/// own state-dict prefixes (GPT-2: h.0.attn.c_attn; Llama: model.layers.0.self_attn.q_proj).
+/// own state-dict prefixes (GPT-2: h.0.attn.c_attn; Llama: model.layers.0.self_attn.q_proj); on a reward model
+/// the reward model's (transformer.h.0.attn.c_attn; model.layers.0.self_attn.q_proj), and its score head stays
+/// trainable beside the adapters.
 /// </remarks>
 public sealed class LoraAdapters : IDisposable
 {
-    private readonly PolicyModel policy;
+    private readonly nn.Module host;             // the adapted model: a policy, or a reward model
+    private readonly PolicyModel? policy;        // the host when it is a policy
+    private readonly Reward.RewardModel? reward; // the host when it is a reward model
     private readonly List<Site> sites;
     private readonly SeededDropout dropout;
     private readonly List<LoraLayer> layers;   // one per site; their native parameters move with the policy and are freed on Dispose
@@ -29,9 +34,11 @@ public sealed class LoraAdapters : IDisposable
     private string? baseSha256;
     private bool detached;
 
-    private LoraAdapters(PolicyModel policy, LoraOptions options, IReadOnlyList<string> targets, List<Site> sites, Generator? init, ulong dropoutSeed)
+    private LoraAdapters(nn.Module host, LoraOptions options, IReadOnlyList<string> targets, List<Site> sites, Generator? init, ulong dropoutSeed)
     {
-        this.policy = policy;
+        this.host = host;
+        policy = host as PolicyModel;
+        reward = host as Reward.RewardModel;
         this.sites = sites;
         Options = options with { TargetModules = targets };
         dropout = new SeededDropout(dropoutSeed);
@@ -42,8 +49,8 @@ public sealed class LoraAdapters : IDisposable
     /// <summary>The options in force, <see cref="LoraOptions.TargetModules"/> resolved (never empty).</summary>
     public LoraOptions Options { get; }
 
-    /// <summary>The policy these adapters belong to.</summary>
-    public PolicyModel Policy => policy;
+    /// <summary>The policy these adapters belong to (adapters of a reward model have none).</summary>
+    public PolicyModel Policy => policy ?? throw new InvalidOperationException("these adapters belong to a reward model, not a policy");
 
     /// <summary>The adapted projections' module paths in the policy's state dict, in model order.</summary>
     public IReadOnlyList<string> Paths => sites.Select(s => s.Path).ToList();
@@ -72,32 +79,47 @@ public sealed class LoraAdapters : IDisposable
     /// are about to be copied in (a saved adapter).</summary>
     internal static LoraAdapters AttachForLoad(PolicyModel policy, LoraOptions options) => Attach(policy, options, init: null, dropoutSeed: 0);
 
-    private static LoraAdapters Attach(PolicyModel policy, LoraOptions options, Generator? init, ulong dropoutSeed)
+    /// <summary>
+    /// Attaches fresh adapters to <paramref name="reward"/>'s trunk (which must have none), as
+    /// <see cref="Attach(PolicyModel, LoraOptions, ulong)"/> does to a policy: the trunk is frozen, the adapters
+    /// and the score head train. The reward model owns them (<see cref="Reward.RewardModel.Adapters"/>).
+    /// </summary>
+    /// <param name="init">Draws A; null leaves A uninitialised because saved values are about to be copied in.</param>
+    public static LoraAdapters AttachToReward(Reward.RewardModel reward, LoraOptions options, Generator? init, ulong dropoutSeed) =>
+        Attach(reward, options, init, dropoutSeed);
+
+    private static LoraAdapters Attach(nn.Module host, LoraOptions options, Generator? init, ulong dropoutSeed)
     {
-        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(options);
         options.Validated();
-        if (policy.Adapters is not null) throw new InvalidOperationException("the policy already has adapters attached: dispose or merge them first");
-        var projections = Projections(policy);
+        var (config, existing) = host switch
+        {
+            PolicyModel p => (p.Config, p.Adapters),
+            Reward.RewardModel r => (r.Config, r.Adapters),
+            _ => throw new ArgumentException($"{host.GetType().Name} cannot take LoRA adapters", nameof(host)),
+        };
+        if (existing is not null) throw new InvalidOperationException("the model already has adapters attached: dispose or merge them first");
+        var projections = Projections(host);
         var known = projections.Select(p => p.Name).Distinct(StringComparer.Ordinal).ToList();
         var targets = options.TargetModules.Count == 0 ? known : options.TargetModules;
         var problems = new List<string>();
         var unknown = targets.Where(t => !known.Contains(t, StringComparer.Ordinal)).ToList();
         if (unknown.Count > 0)
-            problems.Add($"TargetModules: {string.Join(", ", unknown)} {(unknown.Count == 1 ? "is not a projection" : "are not projections")} of this {policy.Config.ModelType} model (it has {string.Join(", ", known)})");
+            problems.Add($"TargetModules: {string.Join(", ", unknown)} {(unknown.Count == 1 ? "is not a projection" : "are not projections")} of this {config.ModelType} model (it has {string.Join(", ", known)})");
         var sites = projections.Where(p => targets.Contains(p.Name, StringComparer.Ordinal)).ToList();
         var narrowest = sites.Count == 0 ? 0 : sites.Min(s => Math.Min(s.InFeatures, s.OutFeatures));
         if (sites.Count > 0 && options.Rank > narrowest)
             problems.Add($"Rank: {options.Rank} exceeds the narrowest targeted projection's width {narrowest}");
         if (problems.Count > 0) throw new ArgumentException("invalid LoRA options:" + Environment.NewLine + string.Join(Environment.NewLine, problems));
 
-        var adapters = new LoraAdapters(policy, options, targets.ToList(), sites, init, dropoutSeed);
+        var adapters = new LoraAdapters(host, options, targets.ToList(), sites, init, dropoutSeed);
         try
         {
-            adapters.PlacedAt(policy.Placement);
-            StateDicts.SetRequiresGrad(policy, false);
+            adapters.PlacedAt(host is PolicyModel p ? p.Placement : ((Reward.RewardModel)host).Placement);
             for (var i = 0; i < sites.Count; i++) sites[i].Hook = sites[i].Module.register_forward_hook(adapters.HookFor(i));
-            policy.Adapters = adapters;
+            if (adapters.policy is not null) adapters.policy.Adapters = adapters;
+            else adapters.reward!.Adapters = adapters;
             return adapters;
         }
         catch
@@ -134,7 +156,7 @@ public sealed class LoraAdapters : IDisposable
     public string BaseWeightsSha256()
     {
         ThrowIfDetached();
-        return baseSha256 ??= BaseWeights.Sha256(policy);
+        return baseSha256 ??= BaseWeights.Sha256(Policy);
     }
 
     /// <summary>
@@ -146,8 +168,8 @@ public sealed class LoraAdapters : IDisposable
     {
         ArgumentNullException.ThrowIfNull(target);
         ThrowIfDetached();
-        if (ReferenceEquals(target, policy)) throw new ArgumentException("merging into the adapted policy itself would count the update twice: use MergeAndDetach", nameof(target));
-        if (target.Config != policy.Config) throw new ArgumentException($"the target's config differs from the adapted policy's ({target.Config.ModelType})", nameof(target));
+        if (ReferenceEquals(target, Policy)) throw new ArgumentException("merging into the adapted policy itself would count the update twice: use MergeAndDetach", nameof(target));
+        if (target.Config != Policy.Config) throw new ArgumentException($"the target's config differs from the adapted policy's ({target.Config.ModelType})", nameof(target));
         var modules = target.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
         var resolved = sites.Select(s => modules.TryGetValue(s.Path, out var m) && m is nn.Module<Tensor, Tensor> projection
             ? projection
@@ -164,13 +186,15 @@ public sealed class LoraAdapters : IDisposable
         Dispose();
     }
 
-    /// <summary>Moves the adapters where the policy was just moved (called by the policy's placement; moving
-    /// replaces parameter objects, so the base is frozen again and the adapters made trainable again).</summary>
+    /// <summary>Moves the adapters where the host was just moved (called by the policy's or reward model's placement;
+    /// moving replaces parameter objects, so the base is frozen again and the adapters — and a reward model's score
+    /// head — made trainable again).</summary>
     internal void PlacedAt(TensorPlacement placement)
     {
         foreach (var layer in layers) layer.to(placement.Device, placement.Dtype);
         foreach (var p in TrainableParameters()) p.requires_grad = true;
-        StateDicts.SetRequiresGrad(policy, false);
+        StateDicts.SetRequiresGrad(host, false);
+        if (reward is not null) StateDicts.SetRequiresGrad(reward.Head, true);
     }
 
     /// <summary>Copies saved values into A and B (shapes checked by the caller).</summary>
@@ -206,12 +230,12 @@ public sealed class LoraAdapters : IDisposable
         return output.add(layers[index].Delta(x, Options.Scale)).MoveToOuterDisposeScope(); // (..., out)
     };
 
-    /// <summary>The adaptable projections of <paramref name="policy"/> in model order: every Conv1D and
-    /// Linear except the LM head, with their widths.</summary>
-    private static List<Site> Projections(PolicyModel policy)
+    /// <summary>The adaptable projections of <paramref name="host"/> in model order: every Conv1D and
+    /// Linear except the LM head and a reward model's score head, with their widths.</summary>
+    private static List<Site> Projections(nn.Module host)
     {
         var found = new List<Site>();
-        foreach (var (path, module) in policy.named_modules())
+        foreach (var (path, module) in host.named_modules())
         {
             var name = path[(path.LastIndexOf('.') + 1)..];
             switch (module)
@@ -219,7 +243,7 @@ public sealed class LoraAdapters : IDisposable
                 case Conv1D conv:
                     found.Add(new Site(path, name, conv, conv.InFeatures, conv.OutFeatures, IsConv1D: true));
                     break;
-                case Linear linear when name != "lm_head":
+                case Linear linear when name != "lm_head" && !(host is Reward.RewardModel && path == "score"):
                     found.Add(new Site(path, name, linear, linear.in_features, linear.out_features, IsConv1D: false));
                     break;
             }
@@ -244,10 +268,15 @@ public sealed class LoraAdapters : IDisposable
         {
             detached = true;
             foreach (var site in sites) site.Hook?.remove();
-            if (ReferenceEquals(policy.Adapters, this))
+            if (policy is not null && ReferenceEquals(policy.Adapters, this))
             {
                 policy.Adapters = null;
                 StateDicts.SetRequiresGrad(policy, true);
+            }
+            else if (reward is not null && ReferenceEquals(reward.Adapters, this))
+            {
+                reward.Adapters = null;
+                StateDicts.SetRequiresGrad(reward, true);
             }
             dropout.Dispose();
             foreach (var layer in layers) layer.Dispose();

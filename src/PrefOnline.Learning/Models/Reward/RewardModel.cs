@@ -1,3 +1,4 @@
+using PrefOnline.Learning.Models.Adapters;
 using PrefOnline.Learning.Models.LogProbs;
 using PrefOnline.Learning.Tokenization;
 using TorchSharp;
@@ -74,6 +75,66 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         }
     }
 
+    /// <summary>
+    /// A reward model for a LoRA run: <see cref="FromPolicy"/> (the trunk the base weights of <paramref name="policy"/>,
+    /// which must be frozen: a LoRA policy's base) with fresh LoRA adapters on the trunk, drawn from
+    /// <paramref name="seed"/>: the trunk stays frozen at the base, sharing the policy's base tensors (no second copy
+    /// in memory, see <see cref="ShareFrozenTrunk"/>); only the adapters and the score head train.
+    /// </summary>
+    public static RewardModel FromPolicyWithAdapters(PolicyModel policy, LoraOptions options, ulong seed)
+    {
+        var model = FromPolicy(policy, seed);
+        try
+        {
+            // A's draws come from their own generator, so the head's init is what a full fine-tune would draw.
+            using var init = new Generator(seed ^ 0x5DEECE66DUL);
+            LoraAdapters.AttachToReward(model, options, init, dropoutSeed: seed ^ 0x9E3779B97F4A7C15UL);
+            model.ShareFrozenTrunk(policy);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Points every trunk tensor at the storage of <paramref name="basePolicy"/>'s trunk tensor of the same name
+    /// (Tensor.set_: same values, one copy in memory; this model's own copy is freed). Only for a frozen trunk under
+    /// LoRA adapters, beside a policy whose base is frozen too: nothing writes into either in place (the optimizers hold
+    /// adapters and heads only; placing either model elsewhere gives it its own tensors again).
+    /// </summary>
+    internal void ShareFrozenTrunk(PolicyModel basePolicy)
+    {
+        if (Adapters is null) throw new InvalidOperationException("only a frozen trunk (under LoRA adapters) may share the base's tensors");
+        if (basePolicy.Placement != Placement) throw new ArgumentException("the base is on another placement", nameof(basePolicy));
+        var source = basePolicy.Trunk.state_dict();
+        var own = Trunk.state_dict();
+        if (!own.Keys.ToHashSet(StringComparer.Ordinal).SetEquals(source.Keys))
+            throw new ArgumentException("the base's trunk has other tensors than this reward model's", nameof(basePolicy));
+        using var noGrad = no_grad();
+        foreach (var (name, tensor) in own)
+        {
+            var shared = source[name];
+            if (!tensor.shape.SequenceEqual(shared.shape) || tensor.dtype != shared.dtype)
+                throw new ArgumentException($"{name}: the base's tensor is [{string.Join(", ", shared.shape)}] {shared.dtype}, this model's [{string.Join(", ", tensor.shape)}] {tensor.dtype}", nameof(basePolicy));
+            tensor.set_(shared);
+        }
+    }
+
+    /// <summary>The LoRA adapters on the trunk (null: every weight trains). The model owns them: placing it moves
+    /// them, disposing it disposes them.</summary>
+    public LoraAdapters? Adapters { get; internal set; }
+
+    /// <summary>
+    /// What an optimizer should update: with <see cref="Adapters"/>, the adapters' A and B then the head's weight and
+    /// bias (the trunk is frozen); otherwise every parameter in state-dict order. Look them up again after placing
+    /// the model (moving replaces parameter objects).
+    /// </summary>
+    public IReadOnlyList<Parameter> TrainableParameters() =>
+        Adapters is { } adapters ? [.. adapters.TrainableParameters(), .. score.parameters()] : parameters().ToList();
+
     /// <summary>The trunk, named as in Hugging Face's *ForSequenceClassification (<c>transformer</c> or <c>model</c>).</summary>
     public DecoderTrunk Trunk => trunk;
 
@@ -91,7 +152,18 @@ public sealed class RewardModel : nn.Module<SequenceBatch, Tensor>
         if (placement == Placement) return this;
         trunk.Place(placement);
         score.to(placement.Device, placement.Dtype);
+        Adapters?.PlacedAt(placement);
         return this;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Adapters is { } adapters)
+        {
+            Adapters = null;   // detached first, so disposing them does not unfreeze a dying model
+            adapters.Dispose();
+        }
+        base.Dispose(disposing);
     }
 
     public override Tensor forward(SequenceBatch batch) => Forward(batch);

@@ -38,6 +38,7 @@ public sealed class RewardTrainer : IDisposable
     private const int StateFormatVersion = 1;
     private const string OptimizerPrefix = "optimizer.";
     private const string DropoutGeneratorKey = "rng.dropout";
+    private const string AdapterDropoutGeneratorKey = "rng.adapter_dropout";
 
     /// <summary>A label: a pair (Chosen/Rejected set) or a rating (Completion/Value set).</summary>
     private sealed record Label(string Id, string Prompt, string? Chosen, string? Rejected, string? Completion, double? Value)
@@ -70,7 +71,9 @@ public sealed class RewardTrainer : IDisposable
         Options = options;
         random = new Xoshiro256StarStar(options.Seed);
         model.Trunk.DropoutGenerator.manual_seed(unchecked((long)options.Seed));
-        parameters = model.parameters().ToList();
+        model.Adapters?.DropoutGenerator.manual_seed(unchecked((long)options.Seed + 1));
+        // Only what trains: with LoRA the adapters and the head, so the frozen trunk has no moments (see RewardModel.TrainableParameters).
+        parameters = model.TrainableParameters();
         optimizer = new AdamWOptimizer(parameters, options.OptimizerParameters());
     }
 
@@ -339,6 +342,7 @@ public sealed class RewardTrainer : IDisposable
         {
             foreach (var (name, tensor) in optimizer.StateDict()) tensors[OptimizerPrefix + name] = tensor.MoveToOuterDisposeScope();
             tensors[DropoutGeneratorKey] = Model.Trunk.DropoutGenerator.get_state().MoveToOuterDisposeScope();
+            if (Model.Adapters is { } adapters) tensors[AdapterDropoutGeneratorKey] = adapters.DropoutGenerator.get_state().MoveToOuterDisposeScope();
         }
         var json = new JsonObject
         {
@@ -409,11 +413,20 @@ public sealed class RewardTrainer : IDisposable
         // Checked before anything changes (libtorch's own check would abort the process: see GeneratorState).
         if (GeneratorState.Problem(generatorState) is { } problem)
             throw new InvalidDataException($"reward trainer state's '{DropoutGeneratorKey}' is not a generator state: {problem}");
+        Tensor? adapterGeneratorState = null;
+        if (Model.Adapters is not null)
+        {
+            if (!state.Tensors.TryGetValue(AdapterDropoutGeneratorKey, out adapterGeneratorState))
+                throw new InvalidDataException($"reward trainer state lacks '{AdapterDropoutGeneratorKey}': it was not saved by a reward model with LoRA adapters");
+            if (GeneratorState.Problem(adapterGeneratorState) is { } adapterProblem)
+                throw new InvalidDataException($"reward trainer state's '{AdapterDropoutGeneratorKey}' is not a generator state: {adapterProblem}");
+        }
         var optimizerState = state.Tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
 
         optimizer.LoadStateDict(optimizerState);              // validates before it changes anything
         Model.Trunk.DropoutGenerator.set_state(generatorState);
+        if (adapterGeneratorState is not null) Model.Adapters!.DropoutGenerator.set_state(adapterGeneratorState);
         optimizer.LearningRate = learningRate;
         random = restoredRandom;
         stepsSinceEvaluation = sinceEvaluation;
