@@ -29,8 +29,10 @@ namespace PrefOnline.Worker.Pipeline;
 /// <item><b>the update check</b>, after every message and at least every 500 ms: an operator's rollback request first;
 ///   then <see cref="OnlineLearner.DecideUpdate"/> and, when due, the update with the guardrail's verdict in the same
 ///   work item. What the host does next (checkpoint, commit, policy event, <c>good</c>, the end of the epoch, the
-///   periodic checkpoint and commit retries) is <see cref="UpdateFollowUp"/>'s. An update that started finishes, with
-///   its checkpoint, before a stop is honoured.</item>
+///   periodic checkpoint and commit retries) is <see cref="UpdateFollowUp"/>'s, and runs beside the loop: labels,
+///   rollouts and the generator's requests are still handled while a checkpoint is written (a multi-GB one takes
+///   seconds), only the next update check waits for it. An update that started finishes, with its checkpoint, before
+///   a stop is honoured.</item>
 /// </list>
 /// Two stops. <c>stopUpdates</c> (the worker stops) ends the update checks: <see cref="Ended"/> becomes
 /// <see cref="EpochEnd.Stop"/>, while labels, rollouts and the generator's batch in flight are still handled.
@@ -60,6 +62,13 @@ public sealed class LearningLoop : IRolloutGenerator
     private readonly Channel<Request> requests = Channel.CreateBounded<Request>(new BoundedChannelOptions(4) { SingleReader = true });
 
     private readonly TaskCompletionSource<EpochEnd> ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// What follows the last update (its checkpoint, commit, policy event) while it runs. Meanwhile the loop goes on
+    /// handling labels, rollouts and the generator's requests (their work items interleave with the checkpoint's
+    /// snapshot on the tensor thread, which is consistent by itself); only the next update check waits for it.
+    /// </summary>
+    private Task? followUpInFlight;
 
     /// <param name="labels">The feedback intake's channel and the feedback input's offset tracker.</param>
     /// <param name="rollouts">Role learner: the rollouts intake's channel and tracker (null in role all).</param>
@@ -113,7 +122,13 @@ public sealed class LearningLoop : IRolloutGenerator
         {
             while (!stopMessages.IsCancellationRequested)
             {
-                if (stopUpdates.IsCancellationRequested) End(EpochEnd.Stop);
+                if (followUpInFlight is { IsCompleted: true } done)
+                {
+                    followUpInFlight = null;
+                    await done.ConfigureAwait(false); // a failure is fatal, as if it ran inline
+                }
+                // A stop ends the epoch once the update in flight has its checkpoint.
+                if (stopUpdates.IsCancellationRequested && followUpInFlight is null) End(EpochEnd.Stop);
                 var handled = false;
                 if (requests.Reader.TryRead(out var request))
                 {
@@ -136,13 +151,14 @@ public sealed class LearningLoop : IRolloutGenerator
                     nextScoring = time.GetTimestamp() + Ticks(scoring.Tick);
                     if (state.PendingSnapshot > 0) await ScoreAsync(stopMessages).ConfigureAwait(false);
                 }
-                if (!UpdatesEnded && (handled || time.GetTimestamp() >= nextCheck))
+                if (!UpdatesEnded && followUpInFlight is null && (handled || time.GetTimestamp() >= nextCheck))
                 {
                     await CheckUpdateAsync(stopUpdates).ConfigureAwait(false);
                     nextCheck = time.GetTimestamp() + Ticks(UpdateCheck);
                 }
                 // Once updates have ended only the scoring tick and messages wake the loop (the update check's time stays behind).
-                if (!handled) await WaitForWorkAsync(UpdatesEnded ? nextScoring : Math.Min(nextScoring, nextCheck), stopUpdates, stopMessages).ConfigureAwait(false);
+                // While an update's follow-up runs, its end wakes the loop for the next check.
+                if (!handled) await WaitForWorkAsync(UpdatesEnded || followUpInFlight is not null ? nextScoring : Math.Min(nextScoring, nextCheck), stopUpdates, stopMessages).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stopMessages.IsCancellationRequested)
@@ -155,9 +171,22 @@ public sealed class LearningLoop : IRolloutGenerator
         }
         finally
         {
-            End(EpochEnd.Stop);
-            requests.Writer.TryComplete();
-            while (requests.Reader.TryRead(out var left)) left.Abandon();
+            try
+            {
+                // An update that started finishes with its checkpoint before the loop ends, however it ends.
+                if (followUpInFlight is { } pending) await pending.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                ended.TrySetException(e);
+                throw;
+            }
+            finally
+            {
+                End(EpochEnd.Stop);
+                requests.Writer.TryComplete();
+                while (requests.Reader.TryRead(out var left)) left.Abandon();
+            }
         }
     }
 
@@ -243,15 +272,20 @@ public sealed class LearningLoop : IRolloutGenerator
 
         if (outcome.Cycle is { } cycle)
         {
-            if (await followUp.AfterUpdateAsync(cycle).ConfigureAwait(false) is { } end)
-            {
-                End(end);
-                return;
-            }
+            followUpInFlight = FollowUpAsync(cycle);
+            return;
         }
-        else
+        followUp.NotUpdated(outcome.Decision);
+        await followUp.BetweenUpdatesAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The host's work after an update (checkpoint, commit, policy event, verdict), while the loop handles messages.</summary>
+    private async Task FollowUpAsync(UpdateCycle cycle)
+    {
+        if (await followUp.AfterUpdateAsync(cycle).ConfigureAwait(false) is { } end)
         {
-            followUp.NotUpdated(outcome.Decision);
+            End(end);
+            return;
         }
         await followUp.BetweenUpdatesAsync().ConfigureAwait(false);
     }
@@ -262,10 +296,11 @@ public sealed class LearningLoop : IRolloutGenerator
         var delay = TimeSpan.FromSeconds((until - time.GetTimestamp()) / (double)time.TimestampFrequency);
         if (delay <= TimeSpan.Zero) return;
         // The stop of updates wakes the loop only until it has been seen (then the loop goes on without updates).
-        using var wake = UpdatesEnded
+        using var wake = UpdatesEnded || stopUpdates.IsCancellationRequested
             ? CancellationTokenSource.CreateLinkedTokenSource(stopMessages)
             : CancellationTokenSource.CreateLinkedTokenSource(stopMessages, stopUpdates);
-        var waits = new List<Task>(4) { Task.Delay(delay, time, wake.Token), requests.Reader.WaitToReadAsync(wake.Token).AsTask() };
+        var waits = new List<Task>(5) { Task.Delay(delay, time, wake.Token), requests.Reader.WaitToReadAsync(wake.Token).AsTask() };
+        if (followUpInFlight is { } pending) waits.Add(pending);
         if (!labels.Completion.IsCompleted) waits.Add(labels.WaitToReadAsync(wake.Token).AsTask());
         if (rollouts is not null && !rollouts.Completion.IsCompleted && RolloutsHaveRoom) waits.Add(rollouts.WaitToReadAsync(wake.Token).AsTask());
         await Task.WhenAny(waits).ConfigureAwait(false);
