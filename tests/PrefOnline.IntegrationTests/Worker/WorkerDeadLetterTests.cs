@@ -1,3 +1,5 @@
+using PrefOnline.IntegrationTests.Process;
+using PrefOnline.Worker.Pipeline;
 using System.Globalization;
 using System.Net;
 using PrefOnline.IntegrationTests.Streaming;
@@ -93,20 +95,15 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
         var goodPrompts = sent.Where(s => s.Reason is null && s.Topic == Prompts).Select(s => PromptId(s.Bytes)).ToList();
         await rollouts.WaitForAsync(r => goodPrompts.All(id => RolloutPromptIds(r).Count(p => p == id) == 2), Deadline, "two rollouts for every good prompt");
         var goodLabels = sent.Where(s => s.Reason is null && s.Topic == Feedback).Select(s => (Offset: s.Offset, s.Name)).ToList();
-        var deadline = DateTime.UtcNow + Deadline;
-        while (true)
+        var audit = new List<AbsorbedLabel>();
+        await Poll.UntilAsync(async () =>
         {
             worker.AssertRunning();
-            var audit = await worker.AuditChainAsync();
-            if (audit.Count >= goodLabels.Count)
-            {
-                Assert.Equal(goodLabels.Select(g => g.Offset), audit.Select(a => a.Offset).Order());
-                Assert.All(audit, a => Assert.Equal((Feedback, 0), (a.Topic, a.Partition)));
-                break;
-            }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{audit.Count} of {goodLabels.Count} good labels absorbed after {Deadline}");
-            await Task.Delay(200);
-        }
+            audit = (await worker.AuditChainAsync()).ToList();
+            return audit.Count >= goodLabels.Count;
+        }, Deadline, "every good label absorbed", () => $"{audit.Count} of {goodLabels.Count} good labels absorbed");
+        Assert.Equal(goodLabels.Select(g => g.Offset), audit.Select(a => a.Offset).Order());
+        Assert.All(audit, a => Assert.Equal((Feedback, 0), (a.Topic, a.Partition)));
 
         // Counted: prefonline_dead_letters_total{topic,reason} and messages_total{result} match what was sent.
         var scrape = await worker.ScrapeAsync();
@@ -135,13 +132,11 @@ public sealed class WorkerDeadLetterTests(ITestOutputHelper output)
         await rollouts.WaitForAsync(r => RolloutPromptIds(r).Count(p => p == "dlq-after") == 2, Deadline, "rollouts for a prompt sent after the corpus");
         // Training goes on with all of it in the buffers (long human pairs, reward model, replay): an update after the last prompt.
         var updatesAtAbsorption = (await worker.LatestManifestAsync()).Metrics["updates"];
-        deadline = DateTime.UtcNow + Deadline;
-        while ((await worker.LatestManifestAsync()).Metrics["updates"] < updatesAtAbsorption + 1)
+        await Poll.UntilAsync(async () =>
         {
             worker.AssertRunning();
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("no update after the corpus was absorbed");
-            await Task.Delay(200);
-        }
+            return (await worker.LatestManifestAsync()).Metrics["updates"] >= updatesAtAbsorption + 1;
+        }, Deadline, "an update after the corpus was absorbed");
 
         worker.AssertRunning();
     }

@@ -1,3 +1,4 @@
+using PrefOnline.IntegrationTests.Process;
 using System.Net;
 using System.Security.Cryptography;
 using PrefOnline.IntegrationTests.Streaming;
@@ -116,16 +117,13 @@ public sealed class WorkerPolicyPoisonTests(ITestOutputHelper output)
 
     private static string Skipped(string reason) => $"prefonline_skipped_records_total{{reason=\"{reason}\",topic=\"{Policy}\"}}";
 
-    private static async Task WaitForAsync(WorkerUnderTest worker, Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!await condition())
+    private static Task WaitForAsync(WorkerUnderTest worker, Func<Task<bool>> condition, string what) =>
+        Poll.UntilAsync(async () =>
         {
+            if (await condition()) return true;
             worker.AssertRunning();
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"not {what} after {Deadline}");
-            await Task.Delay(100);
-        }
-    }
+            return false;
+        }, Deadline, what);
 
     private static List<RolloutRecord> RolloutsOf(IEnumerable<Confluent.Kafka.ConsumeResult<byte[], byte[]>> records)
     {

@@ -1,3 +1,4 @@
+using PrefOnline.IntegrationTests.Process;
 using PrefOnline.Tensors;
 using System.Globalization;
 using System.Net;
@@ -175,16 +176,15 @@ public sealed class WorkerUnderTest : IAsyncDisposable
     /// <summary>Waits until /readyz answers 200 (policy loaded, brokers reachable).</summary>
     public async Task WaitReadyAsync(TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
+        var checks = "";
+        await Poll.UntilAsync(async () =>
         {
-            var (status, checks) = await ReadinessAsync();
-            if (status == HttpStatusCode.OK) return;
+            var (status, found) = await ReadinessAsync();
+            if (status == HttpStatusCode.OK) return true;
             AssertRunning();
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"/readyz not ready after {timeout}: {string.Join("; ", checks.Select(c => $"{c.Name}={c.Healthy} ({c.Reason})"))}");
-            await Task.Delay(100);
-        }
+            checks = string.Join("; ", found.Select(c => $"{c.Name}={c.Healthy} ({c.Reason})"));
+            return false;
+        }, timeout, "/readyz ready", () => checks);
     }
 
     /// <summary>The Prometheus scrape: sample name with labels → value.</summary>
