@@ -60,7 +60,8 @@ public sealed class AlertEndToEndTests(ITestOutputHelper output)
             }
             if (rollbackAlertSeen is null && (await prometheus.AlertsAsync("PrefOnlineRollback")).Any(a => a.GetProperty("state").GetString() == "firing")) rollbackAlertSeen = now;
             return firingSeen is not null && rollbackAlertSeen is not null && worker.Process.FindLine("Rolled back: serving v") is not null;
-        }, Patience, "PrefOnlineRewardDrift and PrefOnlineRollback firing and the worker rolled back", () => worker.Process.Tail());
+        }, Patience, "PrefOnlineRewardDrift and PrefOnlineRollback firing and the worker rolled back",
+            () => worker.Process.Matching(10, "Guardrail", "changed their preference", "Rolled back", "Update v1:", "Update v10:", "Update v20:", "Update v30:", "Update v40:", "Update v50:"));
 
         // The alert names the human-rating stream; the guardrail rolled back to the good checkpoint and said so
         // on every channel: log, policy event (rollback kind), checkpoint store's audit log, metrics.

@@ -138,8 +138,17 @@ public sealed class ChildProcess : IAsyncDisposable
     public string Tail(int count = 40)
     {
         var all = Lines;
-        return $"[{Name}: {LogPath}]\n" + string.Join('\n', all.Skip(Math.Max(0, all.Count - count)).Select(l => $"{l.At:HH:mm:ss.fff} {l.Stream} {l.Text}"));
+        return $"[{Name}: {LogPath}]\n" + string.Join('\n', all.Skip(Math.Max(0, all.Count - count)).Select(Format));
     }
+
+    /// <summary>Every line containing one of <paramref name="texts"/> (the story of a run that a tail would cut), then the tail.</summary>
+    public string Matching(int tail, params string[] texts)
+    {
+        var matches = Lines.Where(l => texts.Any(t => l.Text.Contains(t, StringComparison.Ordinal))).Select(Format);
+        return $"[{Name}: lines with '{string.Join("', '", texts)}']\n" + string.Join('\n', matches) + "\n" + Tail(tail);
+    }
+
+    private static string Format(OutputLine line) => $"{line.At:HH:mm:ss.fff} {line.Stream} {line.Text}";
 
     public async ValueTask DisposeAsync()
     {
