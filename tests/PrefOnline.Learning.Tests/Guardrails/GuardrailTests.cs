@@ -190,6 +190,33 @@ public sealed class GuardrailTests
     }
 
     [Fact]
+    public void UsersChangingTheirMindRightAfterAnImprovementStillTripTheGuardrail()
+    {
+        // Stop 19's CI failure, at the guardrail: ratings rose in a step (an upward alarm, a warning that
+        // re-baselines the human detector), the users flipped their preference inside that warm-up, and ratings
+        // fell far below where they were before the improvement. That drop must trip, not become the new baseline.
+        var guardrail = new Guardrail(Options());
+        var noise = new SeededNoise(8);
+        var version = WarmUpToGood(guardrail, noise);
+        for (var i = 0; i < 100; i++) Assert.Equal(DriftDirection.None, guardrail.ObserveHumanRating(noise.Normal(3, 1)).Alarm);
+
+        var up = 0;
+        while (guardrail.ObserveHumanRating(noise.Normal(4.6, 1)).Alarm != DriftDirection.Up) Assert.True(++up < 50);
+        Assert.False(guardrail.Status.HumanDetectorArmed); // re-baselining on the improved level
+        Assert.Equal(GuardrailState.Ok, guardrail.State);
+        for (var i = 0; i < 5; i++) guardrail.ObserveHumanRating(noise.Normal(4.6, 1));
+
+        var down = 0;
+        while (guardrail.ObserveHumanRating(noise.Normal(-4.6, 1)).Alarm != DriftDirection.Down) Assert.True(++down < 10, "no downward alarm while the detector re-baselines");
+        Assert.False(guardrail.Status.HumanDetectorArmed); // still in the warm-up: the previous baseline caught it
+        var decision = guardrail.Evaluate(new UpdateReport(version, MeanReward: noise.Normal(0.5, 0.05)));
+        Assert.Equal(GuardrailAction.Rollback, decision.Action);
+        Assert.Contains(decision.Reasons, r => r.StartsWith(GuardrailChecks.HumanRatingDrift) && r.Contains("shifted down"));
+        Assert.Equal(1, guardrail.Status.DriftAlarms[(DriftSource.Human, DriftDirection.Up)]);
+        Assert.Equal(1, guardrail.Status.DriftAlarms[(DriftSource.Human, DriftDirection.Down)]);
+    }
+
+    [Fact]
     public void KlBudgetWarnsNearTheBudgetAndTripsAfterConsecutiveOverruns()
     {
         var guardrail = new Guardrail(Options(GuardrailAction.PauseUpdates) with { KlBudget = 2.0, KlConsecutiveToTrip = 2 });
