@@ -72,7 +72,12 @@ public sealed class AlertEndToEndTests(ITestOutputHelper output)
         var rolledBack = worker.Process.FindLine("Rolled back: serving v")!;
         var rollbackEvent = worker.Process.FindLine("Published policy rollback") ?? throw new Xunit.Sdk.XunitException("no rollback policy event:\n" + worker.Process.Tail());
         var storeRollback = CheckpointFiles.Events(store).First(e => e.GetProperty("kind").GetString() == "rollback");
-        Assert.Equal(CheckpointFiles.Good(store), storeRollback.GetProperty("to").GetInt64());
+        // The rollback went to the good checkpoint, as the store said when it moved both pointers (the live `good`
+        // pointer moves on again once updates on the new line pass their confirmations).
+        var rolledBackTo = CheckpointFiles.DirectoryName(storeRollback.GetProperty("to").GetInt64());
+        var storeLine = worker.Process.FindLine("Rolled back checkpoint store") ?? throw new Xunit.Sdk.XunitException("no store rollback logged");
+        Assert.Matches($@"latest v\d+ -> {rolledBackTo}, good v\d+ -> {rolledBackTo} \(guardrail: drift_human", storeLine.Text);
+        Assert.True(CheckpointFiles.Good(store) >= storeRollback.GetProperty("to").GetInt64());
         Assert.StartsWith("guardrail: drift_human", storeRollback.GetProperty("reason").GetString());
         Assert.Equal(1, await worker.MetricAsync("prefonline_rollbacks_total"));
         Assert.True(await prometheus.QueryAsync("prefonline_rollbacks_total") >= 1);

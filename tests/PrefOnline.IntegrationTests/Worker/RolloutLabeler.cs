@@ -17,6 +17,7 @@ public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, in
     private readonly RecordValidator validator = new(new ValidationLimits(), SchemaNames.RolloutTopic);
     private readonly Dictionary<string, List<RolloutRecord>> groups = new(StringComparer.Ordinal);
     private readonly List<string> produced = [];
+    private readonly List<RolloutRecord> rolloutsRead = [];
     private readonly HashSet<string> rolloutIds = new(StringComparer.Ordinal);
     private int read;
     private int nextId;
@@ -30,8 +31,14 @@ public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, in
         }
     }
 
-    /// <summary>Every rollout read so far, in the order read.</summary>
-    public List<RolloutRecord> Rollouts { get; } = [];
+    /// <summary>Every rollout read so far, in the order read: a snapshot (tests read it while <see cref="RunAsync"/> adds).</summary>
+    public IReadOnlyList<RolloutRecord> Rollouts
+    {
+        get
+        {
+            lock (rolloutsRead) return rolloutsRead.ToList();
+        }
+    }
 
     /// <summary>Labels what arrived since the last call; returns how many labels were produced.</summary>
     public int LabelNew()
@@ -44,7 +51,7 @@ public sealed class RolloutLabeler(WorkerCluster cluster, TopicTail rollouts, in
             Assert.True(result.IsValid, $"rollout {records[read].TopicPartitionOffset} breaks the contract: {result}");
             var rollout = (RolloutRecord)result.Record!;
             Assert.True(rolloutIds.Add(rollout.Id), $"rollout id {rollout.Id} published twice");
-            Rollouts.Add(rollout);
+            lock (rolloutsRead) rolloutsRead.Add(rollout);
             var key = $"{rollout.PromptId}@{rollout.PolicyVersion}";
             if (!groups.TryGetValue(key, out var group)) groups[key] = group = [];
             group.Add(rollout);

@@ -138,11 +138,12 @@ public sealed class WorkerCheckpointStateTests(ITestOutputHelper output)
                                         && (await worker.ManifestsAsync())[latest].Parent is not null
                                         && await worker.MetricAsync("prefonline_good_version") is { } metric && (long)metric == reader.ReadPointers().Good,
                     worker, "a commit on the new line");
+                var goodNow = reader.ReadPointers().Good!.Value; // read first: good trails latest, and both only move forward on this line
                 var newLine = await LineAsync(worker, reader.ReadPointers().Latest!.Value);
                 Assert.Contains(target, newLine);
                 Assert.DoesNotContain(abandonedHead, newLine);
                 Assert.True(await reader.AbandonedVersionsAsync() is var abandoned && abandoned.Contains(abandonedHead) && !abandoned.Contains(target));
-                Assert.True(reader.ReadPointers().Good is { } goodNow && newLine.Contains(goodNow), "good is on latest's line");
+                Assert.True(newLine.Contains(goodNow), $"good v{goodNow} is on latest's line");
                 Assert.Equal(HttpStatusCode.OK, (await worker.ReadinessAsync()).Status);
                 worker.AssertRunning();
 

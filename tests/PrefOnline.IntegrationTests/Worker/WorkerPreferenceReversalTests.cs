@@ -208,7 +208,7 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
                 return labeler.Label(group, reversed ? shorter : longer);
             });
 
-        public List<RolloutRecord> Rollouts => users.Rollouts;
+        public IReadOnlyList<RolloutRecord> Rollouts => users.Rollouts;
 
         public IReadOnlyList<string> Produced => users.Produced;
 

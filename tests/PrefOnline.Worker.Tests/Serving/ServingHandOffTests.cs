@@ -140,8 +140,11 @@ public sealed class ServingHandOffTests(ServingTestKit kit) : IClassFixture<Serv
         using var metrics = new RecordedMetrics();
         var options = TestHandOff.Options(new ServingPublisherOptions { Type = ServingPublisherType.Sglang, BaseUrl = server.Address.ToString(), Directory = kit.NewDirectory("export") });
         options.MaxAttempts = 100;
-        options.RetryBaseDelay = TimeSpan.FromMilliseconds(200);
-        options.RetryMaxDelay = TimeSpan.FromSeconds(1);
+        // Retries about 1 s and then about 2 s apart (Polly's jitter): the test must announce v2 within the second gap
+        // after seeing the first retry for v1 to have at most 3 attempts; with 200 ms / 400 ms a descheduled test thread
+        // on a loaded machine could miss that.
+        options.RetryBaseDelay = TimeSpan.FromSeconds(1);
+        options.RetryMaxDelay = TimeSpan.FromSeconds(2);
         await using var handOff = await TestHandOff.StartAsync(options, metrics);
 
         handOff.Announce(kit.Full(1));
