@@ -29,8 +29,8 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
         await using var policy = new TopicTail(cluster.BootstrapServers, WorkerCluster.Policy, 1);
         await worker.WaitReadyAsync(Deadline);
         var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
-        using var stop = new CancellationTokenSource();
-        var labelling = labeler.RunAsync(stop.Token);
+        await using var stop = new BackgroundLoops();
+        var labelling = stop.Start(labeler.RunAsync);
         var prompts = 0;
         void AskPrompts(int count)
         {
@@ -123,8 +123,8 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
             await using (var worker = await WorkerUnderTest.StartAsync(cluster, output, overrides, root))
             {
                 await worker.WaitReadyAsync(Deadline);
-                using var stop = new CancellationTokenSource();
-                var labelling = labeler.RunAsync(stop.Token);
+                await using var stop = new BackgroundLoops();
+                var labelling = stop.Start(labeler.RunAsync);
                 for (var i = 0; i < 24; i++)
                     cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"stop-prompt-{i:D3}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length]));
                 foreach (var (id, i) in standalone.Select((id, i) => (id, i)))
@@ -153,8 +153,8 @@ public sealed class WorkerBrokerOutageTests(ITestOutputHelper output)
             await using (var restarted = await WorkerUnderTest.StartAsync(cluster, output, overrides, root))
             {
                 await restarted.WaitReadyAsync(Deadline);
-                using var stop = new CancellationTokenSource();
-                var labelling = labeler.RunAsync(stop.Token);
+                await using var stop = new BackgroundLoops();
+                var labelling = stop.Start(labeler.RunAsync);
                 await rollouts.WaitForAsync(r => r.Count >= 48, Deadline, "rollouts for all 24 prompts");
                 await stop.CancelAsync();
                 await labelling;

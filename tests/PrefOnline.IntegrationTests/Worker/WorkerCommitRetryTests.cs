@@ -27,8 +27,8 @@ public sealed class WorkerCommitRetryTests(ITestOutputHelper output)
         await using var rollouts = new TopicTail(cluster.BootstrapServers, Rollouts, InputPartitions);
         await worker.WaitReadyAsync(Deadline);
         var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
-        using var stop = new CancellationTokenSource();
-        var labelling = labeler.RunAsync(stop.Token);
+        await using var stop = new BackgroundLoops();
+        var labelling = stop.Start(labeler.RunAsync);
         for (var i = 0; i < 8; i++)
             cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"commit-prompt-{i:D3}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length]));
         await cluster.FlushAsync(Deadline);

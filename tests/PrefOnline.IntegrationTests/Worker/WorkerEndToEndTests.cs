@@ -36,10 +36,10 @@ public sealed class WorkerEndToEndTests(ITestOutputHelper output)
         var initial = PolicyEvents(await policy.WaitForAsync(r => r.Count >= 1, Deadline, "the loaded policy's event"))[0];
 
         var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
-        using var stop = new CancellationTokenSource();
-        var labelling = labeler.RunAsync(stop.Token);
+        await using var stop = new BackgroundLoops();
+        var labelling = stop.Start(labeler.RunAsync);
         var samples = new List<CommitSample>();
-        var sampling = SampleCommitsAsync(cluster, samples, stop.Token);
+        var sampling = stop.Start(t => SampleCommitsAsync(cluster, samples, t));
 
         for (var i = 0; i < promptCount; i++)
             cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"e2e-prompt-{i:D3}", Questions[i % Questions.Length]));

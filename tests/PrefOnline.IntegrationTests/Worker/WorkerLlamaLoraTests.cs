@@ -65,10 +65,10 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
 
             var users = new ShorterAnswerUsers(cluster, rollouts);
             double early = double.NaN, late = double.NaN;
-            using (var stop = new CancellationTokenSource())
+            await using (var stop = new BackgroundLoops())
             {
-                var asking = AskAsync(cluster, stop.Token);
-                var labelling = users.RunAsync(stop.Token);
+                var asking = stop.Start(t => AskAsync(cluster, t));
+                var labelling = stop.Start(users.RunAsync);
                 try
                 {
                     await Poll.UntilAsync(async () =>

@@ -52,9 +52,9 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
         var startedAt = clock.Elapsed;
 
         var users = new ReversingUsers(cluster, rollouts);
-        using var stop = new CancellationTokenSource();
-        var asking = AskAsync(cluster, stop.Token);
-        var labelling = users.RunAsync(stop.Token);
+        await using var stop = new BackgroundLoops();
+        var asking = stop.Start(t => AskAsync(cluster, t));
+        var labelling = stop.Start(users.RunAsync);
 
         // Before: users like longer answers. Reverse once the human-rating detector has a baseline and `good` has
         // advanced past the first version (a rollback must cost minutes, not the run).

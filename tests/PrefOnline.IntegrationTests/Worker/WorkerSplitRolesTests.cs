@@ -33,8 +33,8 @@ public sealed class WorkerSplitRolesTests(ITestOutputHelper output)
         var initial = WorkerEndToEndTests.PolicyEvents(await policy.WaitForAsync(r => r.Count >= 1, Deadline, "the learner's first policy event"))[0];
 
         var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
-        using var stop = new CancellationTokenSource();
-        var labelling = labeler.RunAsync(stop.Token);
+        await using var stop = new BackgroundLoops();
+        var labelling = stop.Start(labeler.RunAsync);
         var asked = 0;
         var deadline = DateTime.UtcNow + Deadline;
         while (true)
