@@ -38,7 +38,7 @@ public sealed class WorkerCheckpointStateTests(ITestOutputHelper output)
             var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
             await using var stop = new BackgroundLoops();
             var labelling = stop.Start(labeler.RunAsync);
-            var asking = stop.Start(t => AskPromptsAsync(cluster, "full", t));
+            var asking = stop.Start(t => cluster.AskAsync("full-prompt-", WorkerEndToEndTests.Questions, TimeSpan.FromMilliseconds(250), t)); // 4 a second
             var reader = new CheckpointReader(checkpoints);
 
             // A: the volume holds only what is on it now. The next checkpoint finds no room, the store deletes the
@@ -125,7 +125,7 @@ public sealed class WorkerCheckpointStateTests(ITestOutputHelper output)
                 var labeler = new RolloutLabeler(cluster, rollouts, samplesPerPrompt: 2);
                 await using var stop = new BackgroundLoops();
                 var labelling = stop.Start(labeler.RunAsync);
-                var asking = stop.Start(t => AskPromptsAsync(cluster, "rollback", t));
+                var asking = stop.Start(t => cluster.AskAsync("rollback-prompt-", WorkerEndToEndTests.Questions, TimeSpan.FromMilliseconds(250), t)); // 4 a second
 
                 // `good` advances while learning; the operator rolls back below it (kubectl exec … checkpoint rollback
                 // --to N while the learner holds the store: a rollback request the learner applies).
@@ -203,23 +203,6 @@ public sealed class WorkerCheckpointStateTests(ITestOutputHelper output)
         var root = Path.Combine(Path.GetTempPath(), "prefonline-worker-it-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(root);
         return root;
-    }
-
-    /// <summary>A steady trickle of prompts (4 a second) until <paramref name="stop"/>.</summary>
-    private static async Task AskPromptsAsync(WorkerCluster cluster, string tag, CancellationToken stop)
-    {
-        for (var i = 0; !stop.IsCancellationRequested; i++)
-        {
-            cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"{tag}-prompt-{i:D4}", WorkerEndToEndTests.Questions[i % WorkerEndToEndTests.Questions.Length]));
-            try
-            {
-                await Task.Delay(250, stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
     }
 
     private static async Task<IReadOnlyList<long>> LineAsync(WorkerUnderTest worker, long version)

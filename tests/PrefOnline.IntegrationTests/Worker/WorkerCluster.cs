@@ -63,6 +63,27 @@ public sealed class WorkerCluster : IAsyncDisposable
     public void Produce(string topic, int partition, StreamRecord record, string? key = null) =>
         ProduceRaw(topic, partition, RecordSerializer.Serialize(record), key);
 
+    /// <summary>
+    /// Users asking: <paramref name="prompts"/> in turn, one every <paramref name="every"/>, over the prompt topic's
+    /// partitions, with ids <c>{idPrefix}{i:D5}</c>, until <paramref name="stop"/>. The delay paces the users; nothing
+    /// waits on it.
+    /// </summary>
+    public async Task AskAsync(string idPrefix, IReadOnlyList<string> prompts, TimeSpan every, CancellationToken stop)
+    {
+        for (var i = 0; !stop.IsCancellationRequested; i++)
+        {
+            Produce(Prompts, i % InputPartitions, new PromptRecord($"{idPrefix}{i:D5}", prompts[i % prompts.Count]));
+            try
+            {
+                await Task.Delay(every, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>Produces raw bytes (anything at all: the corpus of bad records) to one partition.</summary>
     public void ProduceRaw(string topic, int partition, byte[] value, string? key = null)
     {

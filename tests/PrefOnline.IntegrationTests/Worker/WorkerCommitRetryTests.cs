@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using PrefOnline.IntegrationTests.Process;
 using PrefOnline.IntegrationTests.Streaming;
 using PrefOnline.Streaming.Contracts;
 using PrefOnline.MockKafka;
@@ -40,46 +41,37 @@ public sealed class WorkerCommitRetryTests(ITestOutputHelper output)
 
         // Everything absorbed into a checkpoint, nothing committed (every commit refused).
         var ends = new Dictionary<string, IReadOnlyDictionary<int, long>> { [Prompts] = cluster.EndOffsets(Prompts, InputPartitions), [Feedback] = cluster.EndOffsets(Feedback, InputPartitions) };
-        var deadline = DateTime.UtcNow + Deadline;
-        while (true)
+        await Poll.UntilAsync(async () =>
         {
             worker.AssertRunning();
             var latest = worker.Latest() is { } v ? (await worker.ManifestsAsync())[v] : null;
-            if (latest is not null && ends.All(t => t.Value.All(p => WorkerEndToEndTests.Offset(latest, t.Key, p.Key) == p.Value))) break;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the worker did not absorb every prompt and label into a checkpoint");
-            await Task.Delay(200);
-        }
+            return latest is not null && ends.All(t => t.Value.All(p => WorkerEndToEndTests.Offset(latest, t.Key, p.Key) == p.Value));
+        }, Deadline, "the worker absorbing every prompt and label into a checkpoint");
         Assert.All(cluster.Committed(WorkerUnderTest.FeedbackGroup, Feedback, InputPartitions).Values, c => Assert.Null(c));
 
         // Idle: the last labelled groups scored and trained on, no checkpoint for 4 s (four checkpoint intervals,
         // two update intervals): from here on nothing would write another checkpoint by itself.
         var quietSince = DateTime.UtcNow;
         var lastVersion = worker.Latest();
-        deadline = DateTime.UtcNow + Deadline;
-        while (DateTime.UtcNow - quietSince < TimeSpan.FromSeconds(4))
+        await Poll.UntilAsync(() =>
         {
             if (worker.Latest() != lastVersion) (lastVersion, quietSince) = (worker.Latest(), DateTime.UtcNow);
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the worker never went idle");
-            await Task.Delay(100);
-        }
+            return DateTime.UtcNow - quietSince >= TimeSpan.FromSeconds(4);
+        }, Deadline, "the worker going idle (no checkpoint for 4 s)");
 
         // Commits accepted again; no new input: the committed offsets must still reach the checkpoint's.
         cluster.Cluster.ClearRequestErrors(KafkaApiKey.OffsetCommit);
-        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20); // many checkpoint intervals (1 s)
-        while (true)
+        string GroupOf(string topic) => topic == Prompts ? WorkerUnderTest.PromptGroup : WorkerUnderTest.FeedbackGroup;
+        await Poll.UntilAsync(() =>
         {
             worker.AssertRunning();
-            var caughtUp = ends.All(t =>
+            return ends.All(t =>
             {
-                var group = t.Key == Prompts ? WorkerUnderTest.PromptGroup : WorkerUnderTest.FeedbackGroup;
-                var committed = cluster.Committed(group, t.Key, InputPartitions);
+                var committed = cluster.Committed(GroupOf(t.Key), t.Key, InputPartitions);
                 return t.Value.All(p => committed[p.Key] == p.Value);
             });
-            if (caughtUp) break;
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException("committed offsets stayed behind the latest checkpoint after commits were accepted again: " +
-                                           string.Join("; ", ends.Keys.Select(t => $"{t}: {string.Join(",", cluster.Committed(t == Prompts ? WorkerUnderTest.PromptGroup : WorkerUnderTest.FeedbackGroup, t, InputPartitions).Select(c => $"{c.Key}={c.Value?.ToString() ?? "none"}"))}")));
-            await Task.Delay(250);
-        }
+        }, TimeSpan.FromSeconds(20), // many checkpoint intervals (1 s)
+            "committed offsets catching up with the latest checkpoint after commits were accepted again",
+            () => string.Join("; ", ends.Keys.Select(t => $"{t}: {string.Join(",", cluster.Committed(GroupOf(t), t, InputPartitions).Select(c => $"{c.Key}={c.Value?.ToString() ?? "none"}"))}")));
     }
 }

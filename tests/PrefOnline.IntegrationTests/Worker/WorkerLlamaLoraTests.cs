@@ -67,7 +67,7 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
             double early = double.NaN, late = double.NaN;
             await using (var stop = new BackgroundLoops())
             {
-                var asking = stop.Start(t => AskAsync(cluster, t));
+                var asking = stop.Start(t => cluster.AskAsync("llama-p", new DemoPolicyOptions().Corpus().Prompts, TimeSpan.FromMilliseconds(125), t)); // the alphabet prompts the policy was fitted on, 8 a second
                 var labelling = stop.Start(users.RunAsync);
                 try
                 {
@@ -204,24 +204,6 @@ public sealed class WorkerLlamaLoraTests(ITestOutputHelper output)
             }
             PolicyCheckpoint.Save(directory, policy.Model, policy.Tokenizer);
         }, CancellationToken.None);
-    }
-
-    /// <summary>Users asking the alphabet prompts the policy was fitted on ("a:" … "h:"), 8 a second.</summary>
-    private static async Task AskAsync(WorkerCluster cluster, CancellationToken stop)
-    {
-        var prompts = new DemoPolicyOptions().Corpus().Prompts;
-        for (var i = 0; !stop.IsCancellationRequested; i++)
-        {
-            cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"llama-p{i:D5}", prompts[i % prompts.Count]));
-            try
-            {
-                await Task.Delay(125, stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
     }
 
     /// <summary>

@@ -53,7 +53,7 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
 
         var users = new ReversingUsers(cluster, rollouts);
         await using var stop = new BackgroundLoops();
-        var asking = stop.Start(t => AskAsync(cluster, t));
+        var asking = stop.Start(t => cluster.AskAsync("rev-p", Letters, TimeSpan.FromMilliseconds(165), t)); // 6 a second
         var labelling = stop.Start(users.RunAsync);
 
         // Before: users like longer answers. Reverse once the human-rating detector has a baseline and `good` has
@@ -152,23 +152,6 @@ public sealed class WorkerPreferenceReversalTests(ITestOutputHelper output)
             var (policy, tokenizer) = new DemoPolicySource(new DemoPolicyOptions { FitSteps = 60, FitBatch = 32, Seed = 1 }).Create(CancellationToken.None);
             using (policy) PolicyCheckpoint.Save(directory, policy, tokenizer);
         }, CancellationToken.None);
-    }
-
-    /// <summary>Users asking the corpus' prompts, 6 a second.</summary>
-    private static async Task AskAsync(WorkerCluster cluster, CancellationToken stop)
-    {
-        for (var i = 0; !stop.IsCancellationRequested; i++)
-        {
-            cluster.Produce(Prompts, i % InputPartitions, new PromptRecord($"rev-p{i:D5}", Letters[i % Letters.Length]));
-            try
-            {
-                await Task.Delay(165, stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
     }
 
     private static string? DeadLetterHeader(Confluent.Kafka.ConsumeResult<byte[], byte[]> record, string name) =>
